@@ -1,0 +1,135 @@
+"""Crash-safe file primitives every writer in clipbench uses.
+
+The rule: a file under its final name is complete. Writers write to a temporary name in the same
+directory, fsync, then ``os.replace`` (atomic on POSIX), then fsync the directory. Readers that
+need more than existence (features, checkpoints) also check a recorded size and SHA-256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from filelock import FileLock
+
+from clipbench.errors import ClipbenchError
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = _CHUNK) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem allows opening a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _friendly_os_error(exc: OSError, path: Path) -> ClipbenchError:
+    if exc.errno == errno.ENOSPC:
+        return ClipbenchError(f"no space left on device while writing {path}")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ClipbenchError(f"cannot write {path}: {exc.strerror}")
+    return ClipbenchError(f"cannot write {path}: {exc}")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary sibling of ``path``; on clean exit fsync and rename it over ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched. Disk-full and
+    permission errors become a one-line ``ClipbenchError``.
+    """
+    if "w" not in mode:
+        raise ValueError("atomic_open is for writing")
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _friendly_os_error(exc, path) from exc
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise _friendly_os_error(exc, path) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], None]) -> None:
+    """Atomically write whatever ``writer(fh)`` produces (e.g. ``torch.save(obj, fh)``)."""
+    with atomic_open(path, "wb") as fh:
+        writer(fh)
+
+
+def append_line_locked(path: str | os.PathLike, line: str) -> None:
+    """Append one complete line to a JSONL file under a file lock, fsynced.
+
+    A crash can at worst leave a final line without its newline; readers skip such a line.
+    """
+    path = Path(path)
+    if "\n" in line:
+        raise ValueError("a record must be a single line")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path), open(path, "ab") as fh:
+            # If a previous writer died mid-line, start on a fresh line so this record stays whole.
+            if fh.tell() > 0:
+                with open(path, "rb") as rf:
+                    rf.seek(-1, os.SEEK_END)
+                    if rf.read(1) != b"\n":
+                        fh.write(b"\n")
+            fh.write(line.encode("utf-8") + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise _friendly_os_error(exc, path) from exc
+
+
+def file_lock(path: str | os.PathLike, timeout: float = -1) -> FileLock:
+    """An inter-process lock guarding ``path`` (the lock file sits beside it as ``.name.lock``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.parent / f".{path.name}.lock"), timeout=timeout)

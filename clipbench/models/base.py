@@ -1,0 +1,62 @@
+"""The interface every model backend (native CLIP, open_clip, Hugging Face) presents to the engine.
+
+The engine only ever sees this: tensors in, features out, plus the identity and preprocessing
+strings that go into cache keys and result rows.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+
+import torch
+from PIL import Image
+
+
+class ImageTextModel(abc.ABC):
+    """A CLIP-like model: an image tower, a text tower, a tokenizer and a preprocessing transform."""
+
+    #: Name as the user asked for it, canonicalised (e.g. "ViT-B/16", "openclip:ViT-B-16/laion2b_s34b_b88k").
+    name: str
+    #: SHA-256 of the weights file (native) or of the weights' contents; changes whenever the numbers can.
+    weights_sha256: str
+    #: "ResNet", "ViT" or "other"; used by reports.
+    family: str
+    image_resolution: int
+    embed_dim: int
+    context_length: int
+    #: torchvision transform: PIL image -> float tensor [3, H, W].
+    preprocess: Callable[[Image.Image], torch.Tensor]
+
+    @property
+    def identity(self) -> str:
+        """What the feature cache keys on for the weights: backend + name + weights hash."""
+        return f"{type(self).__name__}:{self.weights_sha256}"
+
+    @property
+    @abc.abstractmethod
+    def preprocess_id(self) -> str:
+        """A short string that changes whenever preprocessing would produce different pixels."""
+
+    @abc.abstractmethod
+    def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
+        """Texts -> LongTensor [N, context_length]."""
+
+    @abc.abstractmethod
+    def encode_image(self, images: torch.Tensor, projected: bool = True) -> torch.Tensor:
+        """Preprocessed images [N, 3, H, W] -> features [N, D] (not normalised)."""
+
+    @abc.abstractmethod
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token ids [N, L] -> features [N, embed_dim] (not normalised)."""
+
+    @property
+    @abc.abstractmethod
+    def device(self) -> torch.device: ...
+
+    @abc.abstractmethod
+    def to(self, device: str | torch.device) -> ImageTextModel: ...
+
+    @abc.abstractmethod
+    def num_params(self) -> dict[str, int]:
+        """{"image": ..., "text": ..., "total": ...} parameter counts."""
