@@ -1,0 +1,48 @@
+"""Optional model backends: other libraries' CLIP models behind the same ``ImageTextModel`` interface.
+
+``clipbench.load_model("openclip:...")`` and ``load_model("hf:...")`` import these lazily, so the
+extras (``clipbench[openclip]``, ``clipbench[hf]``) are needed only by people who use them.
+Shared helpers live here: importing an extra with a one-line install hint, hashing tensors, and
+telling a ResNet image tower from a ViT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Iterable
+from types import ModuleType
+
+import torch
+
+from clipbench.errors import ClipbenchError
+
+
+def require_extra(module: str, extra: str, spec: str) -> ModuleType:
+    """Import ``module`` or fail with the pip command that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ClipbenchError(
+            f"model {spec!r} needs the optional package {module!r} ({exc}); "
+            f"install it with: pip install 'clipbench[{extra}]'"
+        ) from exc
+
+
+def sha256_tensors(named: Iterable[tuple[str, torch.Tensor]], extra: str = "") -> str:
+    """SHA-256 over names, dtypes, shapes and raw bytes of tensors, in name order.
+
+    Used where weights do not come from one file we can hash (hub snapshots, sharded files).
+    ``extra`` carries configuration that changes the numbers (activation, eps) into the hash.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(named, key=lambda item: item[0]):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+def count_params(module: torch.nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
