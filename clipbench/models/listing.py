@@ -1,0 +1,64 @@
+"""``describe_models``: what ``clipbench list models`` prints, without loading any weights."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+
+from clipbench.config import Paths
+from clipbench.errors import ClipbenchError
+from clipbench.models.architecture import CLIP
+from clipbench.models.build import clean_state_dict, infer_config
+from clipbench.models.checkpoints import CheckpointInfo
+from clipbench.models.download import _sidecar_says_verified
+from clipbench.models.registry import MODELS
+
+log = logging.getLogger(__name__)
+
+
+def _facts_from_file(info: CheckpointInfo) -> dict[str, object]:
+    """Resolution, embed dim, family and parameter count read off a packaged checkpoint's shapes."""
+    from clipbench.models.loading import read_state_dict  # loading imports this module's neighbours
+
+    try:
+        config = infer_config(clean_state_dict(read_state_dict(info.package_path()), info.name), info.name)
+    except ClipbenchError as exc:
+        log.warning("cannot describe %s: %s", info.name, exc)
+        return {}
+    with torch.device("meta"):
+        params = sum(p.numel() for p in CLIP(config).parameters())
+    return {
+        "resolution": config.image_resolution,
+        "embed_dim": config.embed_dim,
+        "family": config.family,
+        "params": params,
+    }
+
+
+def describe_models(cache_dir: str | os.PathLike | None = None) -> list[dict[str, object]]:
+    """One dict per registered checkpoint: name, aliases, resolution, embed_dim, family, params,
+    image_gflops, source ("download"/"package"), path, cached (a verified local copy exists)."""
+    paths = Paths.resolve(cache_dir=cache_dir)
+    rows = []
+    for name, info in MODELS.items():
+        row: dict[str, object] = {
+            "name": name,
+            "aliases": list(info.aliases),
+            "resolution": info.resolution,
+            "embed_dim": info.embed_dim,
+            "family": info.family,
+            "params": info.params,
+            "image_gflops": info.image_gflops,
+        }
+        if info.url is not None:
+            path = paths.checkpoints_dir / info.filename
+            row.update(source="download", path=str(path), cached=_sidecar_says_verified(path, info.sha256))
+        else:
+            path = info.package_path()
+            row.update(source="package", path=str(path), cached=path.is_file())
+            if path.is_file() and None in (info.resolution, info.embed_dim, info.family, info.params):
+                row.update({k: v for k, v in _facts_from_file(info).items() if row.get(k) is None})
+        rows.append(row)
+    return rows
