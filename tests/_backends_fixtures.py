@@ -16,12 +16,18 @@ from PIL import Image
 
 TINY_VIT = "cbtest-ViT-tiny-quickgelu"
 TINY_RN = "cbtest-RN-tiny-quickgelu"
+TINY_VIT_GELU = "cbtest-ViT-tiny"  # same shapes as TINY_VIT, plain GELU (like open_clip's "ViT-B-16")
 
 _TEXT_CFG = {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 2}
 _ARCHS = {
     TINY_VIT: {
         "embed_dim": 64,
         "quick_gelu": True,
+        "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16},
+        "text_cfg": _TEXT_CFG,
+    },
+    TINY_VIT_GELU: {
+        "embed_dim": 64,
         "vision_cfg": {"image_size": 64, "layers": 2, "width": 128, "patch_size": 16},
         "text_cfg": _TEXT_CFG,
     },
@@ -60,6 +66,11 @@ def make_openclip_checkpoint(arch: str, path: Path, seed: int = 0) -> Path:
                 buf.normal_(0, 0.1)
     torch.save(model.state_dict(), path)
     return path
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a - b| relative to max |b|: the tolerance measure for "same features"."""
+    return float((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-12))
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -19,11 +19,12 @@ name decides, so OpenAI-trained files need the ``-quickgelu`` arch (``ViT-B-16-q
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -183,6 +184,38 @@ def _family(visual: torch.nn.Module) -> str:
     return "other"
 
 
+@contextlib.contextmanager
+def _without_projection(visual: torch.nn.Module) -> Iterator[None]:
+    """Make the image tower return pre-projection features for one call, as the native model defines them.
+
+    open_clip applies the final projection inside ``forward()``: ViT's ``proj`` (set to None here)
+    and the ResNet attention pool's output projection ``c_proj`` (swapped for an exact identity).
+    Other towers have no separate projection and are left as they are.
+    """
+    proj = getattr(visual, "proj", None)
+    attnpool = getattr(visual, "attnpool", None)
+    if isinstance(proj, torch.Tensor):
+        visual.proj = None
+        try:
+            yield
+        finally:
+            visual.proj = proj
+    elif attnpool is not None and isinstance(getattr(attnpool, "c_proj", None), torch.nn.Linear):
+        c_proj = attnpool.c_proj
+        width = c_proj.in_features
+        identity = torch.nn.Linear(width, width).to(c_proj.weight.device, c_proj.weight.dtype)
+        with torch.no_grad():
+            identity.weight.copy_(torch.eye(width))
+            identity.bias.zero_()
+        attnpool.c_proj = identity
+        try:
+            yield
+        finally:
+            attnpool.c_proj = c_proj
+    else:
+        yield
+
+
 class OpenClipModel(ImageTextModel):
     """An open_clip ``CLIP`` module plus its tokenizer and eval transform."""
 
@@ -217,18 +250,11 @@ class OpenClipModel(ImageTextModel):
 
     @torch.inference_mode()
     def encode_image(self, images: torch.Tensor, projected: bool = True) -> torch.Tensor:
-        visual = self.module.visual
         images = images.to(self.device)
-        proj = getattr(visual, "proj", None)
-        if projected or proj is None:
-            return visual(images)
-        # Pre-projection features: the pooled, normalised token before the linear map to embed_dim.
-        # open_clip applies ``proj`` inside forward(), so take it out for this one call.
-        visual.proj = None
-        try:
-            return visual(images)
-        finally:
-            visual.proj = proj
+        if projected:
+            return self.module.visual(images)
+        with _without_projection(self.module.visual):
+            return self.module.visual(images)
 
     @torch.inference_mode()
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
