@@ -42,6 +42,13 @@ def model(hf_dir):
     return load_hf(f"hf:{hf_dir}")
 
 
+def test_load_model_dispatches_hf_prefix(model, hf_dir):
+    from clipbench.models import load_model
+
+    again = load_model(f"hf:{hf_dir}")
+    assert again.identity == model.identity and again.name == model.name
+
+
 def test_preprocess_equals_clip_image_processor(model, hf_dir):
     processor = transformers.CLIPImageProcessorPil.from_pretrained(hf_dir)
     rounding_differs = False
@@ -91,10 +98,13 @@ def test_features_equal_transformers_own(model, hf_dir):
     assert model.num_params()["total"] == sum(p.numel() for p in reference.parameters())
 
 
-def test_features_equal_native_model_on_converted_weights(model):
-    from clipbench.models.build import build_model
+def test_features_equal_native_model_on_converted_weights(model, tmp_path):
+    from clipbench.models import load_model
 
-    native = build_model(openai_state_dict_from_hf(model.module.state_dict(), model.module.config), source="hf")
+    converted = tmp_path / "converted.pt"
+    torch.save(openai_state_dict_from_hf(model.module.state_dict(), model.module.config), converted)
+    native = load_model(converted)
+    assert (native.family, native.image_resolution, native.embed_dim) == ("ViT", 64, 64)
     images = torch.stack([model.preprocess(random_image(w, h, seed=i)) for i, (w, h) in enumerate(SIZES[:2])])
     tokens = model.tokenize(TEXTS)  # HF pads with end-of-text, native with 0: same features (causal)
     with torch.no_grad():

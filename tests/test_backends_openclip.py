@@ -38,15 +38,18 @@ def _open_clip_reference(arch: str, checkpoint: Path, quick_gelu: bool = False):
 
 
 def _native(checkpoint: Path):
-    from clipbench.models.build import build_model
+    """The same file through clipbench's own architecture (plain ``load_model(path)``)."""
+    from clipbench.models import load_model
 
-    return build_model(torch.load(checkpoint, weights_only=True), source=str(checkpoint))
+    return load_model(checkpoint)
 
 
 @pytest.mark.parametrize("arch,family", [(TINY_VIT, "ViT"), (TINY_RN, "ResNet")])
 def test_local_checkpoint_matches_open_clip_and_native(checkpoints, arch, family, tmp_path):
     ckpt = checkpoints[arch]
-    model = load_openclip(f"openclip:{arch}@{ckpt}", cache_dir=tmp_path)
+    from clipbench.models import load_model
+
+    model = load_model(f"openclip:{arch}@{ckpt}", cache_dir=tmp_path)  # dispatch through the backend table
     assert (model.family, model.image_resolution, model.embed_dim, model.context_length) == (family, 64, 64, 77)
     images = torch.stack([model.preprocess(random_image(97, 64, seed=1)), model.preprocess(random_image(64, 80, seed=2))])
     tokens = model.tokenize(TEXTS)
@@ -56,12 +59,10 @@ def test_local_checkpoint_matches_open_clip_and_native(checkpoints, arch, family
     assert params["total"] == sum(p.numel() for p in reference.parameters())
     assert params["image"] == sum(p.numel() for p in reference.visual.parameters())
     assert params["image"] + params["text"] + 1 == params["total"]  # + logit_scale
-    from clipbench.models.preprocess import clip_preprocess
-    from clipbench.models.tokenizer import tokenize as native_tokenize
-
     # same pixels and token ids as the native pipeline
-    assert torch.equal(images[0], clip_preprocess(64)(random_image(97, 64, seed=1)))
-    assert torch.equal(tokens, native_tokenize(TEXTS))
+    assert torch.equal(images[0], native.preprocess(random_image(97, 64, seed=1)))
+    assert torch.equal(tokens, native.tokenize(TEXTS))
+    assert (native.family, native.image_resolution, native.embed_dim) == (family, 64, 64)
     with torch.no_grad():
         ours_img, ours_txt = model.encode_image(images), model.encode_text(tokens)
         assert rel_err(ours_img, reference.encode_image(images)) <= 1e-5
