@@ -21,6 +21,8 @@ log = logging.getLogger("clipbench")
 
 #: Explicit list of subcommand modules, in the order `clipbench --help` shows them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "clipbench.commands.report",
+    "clipbench.commands.predict",
 )
 
 

@@ -1,0 +1,92 @@
+"""The report's two figures, drawn with matplotlib's Agg backend straight to PNG bytes.
+
+Colours encode the image-tower family everywhere (blues for ResNet, oranges for ViT, greys for
+anything else) so the ResNet-vs-ViT story reads the same in every figure.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # no display needed; harmless if a backend is already chosen
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+FAMILY_COLOURS = {"ResNet": "#1f77b4", "ViT": "#ff7f0e", "other": "#7f7f7f"}
+_FAMILY_SHADES = {"ResNet": plt.cm.Blues, "ViT": plt.cm.Oranges, "other": plt.cm.Greys}
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def model_colours(models: list[str], families: dict[str, str]) -> dict[str, tuple]:
+    """A distinct shade per model, drawn from its family's colour map."""
+    colours: dict[str, tuple] = {}
+    for family, cmap in _FAMILY_SHADES.items():
+        members = [m for m in models if families.get(m, "other") == family]
+        for i, model in enumerate(members):
+            colours[model] = cmap(0.85 - 0.5 * i / max(1, len(members) - 1) if len(members) > 1 else 0.7)
+    return colours
+
+
+def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylabel: str) -> bytes:
+    """One group per dataset (columns of ``table['value']``), one bar per model, 95% CI whiskers.
+
+    ``table`` has a (model) index and columns MultiIndex (field, dataset) with fields
+    value, ci_low, ci_high, as built by ``clipbench.report``.
+    """
+    values = table["value"]
+    models, datasets = list(values.index), list(values.columns)
+    colours = model_colours(models, families)
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(datasets) * max(1, len(models)) * 0.45 + 2), 4.5))
+    x = np.arange(len(datasets))
+    for i, model in enumerate(models):
+        v = values.loc[model].to_numpy(dtype=float)
+        low = table["ci_low"].loc[model].to_numpy(dtype=float)
+        high = table["ci_high"].loc[model].to_numpy(dtype=float)
+        err = np.vstack([np.where(np.isnan(low), 0, v - low), np.where(np.isnan(high), 0, high - v)])
+        err = np.where(np.isnan(err), 0, np.clip(err, 0, None))
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(v), width, yerr=err, capsize=2,
+               color=colours[model], edgecolor="white", linewidth=0.5, label=f"{model} ({families.get(model, 'other')})")
+    ax.set_xticks(x, datasets, rotation=30 if len(datasets) > 5 else 0, ha="right" if len(datasets) > 5 else "center")
+    ax.set_ylabel(ylabel)
+    top = np.nanmax(table["ci_high"].to_numpy(dtype=float), initial=np.nanmax(values.to_numpy(dtype=float), initial=0))
+    ax.set_ylim(0, min(100.0, max(10.0, math.ceil((top if np.isfinite(top) else 100) / 10) * 10 + 5)))
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, ncol=1 if len(models) <= 6 else 2, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return _png(fig)
+
+
+def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, log_x: bool) -> bytes:
+    """Suite mean against image-tower cost: one labelled point per model, coloured by family.
+
+    ``points`` columns: model, family, x, y.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for family, group in points.groupby("family", sort=True):
+        group = group.sort_values("x")
+        colour = FAMILY_COLOURS.get(family, FAMILY_COLOURS["other"])
+        ax.scatter(group["x"], group["y"], s=60, color=colour, edgecolor="black", linewidth=0.5, label=family, zorder=3)
+        for _, row in group.iterrows():
+            ax.annotate(str(row["model"]), (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    if log_x and (points["x"] > 0).all() and points["x"].max() / max(points["x"].min(), 1e-12) > 5:
+        ax.set_xscale("log")  # model costs span orders of magnitude (ViT-B/32 8.8 to RN50x64 529 GFLOPs)
+        xlabel += " (log scale)"
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.margins(x=0.15, y=0.15)
+    ax.legend(title="image tower", frameon=False)
+    return _png(fig)

@@ -1,0 +1,129 @@
+"""Zero-shot labels for one image, as in CLIP's README: ``clipbench.predict("cat.jpg", labels=[...])``.
+
+The classifier is the CLIP paper's: each prompt's text embedding is normalised, a class's prompts
+are averaged and renormalised, and probabilities are softmax(100 x cosine similarity). Labels
+come from ``labels`` (each turned into "a photo of a {label}.") or from a dataset's classnames
+and prompt templates.
+
+(The module is ``prediction`` rather than ``predict`` so that importing it cannot shadow the
+function ``clipbench.predict`` with a module of the same name.)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from clipbench.errors import ClipbenchError
+from clipbench.models.base import ImageTextModel
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "clipbench-tiny"
+DEFAULT_TEMPLATE = "a photo of a {c}."
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    probability: float
+
+
+def read_image(source: str | os.PathLike | Image.Image) -> Image.Image:
+    """A PIL RGB image from a path (JPEG, PNG, WebP, anything PIL reads) or an image; one-line errors."""
+    if isinstance(source, Image.Image):
+        return source.convert("RGB")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ClipbenchError(f"image not found: {path}")
+    if not path.is_file():
+        raise ClipbenchError(f"not an image file: {path} is a directory")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now, so truncated files fail here and not later
+            return img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ClipbenchError(f"cannot read image {path}: not a readable JPEG/PNG/WebP image ({exc})") from exc
+
+
+def parse_labels(labels: str | Sequence[str]) -> list[str]:
+    """``"cat, dog"`` or ``["cat", "dog"]`` -> ["cat", "dog"]; empty labels and duplicates are errors."""
+    items = labels.split(",") if isinstance(labels, str) else list(labels)
+    cleaned = [str(item).strip() for item in items]
+    if not cleaned or any(not item for item in cleaned):
+        raise ClipbenchError(f"labels must be a non-empty comma-separated list without empty entries, got {labels!r}")
+    duplicates = sorted({item for item in cleaned if cleaned.count(item) > 1})
+    if duplicates:
+        raise ClipbenchError(f"duplicate labels: {', '.join(duplicates)}")
+    return cleaned
+
+
+def dataset_prompts(name: str) -> tuple[list[str], list[list[str]]]:
+    """A dataset's classnames and per-class prompts (its own templates, as zero-shot evaluation uses)."""
+    from clipbench.datasets import get_dataset
+
+    adapter = get_dataset(name)
+    return list(adapter.classnames), adapter.class_prompts()
+
+
+@torch.inference_mode()
+def text_classifier(model: ImageTextModel, class_prompts: Sequence[Sequence[str]], batch_size: int = 256) -> torch.Tensor:
+    """[C, D] unit-norm class embeddings: mean of each class's normalised prompt embeddings, renormalised."""
+    flat = [p for prompts in class_prompts for p in prompts]
+    chunks = []
+    for start in range(0, len(flat), batch_size):
+        emb = model.encode_text(model.tokenize(flat[start:start + batch_size])).float()
+        chunks.append(emb / emb.norm(dim=-1, keepdim=True))
+    embeddings = torch.cat(chunks)
+    rows, offset = [], 0
+    for prompts in class_prompts:
+        mean = embeddings[offset:offset + len(prompts)].mean(dim=0)
+        rows.append(mean / mean.norm())
+        offset += len(prompts)
+    return torch.stack(rows)
+
+
+def predict(
+    image: str | os.PathLike | Image.Image,
+    labels: str | Sequence[str] | None = None,
+    dataset: str | None = None,
+    model: str | ImageTextModel = DEFAULT_MODEL,
+    top: int = 5,
+    template: str = DEFAULT_TEMPLATE,
+    device: str | torch.device = "cpu",
+    cache_dir: str | os.PathLike | None = None,
+    offline: bool = False,
+) -> list[Prediction]:
+    """The ``top`` most likely labels for ``image``, most likely first (probabilities over all labels sum to 1)."""
+    if (labels is None) == (dataset is None):
+        raise ClipbenchError("give either labels (e.g. labels='cat,dog') or a dataset name for its classes, not both")
+    if top < 1:
+        raise ClipbenchError(f"top must be at least 1, got {top}")
+    if "{c}" not in template:
+        raise ClipbenchError(f"template must contain '{{c}}' where the label goes, got {template!r}")
+    pil = read_image(image)  # fail on a bad image before spending time on the model
+    if labels is not None:
+        names = parse_labels(labels)
+        prompts = [[template.format(c=name)] for name in names]
+    else:
+        names, prompts = dataset_prompts(dataset)
+    if isinstance(model, ImageTextModel):
+        clip_model = model.to(device)
+    else:
+        from clipbench.models import load_model
+
+        clip_model = load_model(model, device=device, cache_dir=cache_dir, offline=offline)
+    classifier = text_classifier(clip_model, prompts)
+    with torch.inference_mode():
+        pixels = clip_model.preprocess(pil).unsqueeze(0).to(clip_model.device)
+        feats = clip_model.encode_image(pixels).float()
+        feats = feats / feats.norm(dim=-1, keepdim=True)
+        probs = (100.0 * feats @ classifier.to(feats.device).T).softmax(dim=-1)[0].cpu()
+    values, indices = probs.topk(min(top, len(names)))
+    return [Prediction(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]

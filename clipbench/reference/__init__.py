@@ -1,0 +1,1 @@
+"""Bundled reference facts (published numbers) that reports show next to measured ones."""
