@@ -53,10 +53,13 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
         v = values.loc[model].to_numpy(dtype=float)
         low = table["ci_low"].loc[model].to_numpy(dtype=float)
         high = table["ci_high"].loc[model].to_numpy(dtype=float)
-        err = np.vstack([np.where(np.isnan(low), 0, v - low), np.where(np.isnan(high), 0, high - v)])
-        err = np.where(np.isnan(err), 0, np.clip(err, 0, None))
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, np.nan_to_num(v), width, yerr=err, capsize=2,
-               color=colours[model], edgecolor="white", linewidth=0.5, label=f"{model} ({families.get(model, 'other')})")
+        pos = x + (i - (len(models) - 1) / 2) * width
+        ax.bar(pos, np.nan_to_num(v), width, color=colours[model], edgecolor="white", linewidth=0.5,
+               label=f"{model} ({families.get(model, 'other')})")
+        has_ci = np.isfinite(v) & np.isfinite(low) & np.isfinite(high)  # missing results get no whisker
+        if has_ci.any():
+            err = np.vstack([v - low, high - v])[:, has_ci].clip(min=0)
+            ax.errorbar(pos[has_ci], v[has_ci], yerr=err, fmt="none", ecolor="black", elinewidth=1, capsize=2)
     ax.set_xticks(x, datasets, rotation=30 if len(datasets) > 5 else 0, ha="right" if len(datasets) > 5 else "center")
     ax.set_ylabel(ylabel)
     top = np.nanmax(table["ci_high"].to_numpy(dtype=float), initial=np.nanmax(values.to_numpy(dtype=float), initial=0))

@@ -307,10 +307,12 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
             use_gflops = points.attrs["x"] == "image_gflops"
             xlabel = "image-tower GFLOPs" if use_gflops else "parameters (millions)"
             scatter_name = f"resnet_vs_vit_{task}.png"
-            atomic_write_bytes(out / scatter_name, plots.family_scatter(points, xlabel, "suite mean (%)",
+            ylabel = f"mean over {', '.join(points.attrs['datasets'])} (%)"
+            atomic_write_bytes(out / scatter_name, plots.family_scatter(points, xlabel, ylabel,
                                                                         f"{title}: ResNet vs ViT", log_x=True))
             written.append(out / scatter_name)
-            caption = f"{title}: suite mean against image-tower {'GFLOPs' if use_gflops else 'parameters'}, by family"
+            caption = (f"{title}: mean over the datasets every model has against image-tower "
+                       f"{'GFLOPs' if use_gflops else 'parameters'}, by family")
             if missing:
                 caption += f" (not plotted, cost unknown: {', '.join(missing)})"
             images.append((task, caption, scatter_name))
@@ -331,15 +333,23 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
 
 
 def _scatter_points(section: TaskSection, facts: dict[str, dict]) -> tuple[pd.DataFrame, list[str]]:
-    """(model, family, x, y) with x = image GFLOPs where every model has it, else parameters."""
+    """(model, family, x, y): x = image GFLOPs (else parameters), y = mean over the datasets all models share.
+
+    Averaging over shared datasets only keeps a model with missing results from looking better or
+    worse than the others just because its mean covers different datasets.
+    """
     models = list(section.means.index)
+    values = section.table["value"]
+    common = [d for d in values.columns if values[d].notna().all()]
+    means = values[common].mean(axis=1) if common else section.means
     for key, scale in (("image_gflops", 1.0), ("params", 1e6)):
         known = [m for m in models if facts[m].get(key)]
         if len(known) >= max(2, len(models) // 2):
             points = pd.DataFrame({"model": known, "family": [facts[m]["family"] for m in known],
                                    "x": [float(facts[m][key]) / scale for m in known],
-                                   "y": [float(section.means[m]) for m in known]})
+                                   "y": [float(means[m]) for m in known]})
             points.attrs["x"] = key
+            points.attrs["datasets"] = common or list(values.columns)
             return points, [m for m in models if m not in known]
     return pd.DataFrame(), models
 
