@@ -1,0 +1,252 @@
+"""Batched image-feature extraction into the feature store, resumable shard by shard.
+
+``extract_features`` is what the engine calls: it returns cached features when the store has them
+(checksums verified), and otherwise extracts only the sample ranges that no complete shard covers,
+under a per-entry file lock so two processes never extract the same entry at once.
+``extract_range`` + ``FeatureStore.assemble`` are the pieces a distributed launcher uses: each
+rank extracts its own index range, then one process assembles the shards in order.
+
+Test hooks (environment variables, read at call time):
+
+* ``CLIPBENCH_TEST_INTERRUPT_AFTER_BATCHES=N``: after the N-th image batch of this process,
+  raise ``KeyboardInterrupt`` (or, with ``CLIPBENCH_TEST_INTERRUPT_MODE=kill``, SIGKILL itself).
+* ``CLIPBENCH_TEST_FORWARD_LOG=PATH``: append one line per image-encoder forward pass (batch size),
+  so a test can count forwards across processes. In-process, ``FORWARD_STATS`` counts them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from clipbench.datasets.base import SplitData
+from clipbench.errors import CacheCorruptError, ClipbenchError
+from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
+from clipbench.models.base import ImageTextModel
+
+log = logging.getLogger(__name__)
+
+ENV_INTERRUPT_AFTER = "CLIPBENCH_TEST_INTERRUPT_AFTER_BATCHES"
+ENV_INTERRUPT_MODE = "CLIPBENCH_TEST_INTERRUPT_MODE"
+ENV_FORWARD_LOG = "CLIPBENCH_TEST_FORWARD_LOG"
+
+#: Default shard length in batches: small enough to lose little on a crash, large enough to stay few files.
+SHARD_BATCHES = 16
+
+
+class NonFiniteFeaturesError(ClipbenchError):
+    """The image encoder produced NaN/Inf (e.g. fp16 overflow); such features are never stored or scored."""
+
+
+@dataclass
+class ForwardStats:
+    """In-process count of image-encoder forward passes, for tests that prove a cache hit."""
+
+    batches: int = 0
+    samples: int = 0
+
+    def reset(self) -> None:
+        self.batches = self.samples = 0
+
+
+FORWARD_STATS = ForwardStats()
+
+
+def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True, precision: str = "fp32") -> FeatureKey:
+    """The store key of ``model``'s features of ``split``."""
+    return FeatureKey(
+        model_identity=model.identity,
+        features="projected" if projected else "pre_projection",
+        preprocess_id=model.preprocess_id,
+        dataset=split.dataset_name,
+        split=split.split,
+        split_fingerprint=split.fingerprint,
+        n_samples=len(split),
+        precision=precision,
+    )
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """AMP for fp16/bf16: CUDA autocast (fp16 or bf16), CPU autocast for bf16; fp32 runs as is."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision not in ("fp16", "bf16"):
+        raise ClipbenchError(f"unknown precision {precision!r}; expected fp32, fp16 or bf16")
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=dtype)
+    if precision == "bf16" and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise ClipbenchError(f"--precision {precision} needs a CUDA device (got {device}); use fp32 here")
+
+
+def _interrupt_after() -> int | None:
+    value = os.environ.get(ENV_INTERRUPT_AFTER)
+    return int(value) if value else None
+
+
+def _note_forward(n: int) -> None:
+    FORWARD_STATS.batches += 1
+    FORWARD_STATS.samples += n
+    log_path = os.environ.get(ENV_FORWARD_LOG)
+    if log_path:
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"{n}\n")
+    limit = _interrupt_after()
+    if limit is not None and FORWARD_STATS.batches >= limit:
+        if os.environ.get(ENV_INTERRUPT_MODE, "raise") == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise KeyboardInterrupt(f"test hook: interrupted after {FORWARD_STATS.batches} batches")
+
+
+def _chunks(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+    """[start, end) cut at absolute multiples of ``size``, so reruns produce the same shard boundaries."""
+    cursor = start
+    while cursor < end:
+        stop = min(end, (cursor // size + 1) * size)
+        yield cursor, stop
+        cursor = stop
+
+
+def _batches(ranges: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Batches of sample indices that never straddle a shard boundary."""
+    out = []
+    for a, b in ranges:
+        out.extend(list(range(i, min(i + batch_size, b))) for i in range(a, b, batch_size))
+    return out
+
+
+def extract_range(
+    model: ImageTextModel,
+    split: SplitData,
+    store: FeatureStore,
+    key: FeatureKey,
+    start: int,
+    end: int,
+    *,
+    batch_size: int = 256,
+    workers: int = 0,
+    shard_size: int | None = None,
+    progress: bool = True,
+) -> list[ShardInfo]:
+    """Extract samples [start, end) of ``split`` into shards of ``store``, skipping complete shards.
+
+    Shards are cut at absolute multiples of ``shard_size`` (default ``SHARD_BATCHES * batch_size``)
+    and each is written the moment its last batch is done. Safe to call from several processes on
+    disjoint ranges of the same key (no lock is taken here); returns the shards it wrote.
+    """
+    if not 0 <= start <= end <= key.n_samples:
+        raise ValueError(f"range [{start}, {end}) outside [0, {key.n_samples})")
+    if batch_size < 1:
+        raise ClipbenchError(f"batch size must be at least 1, got {batch_size}")
+    shard_size = shard_size or SHARD_BATCHES * batch_size
+    _, gaps = store.plan(key, start, end)
+    ranges = [c for a, b in gaps for c in _chunks(a, b, shard_size)]
+    if not ranges:
+        return []
+    device = model.device
+    labels_all = np.asarray(split.labels, dtype=np.int64)
+    dataset = split.torch_dataset(model.preprocess)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=_batches(ranges, batch_size),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    total = sum(b - a for a, b in ranges)
+    written: list[ShardInfo] = []
+    pending_feats: list[np.ndarray] = []
+    pending_labels: list[np.ndarray] = []
+    range_iter = iter(ranges)
+    current = next(range_iter)
+    filled = 0
+    desc = f"{split.dataset_name}/{split.split} {model.name}"
+    with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
+            torch.inference_mode(), autocast_context(device, key.precision):
+        for images, labels in loader:
+            feats = model.encode_image(images.to(device, non_blocking=True), projected=key.features == "projected")
+            feats = feats.float()
+            a, b = current[0] + filled, current[0] + filled + len(labels)
+            if not torch.isfinite(feats).all():
+                raise NonFiniteFeaturesError(
+                    f"{model.name} produced NaN/Inf image features for {split.dataset_name}/{split.split} samples "
+                    f"[{a}, {b}) at precision {key.precision}; nothing was stored (try --precision fp32)"
+                )
+            labels = np.asarray(labels, dtype=np.int64)
+            if not np.array_equal(labels, labels_all[a:b]):
+                raise ClipbenchError(f"{split.dataset_name}/{split.split}: the loader's labels for samples [{a}, {b}) "
+                                     "differ from the split's label vector (a dataset adapter bug)")
+            pending_feats.append(feats.cpu().numpy())
+            pending_labels.append(labels)
+            filled += len(labels)
+            bar.update(len(labels))
+            if current[0] + filled == current[1]:
+                written.append(store.write_shard(key, current[0], current[1], np.concatenate(pending_feats),
+                                                 np.concatenate(pending_labels)))
+                pending_feats, pending_labels, filled = [], [], 0
+                current = next(range_iter, None)
+            _note_forward(len(labels))
+    if current is not None:
+        raise RuntimeError(f"extraction of {desc} ended before shard {current} was complete")
+    return written
+
+
+def extract_features(
+    model: ImageTextModel,
+    split: SplitData,
+    store: FeatureStore,
+    *,
+    projected: bool = True,
+    precision: str = "fp32",
+    batch_size: int = 256,
+    workers: int = 0,
+    shard_size: int | None = None,
+    progress: bool = True,
+) -> FeatureSet:
+    """Features of ``split`` under ``model``: from the store if complete and intact, else extracted.
+
+    A damaged shard (size/checksum mismatch) is logged, discarded and recomputed; complete shards
+    from an interrupted run are reused. Returns float32 features in the split's sample order.
+    """
+    if len(split) == 0:
+        raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
+    key = feature_key(model, split, projected, precision)
+    cached = _load_or_invalidate(store, key)
+    if cached is not None:
+        return _checked(cached, split)
+    with store.lock(key):
+        cached = _load_or_invalidate(store, key)  # another process may have finished meanwhile
+        if cached is None:
+            extract_range(model, split, store, key, 0, key.n_samples, batch_size=batch_size, workers=workers,
+                          shard_size=shard_size, progress=progress)
+            store.assemble(key)
+            cached = store.load(key)
+    return _checked(cached, split)
+
+
+def _load_or_invalidate(store: FeatureStore, key: FeatureKey) -> FeatureSet | None:
+    try:
+        return store.load(key)
+    except CacheCorruptError as exc:
+        log.warning("cached features damaged, recomputing the affected shards: %s", exc)
+        store.invalidate(key, getattr(exc, "bad_shards", []))
+        return None
+
+
+def _checked(features: FeatureSet, split: SplitData) -> FeatureSet:
+    if not np.array_equal(features.labels, np.asarray(split.labels, dtype=np.int64)):
+        raise ClipbenchError(f"cached features for {split.dataset_name}/{split.split} carry different labels than the "
+                             "split; clear the cache entry with `clipbench cache clear`")
+    if not np.isfinite(features.features).all():
+        raise NonFiniteFeaturesError(f"cached features for {split.dataset_name}/{split.split} contain NaN/Inf")
+    return features

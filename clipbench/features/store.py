@@ -1,0 +1,316 @@
+"""The feature store: image features on disk, keyed by everything that changes the numbers.
+
+Layout of one entry (a directory under ``Paths.features_dir``)::
+
+    <dataset>-<split>-<digest>/
+        key.json                       the FeatureKey, for humans and `clipbench cache list`
+        shards/0000000000-0000000512.npz   features [n, D] float32 + labels [n] int64 of samples [a, b)
+        shards/0000000000-0000000512.json  {"start", "end", "size", "sha256", "dim"} of that file
+        manifest.json                  the ordered shards covering [0, N): the entry is complete
+
+Why shards by sample-index range: extraction writes one as soon as its samples are done, so an
+interrupted run resumes from the complete ones; independent writers (torchrun ranks) can each fill
+their own index range and one process assembles them in order. Every file is written atomically
+(temporary name, fsync, rename) and carries its size and SHA-256 in a sidecar that is written
+after it, so a shard counts only once both exist, and every read re-checks the checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipbench.config import Paths
+from clipbench.errors import CacheCorruptError
+from clipbench.fileio import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
+
+log = logging.getLogger(__name__)
+
+#: Bump when the on-disk layout or the meaning of stored features changes; old entries are then ignored.
+STORE_SCHEMA = 1
+
+FEATURE_KINDS = ("projected", "pre_projection")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class FeatureKey:
+    """Everything that decides the stored numbers. Two runs with equal keys may share features."""
+
+    model_identity: str
+    features: str  # "projected" | "pre_projection"
+    preprocess_id: str
+    dataset: str
+    split: str
+    split_fingerprint: str  # covers subset (carved val, --limit), size and labels
+    n_samples: int
+    precision: str
+    schema: int = STORE_SCHEMA
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURE_KINDS:
+            raise ValueError(f"features must be one of {FEATURE_KINDS}, got {self.features!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @property
+    def digest(self) -> str:
+        payload = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    @property
+    def dirname(self) -> str:
+        readable = re.sub(r"[^A-Za-z0-9_.]+", "_", f"{self.dataset}-{self.split}").strip("_")[:60]
+        return f"{readable}-{self.digest}"
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One complete shard: samples [start, end) of the split, and the file's recorded size and hash."""
+
+    start: int
+    end: int
+    size: int
+    sha256: str
+    dim: int
+
+    @property
+    def filename(self) -> str:
+        return shard_name(self.start, self.end)
+
+
+def shard_name(start: int, end: int) -> str:
+    return f"{start:010d}-{end:010d}.npz"
+
+
+@dataclass
+class FeatureSet:
+    """Features [N, D] float32 and labels [N] int64 of one split, in the split's order."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    key: FeatureKey | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# verified array files: the one primitive both features and text classifiers use
+
+
+def write_verified_arrays(path: Path, **arrays: np.ndarray) -> dict:
+    """Atomically write ``arrays`` as an .npz, then its sidecar ``.json`` with size and SHA-256."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data)
+    meta = {"size": len(data), "sha256": sha256_bytes(data)}
+    return meta
+
+
+def read_verified_arrays(path: Path, size: int, sha256: str) -> dict[str, np.ndarray]:
+    """Read an .npz whose size and SHA-256 must match; anything else raises ``CacheCorruptError``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CacheCorruptError(f"{path}: unreadable ({exc})") from exc
+    if len(data) != size:
+        raise CacheCorruptError(f"{path}: {len(data)} bytes, expected {size} (truncated?)")
+    if sha256_bytes(data) != sha256:
+        raise CacheCorruptError(f"{path}: SHA-256 mismatch (corrupted)")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    except (ValueError, OSError, EOFError) as exc:  # pragma: no cover - checksum passed, format broken
+        raise CacheCorruptError(f"{path}: not a readable array file ({exc})") from exc
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryInfo:
+    """What `clipbench cache list` shows about one stored entry."""
+
+    path: Path
+    key: dict
+    complete: bool
+    n_shards: int
+    size_bytes: int
+
+
+class FeatureStore:
+    """Image features on disk under ``root`` (normally ``Paths.features_dir``)."""
+
+    def __init__(self, root: Paths | str | os.PathLike) -> None:
+        self.root = Path(root.features_dir if isinstance(root, Paths) else root)
+
+    # --- layout -----------------------------------------------------------------------------
+    def entry_dir(self, key: FeatureKey) -> Path:
+        return self.root / key.dirname
+
+    def _shards_dir(self, key: FeatureKey) -> Path:
+        return self.entry_dir(key) / "shards"
+
+    def lock(self, key: FeatureKey, timeout: float = -1):
+        """Inter-process lock for extracting/assembling ``key`` (one extractor per entry at a time)."""
+        return file_lock(self.entry_dir(key), timeout=timeout)  # lock file sits beside the entry
+
+    def _ensure_entry(self, key: FeatureKey) -> None:
+        key_file = self.entry_dir(key) / "key.json"
+        if not key_file.exists():
+            atomic_write_json(key_file, asdict(key))
+
+    # --- shards -----------------------------------------------------------------------------
+    def write_shard(self, key: FeatureKey, start: int, end: int, features: np.ndarray, labels: np.ndarray) -> ShardInfo:
+        """Persist samples [start, end): the data file first, then its sidecar (which makes it count)."""
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if features.shape[0] != end - start or labels.shape != (end - start,):
+            raise ValueError(f"shard [{start}, {end}) got {features.shape[0]} features and {labels.shape} labels")
+        self._ensure_entry(key)
+        path = self._shards_dir(key) / shard_name(start, end)
+        meta = write_verified_arrays(path, features=features, labels=labels)
+        info = ShardInfo(start, end, meta["size"], meta["sha256"], int(features.shape[1]))
+        atomic_write_json(path.with_suffix(".json"), asdict(info))
+        return info
+
+    def completed_shards(self, key: FeatureKey) -> list[ShardInfo]:
+        """Shards whose sidecar exists and whose file has the recorded size (checksums are checked on read)."""
+        shards_dir = self._shards_dir(key)
+        if not shards_dir.is_dir():
+            return []
+        found = []
+        for sidecar in sorted(shards_dir.glob("*.json")):
+            meta = _read_json(sidecar)
+            try:
+                info = ShardInfo(**meta) if meta else None
+            except TypeError:
+                info = None
+            data = sidecar.with_suffix(".npz")
+            if info is None or info.filename != data.name or not data.is_file() or data.stat().st_size != info.size:
+                log.warning("feature shard %s is incomplete or damaged; it will be recomputed", data)
+                self.discard_shard(key, data.name)
+                continue
+            found.append(info)
+        return found
+
+    def discard_shard(self, key: FeatureKey, filename: str) -> None:
+        path = self._shards_dir(key) / filename
+        for p in (path.with_suffix(".json"), path):  # sidecar first: without it the file never counts
+            p.unlink(missing_ok=True)
+
+    def plan(self, key: FeatureKey, start: int = 0, end: int | None = None) -> tuple[list[ShardInfo], list[tuple[int, int]]]:
+        """Complete shards tiling [start, end) in order, and the gaps still to extract.
+
+        Greedy from ``start``: take the longest complete shard beginning at the cursor, else a gap
+        up to the next shard start. Shards that overlap the chosen tiling are simply not used.
+        """
+        end = key.n_samples if end is None else end
+        shards = [s for s in self.completed_shards(key) if s.start >= start and s.end <= end]
+        by_start: dict[int, ShardInfo] = {}
+        for s in shards:
+            if s.start not in by_start or s.end > by_start[s.start].end:
+                by_start[s.start] = s
+        cover, gaps, cursor = [], [], start
+        while cursor < end:
+            if cursor in by_start:
+                cover.append(by_start[cursor])
+                cursor = by_start[cursor].end
+                continue
+            later = [s for s in by_start if s > cursor]
+            stop = min(later) if later else end
+            gaps.append((cursor, stop))
+            cursor = stop
+        return cover, gaps
+
+    # --- assembly and reading ---------------------------------------------------------------
+    def assemble(self, key: FeatureKey) -> list[ShardInfo]:
+        """Write the manifest once shards tile [0, N); raise ``CacheCorruptError`` if any range is missing."""
+        cover, gaps = self.plan(key)
+        if gaps:
+            raise CacheCorruptError(f"{self.entry_dir(key)}: samples {gaps} have no complete shard yet")
+        dims = {s.dim for s in cover}
+        if len(dims) > 1:
+            raise CacheCorruptError(f"{self.entry_dir(key)}: shards disagree on the feature dimension {sorted(dims)}")
+        manifest = {"key": asdict(key), "n_samples": key.n_samples, "dim": dims.pop() if dims else 0,
+                    "shards": [asdict(s) for s in cover]}
+        atomic_write_json(self.entry_dir(key) / "manifest.json", manifest)
+        return cover
+
+    def is_complete(self, key: FeatureKey) -> bool:
+        return (self.entry_dir(key) / "manifest.json").is_file()
+
+    def load(self, key: FeatureKey) -> FeatureSet | None:
+        """The assembled features, checksums verified; None if not assembled; ``CacheCorruptError`` if damaged.
+
+        The error's ``bad_shards`` attribute lists the shard files that failed, so the caller can
+        discard exactly those and re-extract their ranges.
+        """
+        manifest_path = self.entry_dir(key) / "manifest.json"
+        if not manifest_path.is_file():
+            return None
+        manifest = _read_json(manifest_path)
+        if not manifest or manifest.get("key") != asdict(key):
+            err = CacheCorruptError(f"{manifest_path}: unreadable or for another key")
+            err.bad_shards = []
+            raise err
+        feats, labels, bad, problems = [], [], [], []
+        for meta in manifest["shards"]:
+            info = ShardInfo(**meta)
+            try:
+                arrays = read_verified_arrays(self._shards_dir(key) / info.filename, info.size, info.sha256)
+            except CacheCorruptError as exc:
+                bad.append(info.filename)
+                problems.append(str(exc))
+                continue
+            feats.append(arrays["features"])
+            labels.append(arrays["labels"])
+        if bad:
+            err = CacheCorruptError("; ".join(problems))
+            err.bad_shards = bad
+            raise err
+        features = np.concatenate(feats) if feats else np.zeros((0, manifest["dim"]), np.float32)
+        return FeatureSet(features, np.concatenate(labels) if labels else np.zeros(0, np.int64), key)
+
+    def invalidate(self, key: FeatureKey, bad_shards: list[str] | None = None) -> None:
+        """Drop the manifest (and the named shards) so the next extraction recomputes what is missing."""
+        (self.entry_dir(key) / "manifest.json").unlink(missing_ok=True)
+        for name in bad_shards or []:
+            self.discard_shard(key, name)
+
+    # --- listing and clearing ---------------------------------------------------------------
+    def entries(self) -> list[EntryInfo]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for entry in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+            out.append(EntryInfo(entry, _read_json(entry / "key.json") or {}, (entry / "manifest.json").is_file(),
+                                 len(list((entry / "shards").glob("*.npz"))) if (entry / "shards").is_dir() else 0,
+                                 size))
+        return out
+
+    def clear(self, entry: EntryInfo | None = None) -> int:
+        """Delete one entry (or all); returns bytes freed. Holds the entry's lock while deleting."""
+        targets = [entry] if entry is not None else self.entries()
+        freed = 0
+        for e in targets:
+            with file_lock(e.path):
+                shutil.rmtree(e.path, ignore_errors=True)
+            freed += e.size_bytes
+        return freed

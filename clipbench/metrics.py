@@ -1,0 +1,173 @@
+"""Classification metrics as the CLIP paper reports them: percentages, top-1/top-5, mean per-class recall.
+
+Everything takes plain arrays (logits or scores [N, C], integer labels [N]) so zero-shot and the
+linear probe score identically. Confidence intervals come from a seeded percentile bootstrap over
+test samples, vectorised over resamples (chunked to bound memory on ImageNet-sized splits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from clipbench.errors import ClipbenchError
+
+METRICS = ("top1", "top5", "mean_per_class_recall")
+PRIMARY_METRICS = ("top1", "mean_per_class_recall")
+
+#: Number of bootstrap resamples for the 95% interval unless a suite/caller asks otherwise.
+DEFAULT_BOOTSTRAP = 1000
+
+
+def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> None:
+    if scores.ndim != 2 or labels.ndim != 1 or scores.shape[0] != labels.shape[0]:
+        raise ValueError(f"expected scores [N, C] and labels [N], got {scores.shape} and {labels.shape}")
+    if labels.size == 0:
+        raise ClipbenchError("cannot score an empty split (0 samples)")
+    if labels.min() < 0 or labels.max() >= scores.shape[1]:
+        raise ValueError(f"labels must lie in [0, {scores.shape[1]}), got [{labels.min()}, {labels.max()}]")
+    if not np.isfinite(scores).all():
+        raise ClipbenchError("scores contain NaN or Inf; refusing to compute metrics from them")
+
+
+def topk_correct(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> np.ndarray:
+    """Boolean [N]: whether the true label is among the ``k`` highest scores (ties broken by index)."""
+    scores, labels = _as_numpy(scores), _as_numpy(labels).astype(np.int64)
+    _check(scores, labels)
+    k = min(k, scores.shape[1])
+    true_score = scores[np.arange(len(labels)), labels]
+    # rank of the true class = number of classes scoring strictly higher, plus earlier-indexed ties
+    higher = (scores > true_score[:, None]).sum(axis=1)
+    ties_before = ((scores == true_score[:, None]) & (np.arange(scores.shape[1])[None, :] < labels[:, None])).sum(axis=1)
+    return (higher + ties_before) < k
+
+
+def topk_accuracy(scores, labels, k: int = 1) -> float:
+    """Percentage of samples whose label is in the top ``k``."""
+    return float(100.0 * topk_correct(scores, labels, k).mean())
+
+
+def per_class_recall(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Recall (percent) of each class, NaN for classes absent from ``labels``."""
+    predictions, labels = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    support = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    hits = np.bincount(labels[predictions == labels], minlength=num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, 100.0 * hits / support, np.nan)
+
+
+def mean_per_class_recall(predictions, labels, num_classes: int) -> float:
+    """Mean over the classes present in ``labels`` of each class's recall (percent)."""
+    return float(np.nanmean(per_class_recall(predictions, labels, num_classes)))
+
+
+def classification_metrics(scores, labels) -> dict[str, float]:
+    """top1, top5 (only with at least 5 classes) and mean_per_class_recall, in percent."""
+    scores, labels = _as_numpy(scores), _as_numpy(labels).astype(np.int64)
+    _check(scores, labels)
+    num_classes = scores.shape[1]
+    predictions = scores.argmax(axis=1)
+    out = {"top1": topk_accuracy(scores, labels, 1)}
+    if num_classes >= 5:
+        out["top5"] = topk_accuracy(scores, labels, 5)
+    out["mean_per_class_recall"] = mean_per_class_recall(predictions, labels, num_classes)
+    return out
+
+
+def bootstrap_ci(
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    metric: str,
+    num_classes: int,
+    n_resamples: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    level: float = 0.95,
+    chunk: int = 64,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval (percent) of ``metric`` over resampled test sets.
+
+    Resamples are drawn from one seeded generator in a fixed order, so the interval is a pure
+    function of (predictions, labels, metric, n_resamples, seed).
+    """
+    if metric not in PRIMARY_METRICS:
+        raise ClipbenchError(f"no bootstrap for metric {metric!r}; expected one of {', '.join(PRIMARY_METRICS)}")
+    predictions = np.asarray(predictions, dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = labels.shape[0]
+    correct = (predictions == labels).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_resamples, dtype=np.float64)
+    for start in range(0, n_resamples, chunk):
+        b = min(chunk, n_resamples - start)
+        idx = rng.integers(0, n, size=(b, n))
+        if metric == "top1":
+            values[start:start + b] = 100.0 * correct[idx].mean(axis=1)
+        else:
+            # per (resample, class): support and hits via one bincount over offset class ids
+            offset = (np.arange(b)[:, None] * num_classes + labels[idx]).ravel()
+            support = np.bincount(offset, minlength=b * num_classes).reshape(b, num_classes)
+            hits = np.bincount(offset, weights=correct[idx].ravel(), minlength=b * num_classes).reshape(b, num_classes)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                recall = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+            values[start:start + b] = 100.0 * np.nanmean(recall, axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+@dataclass
+class ClassificationResult:
+    """Scores of one task on one split: metrics (percent), the primary metric and its CI."""
+
+    metrics: dict[str, float]
+    primary_metric: str
+    ci95: dict[str, float] | None
+    n_samples: int
+    per_class: list[dict] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def primary(self) -> float:
+        return self.metrics[self.primary_metric]
+
+
+def per_class_table(predictions, labels, classnames: Sequence[str]) -> list[dict]:
+    """One row per class: name, support, recall (percent; None when the class has no samples)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    recall = per_class_recall(predictions, labels, len(classnames))
+    support = np.bincount(labels, minlength=len(classnames))
+    return [
+        {"class": name, "support": int(support[i]), "recall": None if np.isnan(recall[i]) else float(recall[i])}
+        for i, name in enumerate(classnames)
+    ]
+
+
+def score_classification(
+    scores,
+    labels,
+    primary_metric: str = "top1",
+    n_bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    classnames: Sequence[str] | None = None,
+) -> ClassificationResult:
+    """All metrics, the primary metric's 95% bootstrap CI (``n_bootstrap=0`` skips it) and per-class rows."""
+    if primary_metric not in PRIMARY_METRICS:
+        raise ClipbenchError(f"unknown primary metric {primary_metric!r}; expected one of {', '.join(PRIMARY_METRICS)}")
+    scores, labels = _as_numpy(scores), _as_numpy(labels).astype(np.int64)
+    metrics = classification_metrics(scores, labels)
+    predictions = scores.argmax(axis=1)
+    ci = None
+    if n_bootstrap > 0:
+        low, high = bootstrap_ci(predictions, labels, primary_metric, scores.shape[1], n_bootstrap, seed)
+        ci = {"low": low, "high": high}
+    table = per_class_table(predictions, labels, classnames) if classnames is not None else None
+    return ClassificationResult(metrics, primary_metric, ci, int(labels.shape[0]), table)
