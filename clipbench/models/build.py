@@ -56,13 +56,13 @@ def _square_side(tokens: int, what: str, source: str) -> int:
 
 def infer_config(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> ClipConfig:
     """Read every CLIP hyperparameter off the shapes in ``state_dict``; ``source`` names it in errors."""
-    missing = [k for k in _TEXT_KEYS if k not in state_dict]
     if "visual.proj" in state_dict:
-        missing += [k for k in _VIT_KEYS if k not in state_dict]
+        missing = [k for k in _VIT_KEYS if k not in state_dict]
     elif any(k.startswith("visual.attnpool.") for k in state_dict):
-        missing += [k for k in _RESNET_KEYS if k not in state_dict]
+        missing = [k for k in _RESNET_KEYS if k not in state_dict]
     else:
-        missing += ["visual.proj (ViT) or visual.attnpool.* (ResNet)"]
+        missing = ["visual.proj (ViT) or visual.attnpool.* (ResNet)"]
+    missing += [k for k in _TEXT_KEYS if k not in state_dict]
     if missing:
         raise ClipbenchError(_missing_message(source, missing))
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import pickle
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -54,6 +53,15 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
 
 
+def _load_failure_reason(exc: Exception) -> str:
+    """The informative line of a torch.load failure (its weights-only message wraps the real cause)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
 def read_state_dict(path: str | os.PathLike) -> Mapping[str, object]:
     """The tensors of a checkpoint file, TorchScript or plain, loaded on CPU without running any pickle code."""
     path = Path(path)
@@ -62,14 +70,15 @@ def read_state_dict(path: str | os.PathLike) -> Mapping[str, object]:
             return torch.jit.load(str(path), map_location="cpu").state_dict()
         # mmap: a multi-GB checkpoint is paged in from disk instead of being copied into memory first
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except pickle.UnpicklingError as exc:
+    except Exception as exc:  # torch raises many types for unreadable files; all mean "not loadable"
+        reason = _load_failure_reason(exc)
+        if "Unsupported global" in reason:
+            raise ClipbenchError(
+                f"{path} holds Python objects other than tensors; only state dicts and TorchScript archives "
+                f"are loaded ({reason})"
+            ) from exc
         raise ClipbenchError(
-            f"{path} holds Python objects other than tensors; only state dicts and TorchScript archives are loaded "
-            f"({str(exc).splitlines()[0][:200]})"
-        ) from exc
-    except (RuntimeError, ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
-        raise ClipbenchError(
-            f"{path} is not a readable PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            f"{path} is not a readable PyTorch checkpoint (expected a state dict or a TorchScript archive): {reason}"
         ) from exc
     if not isinstance(obj, Mapping):
         raise ClipbenchError(f"{path} contains a {type(obj).__name__}, expected a state dict (a mapping of tensors)")
