@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _EXPORTS = {
     "predict": "clipbench.prediction",
+    "run": "clipbench.api",
+    "compare": "clipbench.api",
     "build_report": "clipbench.report",
     "load_model": "clipbench.models",
     "tokenize": "clipbench.models",

@@ -21,6 +21,10 @@ log = logging.getLogger("clipbench")
 
 #: Explicit list of subcommand modules, in the order `clipbench --help` shows them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "clipbench.commands.run",
+    "clipbench.commands.list",
+    "clipbench.commands.compare",
+    "clipbench.commands.cache",
     "clipbench.commands.report",
     "clipbench.commands.predict",
 )

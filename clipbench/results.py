@@ -1,0 +1,146 @@
+"""Result records: one JSON line per (model, dataset, task) in ``<results-dir>/results.jsonl``.
+
+Appends are atomic and locked (``append_line_locked``); a line left half-written by a crash is
+skipped with a warning. After each run the leaderboards are regenerated from the whole store,
+newest record per (model, dataset, task) winning:
+
+* ``leaderboard.csv``: long format, one row per model x dataset x task x metric;
+* ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
+  ``mean`` over the row's datasets and ``n_datasets``.
+
+Both are rewritten atomically with a fixed column order. The record schema is documented in
+docs/ARCHITECTURE.md; a record from a newer ``schema_version`` is refused with one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from clipbench.errors import ClipbenchError
+from clipbench.fileio import append_line_locked, atomic_write_text, file_lock
+
+log = logging.getLogger(__name__)
+
+RESULT_SCHEMA = 1
+RESULTS_FILE = "results.jsonl"
+LEADERBOARD_FILE = "leaderboard.csv"
+PIVOT_FILE = "leaderboard_pivot.csv"
+
+LEADERBOARD_COLUMNS = (
+    "model", "dataset", "task", "metric", "value", "ci_low", "ci_high", "primary_metric", "n_samples",
+    "model_identity", "dataset_fingerprint", "suite", "suite_version", "timestamp",
+)
+
+
+def append_record(results_dir: str | os.PathLike, record: dict) -> Path:
+    """Append one record (a single JSON line) to ``results.jsonl`` under a lock; returns the file."""
+    path = Path(results_dir) / RESULTS_FILE
+    append_line_locked(path, json.dumps(record, sort_keys=True, allow_nan=False, default=str))
+    return path
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """Records of a ``results.jsonl`` (or a results directory), in append order."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if not path.is_file():
+        raise ClipbenchError(f"results file not found: {path}")
+    records = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s:%d is not a complete JSON record (an interrupted write?); skipped", path, lineno)
+                continue
+            if not isinstance(record, dict) or not {"model", "dataset", "task", "metrics"} <= set(record):
+                raise ClipbenchError(f"{path}:{lineno} is not a clipbench result record")
+            version = record.get("schema_version", 1)
+            if not isinstance(version, int) or version > RESULT_SCHEMA:
+                raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
+                                     f"understands ({RESULT_SCHEMA}); upgrade clipbench")
+            records.append(record)
+    return records
+
+
+def latest_records(records: Iterable[dict]) -> list[dict]:
+    """The newest record per (model, dataset, task), in first-appearance order."""
+    latest: dict[tuple, dict] = {}
+    for record in records:
+        latest[(record["model"], record["dataset"], record["task"])] = record
+    return list(latest.values())
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def leaderboard_rows(records: Iterable[dict]) -> list[dict]:
+    rows = []
+    for r in sorted(latest_records(records), key=lambda r: (r["model"], r["dataset"], r["task"])):
+        primary = r.get("primary_metric")
+        ci = r.get("ci95") or {}
+        for metric in sorted(r["metrics"], key=lambda m: (m != primary, m)):
+            rows.append({
+                "model": r["model"], "dataset": r["dataset"], "task": r["task"], "metric": metric,
+                "value": r["metrics"][metric],
+                "ci_low": ci.get("low") if metric == primary else None,
+                "ci_high": ci.get("high") if metric == primary else None,
+                "primary_metric": primary, "n_samples": r.get("n_samples"),
+                "model_identity": r.get("model_identity"), "dataset_fingerprint": r.get("dataset_fingerprint"),
+                "suite": r.get("suite"), "suite_version": r.get("suite_version"), "timestamp": r.get("timestamp"),
+            })
+    return rows
+
+
+def _csv_text(columns: list[str] | tuple[str, ...], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_fmt(row.get(c)) for c in columns])
+    return buffer.getvalue()
+
+
+def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
+    """Columns and rows of the pivot: model x task, primary metric per dataset, mean over datasets."""
+    latest = latest_records(records)
+    datasets = sorted({r["dataset"] for r in latest})
+    table: dict[tuple[str, str], dict] = {}
+    for r in latest:
+        row = table.setdefault((r["model"], r["task"]), {"model": r["model"], "task": r["task"]})
+        row[r["dataset"]] = r["metrics"].get(r.get("primary_metric") or "top1")
+    rows = []
+    for key in sorted(table):
+        row = table[key]
+        values = [row[d] for d in datasets if row.get(d) is not None]
+        row["mean"] = sum(values) / len(values) if values else None
+        row["n_datasets"] = len(values)
+        rows.append(row)
+    return ["model", "task", *datasets, "mean", "n_datasets"], rows
+
+
+def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Regenerate both leaderboard CSVs from ``results.jsonl`` (atomically, under the results lock)."""
+    results_dir = Path(results_dir)
+    long_path, pivot_path = results_dir / LEADERBOARD_FILE, results_dir / PIVOT_FILE
+    with file_lock(results_dir / LEADERBOARD_FILE):
+        records = read_records(results_dir / RESULTS_FILE)
+        atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)))
+        columns, rows = pivot_rows(records)
+        atomic_write_text(pivot_path, _csv_text(columns, rows))
+    return long_path, pivot_path

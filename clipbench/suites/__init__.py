@@ -1,0 +1,187 @@
+"""Suites: YAML files naming datasets, tasks and options, shipped here beside this module.
+
+A suite file::
+
+    name: smoke                # optional, defaults to the file's stem
+    version: 1                 # required integer; goes into every result record
+    description: ...           # optional
+    model: clipbench-tiny      # optional default model(s) when `--model` is not given
+    datasets: [digits]         # registered dataset names (or folder:/csv:/hf: specs)
+    tasks: [zeroshot, linear_probe]
+    options: {batch_size: 128, offline: true}   # defaults that command-line flags override
+
+Everything is validated up front (unknown keys, wrong types, unknown datasets with close
+matches) so a typo fails in a second with one line instead of after an hour of extraction.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from clipbench.errors import ClipbenchError, UnknownNameError
+
+TASKS = ("zeroshot", "linear_probe")
+
+_TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options"}
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: option -> (check, what it must be). The same names as `clipbench run` flags (dashes -> underscores).
+OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "batch_size": (_positive_int, "a positive integer"),
+    "workers": (lambda v: _int(v) and v >= 0, "a non-negative integer"),
+    "precision": (lambda v: v in ("fp32", "fp16", "bf16"), "one of fp32, fp16, bf16"),
+    "limit": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
+    "seed": (_int, "an integer"),
+    "probe_features": (lambda v: v in ("projected", "pre_projection"), "projected or pre_projection"),
+    "solver": (lambda v: v in ("torch", "sklearn"), "torch or sklearn"),
+    "fewshot_k": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
+    "seeds": (lambda v: isinstance(v, list) and v and all(_int(s) for s in v), "a non-empty list of integers"),
+    "bootstrap": (lambda v: _int(v) and v >= 0, "a non-negative integer (0 disables the CI)"),
+    "val_fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
+                     "a number between 0 and 1"),
+    "offline": (lambda v: isinstance(v, bool), "true or false"),
+    "per_class": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: int
+    datasets: tuple[str, ...]
+    tasks: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    description: str = ""
+    source: str = ""
+
+
+def builtin_suite_names() -> list[str]:
+    folder = resources.files(__name__)
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _close(name: str, choices: list[str]) -> str:
+    matches = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(matches)}?" if matches else ""
+
+
+def _default_dataset_check(name: str) -> None:
+    from clipbench.datasets import get_dataset
+
+    get_dataset(name)
+
+
+def load_suite(name_or_path: str | os.PathLike, check_dataset: Callable[[str], None] | None = _default_dataset_check
+               ) -> Suite:
+    """A built-in suite by name, or a suite YAML file by path; validated (``ClipbenchError`` on problems)."""
+    text_name = os.fspath(name_or_path)
+    path = Path(text_name).expanduser()
+    builtins = builtin_suite_names()
+    if text_name in builtins:
+        source = f"suite {text_name!r}"
+        text = resources.files(__name__).joinpath(f"{text_name}.yaml").read_text(encoding="utf-8")
+        default_name = text_name
+    elif path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ClipbenchError(f"suite file not found: {path}")
+        source, default_name = str(path), path.stem
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ClipbenchError(f"cannot read suite file {path}: {exc}") from exc
+    else:
+        raise UnknownNameError(f"unknown suite {text_name!r} (built-in: {', '.join(builtins)}; or pass a .yaml path)"
+                               f"{_close(text_name, builtins)}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ClipbenchError(f"{source}: malformed YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
+    return parse_suite(data, source, default_name, check_dataset)
+
+
+def parse_suite(data: Any, source: str, default_name: str,
+                check_dataset: Callable[[str], None] | None = _default_dataset_check) -> Suite:
+    """Validate the parsed YAML mapping of a suite."""
+    if not isinstance(data, dict):
+        raise ClipbenchError(f"{source}: a suite must be a YAML mapping with version, datasets and tasks")
+    unknown = sorted(set(map(str, data)) - _TOP_KEYS)
+    if unknown:
+        raise ClipbenchError(f"{source}: unknown key {unknown[0]!r}{_close(unknown[0], sorted(_TOP_KEYS))} "
+                             f"(allowed: {', '.join(sorted(_TOP_KEYS))})")
+    for required in ("version", "datasets", "tasks"):
+        if required not in data:
+            raise ClipbenchError(f"{source}: missing required key {required!r}")
+    if not _int(data["version"]):
+        raise ClipbenchError(f"{source}: 'version' must be an integer, got {data['version']!r}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ClipbenchError(f"{source}: 'name' must be a non-empty string")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ClipbenchError(f"{source}: 'description' must be a string")
+    datasets = _str_list(data["datasets"], "datasets", source)
+    tasks = _str_list(data["tasks"], "tasks", source)
+    for task in tasks:
+        if task not in TASKS:
+            raise ClipbenchError(f"{source}: unknown task {task!r}{_close(task, list(TASKS))} "
+                                 f"(known: {', '.join(TASKS)})")
+    models = data.get("model")
+    models = () if models is None else tuple(_str_list(models if isinstance(models, list) else [models], "model",
+                                                       source))
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise ClipbenchError(f"{source}: 'options' must be a mapping")
+    for key, value in options.items():
+        if key not in OPTIONS:
+            raise ClipbenchError(f"{source}: unknown option {key!r}{_close(str(key), sorted(OPTIONS))} "
+                                 f"(allowed: {', '.join(sorted(OPTIONS))})")
+        check, what = OPTIONS[key]
+        if not check(value):
+            raise ClipbenchError(f"{source}: option {key!r} must be {what}, got {value!r}")
+    if check_dataset is not None:
+        for dataset in datasets:
+            try:
+                check_dataset(dataset)
+            except ClipbenchError as exc:
+                raise type(exc)(f"{source}: {exc}") from exc
+    return Suite(name, int(data["version"]), tuple(datasets), tuple(tasks), dict(options), models, description,
+                 source)
+
+
+def _str_list(value: Any, key: str, source: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ClipbenchError(f"{source}: {key!r} must be a non-empty list of names, got {value!r}")
+    if len(set(value)) != len(value):
+        dup = sorted({v for v in value if value.count(v) > 1})
+        raise ClipbenchError(f"{source}: {key!r} lists {', '.join(dup)} more than once")
+    return [v.strip() for v in value]
+
+
+def describe_suites() -> list[dict]:
+    """For `clipbench list suites`: every built-in suite, validated without touching dataset files."""
+    out = []
+    for name in builtin_suite_names():
+        suite = load_suite(name, check_dataset=None)
+        out.append({"name": suite.name, "version": suite.version, "datasets": len(suite.datasets),
+                    "tasks": ",".join(suite.tasks), "model": ",".join(suite.models) or "-",
+                    "description": suite.description})
+    return out
