@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.cache",
     "clipbench.commands.report",
     "clipbench.commands.predict",
+    "clipbench.commands.train_tiny",
 )
 
 

@@ -1,0 +1,1 @@
+"""Training clipbench's own small CLIP models (the packaged ``clipbench-tiny``)."""
