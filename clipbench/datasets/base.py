@@ -101,6 +101,11 @@ class DatasetAdapter(abc.ABC):
     def load_split(self, split: str, data_root: Path) -> SplitData:
         """Load ``split`` from under ``data_root``; raise DataError with a one-line message if absent."""
 
+    @property
+    def evaluation_split(self) -> str:
+        """The split zero-shot scores are reported on: ``test``, else the last declared (ImageNet: ``val``)."""
+        return "test" if "test" in self.splits else self.splits[-1]
+
     def is_present(self, data_root: Path) -> bool:
         """Whether the data appears to be on disk (for `clipbench list datasets`)."""
         return False

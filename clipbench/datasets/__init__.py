@@ -1,0 +1,20 @@
+"""Datasets: registered adapters (the CLIP paper's datasets, ImageNet and its variants, digits),
+user data (``folder:``, ``csv:``, ``hf:``), prompts as data, probe splits, downloads.
+
+Public entry points: ``get_dataset``, ``describe_datasets``, ``probe_splits``, ``download_dataset``,
+``DATASETS``, ``register_dataset``, ``load_prompt_file``, ``with_prompts``.
+"""
+
+from __future__ import annotations
+
+from clipbench.datasets.base import PRIMARY_METRICS, DatasetAdapter, SplitData
+from clipbench.datasets.download import Archive, download_dataset
+from clipbench.datasets.prompts import load_prompt_file, packaged_prompts, with_prompts
+from clipbench.datasets.registry import DATASETS, describe_datasets, get_dataset, register_dataset
+from clipbench.datasets.splits import probe_splits, stratified_indices
+
+__all__ = [
+    "DATASETS", "PRIMARY_METRICS", "Archive", "DatasetAdapter", "SplitData", "describe_datasets",
+    "download_dataset", "get_dataset", "load_prompt_file", "packaged_prompts", "probe_splits",
+    "register_dataset", "stratified_indices", "with_prompts",
+]

@@ -1,0 +1,208 @@
+"""Fetch a dataset's archives, verify each MD5 *before* extracting, and publish the folder atomically.
+
+Steps for ``download_dataset``: download every archive into ``<data-root>/.downloads/`` (streamed
+into a temporary file that only gets its final name when its MD5 matches); extract all of them
+into a hidden staging folder beside the dataset folder; write a completion marker into it; rename
+the staging folder to its final name. A crash at any point leaves either nothing under the final
+name or a complete, marked folder: a half-extracted directory is never mistaken for data.
+Datasets that cannot be fetched (ImageNet, Kaggle or Google-Drive hosted ones) raise a one-line
+error that says what to place where.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import http.client
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tqdm.auto import tqdm
+
+from clipbench.errors import ChecksumError, ClipbenchError, DataError, OfflineError
+from clipbench.fileio import atomic_open, atomic_write_json, file_lock, fsync_dir
+
+log = logging.getLogger(__name__)
+
+MARKER = ".clipbench-complete.json"
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One file to fetch: where from, its MD5 (as the dataset's authors publish it), what to do with it."""
+
+    url: str
+    md5: str
+    #: sub-folder of the dataset folder to extract (or copy) into
+    subdir: str = ""
+    #: False: place the file as-is (e.g. a .mat label file); True: unpack .tar*/.tgz/.zip/.gz
+    extract: bool = True
+
+    @property
+    def filename(self) -> str:
+        return Path(urlparse(self.url).path).name
+
+
+def md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while block := fh.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_archive(archive: Archive, downloads_dir: Path) -> Path:
+    """A local copy of ``archive`` with the right MD5 (reused if already downloaded)."""
+    target = downloads_dir / archive.filename
+    if target.is_file():
+        if md5_file(target) == archive.md5:
+            return target
+        log.warning("%s does not have MD5 %s; downloading it again", target, archive.md5)
+        target.unlink()
+    try:
+        response = urllib.request.urlopen(archive.url, timeout=_TIMEOUT_S)  # noqa: S310 (http/https only)
+    except urllib.error.HTTPError as exc:
+        raise ClipbenchError(f"download of {archive.url} failed: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ClipbenchError(f"download of {archive.url} failed: {getattr(exc, 'reason', exc)}") from exc
+    with response:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        digest = hashlib.md5(usedforsecurity=False)
+        received = 0
+        # Raising inside atomic_open discards the temporary file: a bad archive never gets its final name.
+        with atomic_open(target, "wb") as fh, tqdm(
+            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=archive.filename, leave=False
+        ) as bar:
+            while True:
+                try:
+                    block = response.read(_CHUNK)
+                except (http.client.IncompleteRead, OSError) as exc:
+                    raise ClipbenchError(
+                        f"download of {archive.url} was interrupted after {received} bytes; nothing was kept, run again"
+                    ) from exc
+                if not block:
+                    break
+                fh.write(block)
+                digest.update(block)
+                received += len(block)
+                bar.update(len(block))
+            if total is not None and received != total:
+                raise ClipbenchError(f"download of {archive.url} is incomplete: {received} of {total} bytes; run again")
+            if digest.hexdigest() != archive.md5:
+                raise ChecksumError(
+                    f"download of {archive.url} has MD5 {digest.hexdigest()}, expected {archive.md5}; "
+                    f"the file was discarded and nothing was extracted"
+                )
+    return target
+
+
+def _inside(dest: Path, name: str) -> bool:
+    resolved = (dest / name).resolve()
+    return resolved == dest.resolve() or dest.resolve() in resolved.parents
+
+
+def extract_archive(path: Path, dest: Path) -> None:
+    """Unpack ``path`` into ``dest``, refusing members that would land outside it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    name = path.name.lower()
+    try:
+        if name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+            with tarfile.open(path) as tar:
+                tar.extractall(dest, filter="data")
+        elif name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                bad = [m for m in zf.namelist() if not _inside(dest, m)]
+                if bad:
+                    raise DataError(f"archive {path} has a member outside its folder: {bad[0]}")
+                zf.extractall(dest)
+        elif name.endswith(".gz"):
+            with gzip.open(path, "rb") as src, open(dest / path.name[:-3], "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+        else:
+            raise DataError(f"cannot extract {path}: expected a .tar.gz, .tgz, .tar, .zip or .gz archive")
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"archive {path} is damaged ({type(exc).__name__}: {exc}); expected a readable archive") from exc
+
+
+def _place(archive: Archive, path: Path, staging: Path) -> None:
+    dest = staging / archive.subdir
+    if archive.extract:
+        extract_archive(path, dest)
+    else:
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest / path.name)
+
+
+def is_marked_complete(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def download_dataset(adapter, data_root: str | os.PathLike, offline: bool = False, keep_archives: bool = False) -> Path:
+    """Make ``adapter``'s data present under ``data_root`` (see the module docstring); returns its folder.
+
+    ``adapter`` needs ``name``, ``folder``, ``downloads`` (Archives), ``manual`` (what to place where
+    when ``downloads`` is empty) and ``is_present``.
+    """
+    data_root = Path(data_root).expanduser()
+    target = data_root / adapter.folder
+    if is_marked_complete(target) or adapter.is_present(data_root):
+        log.info("%s is already present in %s", adapter.name, target)
+        return target
+    if not adapter.downloads:
+        raise DataError(f"{adapter.name} cannot be downloaded automatically: {adapter.manual}")
+    if offline:
+        urls = ", ".join(a.url for a in adapter.downloads)
+        raise OfflineError(f"{adapter.name} is not in {target} and offline mode is on; download {urls} and run "
+                           f"`clipbench download {adapter.name}` on a machine with network access, or place the data there")
+    data_root.mkdir(parents=True, exist_ok=True)
+    with file_lock(target):
+        if is_marked_complete(target) or adapter.is_present(data_root):
+            return target
+        if target.exists() and any(target.iterdir()):
+            raise DataError(f"{target} exists but is incomplete (no {MARKER}); remove it and run the download again")
+        downloads_dir = data_root / ".downloads"
+        files = [fetch_archive(a, downloads_dir) for a in adapter.downloads]  # every MD5 checked before any extraction
+        staging = Path(tempfile.mkdtemp(prefix=f".{adapter.folder}.partial-", dir=data_root))
+        try:
+            for archive, path in tqdm(list(zip(adapter.downloads, files, strict=True)), desc=f"extracting {adapter.name}", leave=False):
+                log.info("extracting %s into %s", path, staging)
+                _place(archive, path, staging)
+            atomic_write_json(staging / MARKER, {
+                "dataset": adapter.name,
+                "archives": [{"url": a.url, "md5": a.md5} for a in adapter.downloads],
+                "completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            })
+            with contextlib.suppress(FileNotFoundError):
+                target.rmdir()  # an empty leftover folder
+            os.replace(staging, target)
+            fsync_dir(data_root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if not keep_archives:
+            for path in files:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    return target
+
+
+def describe_download(adapter) -> str:
+    """One line for listings: how the data gets onto disk."""
+    if adapter.downloads:
+        return "clipbench download " + adapter.name
+    return adapter.manual or "place the data by hand"
+

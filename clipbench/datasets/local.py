@@ -1,0 +1,68 @@
+"""The adapter base for datasets that live in one folder under the data root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.download import Archive
+from clipbench.datasets.prompts import packaged_prompts
+from clipbench.errors import DataError
+
+
+def require_data_root(data_root: str | Path) -> Path:
+    data_root = Path(data_root).expanduser()
+    if not data_root.is_dir():
+        raise DataError(
+            f"data root {data_root} does not exist (expected a folder with one sub-folder per dataset; "
+            f"set --data-root or CLIPBENCH_DATA)"
+        )
+    return data_root
+
+
+@dataclass
+class LocalAdapter(DatasetAdapter):
+    """A dataset in ``<data-root>/<folder>``; ``expected`` (relative) exists once the data is there."""
+
+    folder: str = ""
+    expected: str = ""
+    downloads: tuple[Archive, ...] = ()
+    #: what to place where, for data that cannot be downloaded automatically
+    manual: str = ""
+    #: where the classnames and templates come from
+    origin: str = ""
+
+    def root(self, data_root: str | Path) -> Path:
+        return Path(data_root).expanduser() / self.folder
+
+    def is_present(self, data_root: str | Path) -> bool:
+        try:
+            return (self.root(data_root) / self.expected).exists()
+        except OSError:
+            return False
+
+    def how_to_get(self) -> str:
+        return f"run `clipbench download {self.name}`" if self.downloads else self.manual
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise DataError(f"{self.name} has no split {split!r} (expected one of: {', '.join(self.splits)})")
+
+    def require(self, data_root: str | Path) -> Path:
+        """The dataset folder, or a one-line DataError saying what is missing and how to get it."""
+        data_root = require_data_root(data_root)
+        if not self.is_present(data_root):
+            raise DataError(f"{self.name}: {self.root(data_root) / self.expected} not found; {self.how_to_get()}")
+        return self.root(data_root)
+
+
+def prompt_fields(prompt_file: str) -> dict:
+    """classnames / templates / per_class_prompts / origin from a packaged prompt file."""
+    prompts = packaged_prompts(prompt_file)
+    return {
+        "classnames": list(prompts.classnames),
+        "templates": list(prompts.templates),
+        "per_class_prompts": prompts.per_class_prompts(),
+        "origin": prompts.origin,
+    }

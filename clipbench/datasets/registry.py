@@ -1,0 +1,69 @@
+"""``DATASETS``: the explicit registry of named dataset adapters, plus the spec parser and the listing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from clipbench.config import resolve_data_root
+from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.digits import digits_adapter
+from clipbench.datasets.generic import CSVAdapter, FolderAdapter, HFAdapter
+from clipbench.datasets.imagenet import imagenet_adapters
+from clipbench.datasets.torchvision_adapters import clip_paper_adapters
+from clipbench.registry import Registry
+
+DATASETS: Registry[DatasetAdapter] = Registry("dataset")
+
+#: prefixes of ``get_dataset`` specs that name data on disk instead of a registered adapter
+SPEC_PREFIXES = ("folder", "csv", "hf")
+
+
+def register_dataset(adapter: DatasetAdapter, aliases: tuple[str, ...] = ()) -> DatasetAdapter:
+    """Add an adapter under its name (duplicates, in any spelling, are rejected)."""
+    return DATASETS.register(adapter.name, adapter, aliases)
+
+
+register_dataset(digits_adapter())
+_ALIASES = {"oxford_pets": ("pets", "oxford_iiit_pet"), "fgvc_aircraft": ("aircraft",), "dtd": ("describable_textures",),
+            "stanford_cars": ("cars",), "flowers102": ("flowers",), "imagenet1k": ("imagenet",)}
+for _adapter in (*clip_paper_adapters(), *imagenet_adapters()):
+    register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
+
+
+def get_dataset(name: str, prompts: str | os.PathLike | None = None) -> DatasetAdapter:
+    """A registered adapter by name/alias, or ``folder:PATH`` / ``csv:PATH`` / ``hf:NAME_OR_PATH``.
+
+    ``prompts``: a YAML/JSON file with custom ``classnames`` and/or ``templates`` for this run.
+    """
+    prefix, colon, rest = name.partition(":")
+    if colon and prefix.lower() in SPEC_PREFIXES and rest:
+        builder = {"folder": FolderAdapter.from_path, "csv": CSVAdapter.from_path, "hf": HFAdapter.from_spec}[prefix.lower()]
+        adapter = builder(rest, name=name)
+    else:
+        adapter = DATASETS.get(name)
+    if prompts is not None:
+        from clipbench.datasets.prompts import with_prompts
+
+        adapter = with_prompts(adapter, prompts)
+    return adapter
+
+
+def describe_datasets(data_root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """One row per registered dataset for ``clipbench list datasets``."""
+    root = Path(resolve_data_root(data_root))
+    rows = []
+    for name, adapter in DATASETS.items():
+        prompts = adapter.class_prompts()
+        rows.append({
+            "name": name,
+            "classes": len(adapter.classnames),
+            "templates": len(adapter.templates) if adapter.per_class_prompts is None else max(len(p) for p in prompts),
+            "splits": ",".join(adapter.splits),
+            "metric": adapter.primary_metric,
+            "present": bool(adapter.is_present(root)),
+            "download": (f"clipbench download {name}" if getattr(adapter, "downloads", ()) else
+                         "bundled" if name == "digits" else "manual"),
+        })
+    return rows
