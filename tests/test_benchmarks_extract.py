@@ -1,0 +1,45 @@
+"""benchmarks/extract.py runs end to end on tiny models and writes a complete JSON summary (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "extract.py"
+
+
+def test_extract_quick_writes_summary(tmp_path):
+    out = tmp_path / "extract.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Image encoder throughput" in proc.stdout and "Input pipeline" in proc.stdout
+
+    summary = json.loads(out.read_text())
+    assert summary["benchmark"] == "extract"
+    for field in ("date", "nproc", "cpu", "torch"):
+        assert summary["machine"][field]
+    runs = {r["model"]: r for r in summary["models"] if r["precision"] == "fp32"}
+    assert set(runs) == {"tiny-ViT", "tiny-RN"}
+    for run in runs.values():
+        # identical weights must give identical features (the benchmark's correctness precondition)
+        assert run["identical_features"] is True and run["max_rel_diff"] <= 1e-5
+        assert run["clipbench_img_s"] > 0 and run["open_clip_img_s"] > 0
+        assert run["ratio"] == run["clipbench_img_s"] / run["open_clip_img_s"]
+        assert len(run["clipbench_times_s"]) == len(run["open_clip_times_s"]) == run["iters"]
+        assert run["pipeline_workers_to_keep_up"] > 0
+    (pipeline,) = summary["pipeline"]
+    assert pipeline["resolution"] == 64 and pipeline["pipeline_img_s_per_worker"] > 0
+    assert 0 < pipeline["decode_share"] < 1
+    if summary["machine"]["cuda"] is None:
+        assert summary["gpu"] is None and "no CUDA" in summary["gpu_note"]
+
+
+def test_extract_rejects_unknown_model(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--models", "ViT-Z/99", "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "unknown model 'ViT-Z/99'" in proc.stderr
+    assert not (tmp_path / "x.json").exists()
