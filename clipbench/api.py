@@ -315,11 +315,6 @@ def run(
     leaderboards regenerated.
     """
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
-    models = _split_names(model) if not isinstance(model, ImageTextModel) else [model]
-    models = models or list(suite_obj.models)
-    if not models:
-        raise ClipbenchError(f"suite {suite_obj.name!r} names no default model; pass --model")
-    dataset_items = _split_names(datasets) or list(suite_obj.datasets)
     options = resolve_options(
         suite_obj,
         {"batch_size": batch_size, "workers": workers, "precision": precision, "limit": limit, "seed": seed,
@@ -328,6 +323,11 @@ def run(
          "offline": True if offline else None, "per_class": per_class},
         device,
     )
+    models = _split_names(model) if not isinstance(model, ImageTextModel) else [model]
+    models = models or list(suite_obj.models)
+    if not models:
+        raise ClipbenchError(f"suite {suite_obj.name!r} names no default model; pass --model")
+    dataset_items = _split_names(datasets) or list(suite_obj.datasets)
     paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, results_dir=results_dir,
                           offline=options.offline or None)
     adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
