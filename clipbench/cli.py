@@ -21,6 +21,7 @@ log = logging.getLogger("clipbench")
 
 #: Explicit list of subcommand modules, in the order `clipbench --help` shows them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "clipbench.commands.download",
     "clipbench.commands.run",
     "clipbench.commands.list",
     "clipbench.commands.compare",

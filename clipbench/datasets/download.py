@@ -163,7 +163,9 @@ def download_dataset(adapter, data_root: str | os.PathLike, offline: bool = Fals
         log.info("%s is already present in %s", adapter.name, target)
         return target
     if not adapter.downloads:
-        raise DataError(f"{adapter.name} cannot be downloaded automatically: {adapter.manual}")
+        raise DataError(
+            f"{adapter.name} cannot be downloaded automatically: {adapter.manual.replace('<data-root>', str(data_root))}"
+        )
     if offline:
         urls = ", ".join(a.url for a in adapter.downloads)
         raise OfflineError(f"{adapter.name} is not in {target} and offline mode is on; download {urls} and run "

@@ -42,8 +42,11 @@ class LocalAdapter(DatasetAdapter):
         except OSError:
             return False
 
-    def how_to_get(self) -> str:
-        return f"run `clipbench download {self.name}`" if self.downloads else self.manual
+    def how_to_get(self, data_root: str | Path | None = None) -> str:
+        """How the data gets there: the download command, or what to place where (with the real data root)."""
+        if self.downloads:
+            return f"run `clipbench download {self.name}`"
+        return self.manual.replace("<data-root>", str(data_root)) if data_root is not None else self.manual
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:
@@ -53,7 +56,7 @@ class LocalAdapter(DatasetAdapter):
         """The dataset folder, or a one-line DataError saying what is missing and how to get it."""
         data_root = require_data_root(data_root)
         if not self.is_present(data_root):
-            raise DataError(f"{self.name}: {self.root(data_root) / self.expected} not found; {self.how_to_get()}")
+            raise DataError(f"{self.name}: {self.root(data_root) / self.expected} not found; {self.how_to_get(data_root)}")
         return self.root(data_root)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from clipbench.datasets.base import SplitData
+from clipbench.datasets.cifar import CifarAdapter
 from clipbench.datasets.download import Archive
 from clipbench.datasets.images import FileSplit, WrappedSplit, images_in, list_class_folders
 from clipbench.datasets.local import LocalAdapter, prompt_fields
@@ -158,13 +159,19 @@ _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist"
 
 def clip_paper_adapters() -> list[LocalAdapter]:
     """The CLIP paper's datasets that torchvision reads (URLs and MD5s are those torchvision publishes)."""
-    train_test = {"train": {"train": True}, "test": {"train": False}}
+    train_test = {"train": {"train": True}, "test": {"train": False}}  # MNIST
     split_arg = {s: {"split": s} for s in _TVS}
     split_arg3 = {s: {"split": s} for s in ("train", "val", "test")}
     return [
-        _tv("cifar10", "CIFAR10", "cifar-10-batches-py/batches.meta", train_test,
+        CifarAdapter(
+            name="cifar10", splits=_TVS, folder="cifar10", expected="cifar-10-batches-py/batches.meta",
+            batches_dir="cifar-10-batches-py", train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
+            test_files=("test_batch",), label_key="labels", **prompt_fields("cifar10"),
             downloads=(Archive("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),)),
-        _tv("cifar100", "CIFAR100", "cifar-100-python/meta", train_test,
+        CifarAdapter(
+            name="cifar100", splits=_TVS, folder="cifar100", expected="cifar-100-python/meta",
+            batches_dir="cifar-100-python", train_files=("train",), test_files=("test",), label_key="fine_labels",
+            **prompt_fields("cifar100"),
             downloads=(Archive("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),)),
         _tv("stl10", "STL10", "stl10_binary/test_X.bin", split_arg,
             downloads=(Archive("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz", "91f7769df0f17e558f3565bffb0c7dfb"),)),
