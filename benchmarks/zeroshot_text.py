@@ -1,0 +1,175 @@
+"""Zero-shot classifier construction: clipbench's batched builder vs one class at a time.
+
+The work is the ImageNet classifier of the CLIP paper: 1,000 classnames x 80 templates, each prompt
+encoded, L2-normalised, averaged per class and renormalised. Three ways to build it with the same
+random weights of the real ViT-B/32 text tower (width 512, 12 layers, 77-token context):
+
+* ``clipbench batched``: ``clipbench.text_classifier.build_text_classifier`` (all classes' prompts
+  in fixed-size batches through the native model);
+* ``clipbench per class``: the loop of CLIP's ImageNet notebook (encode one class's 80 prompts,
+  average, next class) on the same native model, which isolates what batching buys;
+* ``open_clip per class``: the same loop on open_clip's model with identical weights, which is what
+  CLIP_benchmark does, so the reference.
+
+All three must give the same [C, D] classifier (max relative difference <= 1e-5). On a CPU the
+full 80,000 prompts take a long time through the per-class references, so by default an evenly
+spaced subset of the classes (all 80 templates each) is timed and the full build is projected
+linearly from it (every method's cost is linear in the number of classes); ``--classes 1000``
+times the whole thing.
+
+    python benchmarks/zeroshot_text.py --out zeroshot_text.json
+    python benchmarks/zeroshot_text.py --quick --out /tmp/zs-quick.json     # tiny text tower, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from extract import identical_pair, machine_info, print_table, register_quick_archs, write_json  # noqa: E402
+
+FULL_ARCH = ("ViT-B/32", "ViT-B-32-quickgelu")
+QUICK_ARCH = ("tiny-ViT", "cbbench-tiny-ViT")
+FULL_CLASSES = 1000
+
+
+def imagenet_prompts() -> tuple[list[str], list[str], str]:
+    """(classnames, templates, where from): clipbench's packaged ImageNet prompts, else a synthetic stand-in."""
+    try:  # the raw packaged file: only its classnames and templates are needed here
+        from importlib import resources
+
+        import yaml
+
+        doc = yaml.safe_load(resources.files("clipbench").joinpath("prompts", "imagenet1k.yaml").read_text("utf-8"))
+        classnames = [c[0] if isinstance(c, list) else c for c in doc["classnames"]]
+        if len(classnames) == FULL_CLASSES and len(doc["templates"]) == 80:
+            return classnames, list(doc["templates"]), "clipbench/prompts/imagenet1k.yaml"
+    except (OSError, KeyError, TypeError, ImportError) as exc:
+        logging.getLogger(__name__).warning("packaged ImageNet prompts unavailable (%s); using synthetic ones", exc)
+    words = ["red", "spotted", "great", "common", "wild", "sea", "house", "tree", "mountain", "river",
+             "grey", "northern", "little", "giant", "golden", "black"]
+    nouns = ["finch", "shark", "beetle", "terrier", "lizard", "truck", "vase", "lamp", "bridge", "owl",
+             "mushroom", "guitar", "kettle", "canoe", "spider", "parrot"]
+    classnames = [" ".join([words[i % 16], nouns[(i // 16) % 16]] + ([f"(variant {i // 256})"] if i >= 256 else []))
+                  for i in range(FULL_CLASSES)]
+    styles = ["", "bad ", "blurry ", "bright ", "cropped ", "dark ", "good ", "large ", "small ", "close-up "]
+    forms = ["a {s}photo of a {c}.", "a {s}photo of the {c}.", "a {s}rendering of a {c}.", "a {s}drawing of the {c}.",
+             "a {s}sculpture of a {c}.", "a {s}sketch of the {c}.", "itap of a {s}{c}.", "a {s}tattoo of a {c}."]
+    templates = [f.replace("{s}", s) for f in forms for s in styles]
+    return classnames, templates, "synthetic (1000 classnames x 80 templates)"
+
+
+def per_class_loop(encode, tokenize, classnames: list[str], templates: list[str]) -> torch.Tensor:
+    """CLIP's notebook: for each class encode its prompts, normalise, average, renormalise."""
+    weights = []
+    with torch.inference_mode():
+        for name in classnames:
+            emb = encode(tokenize([t.format(c=name) for t in templates])).float()
+            emb = emb / emb.norm(dim=-1, keepdim=True)
+            mean = emb.mean(dim=0)
+            weights.append(mean / mean.norm())
+    return torch.stack(weights)
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--classes", type=int, default=40,
+                        help=f"classes to time (evenly spaced, all templates each); {FULL_CLASSES} = the whole build")
+    parser.add_argument("--templates", type=int, default=80, help="templates per class (the first N of the 80)")
+    parser.add_argument("--batch-size", type=int, default=256, help="clipbench's text batch size")
+    parser.add_argument("--repeats", type=int, default=2, help="timed rounds (the order of methods alternates)")
+    parser.add_argument("--no-open-clip", action="store_true", help="skip the open_clip per-class reference")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--quick", action="store_true", help="tiny text tower, few classes (for tests)")
+    parser.add_argument("--out", default=None, help="write the JSON summary here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.classes, args.templates, args.batch_size, args.repeats = 6, 8, 16, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not 1 <= args.classes <= FULL_CLASSES or not 1 <= args.templates <= 80:
+        print(f"error: --classes must be in 1..{FULL_CLASSES} and --templates in 1..80", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from clipbench.text_classifier import build_text_classifier
+
+    all_classes, all_templates, source = imagenet_prompts()
+    step = FULL_CLASSES / args.classes
+    classnames = [all_classes[int(i * step)] for i in range(args.classes)]
+    templates = all_templates[: args.templates]
+    name, arch = QUICK_ARCH if args.quick else FULL_ARCH
+    with tempfile.TemporaryDirectory(prefix="clipbench-bench-zstext-") as tmp:
+        if args.quick:
+            register_quick_archs(Path(tmp))
+        native, reference = identical_pair(arch, Path(tmp))
+    import open_clip
+
+    ref_tokenizer = open_clip.get_tokenizer(arch)
+    methods = {
+        "clipbench batched": lambda: build_text_classifier(native, [[t.format(c=c) for t in templates]
+                                                                    for c in classnames], batch_size=args.batch_size),
+        "clipbench per class": lambda: per_class_loop(native.encode_text, native.tokenize, classnames, templates),
+    }
+    if not args.no_open_clip:
+        methods["open_clip per class"] = lambda: per_class_loop(reference.encode_text, ref_tokenizer, classnames,
+                                                                templates)
+    with torch.inference_mode():  # untimed warm-up of every code path on one short prompt
+        native.encode_text(native.tokenize(["a photo of a dog."]))
+        reference.encode_text(ref_tokenizer(["a photo of a dog."]))
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    results: dict[str, torch.Tensor] = {}
+    order = list(methods)
+    for round_index in range(args.repeats):
+        for method in (order if round_index % 2 == 0 else order[::-1]):
+            start = time.perf_counter()
+            results[method] = methods[method]()
+            times[method].append(time.perf_counter() - start)
+
+    batched = results["clipbench batched"]
+    prompts = args.classes * args.templates
+    rows, runs = [], []
+    base = statistics.median(times["clipbench batched"])
+    for method in methods:
+        seconds = statistics.median(times[method])
+        diff = rel_diff(results[method], batched)
+        run = {"method": method, "seconds": seconds, "times_s": times[method], "prompts_per_s": prompts / seconds,
+               "projected_full_seconds": seconds * FULL_CLASSES / args.classes,
+               "speedup_of_batched": seconds / base, "max_rel_diff_vs_batched": diff}
+        runs.append(run)
+        rows.append([method, seconds, run["prompts_per_s"], run["projected_full_seconds"], run["speedup_of_batched"],
+                     diff])
+    same = all(r["max_rel_diff_vs_batched"] <= 1e-5 for r in runs)
+    summary = {"benchmark": "zeroshot_text", "machine": machine_info(), "args": vars(args), "model": name,
+               "open_clip_arch": arch, "prompt_source": source, "classes_timed": args.classes,
+               "templates": args.templates, "prompts_timed": prompts, "full_classes": FULL_CLASSES,
+               "classifier_shape": list(batched.shape), "same_classifier": same, "methods": runs}
+    scope = "the full build" if args.classes == FULL_CLASSES else \
+        f"{args.classes} of {FULL_CLASSES} classes, projected linearly to {FULL_CLASSES}"
+    print_table(f"Zero-shot classifier, {args.classes} classes x {args.templates} templates = {prompts} prompts "
+                f"({name} text tower, random weights; {scope}; prompts: {source})",
+                ["method", "seconds", "prompts/s", f"projected {FULL_CLASSES}-class s", "batched speedup",
+                 "max rel diff vs batched"], rows)
+    if not same:
+        print("\nWARNING: the classifiers differ by more than 1e-5 relative")
+    write_json(args.out, summary)
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
