@@ -28,7 +28,7 @@ def download(name: str, data_root=None, cache_dir=None, offline=None) -> str:
     paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, offline=offline)
     if name in DATASETS:
         target = download_dataset(DATASETS.get(name), paths.data_root, offline=paths.offline)
-        return f"{DATASETS.canonical(name)}: {target}"
+        return f"{DATASETS.canonical(name)}: {target if target is not None else 'bundled, nothing to download'}"
     from clipbench.models import MODELS
     from clipbench.models.loading import checkpoint_path
 

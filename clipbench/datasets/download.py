@@ -151,13 +151,20 @@ def is_marked_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def download_dataset(adapter, data_root: str | os.PathLike, offline: bool = False, keep_archives: bool = False) -> Path:
+def download_dataset(
+    adapter, data_root: str | os.PathLike, offline: bool = False, keep_archives: bool = False
+) -> Path | None:
     """Make ``adapter``'s data present under ``data_root`` (see the module docstring); returns its folder.
 
     ``adapter`` needs ``name``, ``folder``, ``downloads`` (Archives), ``manual`` (what to place where
-    when ``downloads`` is empty) and ``is_present``.
+    when ``downloads`` is empty) and ``is_present``. Adapters whose data needs no folder under the
+    data root (bundled digits, ``folder:``/``csv:``/``hf:`` data) return None when present.
     """
     data_root = Path(data_root).expanduser()
+    if not hasattr(adapter, "folder"):
+        if adapter.is_present(data_root):
+            return None
+        raise DataError(f"{adapter.name} has nothing to download (it reads data you point it at)")
     target = data_root / adapter.folder
     if is_marked_complete(target) or adapter.is_present(data_root):
         log.info("%s is already present in %s", adapter.name, target)
