@@ -119,15 +119,36 @@ def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None)
     )
 
 
-def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData:
-    """A seeded uniform random subset of ``limit`` samples (kept in original order); recorded in the fingerprint.
+def limit_indices(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Exactly ``limit`` sorted positions, class-stratified: each class gets its proportional share
+    (largest remainder), at least one sample per class when ``limit`` allows, picked by a seeded shuffle."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = limit * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    if limit >= len(classes):
+        quota = np.maximum(quota, 1)
+    quota = np.minimum(quota, counts)
+    while quota.sum() < limit:  # hand out the remainder to the largest fractional parts
+        room = np.where(quota < counts, exact - quota, -np.inf)
+        quota[int(np.argmax(room))] += 1
+    while quota.sum() > limit:  # the at-least-one rule overshot: take from the most over-served class
+        excess = np.where(quota > 1, quota - exact, -np.inf)
+        quota[int(np.argmax(excess))] -= 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(picked))
 
-    Random rather than the first N so that class-sorted datasets still yield every class.
+
+def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData:
+    """``--limit``: a seeded class-stratified subset of exactly ``limit`` samples, kept in split order.
+
+    Stratified rather than the first N so that class-sorted datasets keep every class (the probe
+    needs each class in its training data); the subset is named in the split's fingerprint.
     """
     if limit is None or limit >= len(split):
         return split
-    picked = np.sort(np.random.default_rng(seed).choice(len(split), size=limit, replace=False))
-    return split.subset(picked, f"limit={limit}:seed={seed}")
+    return split.subset(limit_indices(split.labels, limit, seed), f"limit={limit}:seed={seed}:stratified")
 
 
 def eval_split_name(adapter: DatasetAdapter) -> str:
@@ -213,13 +234,20 @@ class _Runner:
                              "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint})
         return record
 
+    def _probe_kwargs(self, adapter: DatasetAdapter, seed: int) -> dict:
+        """The probe sweeps C on the dataset's primary metric; sklearn runs on the CPU."""
+        o = self.options
+        return {"solver": o.solver, "seed": seed, "device": o.device if o.solver == "torch" else "cpu",
+                "num_classes": len(adapter.classnames), "metric": adapter.primary_metric,
+                "val_fraction": o.val_fraction, "progress": self.progress}
+
     def _full_probe(self, model, adapter, test, feats) -> dict:
         from clipbench.tasks.linear_probe import linear_probe
 
         o = self.options
         f_train, f_val, f_test = feats
         result = linear_probe(train=(f_train.features, f_train.labels), val=(f_val.features, f_val.labels),
-                              test=(f_test.features, f_test.labels), solver=o.solver, seed=o.seed)
+                              test=(f_test.features, f_test.labels), **self._probe_kwargs(adapter, o.seed))
         metrics = _probe_metrics(result)
         record = self.base_record(model, adapter, test, "linear_probe")
         record.update(metrics=metrics, C=float(result.C), sweep=_jsonable(getattr(result, "sweep", None)))
@@ -242,7 +270,7 @@ class _Runner:
         for seed in o.seeds:
             _, shots = stratified_indices(pool_y, per_class=o.fewshot_k, seed=seed)
             result = linear_probe(train=(pool_x[shots], pool_y[shots]), val=None,
-                                  test=(f_test.features, f_test.labels), solver=o.solver, seed=seed)
+                                  test=(f_test.features, f_test.labels), **self._probe_kwargs(adapter, seed))
             per_seed.append({"seed": seed, "C": float(result.C), "metrics": _probe_metrics(result)})
         names = per_seed[0]["metrics"].keys()
         metrics = {m: float(np.mean([s["metrics"][m] for s in per_seed])) for m in names}
@@ -423,5 +451,5 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, what: str = "all") -
     return freed
 
 
-__all__ = ["DEFAULTS", "RunOptions", "cache_entries", "clear_cache", "compare", "limit_split", "list_datasets",
+__all__ = ["DEFAULTS", "RunOptions", "cache_entries", "clear_cache", "compare", "limit_indices", "limit_split", "list_datasets",
            "list_models", "list_suites", "run"]

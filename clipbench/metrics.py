@@ -56,16 +56,18 @@ def topk_accuracy(scores, labels, k: int = 1) -> float:
     return float(100.0 * topk_correct(scores, labels, k).mean())
 
 
-def per_class_recall(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+def per_class_recall(predictions: np.ndarray, labels: np.ndarray, num_classes: int | None = None) -> np.ndarray:
     """Recall (percent) of each class, NaN for classes absent from ``labels``."""
     predictions, labels = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    if num_classes is None:
+        num_classes = int(max(labels.max(initial=-1), predictions.max(initial=-1))) + 1
     support = np.bincount(labels, minlength=num_classes).astype(np.float64)
     hits = np.bincount(labels[predictions == labels], minlength=num_classes).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(support > 0, 100.0 * hits / support, np.nan)
 
 
-def mean_per_class_recall(predictions, labels, num_classes: int) -> float:
+def mean_per_class_recall(predictions, labels, num_classes: int | None = None) -> float:
     """Mean over the classes present in ``labels`` of each class's recall (percent)."""
     return float(np.nanmean(per_class_recall(predictions, labels, num_classes)))
 

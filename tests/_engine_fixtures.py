@@ -131,3 +131,20 @@ class FakeAdapter(DatasetAdapter):
 def make_split(n: int = 40, num_classes: int = 10, name: str = "fake10", seed: int = 1) -> FakeSplit:
     labels = np.random.default_rng(seed).permutation(np.arange(n) % num_classes).astype(np.int64)
     return FakeSplit(name, "test", labels, seed, num_classes)
+
+
+def write_tiny_clip(path: Path, seed: int = 0) -> Path:
+    """A small random native CLIP (ViT, 32 px) saved as an OpenAI-format state dict."""
+    from clipbench.models.architecture import CLIP, ClipConfig
+
+    torch.manual_seed(seed)
+    config = ClipConfig(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+                        context_length=77, vocab_size=49408, transformer_width=64, transformer_heads=1,
+                        transformer_layers=1)
+    module = CLIP(config)
+    with torch.no_grad():
+        for p in module.parameters():  # make sure nothing is left uninitialised or all-zero
+            if not torch.isfinite(p).all() or p.abs().sum() == 0:
+                p.copy_(0.02 * torch.randn_like(p))
+    torch.save(module.state_dict(), path)
+    return path

@@ -34,15 +34,14 @@ def test_compare_exit_codes(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["compare", "nowhere", "--baseline", "nowhere"], "results not found"),
     (["run", "--suite", "smok"], "unknown suite 'smok'"),
+    (["run", "--suite", "smoke", "--dataset", "digitz"], "digitz"),
     (["run", "--suite", "smoke", "--batch-size", "0"], "--batch-size must be positive"),
     (["run", "--suite", "smoke", "--seeds", "0,1"], "--seeds only applies to few-shot"),
     (["run", "--suite", "zeroshot", "--fewshot-k", "4"], "--fewshot-k applies to the linear probe"),
     (["run", "--suite", "smoke", "--device", "cpu", "--precision", "fp16"], "fp16 needs a CUDA device"),
 ])
-def test_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, message, monkeypatch):
-    # suite validation needs the dataset registry; these errors must all come before any model/data work
-    monkeypatch.setattr("clipbench.suites._default_dataset_check", lambda name: None)
-    monkeypatch.setattr("clipbench.suites.load_suite.__defaults__", (None,))
+def test_user_errors_are_one_line_exit_2(tmp_path, capsys, argv, message):
+    # these errors must all come before any model is loaded or data is read
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("clipbench: error:")

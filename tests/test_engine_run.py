@@ -96,3 +96,16 @@ def test_mean_per_class_recall_primary_metric(tmp_path):
                            device="cpu", progress=False)
     assert rec["primary_metric"] == "mean_per_class_recall" and "top5" not in rec["metrics"]
     assert np.isfinite(rec["ci95"]["low"])
+
+
+def test_limit_indices_stratified_exact_and_seeded():
+    from clipbench.api import limit_indices
+
+    labels = np.repeat(np.arange(5), [50, 30, 10, 5, 5])  # class-sorted, imbalanced
+    picked = limit_indices(labels, 20, seed=1)
+    assert len(picked) == 20 and np.all(np.diff(picked) > 0)
+    assert np.bincount(labels[picked], minlength=5).tolist() == [10, 6, 2, 1, 1]
+    assert np.array_equal(picked, limit_indices(labels, 20, seed=1))
+    assert not np.array_equal(picked, limit_indices(labels, 20, seed=2))
+    assert np.bincount(labels[limit_indices(labels, 6, 0)], minlength=5).min() == 1  # every class kept
+    assert len(limit_indices(labels, 3, 0)) == 3
