@@ -259,24 +259,22 @@ class _Runner:
         return record
 
     def _fewshot(self, model, adapter, test, feats) -> dict:
-        from clipbench.datasets.splits import stratified_indices
-        from clipbench.tasks.linear_probe import linear_probe
+        """K images per class drawn (per seed) from the probe's train+val pool; mean and spread over seeds."""
+        from clipbench.tasks.fewshot import fewshot_linear_probe
 
         o = self.options
         f_train, f_val, f_test = feats
-        pool_x = np.concatenate([f_train.features, f_val.features])
-        pool_y = np.concatenate([f_train.labels, f_val.labels])
-        per_seed = []
-        for seed in o.seeds:
-            _, shots = stratified_indices(pool_y, per_class=o.fewshot_k, seed=seed)
-            result = linear_probe(train=(pool_x[shots], pool_y[shots]), val=None,
-                                  test=(f_test.features, f_test.labels), **self._probe_kwargs(adapter, seed))
-            per_seed.append({"seed": seed, "C": float(result.C), "metrics": _probe_metrics(result)})
-        names = per_seed[0]["metrics"].keys()
-        metrics = {m: float(np.mean([s["metrics"][m] for s in per_seed])) for m in names}
+        pool = (np.concatenate([f_train.features, f_val.features]), np.concatenate([f_train.labels, f_val.labels]))
+        kwargs = self._probe_kwargs(adapter, o.seed)
+        del kwargs["seed"]
+        result = fewshot_linear_probe(train=pool, test=(f_test.features, f_test.labels), k=o.fewshot_k,
+                                      seeds=list(o.seeds), **kwargs)
+        per_seed = [{"seed": seed, "C": float(run.C), "metrics": _probe_metrics(run)}
+                    for seed, run in zip(result.seeds, result.runs, strict=True)]
         record = self.base_record(model, adapter, test, f"linear_probe_{o.fewshot_k}shot")
-        record.update(metrics=metrics, fewshot_k=o.fewshot_k, seeds=list(o.seeds), per_seed=per_seed,
-                      spread={m: float(np.std([s["metrics"][m] for s in per_seed])) for m in names})
+        record.update(metrics={m: float(v) for m, v in result.mean.items() if v is not None},
+                      fewshot_k=o.fewshot_k, seeds=list(result.seeds), per_seed=per_seed,
+                      spread={m: float(v) for m, v in result.std.items() if v is not None})
         return record
 
 
