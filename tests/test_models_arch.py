@@ -23,36 +23,41 @@ SLOW = {"RN50x16", "RN50x64", "ViT-L/14", "ViT-L/14@336px"}
 
 
 def _reference_features(ref: torch.nn.Module, images: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Projected and pre-projection image features plus text features from the reference model."""
+    """Projected and pre-projection image features plus text features, from one reference forward."""
+    captured: dict[str, torch.Tensor] = {}
+    visual = ref.visual
+    if hasattr(visual, "attnpool"):
+        # ResNet pre-projection = the attention pool's output before c_proj: rerun only the pool on the
+        # captured trunk output, with c_proj replaced by the identity
+        hook = visual.layer4.register_forward_hook(lambda module, args, out: captured.__setitem__("trunk", out))
+    else:
+        # ViT pre-projection = ln_post of the class token, i.e. the encoder output before "@ proj"
+        hook = visual.ln_post.register_forward_hook(lambda module, args, out: captured.__setitem__("pre", out))
     with torch.inference_mode():
         image = ref.encode_image(images)
         text = ref.encode_text(tokens)
-        visual = ref.visual
-        if hasattr(visual, "attnpool"):
-            # pre-projection = the attention pool's output before c_proj: rerun with c_proj as identity
-            projection = visual.attnpool.c_proj
-            width = projection.in_features
+        if "trunk" in captured:
+            pool = visual.attnpool
+            projection, width = pool.c_proj, pool.c_proj.in_features
             identity = torch.nn.Linear(width, width)
             identity.weight.copy_(torch.eye(width))
             identity.bias.zero_()
-            visual.attnpool.c_proj = identity
-            pre = ref.encode_image(images)
-            visual.attnpool.c_proj = projection
-        else:
-            # pre-projection = ln_post of the class token, i.e. the encoder output without "@ proj"
-            projection = visual.proj
-            visual.proj = None
-            pre = ref.encode_image(images)
-            visual.proj = projection
-    return {"image": image, "pre": pre, "text": text}
+            pool.c_proj = identity
+            captured["pre"] = pool(captured.pop("trunk"))
+            pool.c_proj = projection
+    hook.remove()
+    return {"image": image, "pre": captured["pre"], "text": text}
 
 
-def _assert_matches(model, expected: dict[str, torch.Tensor], images: torch.Tensor, tokens: torch.Tensor) -> None:
+def _assert_matches(
+    model, expected: dict[str, torch.Tensor], images: torch.Tensor, tokens: torch.Tensor, pre: bool = True
+) -> None:
     errors = {
         "image": max_rel_error(expected["image"], model.encode_image(images)),
-        "pre": max_rel_error(expected["pre"], model.encode_image(images, projected=False)),
         "text": max_rel_error(expected["text"], model.encode_text(tokens)),
     }
+    if pre:
+        errors["pre"] = max_rel_error(expected["pre"], model.encode_image(images, projected=False))
     assert all(err <= TOLERANCE for err in errors.values()), errors
 
 
@@ -87,28 +92,31 @@ def test_state_dict_matches_reference(name, tmp_path):
     assert model.family == ("ViT" if name.startswith("ViT") else "ResNet")
     assert model.image_resolution == config[1] and model.embed_dim == config[0]
     assert model.weights_sha256 == sha256_file(path)
-    _assert_matches(model, expected, images, tokens)
+    # the largest towers skip the second (pre-projection) image forward; it is the same code path
+    # as in the smaller models of the same family, and a forward of these takes tens of seconds
+    _assert_matches(model, expected, images, tokens, pre=name not in SLOW)
     del model
     _free()
 
 
-@pytest.mark.parametrize("name", ["RN50", "ViT-B/32"])
+@pytest.mark.parametrize("name", list(SMALL_CONFIGS))
 def test_torchscript_archive_matches_reference(name, tmp_path):
-    """OpenAI publishes TorchScript archives; a scripted reference (real size) must load identically."""
-    config = REAL_CONFIGS[name]
+    """OpenAI publishes TorchScript archives. Small configurations of both families: tracing a
+    real-size reference costs about a minute each, and reading the archive does not depend on size
+    (the real-size tensors are exercised by the state-dict tests above)."""
+    config = SMALL_CONFIGS[name]
     images, tokens = _inputs(config[1])
     ref = make_reference(config, seed=3)
     expected = _reference_features(ref, images, tokens)
     path = tmp_path / "scripted.pt"
     # OpenAI's ResNet forward uses a nested function, which torch.jit.script rejects; tracing makes
     # the same kind of archive (code/ + constants.pkl + data/) with the same state-dict keys
-    with torch.inference_mode(False), torch.no_grad():
+    with torch.no_grad():
         traced = torch.jit.trace_module(ref, {"encode_image": (images,), "encode_text": (tokens,)})
     torch.jit.save(traced, str(path))
-    del traced
-    del ref
-    _free()
-    _assert_matches(clipbench.load_model(str(path)), expected, images, tokens)
+    model = clipbench.load_model(str(path))
+    assert model.weights_sha256 == sha256_file(path)
+    _assert_matches(model, expected, images, tokens)
 
 
 @pytest.mark.parametrize("name", list(SMALL_CONFIGS))

@@ -92,7 +92,11 @@ def load_checkpoint_file(
     path = Path(path)
     module = build_model(read_state_dict(path), source=str(path))
     model = NativeClipModel(module, name=name or str(path), weights_sha256=sha256 or sha256_file(path))
-    return model.to(_device(device))
+    target = _device(device)
+    try:
+        return model.to(target)
+    except (RuntimeError, AssertionError) as exc:  # e.g. "Torch not compiled with CUDA enabled"
+        raise ClipbenchError(f"cannot put {model.name} on device {target}: {str(exc).splitlines()[0]}") from exc
 
 
 def _device(device: str | torch.device) -> torch.device:
