@@ -186,7 +186,7 @@ def test_preprocess_identical_to_reference():
 def test_describe_models_lists_the_table(tmp_path):
     rows = describe_models(cache_dir=tmp_path)
     assert [r["name"] for r in rows] == MODELS.names()
-    assert {"name", "aliases", "resolution", "embed_dim", "family", "params", "cached"} <= set(rows[0])
+    assert {"name", "aliases", "resolution", "embed_dim", "family", "params", "cached", "verified"} <= set(rows[0])
     assert not any(r["cached"] for r in rows)
 
 
@@ -206,7 +206,7 @@ def test_packaged_checkpoint_registration_and_listing(tmp_path, monkeypatch):
     model = loading.load_model("TINY_TEST", offline=True)
     assert model.name == "tiny-test" and model.weights_sha256 == sha
     (row,) = describe_models(cache_dir=tmp_path)
-    assert row["source"] == "package" and row["cached"] is True
+    assert row["source"] == "package" and row["cached"] is True and row["verified"] is True
     assert (row["resolution"], row["embed_dim"], row["family"]) == (64, 128, "ViT")
     assert row["params"] == sum(p.numel() for p in ref.parameters())
 
@@ -215,23 +215,19 @@ def test_packaged_checkpoint_registration_and_listing(tmp_path, monkeypatch):
         loading.load_model("tiny-test")
 
 
-def test_describe_models_marks_verified_downloads_as_cached(tmp_path, monkeypatch):
+def test_describe_models_reports_cached_and_verified(tmp_path, monkeypatch):
     data = b"pretend checkpoint"
     sha = hashlib.sha256(data).hexdigest()
     registry: Registry[CheckpointInfo] = Registry("model")
     registry.register("Fake", CheckpointInfo(name="Fake", sha256=sha, url="https://example.invalid/x/fake.pt"))
     monkeypatch.setattr(listing, "MODELS", registry)
-    assert describe_models(cache_dir=tmp_path)[0]["cached"] is False
+    row = describe_models(cache_dir=tmp_path)[0]
+    assert (row["cached"], row["verified"]) == (False, False)
     target = tmp_path / "checkpoints" / "fake.pt"
     target.parent.mkdir(parents=True)
     target.write_bytes(data)
-    assert describe_models(cache_dir=tmp_path)[0]["cached"] is False  # present but never verified
+    row = describe_models(cache_dir=tmp_path)[0]
+    assert (row["cached"], row["verified"]) == (True, False)  # placed by hand, never hashed yet
     assert is_verified(target, sha)
-    assert describe_models(cache_dir=tmp_path)[0]["cached"] is True
-
-
-def test_text_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "notes.pt"
-    path.write_text("hello world")
-    with pytest.raises(ClipbenchError, match="not a readable PyTorch checkpoint"):
-        clipbench.load_model(path)
+    row = describe_models(cache_dir=tmp_path)[0]
+    assert (row["cached"], row["verified"]) == (True, True)

@@ -44,7 +44,8 @@ def _record_verified(path: Path, sha256: str) -> None:
     atomic_write_json(_sidecar(path), {"sha256": sha256, **_stat_key(path)})
 
 
-def _sidecar_says_verified(path: Path, sha256: str) -> bool:
+def recorded_as_verified(path: Path, sha256: str) -> bool:
+    """True if the sidecar vouches for ``path`` as it is now (same hash, size and mtime); never hashes."""
     try:
         record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -57,7 +58,7 @@ def is_verified(path: str | os.PathLike, sha256: str) -> bool:
     path = Path(path)
     if not path.is_file():
         return False
-    if _sidecar_says_verified(path, sha256):
+    if recorded_as_verified(path, sha256):
         return True
     log.info("verifying SHA-256 of %s", path)
     if sha256_file(path) != sha256:
@@ -147,7 +148,7 @@ def fetch(
         raise ClipbenchError(f"cannot download {url!r}: only http(s) URLs are supported")
     paths = Paths.resolve(cache_dir=cache_dir, offline=offline)
     target = paths.checkpoints_dir / (filename or Path(url.split("?", 1)[0]).name)
-    if target.is_file() and _sidecar_says_verified(target, sha256):
+    if target.is_file() and recorded_as_verified(target, sha256):
         return target  # fast path, no lock: also works on a read-only cache
     if paths.offline and not target.exists():
         raise OfflineError(_offline_message(url, target, sha256, "is not in the cache"))

@@ -9,10 +9,12 @@ import torch
 
 from clipbench.config import Paths
 from clipbench.errors import ClipbenchError
+from clipbench.fileio import sha256_file
 from clipbench.models.architecture import CLIP
 from clipbench.models.build import clean_state_dict, infer_config
 from clipbench.models.checkpoints import CheckpointInfo
-from clipbench.models.download import _sidecar_says_verified
+from clipbench.models.download import recorded_as_verified
+from clipbench.models.loading import read_state_dict
 from clipbench.models.registry import MODELS
 
 log = logging.getLogger(__name__)
@@ -20,8 +22,6 @@ log = logging.getLogger(__name__)
 
 def _facts_from_file(info: CheckpointInfo) -> dict[str, object]:
     """Resolution, embed dim, family and parameter count read off a packaged checkpoint's shapes."""
-    from clipbench.models.loading import read_state_dict  # loading imports this module's neighbours
-
     try:
         config = infer_config(clean_state_dict(read_state_dict(info.package_path()), info.name), info.name)
     except ClipbenchError as exc:
@@ -39,7 +39,8 @@ def _facts_from_file(info: CheckpointInfo) -> dict[str, object]:
 
 def describe_models(cache_dir: str | os.PathLike | None = None) -> list[dict[str, object]]:
     """One dict per registered checkpoint: name, aliases, resolution, embed_dim, family, params,
-    image_gflops, source ("download"/"package"), path, cached (a verified local copy exists)."""
+    image_gflops, source ("download"/"package"), path, cached (a local copy exists) and verified
+    (its SHA-256 has been checked; a file placed by hand is verified on first load)."""
     paths = Paths.resolve(cache_dir=cache_dir)
     rows = []
     for name, info in MODELS.items():
@@ -54,10 +55,22 @@ def describe_models(cache_dir: str | os.PathLike | None = None) -> list[dict[str
         }
         if info.url is not None:
             path = paths.checkpoints_dir / info.filename
-            row.update(source="download", path=str(path), cached=_sidecar_says_verified(path, info.sha256))
+            row.update(
+                source="download",
+                path=str(path),
+                cached=path.is_file(),
+                verified=path.is_file() and recorded_as_verified(path, info.sha256),
+            )
         else:
             path = info.package_path()
-            row.update(source="package", path=str(path), cached=path.is_file())
+            # packaged checkpoints are small: hash them here rather than trust a sidecar
+            present = path.is_file()
+            row.update(
+                source="package",
+                path=str(path),
+                cached=present,
+                verified=present and sha256_file(path) == info.sha256,
+            )
             if path.is_file() and None in (info.resolution, info.embed_dim, info.family, info.params):
                 row.update({k: v for k, v in _facts_from_file(info).items() if row.get(k) is None})
         rows.append(row)
