@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipbench import distributed
 from clipbench.comparison import Comparison
 from clipbench.config import Paths
 from clipbench.datasets.base import DatasetAdapter, SplitData
@@ -169,12 +170,19 @@ def _versions() -> dict[str, str]:
 class _Runner:
     """State of one ``run`` call: paths, options, the feature store, the suite."""
 
-    def __init__(self, suite: Suite, paths: Paths, options: RunOptions, progress: bool) -> None:
+    def __init__(self, suite: Suite, paths: Paths, options: RunOptions, progress: bool,
+                 dist: distributed.DistContext | None = None) -> None:
         self.suite, self.paths, self.options, self.progress = suite, paths, options, progress
         self.store = FeatureStore(paths.features_dir)
+        self.dist = dist or distributed.DistContext()  # ranks that share each split's extraction
 
     def features(self, model: ImageTextModel, split: SplitData, projected: bool = True):
+        """The split's features; under torchrun every rank extracts a slice and only rank 0 gets them (else None)."""
         o = self.options
+        if self.dist.enabled:
+            return distributed.extract_features_sharded(
+                model, split, self.store, self.dist, projected=projected, precision=o.precision,
+                batch_size=o.batch_size, workers=o.workers, progress=self.progress)
         return extract_features(model, split, self.store, projected=projected, precision=o.precision,
                                 batch_size=o.batch_size, workers=o.workers, progress=self.progress)
 
@@ -202,6 +210,8 @@ class _Runner:
         split = limit_split(adapter.load_split(eval_split_name(adapter), self.paths.data_root), o.limit, o.seed)
         t0 = time.perf_counter()
         feats = self.features(model, split)
+        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
+            return None
         t1 = time.perf_counter()
         prompts = adapter.class_prompts()
         weights = text_classifier(model, prompts, self.paths.text_dir, batch_size=o.batch_size, precision=o.precision)
@@ -223,6 +233,8 @@ class _Runner:
         projected = o.probe_features == "projected"
         t0 = time.perf_counter()
         f_train, f_val, f_test = (self.features(model, s, projected) for s in (train, val, test))
+        if f_test is None:  # not rank 0 of a torchrun: rank 0 scores the task
+            return None
         t1 = time.perf_counter()
         if o.fewshot_k:
             record = self._fewshot(model, adapter, test, (f_train, f_val, f_test))
@@ -333,12 +345,17 @@ def run(
     per_class: bool | None = None,
     progress: bool = True,
     write: bool = True,
+    shard_jobs: bool = False,
 ) -> list[dict]:
     """Evaluate ``model`` (name(s), path(s) or ``ImageTextModel``) on ``suite``; returns the result records.
 
     ``datasets`` restricts or replaces the suite's datasets (names, or adapter objects for custom
     data). With ``write`` the records are appended to ``<results_dir>/results.jsonl`` and the
     leaderboards regenerated.
+
+    Under torchrun (see ``clipbench.distributed``) every rank extracts a slice of each split and
+    rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
+    a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records.
     """
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     options = resolve_options(
@@ -357,18 +374,30 @@ def run(
     paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, results_dir=results_dir,
                           offline=options.offline or None)
     adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
-    runner = _Runner(suite_obj, paths, options, progress)
-    records = []
-    for spec in models:
-        loaded = _model(spec, options.device, paths)
-        for adapter in adapters:
+    with distributed.session(options.device) as ctx:
+        jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
+        if shard_jobs:  # each rank runs its share of whole jobs alone
+            jobs, extraction = ctx.share(jobs), distributed.DistContext()
+        else:  # every rank extracts a slice of every split; rank 0 scores
+            extraction = ctx
+        runner = _Runner(suite_obj, paths, options, progress and ctx.is_main, extraction)
+        records, loaded_index, loaded = [], None, None
+        for index, adapter in jobs:
+            if index != loaded_index:
+                loaded_index, loaded = index, None  # free the previous model before loading the next
+                loaded = _model(models[index], options.device, paths)
             for task in suite_obj.tasks:
                 log.info("%s: %s on %s", task, loaded.name, adapter.name)
                 record = runner.zeroshot(loaded, adapter) if task == "zeroshot" else runner.linear_probe(loaded,
                                                                                                          adapter)
+                if record is None:
+                    continue
                 if write:
                     append_record(paths.results_dir, record)
                 records.append(record)
+        if shard_jobs and ctx.enabled:  # collective: every rank has appended its records after this
+            gathered = ctx.gather_to_main(records)
+            records = [r for part in gathered for r in part] if gathered is not None else []
     if write and records:
         write_leaderboards(paths.results_dir)
     return records

@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% CI (0: no CI; default 1000)")
     p.add_argument("--per-class", action="store_true", default=None, help="store a per-class recall table")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--shard-jobs", action="store_true",
+                   help="under torchrun: give each process whole (model, dataset) jobs instead of a slice of "
+                        "every split (for many small jobs)")
     p.set_defaults(func=handler)
 
 
@@ -54,7 +57,11 @@ def handler(args: argparse.Namespace) -> int:
                   batch_size=args.batch_size, workers=args.workers, precision=args.precision, limit=args.limit,
                   seed=args.seed, offline=args.offline, probe_features=args.probe_features, fewshot_k=args.fewshot_k,
                   seeds=args.seeds, solver=args.solver, bootstrap=args.bootstrap, per_class=args.per_class,
-                  progress=not args.no_progress)
+                  progress=not args.no_progress, shard_jobs=args.shard_jobs)
+    from clipbench.distributed import is_main_process
+
+    if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
+        return 0
     print(format_records(records))
     if records:
         from clipbench.config import Paths
