@@ -55,11 +55,12 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def torchrun(nproc: int, target: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+def torchrun(nproc: int, target: list[str], env: dict[str, str], cwd: Path,
+             timeout: float = 240) -> subprocess.CompletedProcess:
     """``python -m torch.distributed.run --nproc_per_node N ... <target>`` on loopback, output captured."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--max_restarts", "0", *target]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def _worker() -> int:
