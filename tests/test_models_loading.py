@@ -231,3 +231,21 @@ def test_describe_models_reports_cached_and_verified(tmp_path, monkeypatch):
     assert is_verified(target, sha)
     row = describe_models(cache_dir=tmp_path)[0]
     assert (row["cached"], row["verified"]) == (True, True)
+
+
+def test_data_parallel_prefix_and_wrapper_are_unwrapped(tmp_path):
+    ref = make_reference(SMALL_CONFIGS["small-vit"], seed=8)
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}, "epoch": 3}
+    torch.save(wrapped, tmp_path / "wrapped.pt")
+    model = clipbench.load_model(tmp_path / "wrapped.pt")
+    tokens = clipbench.tokenize(["a diagram"])
+    with torch.inference_mode():
+        assert torch.allclose(model.encode_text(tokens), ref.encode_text(tokens), rtol=0, atol=1e-5)
+
+
+def test_extra_tensors_are_rejected_by_name(tmp_path):
+    state = make_reference(SMALL_CONFIGS["small-vit"], seed=9).state_dict()
+    state["visual.extra_head.weight"] = torch.zeros(3)
+    torch.save(state, tmp_path / "extra.pt")
+    with pytest.raises(ClipbenchError, match=r"keys an OpenAI CLIP model does not: visual\.extra_head\.weight"):
+        clipbench.load_model(tmp_path / "extra.pt")
