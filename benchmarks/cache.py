@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract import machine_info, print_table, write_jpegs, write_json  # noqa: E402
+from _common import machine_info, print_table, write_summary  # noqa: E402
+from extract import write_jpegs  # noqa: E402
 
 #: ViT-B/32 as OpenAI trained it (the sizes only; weights are random).
 VIT_B_32 = dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
           f"image-encoder forwards when warm: {summary['warm_image_forwards']}; "
           f"text-encoder forwards when warm: {summary['warm_text_forwards']}; "
           f"same metrics cold vs warm: {all(p['same_metrics'] for p in summary['pairs'])}")
-    write_json(args.out, summary)
+    write_summary(args.out, summary)
     return 0
 
 

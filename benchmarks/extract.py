@@ -26,18 +26,18 @@ import argparse
 import contextlib
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, print_table, write_summary  # noqa: E402
 
 #: clipbench name -> open_clip architecture with OpenAI's QuickGELU (what OpenAI's checkpoints use).
 FULL_MODELS = {"ViT-B/32": "ViT-B-32-quickgelu", "ViT-B/16": "ViT-B-16-quickgelu", "RN50": "RN50-quickgelu"}
@@ -62,62 +62,6 @@ QUICK_ARCHS = {
     },
 }
 QUICK_MODELS = {name: f"cbbench-{name}" for name in QUICK_ARCHS}
-
-
-# --------------------------------------------------------------------------- reporting helpers
-
-
-def machine_info() -> dict:
-    """What the numbers were measured on (shared CPUs make absolute timings noisy)."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-    with contextlib.suppress(ImportError):
-        import open_clip
-
-        info["open_clip"] = open_clip.__version__
-    return info
-
-
-def print_table(title: str, headers: list[str], rows: list[list[object]]) -> None:
-    """A plain fixed-width table on stdout (also valid Markdown)."""
-    cells = [[_fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    print(f"\n{title}")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.2e}"
-        return f"{value:.2f}" if abs(value) >= 10 else f"{value:.3f}"
-    return str(value)
-
-
-def write_json(path: str | None, summary: dict) -> None:
-    if path:
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
-        print(f"\nwrote {out}")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -325,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cpu = args.device in ("auto", "cpu")
 
-    summary: dict = {"benchmark": "extract", "machine": machine_info(), "args": vars(args),
+    summary: dict = {"benchmark": "extract", "machine": machine_info(("open_clip",)), "args": vars(args),
                      "models": [], "pipeline": [], "gpu": None}
     with tempfile.TemporaryDirectory(prefix="clipbench-bench-extract-") as tmp:
         tmp_path = Path(tmp)
@@ -397,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{summary['gpu_note']}")
     if cpu and not all(r["identical_features"] for r in summary["models"] if r["precision"] == "fp32"):
         print("\nWARNING: features differ by more than 1e-5 relative between clipbench and open_clip")
-    write_json(args.out, summary)
+    write_summary(args.out, summary)
     return 0
 
 

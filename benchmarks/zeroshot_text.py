@@ -34,7 +34,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from extract import identical_pair, machine_info, print_table, register_quick_archs, write_json  # noqa: E402
+from _common import machine_info, print_table, write_summary  # noqa: E402
+from extract import identical_pair, register_quick_archs  # noqa: E402
 
 FULL_ARCH = ("ViT-B/32", "ViT-B-32-quickgelu")
 QUICK_ARCH = ("tiny-ViT", "cbbench-tiny-ViT")
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([method, seconds, run["prompts_per_s"], run["projected_full_seconds"], run["speedup_of_batched"],
                      diff])
     same = all(r["max_rel_diff_vs_batched"] <= 1e-5 for r in runs)
-    summary = {"benchmark": "zeroshot_text", "machine": machine_info(), "args": vars(args), "model": name,
+    summary = {"benchmark": "zeroshot_text", "machine": machine_info(("open_clip",)), "args": vars(args), "model": name,
                "open_clip_arch": arch, "prompt_source": source, "classes_timed": args.classes,
                "templates": args.templates, "prompts_timed": prompts, "full_classes": FULL_CLASSES,
                "classifier_shape": list(batched.shape), "same_classifier": same, "methods": runs}
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                  "max rel diff vs batched"], rows)
     if not same:
         print("\nWARNING: the classifiers differ by more than 1e-5 relative")
-    write_json(args.out, summary)
+    write_summary(args.out, summary)
     return 0 if same else 1
 
 

@@ -18,7 +18,7 @@ def test_cache_quick_warm_rerun_encodes_nothing(tmp_path):
     assert "Cold run vs warm rerun" in proc.stdout
 
     summary = json.loads(out.read_text())
-    assert summary["benchmark"] == "cache" and summary["machine"]["nproc"]
+    assert summary["benchmark"] == "cache" and summary["machine"]["cpu_count"]
     assert summary["images"] == 5 * (8 + 4)
     (pair,) = summary["pairs"]
     cold, warm = pair["cold"], pair["warm"]

@@ -19,7 +19,7 @@ def test_extract_quick_writes_summary(tmp_path):
 
     summary = json.loads(out.read_text())
     assert summary["benchmark"] == "extract"
-    for field in ("date", "nproc", "cpu", "torch"):
+    for field in ("date", "cpu_count", "cpu"):
         assert summary["machine"][field]
     runs = {r["model"]: r for r in summary["models"] if r["precision"] == "fp32"}
     assert set(runs) == {"tiny-ViT", "tiny-RN"}

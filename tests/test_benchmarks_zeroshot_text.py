@@ -18,7 +18,7 @@ def test_zeroshot_text_quick_writes_summary(tmp_path):
     assert "Zero-shot classifier" in proc.stdout
 
     summary = json.loads(out.read_text())
-    assert summary["benchmark"] == "zeroshot_text" and summary["machine"]["torch"]
+    assert summary["benchmark"] == "zeroshot_text" and summary["machine"]["versions"]["torch"]
     assert summary["classes_timed"] == 6 and summary["templates"] == 8 and summary["prompts_timed"] == 48
     assert summary["classifier_shape"] == [6, 32]  # tiny model's embedding width
     # batched, per-class and open_clip's per-class loop build the same classifier
