@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from clipbench.errors import ClipbenchError
 
@@ -50,6 +50,12 @@ def _friendly_os_error(exc: OSError, path: Path) -> ClipbenchError:
         return ClipbenchError(f"no space left on device while writing {path}")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return ClipbenchError(f"cannot write {path}: {exc.strerror}")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):  # a file sits where a directory is needed
+        blocker = next((p for p in Path(exc.filename or path).parents if p.exists() and not p.is_dir()), None)
+        if blocker is None and Path(exc.filename or path).is_file():
+            blocker = Path(exc.filename or path)
+        if blocker is not None:
+            return ClipbenchError(f"cannot write {path}: {blocker} is a file, expected a directory")
     return ClipbenchError(f"cannot write {path}: {exc}")
 
 
@@ -128,8 +134,37 @@ def append_line_locked(path: str | os.PathLike, line: str) -> None:
         raise _friendly_os_error(exc, path) from exc
 
 
-def file_lock(path: str | os.PathLike, timeout: float = -1) -> FileLock:
-    """An inter-process lock guarding ``path`` (the lock file sits beside it as ``.name.lock``)."""
+def ensure_dir(path: str | os.PathLike) -> Path:
+    """``mkdir -p`` whose failures (a file in the way, read-only or full disk) are a one-line ``ClipbenchError``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path.parent / f".{path.name}.lock"), timeout=timeout)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _friendly_os_error(exc, path) from exc
+    return path
+
+
+class _FriendlyFileLock(FileLock):
+    """A ``FileLock`` whose acquisition failures (read-only or full disk, a file in the way) are one line."""
+
+    def acquire(self, *args: Any, **kwargs: Any):
+        try:
+            return super().acquire(*args, **kwargs)
+        except Timeout:
+            raise
+        except OSError as exc:
+            raise _friendly_os_error(exc, Path(self.lock_file)) from exc
+
+
+def file_lock(path: str | os.PathLike, timeout: float = -1) -> FileLock:
+    """An inter-process lock guarding ``path`` (the lock file sits beside it as ``.name.lock``).
+
+    Creating or taking the lock on an unwritable location raises a one-line ``ClipbenchError``.
+    """
+    path = Path(path)
+    lock_path = path.parent / f".{path.name}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _friendly_os_error(exc, lock_path) from exc
+    return _FriendlyFileLock(str(lock_path), timeout=timeout)
