@@ -117,6 +117,28 @@ def _chunks(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
         cursor = stop
 
 
+def _worker_errors_unwrapped(loader: DataLoader) -> Iterator:
+    """Iterate ``loader``; a ``ClipbenchError`` raised in a worker process keeps its one-line message.
+
+    DataLoader re-raises a worker's exception as the same type with the worker's whole traceback as
+    the message; the user needs the last line (e.g. which image is corrupt), not the trace.
+    """
+    iterator = iter(loader)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except ClipbenchError as exc:
+            text = str(exc)
+            if "DataLoader worker process" not in text.split("\n", 1)[0]:
+                raise
+            last = [line for line in text.splitlines() if line.strip()][-1]
+            prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+            raise type(exc)(last[len(prefix):] if last.startswith(prefix) else last) from exc
+        yield item
+
+
 def _batches(ranges: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
     """Batches of sample indices that never straddle a shard boundary."""
     out = []
@@ -173,14 +195,15 @@ def extract_range(
     desc = f"{split.dataset_name}/{split.split} {model.name}"
     with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
             torch.inference_mode(), autocast_context(device, key.precision):
-        for images, labels in loader:
+        for images, labels in _worker_errors_unwrapped(loader):
             feats = model.encode_image(images.to(device, non_blocking=True), projected=key.features == "projected")
             feats = feats.float()
             a, b = current[0] + filled, current[0] + filled + len(labels)
             if not torch.isfinite(feats).all():
                 raise NonFiniteFeaturesError(
                     f"{model.name} produced NaN/Inf image features for {split.dataset_name}/{split.split} samples "
-                    f"[{a}, {b}) at precision {key.precision}; nothing was stored (try --precision fp32)"
+                    f"[{a}, {b}) at precision {key.precision}; nothing was stored"
+                    + (" (try --precision fp32)" if key.precision != "fp32" else " (check the checkpoint's weights)")
                 )
             labels = np.asarray(labels, dtype=np.int64)
             if not np.array_equal(labels, labels_all[a:b]):
