@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,10 @@ from clipbench.config import Paths
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.errors import ClipbenchError
 from clipbench.features import FeatureStore, extract_features
+from clipbench.fileio import ensure_dir
 from clipbench.metrics import DEFAULT_BOOTSTRAP, bootstrap_ci
 from clipbench.models.base import ImageTextModel
-from clipbench.results import RESULT_SCHEMA, append_record, write_leaderboards
+from clipbench.results import RESULT_SCHEMA, RESULTS_FILE, append_record, read_records, write_leaderboards
 from clipbench.suites import Suite, load_suite
 
 log = logging.getLogger(__name__)
@@ -373,6 +375,8 @@ def run(
     dataset_items = _split_names(datasets) or list(suite_obj.datasets)
     paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, results_dir=results_dir,
                           offline=options.offline or None)
+    if write:
+        _check_results_dir(paths.results_dir)  # fail before hours of work, not after
     adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
     with distributed.session(options.device) as ctx:
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
@@ -401,6 +405,13 @@ def run(
     if write and records:
         write_leaderboards(paths.results_dir)
     return records
+
+
+def _check_results_dir(results_dir: Path) -> None:
+    """One-line error up front if the results dir is unusable or holds records this version cannot read."""
+    ensure_dir(results_dir)
+    if (results_dir / RESULTS_FILE).is_file():
+        read_records(results_dir / RESULTS_FILE)  # raises on a newer schema or a foreign file
 
 
 def _adapter(item: str | DatasetAdapter) -> DatasetAdapter:
