@@ -29,6 +29,7 @@ import pandas as pd
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, atomic_write_text
+from clipbench.results import RESULT_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ def _records_frame(path: Path) -> pd.DataFrame:
             except json.JSONDecodeError:
                 log.warning("%s:%d is not a complete JSON record (an interrupted write?); skipped", path, lineno)
                 continue
+            version = rec.get("schema_version", 1) if isinstance(rec, dict) else None
+            if isinstance(rec, dict) and (not isinstance(version, int) or version > RESULT_SCHEMA):
+                raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
+                                     f"understands ({RESULT_SCHEMA}); upgrade clipbench")
             try:
                 metric = rec["primary_metric"]
                 value = rec["metrics"][metric]
