@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from clipbench.errors import UnknownNameError
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -35,8 +37,19 @@ def download(name: str, data_root=None, cache_dir=None, offline=None) -> str:
     if name in MODELS:
         info = MODELS.get(name)
         return f"{info.name}: {checkpoint_path(info, cache_dir=paths.cache_dir, offline=paths.offline)}"
-    DATASETS.canonical(name)  # unknown: raises UnknownNameError with the closest dataset names
-    raise AssertionError("unreachable")  # pragma: no cover
+    raise UnknownNameError(_unknown_message(name, DATASETS.names(), MODELS.names()))
+
+
+def _unknown_message(name: str, datasets: list[str], models: list[str]) -> str:
+    """`download` takes datasets and models alike, so suggest the closest names of both."""
+    import difflib
+
+    norm = {n.lower().replace("-", "").replace("_", "").replace("/", ""): n for n in [*datasets, *models]}
+    wanted = name.lower().replace("-", "").replace("_", "").replace("/", "")
+    close = [norm[k] for k in difflib.get_close_matches(wanted, list(norm), n=3, cutoff=0.6)]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (f"unknown dataset or model {name!r}{hint} (datasets: `clipbench list datasets`, "
+            f"models: `clipbench list models`)")
 
 
 def handler(args: argparse.Namespace) -> int:
