@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,6 +92,24 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         raise
 
 
+def remove_stale_temps(path: str | os.PathLike) -> int:
+    """Delete temporary siblings that ``atomic_open(path)`` left behind when its process was killed.
+
+    Only call this while holding the lock that guards writers of ``path`` (no live writer then).
+    Returns how many were removed; a killed multi-GB download would otherwise stay on disk forever.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp$")  # mkstemp's 8 random chars
+    removed = 0
+    if path.parent.is_dir():
+        for candidate in path.parent.iterdir():
+            if pattern.match(candidate.name):
+                with contextlib.suppress(OSError):
+                    candidate.unlink()
+                    removed += 1
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_open(path, "wb") as fh:
         fh.write(data)
@@ -110,6 +129,12 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[IO[bytes]], Non
         writer(fh)
 
 
+def _write_all(fh: IO[bytes], data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[fh.write(view):]
+
+
 def append_line_locked(path: str | os.PathLike, line: str) -> None:
     """Append one complete line to a JSONL file under a file lock, fsynced.
 
@@ -120,16 +145,21 @@ def append_line_locked(path: str | os.PathLike, line: str) -> None:
         raise ValueError("a record must be a single line")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with file_lock(path), open(path, "ab") as fh:
-            # If a previous writer died mid-line, start on a fresh line so this record stays whole.
-            if fh.tell() > 0:
-                with open(path, "rb") as rf:
-                    rf.seek(-1, os.SEEK_END)
-                    if rf.read(1) != b"\n":
-                        fh.write(b"\n")
-            fh.write(line.encode("utf-8") + b"\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+        with file_lock(path), open(path, "ab", buffering=0) as fh:  # unbuffered: nothing left to flush on error
+            before = fh.tell()
+            try:
+                # If a previous writer died mid-line, start on a fresh line so this record stays whole.
+                if before > 0:
+                    with open(path, "rb") as rf:
+                        rf.seek(-1, os.SEEK_END)
+                        if rf.read(1) != b"\n":
+                            _write_all(fh, b"\n")
+                _write_all(fh, line.encode("utf-8") + b"\n")
+                os.fsync(fh.fileno())
+            except OSError:  # e.g. disk full: take back whatever part of the line got in
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fh.fileno(), before)
+                raise
     except OSError as exc:
         raise _friendly_os_error(exc, path) from exc
 
