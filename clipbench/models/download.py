@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from clipbench.config import Paths
 from clipbench.errors import ChecksumError, ClipbenchError, OfflineError
-from clipbench.fileio import atomic_open, atomic_write_json, file_lock, sha256_file
+from clipbench.fileio import atomic_open, atomic_write_json, file_lock, remove_stale_temps, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,8 @@ def fetch(
         if paths.offline:
             state = "had the wrong SHA-256 and was removed" if was_bad else "is not in the cache"
             raise OfflineError(_offline_message(url, target, sha256, state))
+        if remove_stale_temps(target):
+            log.info("removed a partial download of %s left by an interrupted run", target.name)
         log.info("downloading %s to %s", url, target)
         _stream(url, target, sha256)
     return target
