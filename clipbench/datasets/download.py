@@ -31,7 +31,7 @@ from urllib.parse import urlparse
 from tqdm.auto import tqdm
 
 from clipbench.errors import ChecksumError, ClipbenchError, DataError, OfflineError
-from clipbench.fileio import atomic_open, atomic_write_json, file_lock, fsync_dir
+from clipbench.fileio import atomic_open, atomic_write_json, file_lock, fsync_dir, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,15 @@ def _place(archive: Archive, path: Path, staging: Path) -> None:
         shutil.copy2(path, dest / path.name)
 
 
+def _remove_leftovers(adapter, data_root: Path, downloads_dir: Path) -> None:
+    """Partial downloads and staging folders of a killed run (the caller holds the dataset's lock)."""
+    for archive in adapter.downloads:
+        remove_stale_temps(downloads_dir / archive.filename)
+    for staging in data_root.glob(f".{adapter.folder}.partial-*"):
+        log.info("removing %s left by an interrupted extraction", staging)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def is_marked_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
@@ -184,6 +193,7 @@ def download_dataset(
         if target.exists() and any(target.iterdir()):
             raise DataError(f"{target} exists but is incomplete (no {MARKER}); remove it and run the download again")
         downloads_dir = data_root / ".downloads"
+        _remove_leftovers(adapter, data_root, downloads_dir)
         files = [fetch_archive(a, downloads_dir) for a in adapter.downloads]  # every MD5 checked before any extraction
         staging = Path(tempfile.mkdtemp(prefix=f".{adapter.folder}.partial-", dir=data_root))
         try:
