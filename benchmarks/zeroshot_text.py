@@ -44,16 +44,15 @@ FULL_CLASSES = 1000
 
 def imagenet_prompts() -> tuple[list[str], list[str], str]:
     """(classnames, templates, where from): clipbench's packaged ImageNet prompts, else a synthetic stand-in."""
-    try:  # the raw packaged file: only its classnames and templates are needed here
-        from importlib import resources
+    from clipbench.errors import ClipbenchError
 
-        import yaml
+    try:
+        from clipbench.datasets.prompts import packaged_prompts
 
-        doc = yaml.safe_load(resources.files("clipbench").joinpath("prompts", "imagenet1k.yaml").read_text("utf-8"))
-        classnames = [c[0] if isinstance(c, list) else c for c in doc["classnames"]]
-        if len(classnames) == FULL_CLASSES and len(doc["templates"]) == 80:
-            return classnames, list(doc["templates"]), "clipbench/prompts/imagenet1k.yaml"
-    except (OSError, KeyError, TypeError, ImportError) as exc:
+        prompts = packaged_prompts("imagenet1k")
+        if len(prompts.classnames) == FULL_CLASSES and len(prompts.templates) == 80:
+            return list(prompts.classnames), list(prompts.templates), "clipbench/prompts/imagenet1k.yaml"
+    except (ImportError, ClipbenchError) as exc:
         logging.getLogger(__name__).warning("packaged ImageNet prompts unavailable (%s); using synthetic ones", exc)
     words = ["red", "spotted", "great", "common", "wild", "sea", "house", "tree", "mountain", "river",
              "grey", "northern", "little", "giant", "golden", "black"]
