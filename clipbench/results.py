@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from clipbench.errors import ClipbenchError
-from clipbench.fileio import append_line_locked, atomic_write_text, file_lock
+from clipbench.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,8 @@ def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:
     results_dir = Path(results_dir)
     long_path, pivot_path = results_dir / LEADERBOARD_FILE, results_dir / PIVOT_FILE
     with file_lock(results_dir / LEADERBOARD_FILE):
+        for path in (long_path, pivot_path):  # temporary files of a regeneration that was killed
+            remove_stale_temps(path)
         records = read_records(results_dir / RESULTS_FILE)
         atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)))
         columns, rows = pivot_rows(records)
