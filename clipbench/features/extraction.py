@@ -250,6 +250,7 @@ def extract_features(
     with store.lock(key):
         cached = _load_or_invalidate(store, key)  # another process may have finished meanwhile
         if cached is None:
+            store.remove_partial_files(key)  # temporary files of a killed extractor (we hold the lock)
             extract_range(model, split, store, key, 0, key.n_samples, batch_size=batch_size, workers=workers,
                           shard_size=shard_size, progress=progress)
             store.assemble(key)

@@ -189,6 +189,14 @@ class FeatureStore:
         atomic_write_json(path.with_suffix(".json"), asdict(info))
         return info
 
+    def remove_partial_files(self, key: FeatureKey) -> int:
+        """Delete temporary files a killed writer left in the entry; only call while holding ``lock(key)``."""
+        shards_dir = self._shards_dir(key)
+        stale = list(shards_dir.glob(".*.tmp")) if shards_dir.is_dir() else []
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
     def completed_shards(self, key: FeatureKey) -> list[ShardInfo]:
         """Shards whose sidecar exists and whose file has the recorded size (checksums are checked on read)."""
         shards_dir = self._shards_dir(key)
