@@ -18,6 +18,8 @@ _EXPORTS = {
     "build_report": "clipbench.report",
     "load_model": "clipbench.models",
     "tokenize": "clipbench.models",
+    "linear_probe": "clipbench.tasks.linear_probe",
+    "fewshot_linear_probe": "clipbench.tasks.fewshot",
 }
 
 

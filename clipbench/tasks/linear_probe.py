@@ -35,6 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from clipbench.errors import ClipbenchError
+from clipbench.metrics import mean_per_class_recall, topk_accuracy
 from clipbench.tasks.probe_solvers import DEFAULT_MAX_ITER, DEFAULT_TOL, SOLVERS, LinearFit, make_solver
 
 log = logging.getLogger(__name__)
@@ -86,32 +87,11 @@ class LinearProbeResult:
         return data
 
 
-# --- metrics (local until clipbench.metrics exists; same definitions) --------------------------
-
-def _topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    top = np.argpartition(-scores, kth=k - 1, axis=1)[:, :k] if k > 1 else scores.argmax(1)[:, None]
-    return float(100.0 * np.mean(np.any(top == labels[:, None], axis=1)))
-
-
-def _mean_per_class_recall(predictions: np.ndarray, labels: np.ndarray) -> float:
-    classes = np.unique(labels)
-    recalls = [np.mean(predictions[labels == c] == c) for c in classes]
-    return float(100.0 * np.mean(recalls))
-
-
-def _load_metric_functions():
-    try:
-        from clipbench import metrics as engine_metrics
-    except ImportError:
-        return _topk_accuracy, _mean_per_class_recall
-    return (getattr(engine_metrics, "topk_accuracy", _topk_accuracy),
-            getattr(engine_metrics, "mean_per_class_recall", _mean_per_class_recall))
-
-
 def score_metric(scores: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    """Validation score (percent) that selects C."""
     if metric == "top1":
-        return float(100.0 * np.mean(scores.argmax(1) == labels))
-    return _mean_per_class_recall(scores.argmax(1), labels)
+        return topk_accuracy(scores, labels, 1)
+    return mean_per_class_recall(scores.argmax(1), labels, scores.shape[1])
 
 
 # --- input validation ---------------------------------------------------------------------------
@@ -300,7 +280,7 @@ def linear_probe(
 
         best, state = sweep_lambdas(evaluate)
         bar.close()
-        del fitter
+        fitter = None  # free its copy of the features before the refit
         time_sweep = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -311,7 +291,6 @@ def linear_probe(
         test_scores = final.scores(X_test)
         time_refit = time.perf_counter() - start
 
-    topk, mpcr = _load_metric_functions()
     predictions = test_scores.argmax(1)
     probabilities = None
     if return_probabilities:
@@ -319,9 +298,9 @@ def linear_probe(
         probabilities = np.exp(shifted)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
     return LinearProbeResult(
-        top1=float(topk(test_scores, y_test, 1)),
-        top5=float(topk(test_scores, y_test, 5)) if num_classes >= 5 else None,
-        mean_per_class_recall=float(mpcr(predictions, y_test)),
+        top1=topk_accuracy(test_scores, y_test, 1),
+        top5=topk_accuracy(test_scores, y_test, 5) if num_classes >= 5 else None,
+        mean_per_class_recall=mean_per_class_recall(predictions, y_test, num_classes),
         C=_c_of(best),
         sweep=[(_c_of(p), state.scores[p]) for p in state.order],
         solver=solver,

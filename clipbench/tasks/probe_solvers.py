@@ -124,7 +124,10 @@ class TorchSolver:
         lse = torch.logsumexp(logits, dim=1)
         picked = logits[self._row_index, self.y]
         reg = 1.0 / (C * self.n)
-        loss = (lse - picked).mean() + 0.5 * reg * weight.pow(2).sum()
+        # float64 reductions: float32 sums would quantise the loss (~5e-7 relative), which stalls
+        # the line search on strongly regularised, nearly flat problems
+        loss = (lse - picked).sum(dtype=torch.float64) / self.n \
+            + 0.5 * reg * weight.pow(2).sum(dtype=torch.float64)
         if not with_grad:
             return loss, None, None
         resid = torch.exp(logits - lse[:, None])
@@ -138,8 +141,12 @@ class TorchSolver:
 
     def _initial(self, init: LinearFit | None) -> tuple[torch.Tensor, torch.Tensor]:
         if init is None:
+            # W = 0 with the bias at log class priors: the exact optimum as C -> 0 on centred
+            # features, so strongly regularised fits start where they end
             weight = torch.zeros(self.rows, self.dim, device=self.device)
-            bias = torch.zeros(self.rows, device=self.device)
+            counts = torch.bincount(self.y, minlength=self.num_classes).to(torch.float32)
+            log_prior = torch.log(counts / self.n)
+            bias = log_prior[1:] - log_prior[:1] if self.rows == 1 else log_prior - log_prior.mean()
             return weight, bias
         weight = torch.as_tensor(init.weight, device=self.device, dtype=torch.float32)
         bias = torch.as_tensor(init.bias, device=self.device, dtype=torch.float32)

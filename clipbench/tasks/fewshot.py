@@ -1,0 +1,71 @@
+"""Few-shot linear probes: k training examples per class, repeated over seeds, mean and spread.
+
+Each seed draws its own k-per-class subset of ``train`` (``fewshot_subset``) and runs the full
+``linear_probe`` on it; without an explicit ``val`` the validation split is carved from the k-shot
+subset itself (so k >= 2), which keeps the probe honestly few-shot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from clipbench.errors import ClipbenchError
+from clipbench.tasks.linear_probe import LinearProbeResult, _as_arrays, linear_probe
+
+
+def fewshot_subset(y: Any, k: int, seed: int) -> np.ndarray:
+    """Sorted indices of exactly ``k`` examples of every class present in ``y``, drawn with ``seed``."""
+    y = np.asarray(y)
+    if k < 1:
+        raise ClipbenchError(f"fewshot: k must be >= 1, got {k}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        if members.size < k:
+            raise ClipbenchError(f"fewshot: class {int(c)} has {members.size} training sample(s), k={k} requested")
+        picked.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+@dataclass
+class FewShotResult:
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) of each metric over seeds."""
+
+    k: int
+    seeds: list[int]
+    mean: dict[str, float]
+    std: dict[str, float]
+    runs: list[LinearProbeResult] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "seeds": self.seeds, "mean": self.mean, "std": self.std,
+                "runs": [run.to_dict() for run in self.runs]}
+
+
+def fewshot_linear_probe(train: Any, test: Any, *, k: int, seeds: Sequence[int] = (0, 1, 2),
+                         val: Any = None, **probe_options: Any) -> FewShotResult:
+    """Run ``linear_probe`` on a k-shot subset of ``train`` for every seed; ``probe_options`` pass through."""
+    if not seeds:
+        raise ClipbenchError("fewshot: at least one seed is needed")
+    X, y = _as_arrays(train, "train")
+    if val is None and k < 2:
+        raise ClipbenchError(f"fewshot: k={k} leaves nothing to carve a validation split from; use k >= 2 or pass val=")
+    probe_options.setdefault("num_classes", int(y.max()) + 1)
+    runs = []
+    for seed in seeds:
+        idx = fewshot_subset(y, k, seed)
+        runs.append(linear_probe(train=(X[idx], y[idx]), val=val, test=test, seed=seed, **probe_options))
+    names = list(runs[0].metrics)
+    values = {name: np.array([run.metrics[name] for run in runs]) for name in names}
+    return FewShotResult(
+        k=k,
+        seeds=list(seeds),
+        mean={name: float(v.mean()) for name, v in values.items()},
+        std={name: float(v.std(ddof=1)) if v.size > 1 else 0.0 for name, v in values.items()},
+        runs=runs,
+    )

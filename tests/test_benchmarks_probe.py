@@ -1,0 +1,29 @@
+"""benchmarks/probe.py runs end to end on a tiny problem and writes its JSON summary (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "probe.py"
+
+
+def test_probe_benchmark_quick_writes_summary(tmp_path):
+    out = tmp_path / "probe.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "sklearn / torch time" in proc.stdout
+    summary = json.loads(out.read_text())
+    assert summary["benchmark"] == "probe"
+    assert summary["problem"]["n_train"] == 600
+    for solver in ("torch", "sklearn"):
+        result = summary["results"][solver]
+        assert result["solver"] == solver and len(result["sweep"]) == 15
+        assert result["time_s"] > 0 and 0 <= result["top1"] <= 100
+    comparison = summary["comparison"]
+    assert {"time_ratio_sklearn_over_torch", "same_or_neighbouring_C", "top1_difference"} <= set(comparison)
+    machine = summary["machine"]
+    assert machine["cpu_count"] >= 1 and "sklearn" in machine["versions"] and machine["date"]
