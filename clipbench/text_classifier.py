@@ -20,7 +20,7 @@ import torch
 from clipbench.errors import CacheCorruptError, ClipbenchError
 from clipbench.features.extraction import autocast_context
 from clipbench.features.store import read_verified_arrays, write_verified_arrays
-from clipbench.fileio import atomic_write_json, file_lock
+from clipbench.fileio import atomic_write_json, file_lock, remove_stale_temps
 from clipbench.models.base import ImageTextModel
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ def text_classifier(
             except (CacheCorruptError, ValueError, KeyError) as exc:
                 log.warning("cached text classifier damaged, recomputing: %s", exc)
                 sidecar.unlink(missing_ok=True)
+        for stale in (path, sidecar):  # temporary files of a process killed while writing them
+            remove_stale_temps(stale)
         weights = build_text_classifier(model, class_prompts, batch_size, precision)
         meta = write_verified_arrays(path, weights=weights.numpy())
         atomic_write_json(sidecar, {**meta, "model": model.name, "model_identity": model.identity,
