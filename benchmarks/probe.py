@@ -62,7 +62,7 @@ def run_solver(solver: str, train, test, *, threads: int | None, max_iter: int, 
 
 def neighbouring(c_a: float, c_b: float) -> bool:
     """Same C or adjacent on the final 1/8-decade grid."""
-    return abs(np.log10(c_a) - np.log10(c_b)) <= 0.125 + 1e-9
+    return bool(abs(np.log10(c_a) - np.log10(c_b)) <= 0.125 + 1e-9)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         t, s = results["torch"], results["sklearn"]
         comparison = {
             "time_ratio_sklearn_over_torch": s["time_s"] / t["time_s"],
-            "same_or_neighbouring_C": neighbouring(t["C"], s["C"]),
+            "same_or_neighbouring_C": bool(neighbouring(t["C"], s["C"])),
             "top1_difference": t["top1"] - s["top1"],
         }
         comparison["meets_target"] = (comparison["time_ratio_sklearn_over_torch"] >= 5.0

@@ -25,5 +25,6 @@ def test_probe_benchmark_quick_writes_summary(tmp_path):
         assert result["time_s"] > 0 and 0 <= result["top1"] <= 100
     comparison = summary["comparison"]
     assert {"time_ratio_sklearn_over_torch", "same_or_neighbouring_C", "top1_difference"} <= set(comparison)
+    assert isinstance(comparison["same_or_neighbouring_C"], bool)
     machine = summary["machine"]
     assert machine["cpu_count"] >= 1 and "sklearn" in machine["versions"] and machine["date"]
