@@ -132,4 +132,10 @@ OPENAI_CHECKPOINTS: tuple[CheckpointInfo, ...] = (
 
 #: Checkpoints shipped as package data; add one line per file, e.g.
 #: ``CheckpointInfo.packaged("clipbench-tiny", "models/data/clipbench-tiny.pt", sha256="...")``.
-PACKAGED_CHECKPOINTS: tuple[CheckpointInfo, ...] = ()
+PACKAGED_CHECKPOINTS: tuple[CheckpointInfo, ...] = (
+    CheckpointInfo.packaged(
+        "clipbench-tiny", "assets/clipbench-tiny.pt",
+        sha256="3b5c882679a43326c3946f7cacde6777960cee006cfd16184fb0002349d393ec",
+        resolution=32, embed_dim=64, family="ViT", params=3_382_849,
+    ),
+)
