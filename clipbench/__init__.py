@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _EXPORTS = {
     "predict": "clipbench.prediction",
+    "get_dataset": "clipbench.datasets",
     "run": "clipbench.api",
     "compare": "clipbench.api",
     "build_report": "clipbench.report",

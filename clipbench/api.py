@@ -154,14 +154,6 @@ def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData
     return split.subset(limit_indices(split.labels, limit, seed), f"limit={limit}:seed={seed}:stratified")
 
 
-def eval_split_name(adapter: DatasetAdapter) -> str:
-    """The split zero-shot scores: ``test`` where the dataset has one, else ``val`` (ImageNet)."""
-    for name in ("test", "val"):
-        if name in adapter.splits:
-            return name
-    raise ClipbenchError(f"{adapter.name} has no test or val split (splits: {', '.join(adapter.splits)})")
-
-
 def _versions() -> dict[str, str]:
     import clipbench
 
@@ -209,7 +201,7 @@ class _Runner:
         from clipbench.text_classifier import prompt_hash, text_classifier
 
         o = self.options
-        split = limit_split(adapter.load_split(eval_split_name(adapter), self.paths.data_root), o.limit, o.seed)
+        split = limit_split(adapter.load_split(adapter.evaluation_split, self.paths.data_root), o.limit, o.seed)
         t0 = time.perf_counter()
         feats = self.features(model, split)
         if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task

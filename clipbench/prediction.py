@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 
 from clipbench.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
+from clipbench.text_classifier import build_text_classifier
 
 log = logging.getLogger(__name__)
 
@@ -72,23 +73,6 @@ def dataset_prompts(name: str) -> tuple[list[str], list[list[str]]]:
     return list(adapter.classnames), adapter.class_prompts()
 
 
-@torch.inference_mode()
-def text_classifier(model: ImageTextModel, class_prompts: Sequence[Sequence[str]], batch_size: int = 256) -> torch.Tensor:
-    """[C, D] unit-norm class embeddings: mean of each class's normalised prompt embeddings, renormalised."""
-    flat = [p for prompts in class_prompts for p in prompts]
-    chunks = []
-    for start in range(0, len(flat), batch_size):
-        emb = model.encode_text(model.tokenize(flat[start:start + batch_size])).float()
-        chunks.append(emb / emb.norm(dim=-1, keepdim=True))
-    embeddings = torch.cat(chunks)
-    rows, offset = [], 0
-    for prompts in class_prompts:
-        mean = embeddings[offset:offset + len(prompts)].mean(dim=0)
-        rows.append(mean / mean.norm())
-        offset += len(prompts)
-    return torch.stack(rows)
-
-
 def predict(
     image: str | os.PathLike | Image.Image,
     labels: str | Sequence[str] | None = None,
@@ -119,7 +103,7 @@ def predict(
         from clipbench.models import load_model
 
         clip_model = load_model(model, device=device, cache_dir=cache_dir, offline=offline)
-    classifier = text_classifier(clip_model, prompts)
+    classifier = build_text_classifier(clip_model, prompts)
     with torch.inference_mode():
         pixels = clip_model.preprocess(pil).unsqueeze(0).to(clip_model.device)
         feats = clip_model.encode_image(pixels).float()
