@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, print_table, write_summary  # noqa: E402
 
 
-def make_features(n: int, dim: int, classes: int, *, rank: int = 64, separation: float = 0.55,
+def make_features(n: int, dim: int, classes: int, *, rank: int = 64, separation: float = 0.45,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Seeded CLIP-like features: ``n`` rows of ``dim`` float32, balanced-ish labels in [0, classes)."""
     rng = np.random.default_rng(seed)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=50_000, help="training rows (val carved from them)")
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--classes", type=int, default=100)
-    parser.add_argument("--separation", type=float, default=0.55, help="class separation (difficulty)")
+    parser.add_argument("--separation", type=float, default=0.45, help="class separation (difficulty)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="threads for both solvers (default: all)")
     parser.add_argument("--max-iter", type=int, default=1000)
