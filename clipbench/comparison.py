@@ -3,7 +3,7 @@
 (Module named ``comparison`` so importing it cannot shadow the function ``clipbench.compare``.)
 
 Inputs are a results directory, a ``results.jsonl`` or a long ``leaderboard.csv``. A row is
-(model, dataset, task). The gate fails when a baseline row's primary metric dropped by more than
+(model, dataset, task, variant); see ``clipbench.results.record_variant``. The gate fails when a baseline row's primary metric dropped by more than
 ``max_drop`` points, or when a baseline row is missing from the new results (a silently skipped
 dataset must not pass CI). Rows only in the new results are shown but never fail the gate.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipbench.errors import ClipbenchError
-from clipbench.results import RESULTS_FILE, latest_records, read_records
+from clipbench.results import RESULTS_FILE, latest_records, read_records, record_key
 
-Row = tuple[str, str, str]  # model, dataset, task
+Row = tuple[str, str, str, str]  # model, dataset, task, variant
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ def _from_leaderboard(path: Path) -> dict[Row, PrimaryValue]:
         raise ClipbenchError(f"{path} is not a long leaderboard CSV (needs columns {', '.join(sorted(needed))})")
     grouped: dict[Row, list[dict]] = {}
     for row in rows:
-        grouped.setdefault((row["model"], row["dataset"], row["task"]), []).append(row)
+        key = (row["model"], row["dataset"], row["task"], row.get("variant") or "")
+        grouped.setdefault(key, []).append(row)
     out = {}
     for key, group in grouped.items():
         chosen = None
@@ -55,7 +56,7 @@ def _from_leaderboard(path: Path) -> dict[Row, PrimaryValue]:
 
 
 def load_primary(source: str | os.PathLike) -> dict[Row, PrimaryValue]:
-    """(model, dataset, task) -> primary metric value from a results dir, results.jsonl or leaderboard.csv."""
+    """(model, dataset, task, variant) -> primary metric value from a results dir, results.jsonl or leaderboard.csv."""
     path = Path(source).expanduser()
     if path.is_dir():
         path = path / RESULTS_FILE
@@ -69,7 +70,7 @@ def load_primary(source: str | os.PathLike) -> dict[Row, PrimaryValue]:
         metric = r.get("primary_metric") or "top1"
         if metric not in r["metrics"]:
             raise ClipbenchError(f"{path}: record for {r['model']}/{r['dataset']}/{r['task']} lacks metric {metric!r}")
-        out[(r["model"], r["dataset"], r["task"])] = PrimaryValue(metric, float(r["metrics"][metric]))
+        out[record_key(r)] = PrimaryValue(metric, float(r["metrics"][metric]))
     return out
 
 
@@ -78,6 +79,7 @@ class ComparisonRow:
     model: str
     dataset: str
     task: str
+    variant: str
     metric: str
     baseline: float | None
     new: float | None
@@ -101,10 +103,10 @@ class Comparison:
         def num(v: float | None, sign: bool = False) -> str:
             return "-" if v is None else (f"{v:+.2f}" if sign else f"{v:.2f}")
 
-        lines = ["| model | dataset | task | metric | baseline | new | delta | status |",
-                 "|---|---|---|---|---:|---:|---:|---|"]
+        lines = ["| model | dataset | task | variant | metric | baseline | new | delta | status |",
+                 "|---|---|---|---|---|---:|---:|---:|---|"]
         for r in self.rows:
-            lines.append(f"| {r.model} | {r.dataset} | {r.task} | {r.metric} | {num(r.baseline)} | {num(r.new)} | "
+            lines.append(f"| {r.model} | {r.dataset} | {r.task} | {r.variant or '-'} | {r.metric} | {num(r.baseline)} | {num(r.new)} | "
                          f"{num(r.delta, sign=True)} | {r.status} |")
         drops = sum(r.status == "DROP" for r in self.rows)
         missing = sum(r.status == "MISSING" for r in self.rows)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, atomic_write_text
-from clipbench.results import RESULT_SCHEMA
+from clipbench.results import RESULT_SCHEMA, record_variant
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,15 @@ def _resolve_source(source: str | os.PathLike) -> Path:
     if not path.is_file():
         raise ClipbenchError(f"results not found: {path} (expected a results directory, results.jsonl or leaderboard.csv)")
     return path
+
+
+def _labelled(model: str, variant: str) -> str:
+    """A non-default run (--limit, bf16, ...) shows as its own row: ``ViT-B/16 [limit=500]``."""
+    return f"{model} [{variant}]" if variant else model
+
+
+def _unlabelled(model: str) -> str:
+    return re.sub(r" \[[^\]]*\]$", "", model)
 
 
 def _records_frame(path: Path) -> pd.DataFrame:
@@ -73,7 +82,7 @@ def _records_frame(path: Path) -> pd.DataFrame:
                 value = rec["metrics"][metric]
                 ci = rec.get("ci95") or {}
                 rows.append({
-                    "model": rec["model"], "dataset": rec["dataset"], "task": rec["task"], "metric": metric,
+                    "model": _labelled(rec["model"], record_variant(rec)), "dataset": rec["dataset"], "task": rec["task"], "metric": metric,
                     "value": value, "ci_low": ci.get("low"), "ci_high": ci.get("high"),
                     "n_samples": rec.get("n_samples"), "model_family": rec.get("model_family"),
                     "timestamp": rec.get("timestamp") or "", "_order": lineno,
@@ -97,6 +106,8 @@ def _leaderboard_frame(path: Path) -> pd.DataFrame:
         if col not in frame.columns:
             frame[col] = None
     frame["timestamp"] = frame["timestamp"].fillna("").astype(str)
+    if "variant" in frame.columns:
+        frame["model"] = [_labelled(m, v) for m, v in zip(frame["model"], frame["variant"].fillna(""), strict=True)]
     if "primary_metric" in frame.columns:
         frame = frame[frame["metric"] == frame["primary_metric"]]
     else:
@@ -167,8 +178,8 @@ def model_facts(models: list[str], frame: pd.DataFrame) -> dict[str, dict]:
     registry = _registry_facts()
     out = {}
     for model in models:
-        facts = dict(registry.get(_norm(model)) or {})
-        alias = _architecture_alias(model)
+        facts = dict(registry.get(_norm(_unlabelled(model))) or {})
+        alias = _architecture_alias(_unlabelled(model))
         if not facts and alias:
             facts = dict(registry.get(_norm(alias)) or {})
         recorded = frame.loc[frame["model"] == model, "model_family"].dropna()

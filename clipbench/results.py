@@ -2,7 +2,10 @@
 
 Appends are atomic and locked (``append_line_locked``); a line left half-written by a crash is
 skipped with a warning. After each run the leaderboards are regenerated from the whole store,
-newest record per (model, dataset, task) winning:
+newest record per (model, dataset, task, variant) winning. The *variant* names the options that
+change the numbers beyond model, dataset and task (``--limit``, ``--precision``, probe features,
+probe solver); it is empty for a full-data fp32 run with the defaults, so a quick ``--limit`` check
+never replaces a full run's row:
 
 * ``leaderboard.csv``: long format, one row per model x dataset x task x metric;
 * ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
@@ -34,7 +37,7 @@ LEADERBOARD_FILE = "leaderboard.csv"
 PIVOT_FILE = "leaderboard_pivot.csv"
 
 LEADERBOARD_COLUMNS = (
-    "model", "dataset", "task", "metric", "value", "ci_low", "ci_high", "primary_metric", "n_samples",
+    "model", "dataset", "task", "variant", "metric", "value", "ci_low", "ci_high", "primary_metric", "n_samples",
     "model_identity", "dataset_fingerprint", "suite", "suite_version", "timestamp",
 )
 
@@ -73,11 +76,31 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+def record_variant(record: dict) -> str:
+    """Options that change a record's numbers beyond (model, dataset, task); "" for the defaults."""
+    parts = []
+    if record.get("limit") is not None:
+        parts.append(f"limit={record['limit']}")
+    if record.get("precision", "fp32") != "fp32":
+        parts.append(str(record["precision"]))
+    probe = record.get("probe") or {}
+    if probe.get("features", "projected") != "projected":
+        parts.append(str(probe["features"]))
+    if probe.get("solver", "torch") != "torch":
+        parts.append(f"solver={probe['solver']}")
+    return ",".join(parts)
+
+
+def record_key(record: dict) -> tuple[str, str, str, str]:
+    """(model, dataset, task, variant): one leaderboard row, one row of the CI gate."""
+    return record["model"], record["dataset"], record["task"], record_variant(record)
+
+
 def latest_records(records: Iterable[dict]) -> list[dict]:
-    """The newest record per (model, dataset, task), in first-appearance order."""
+    """The newest record per (model, dataset, task, variant), in first-appearance order."""
     latest: dict[tuple, dict] = {}
     for record in records:
-        latest[(record["model"], record["dataset"], record["task"])] = record
+        latest[record_key(record)] = record
     return list(latest.values())
 
 
@@ -91,12 +114,13 @@ def _fmt(value) -> str:
 
 def leaderboard_rows(records: Iterable[dict]) -> list[dict]:
     rows = []
-    for r in sorted(latest_records(records), key=lambda r: (r["model"], r["dataset"], r["task"])):
+    for r in sorted(latest_records(records), key=record_key):
         primary = r.get("primary_metric")
         ci = r.get("ci95") or {}
         for metric in sorted(r["metrics"], key=lambda m: (m != primary, m)):
             rows.append({
-                "model": r["model"], "dataset": r["dataset"], "task": r["task"], "metric": metric,
+                "model": r["model"], "dataset": r["dataset"], "task": r["task"], "variant": record_variant(r),
+                "metric": metric,
                 "value": r["metrics"][metric],
                 "ci_low": ci.get("low") if metric == primary else None,
                 "ci_high": ci.get("high") if metric == primary else None,
@@ -117,12 +141,13 @@ def _csv_text(columns: list[str] | tuple[str, ...], rows: list[dict]) -> str:
 
 
 def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
-    """Columns and rows of the pivot: model x task, primary metric per dataset, mean over datasets."""
+    """Columns and rows of the pivot: model x task x variant, primary metric per dataset, mean over datasets."""
     latest = latest_records(records)
     datasets = sorted({r["dataset"] for r in latest})
-    table: dict[tuple[str, str], dict] = {}
+    table: dict[tuple[str, str, str], dict] = {}
     for r in latest:
-        row = table.setdefault((r["model"], r["task"]), {"model": r["model"], "task": r["task"]})
+        model, _, task, variant = record_key(r)
+        row = table.setdefault((model, task, variant), {"model": model, "task": task, "variant": variant})
         row[r["dataset"]] = r["metrics"].get(r.get("primary_metric") or "top1")
     rows = []
     for key in sorted(table):
@@ -131,7 +156,7 @@ def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
         row["mean"] = sum(values) / len(values) if values else None
         row["n_datasets"] = len(values)
         rows.append(row)
-    return ["model", "task", *datasets, "mean", "n_datasets"], rows
+    return ["model", "task", "variant", *datasets, "mean", "n_datasets"], rows
 
 
 def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:

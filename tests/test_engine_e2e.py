@@ -64,7 +64,7 @@ def test_cli_zeroshot_matches_direct_computation(tiny_run):
     stored = FeatureStore(base / "cache" / "features").load(feature_key(model, test))
     np.testing.assert_allclose(stored.features, feats.numpy(), rtol=1e-4, atol=1e-5)
     pivot = (base / "res" / "leaderboard_pivot.csv").read_text().splitlines()
-    assert pivot[0] == "model,task,digits,mean,n_datasets" and len(pivot) == 2
+    assert pivot[0] == "model,task,variant,digits,mean,n_datasets" and len(pivot) == 2
 
 
 def test_second_cli_run_does_no_image_forward_and_compare_passes(tiny_run, capsys):

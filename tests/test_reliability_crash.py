@@ -272,6 +272,6 @@ def test_killed_results_write_loses_and_duplicates_no_leaderboard_row(tmp_path, 
         assert got == pytest.approx(record["metrics"], abs=1e-4)
         assert next(r for r in rows if r["model"] == "fake-model" and r["dataset"] == record["dataset"])["timestamp"] == record["timestamp"]
     pivot = (res / "leaderboard_pivot.csv").read_text().splitlines()
-    assert pivot[0] == "model,task,fakea,fakeb,mean,n_datasets" and len(pivot) == 3
+    assert pivot[0] == "model,task,variant,fakea,fakeb,mean,n_datasets" and len(pivot) == 3
     assert json.loads(json.dumps(records))  # every stored record is complete JSON
     assert not [p for p in os.listdir(res) if p.endswith(".tmp")]  # a killed regeneration leaves no temp file

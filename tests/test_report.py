@@ -88,6 +88,18 @@ def test_newest_record_wins_and_torn_line_is_skipped(results_dir):
     assert len(frame) == 4 * 3 + 4 * 3 - 1
 
 
+def test_quick_limit_run_is_its_own_row_with_registry_facts(tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    full = _record("RN50", "ResNet", "cifar10", "zeroshot", 72.0)
+    quick = {**_record("RN50", "ResNet", "cifar10", "zeroshot", 30.0, ts="2026-11-24T00:00:00Z"), "limit": 50}
+    (out / "results.jsonl").write_text(json.dumps(full) + "\n" + json.dumps(quick) + "\n")
+    frame, _ = load_results(out)
+    assert dict(zip(frame.model, frame.value, strict=True)) == {"RN50": 72.0, "RN50 [limit=50]": 30.0}
+    report = build_report(out, out_dir=tmp_path / "out")
+    assert "| RN50 [limit=50] | ResNet |" in report.markdown.read_text()
+
+
 def test_long_leaderboard_csv_uses_the_primary_metric(tmp_path):
     path = tmp_path / "leaderboard.csv"
     fields = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", "n_samples", "model_identity",

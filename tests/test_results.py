@@ -14,6 +14,7 @@ from clipbench.results import (
     RESULT_SCHEMA,
     append_record,
     read_records,
+    record_variant,
     write_leaderboards,
 )
 
@@ -45,10 +46,29 @@ def test_append_read_and_leaderboards(tmp_path):
     assert [(r["metric"], r["value"], r["ci_low"]) for r in a_d1] == [("top1", "20.0000", "18.0000"),
                                                                       ("mean_per_class_recall", "19.0000", "")]
     pivot = _rows(pivot_path)
-    assert list(pivot[0]) == ["model", "task", "d1", "d2", "mean", "n_datasets"]
-    assert pivot[0] == {"model": "a", "task": "zeroshot", "d1": "20.0000", "d2": "29.0000", "mean": "24.5000",
+    assert list(pivot[0]) == ["model", "task", "variant", "d1", "d2", "mean", "n_datasets"]
+    assert pivot[0] == {"model": "a", "task": "zeroshot", "variant": "", "d1": "20.0000", "d2": "29.0000", "mean": "24.5000",
                         "n_datasets": "2"}
     assert pivot[1]["d2"] == "" and pivot[1]["mean"] == "40.0000"
+
+
+def test_quick_or_low_precision_runs_never_replace_the_full_run_row(tmp_path):
+    append_record(tmp_path, record("a", "d1", top1=70.0, limit=None, precision="fp32"))
+    append_record(tmp_path, record("a", "d1", top1=10.0, limit=50, precision="fp32"))
+    append_record(tmp_path, record("a", "d1", top1=69.0, limit=None, precision="bf16",
+                                   probe={"features": "pre_projection", "solver": "sklearn"}))
+    assert record_variant(record(limit=None, precision="fp32")) == ""
+    long_path, pivot_path = write_leaderboards(tmp_path)
+    top1 = {(r["variant"], r["value"]) for r in _rows(long_path) if r["metric"] == "top1"}
+    assert top1 == {("", "70.0000"), ("limit=50", "10.0000"),
+                    ("bf16,pre_projection,solver=sklearn", "69.0000")}
+    assert [(r["variant"], r["d1"]) for r in _rows(pivot_path)] == [
+        ("", "70.0000"), ("bf16,pre_projection,solver=sklearn", "69.0000"), ("limit=50", "10.0000")]
+    # the gate compares like with like: a full-run baseline is not satisfied by a --limit run
+    quick = _results(tmp_path, "quick", record("a", "d1", top1=90.0, limit=50))
+    full = _results(tmp_path, "full", record("a", "d1", top1=70.0))
+    result = compare(quick, full)
+    assert result.failed and {r.status for r in result.rows} == {"MISSING", "new"}
 
 
 def test_newer_schema_is_refused(tmp_path):
@@ -77,7 +97,7 @@ def test_compare_gate(tmp_path):
     assert compare(same, base, max_drop=0.2).failed
     bad = compare(drop / "leaderboard.csv", base / "leaderboard.csv", max_drop=0.5)
     assert bad.failed and bad.rows[0].status == "DROP" and bad.rows[0].delta == pytest.approx(-1.0)
-    assert "| m | d1 | zeroshot | top1 | 50.00 | 49.00 | -1.00 | DROP |" in bad.to_markdown()
+    assert "| m | d1 | zeroshot | - | top1 | 50.00 | 49.00 | -1.00 | DROP |" in bad.to_markdown()
     gone = compare(missing, base, max_drop=5)
     assert gone.failed and gone.rows[1].status == "MISSING"
     # the long CSV and the JSONL give the same primary values
