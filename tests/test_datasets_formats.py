@@ -115,7 +115,7 @@ def test_imagenet_a_maps_its_200_wnids(tmp_path):
 
 
 def test_imagenet_from_hf_save_to_disk(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    import datasets
     names = list(get_dataset("imagenet1k").keys)
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
     images = [str(write_image(tmp_path / "src" / f"{i}.png", i)) for i in range(3)]
@@ -127,7 +127,7 @@ def test_imagenet_from_hf_save_to_disk(tmp_path):
 
 
 def _hf_saved(tmp_path: Path) -> Path:
-    datasets = pytest.importorskip("datasets")
+    import datasets
     features = datasets.Features({"img": datasets.Image(), "fine": datasets.ClassLabel(names=["red_fox", "cat", "dog"])})
     def part(n: int, offset: int):
         files = [str(write_image(tmp_path / "src" / f"{offset + i}.png", offset + i)) for i in range(n)]

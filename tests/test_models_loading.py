@@ -187,7 +187,8 @@ def test_describe_models_lists_the_table(tmp_path):
     rows = describe_models(cache_dir=tmp_path)
     assert [r["name"] for r in rows] == MODELS.names()
     assert {"name", "aliases", "resolution", "embed_dim", "family", "params", "cached", "verified"} <= set(rows[0])
-    assert not any(r["cached"] for r in rows)
+    assert not any(r["cached"] for r in rows if r["source"] != "package")
+    assert all(r["cached"] and r["verified"] for r in rows if r["source"] == "package")  # clipbench-tiny
 
 
 def test_packaged_checkpoint_registration_and_listing(tmp_path, monkeypatch):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from clipbench.errors import DataError
+
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
 
 
@@ -103,8 +105,11 @@ class DatasetAdapter(abc.ABC):
 
     @property
     def evaluation_split(self) -> str:
-        """The split zero-shot scores are reported on: ``test``, else the last declared (ImageNet: ``val``)."""
-        return "test" if "test" in self.splits else self.splits[-1]
+        """The split scores are reported on: ``test``, else ``val`` (ImageNet); never a training split."""
+        for name in ("test", "val"):
+            if name in self.splits:
+                return name
+        raise DataError(f"{self.name} has no test or val split to evaluate on (splits: {', '.join(self.splits)})")
 
     def is_present(self, data_root: Path) -> bool:
         """Whether the data appears to be on disk (for `clipbench list datasets`)."""
