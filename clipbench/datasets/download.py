@@ -14,15 +14,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import http.client
 import logging
 import os
 import shutil
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,14 +27,14 @@ from urllib.parse import urlparse
 
 from tqdm.auto import tqdm
 
-from clipbench.errors import ChecksumError, ClipbenchError, DataError, OfflineError
-from clipbench.fileio import atomic_open, atomic_write_json, file_lock, fsync_dir, remove_stale_temps
+from clipbench.errors import DataError, OfflineError
+from clipbench.fileio import atomic_write_json, file_lock, fsync_dir, remove_stale_temps
+from clipbench.http_download import download_verified
 
 log = logging.getLogger(__name__)
 
 MARKER = ".clipbench-complete.json"
 _CHUNK = 1 << 20
-_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -72,41 +69,7 @@ def fetch_archive(archive: Archive, downloads_dir: Path) -> Path:
             return target
         log.warning("%s does not have MD5 %s; downloading it again", target, archive.md5)
         target.unlink()
-    try:
-        response = urllib.request.urlopen(archive.url, timeout=_TIMEOUT_S)  # noqa: S310 (http/https only)
-    except urllib.error.HTTPError as exc:
-        raise ClipbenchError(f"download of {archive.url} failed: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ClipbenchError(f"download of {archive.url} failed: {getattr(exc, 'reason', exc)}") from exc
-    with response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        digest = hashlib.md5(usedforsecurity=False)
-        received = 0
-        # Raising inside atomic_open discards the temporary file: a bad archive never gets its final name.
-        with atomic_open(target, "wb") as fh, tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=archive.filename, leave=False
-        ) as bar:
-            while True:
-                try:
-                    block = response.read(_CHUNK)
-                except (http.client.IncompleteRead, OSError) as exc:
-                    raise ClipbenchError(
-                        f"download of {archive.url} was interrupted after {received} bytes; nothing was kept, run again"
-                    ) from exc
-                if not block:
-                    break
-                fh.write(block)
-                digest.update(block)
-                received += len(block)
-                bar.update(len(block))
-            if total is not None and received != total:
-                raise ClipbenchError(f"download of {archive.url} is incomplete: {received} of {total} bytes; run again")
-            if digest.hexdigest() != archive.md5:
-                raise ChecksumError(
-                    f"download of {archive.url} has MD5 {digest.hexdigest()}, expected {archive.md5}; "
-                    f"the file was discarded and nothing was extracted"
-                )
+    download_verified(archive.url, target, "md5", archive.md5, discarded="the file was discarded and nothing was extracted")
     return target
 
 

@@ -9,25 +9,18 @@ sidecar and file means the file is hashed again (and deleted if it is wrong).
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from clipbench.config import Paths
-from clipbench.errors import ChecksumError, ClipbenchError, OfflineError
-from clipbench.fileio import atomic_open, atomic_write_json, file_lock, remove_stale_temps, sha256_file
+from clipbench.errors import ClipbenchError, OfflineError
+from clipbench.fileio import atomic_write_json, file_lock, remove_stale_temps, sha256_file
+from clipbench.http_download import download_verified
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
-_TIMEOUT_S = 60
 _SIDECAR_SUFFIX = ".verified.json"
 
 
@@ -82,46 +75,8 @@ def _remove_bad(path: Path) -> None:
 
 
 def _stream(url: str, target: Path, sha256: str) -> None:
-    """Download ``url`` into a temporary file, check size and hash, then rename it to ``target``."""
-    try:
-        response = urllib.request.urlopen(url, timeout=_TIMEOUT_S)  # noqa: S310 (https/http only, see fetch)
-    except urllib.error.HTTPError as exc:
-        raise ClipbenchError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ClipbenchError(f"download of {url} failed: {reason}") from exc
-    with response:
-        length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        digest = hashlib.sha256()
-        received = 0
-        with atomic_open(target, "wb") as fh, tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name, leave=False
-        ) as bar:
-            while True:
-                try:
-                    block = response.read(_CHUNK)
-                except (http.client.IncompleteRead, OSError) as exc:
-                    raise ClipbenchError(
-                        f"download of {url} was interrupted after {received} bytes ({type(exc).__name__}); "
-                        f"nothing was saved, run again to retry"
-                    ) from exc
-                if not block:
-                    break
-                fh.write(block)
-                digest.update(block)
-                received += len(block)
-                bar.update(len(block))
-            # Raising inside atomic_open discards the temporary file: a bad download never gets the final name.
-            if total is not None and received != total:
-                raise ClipbenchError(
-                    f"download of {url} is incomplete: got {received} of {total} bytes; nothing was saved, run again"
-                )
-            if digest.hexdigest() != sha256:
-                raise ChecksumError(
-                    f"download of {url} has SHA-256 {digest.hexdigest()}, expected {sha256}; "
-                    f"the file was discarded"
-                )
+    """Download ``url`` into ``target`` (only if its size and SHA-256 check out) and record it as verified."""
+    download_verified(url, target, "sha256", sha256)
     _record_verified(target, sha256)
 
 
