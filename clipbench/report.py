@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import logging
 import math
 import os
@@ -29,7 +28,7 @@ import pandas as pd
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, atomic_write_text
-from clipbench.results import RESULT_SCHEMA, record_variant
+from clipbench.results import read_records, record_variant
 
 log = logging.getLogger(__name__)
 
@@ -62,33 +61,20 @@ def _unlabelled(model: str) -> str:
 
 
 def _records_frame(path: Path) -> pd.DataFrame:
-    """results.jsonl -> one row per (model, dataset, task): the newest record's primary metric."""
+    """results.jsonl -> one primary-metric row per record, oldest first (newest wins downstream)."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s:%d is not a complete JSON record (an interrupted write?); skipped", path, lineno)
-                continue
-            version = rec.get("schema_version", 1) if isinstance(rec, dict) else None
-            if isinstance(rec, dict) and (not isinstance(version, int) or version > RESULT_SCHEMA):
-                raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
-                                     f"understands ({RESULT_SCHEMA}); upgrade clipbench")
-            try:
-                metric = rec["primary_metric"]
-                value = rec["metrics"][metric]
-                ci = rec.get("ci95") or {}
-                rows.append({
-                    "model": _labelled(rec["model"], record_variant(rec)), "dataset": rec["dataset"], "task": rec["task"], "metric": metric,
-                    "value": value, "ci_low": ci.get("low"), "ci_high": ci.get("high"),
-                    "n_samples": rec.get("n_samples"), "model_family": rec.get("model_family"),
-                    "timestamp": rec.get("timestamp") or "", "_order": lineno,
-                })
-            except (KeyError, TypeError) as exc:
-                raise ClipbenchError(f"{path}:{lineno} is not a clipbench result record (missing {exc})") from exc
+    for order, rec in enumerate(read_records(path)):
+        metric = rec.get("primary_metric")
+        if metric not in rec["metrics"]:
+            raise ClipbenchError(f"{path}: record for {rec['model']}/{rec['dataset']}/{rec['task']} lacks its "
+                                 f"primary metric {metric!r}")
+        ci = rec.get("ci95") or {}
+        rows.append({
+            "model": _labelled(rec["model"], record_variant(rec)), "dataset": rec["dataset"], "task": rec["task"],
+            "metric": metric, "value": rec["metrics"][metric], "ci_low": ci.get("low"), "ci_high": ci.get("high"),
+            "n_samples": rec.get("n_samples"), "model_family": rec.get("model_family"),
+            "timestamp": rec.get("timestamp") or "", "_order": order,
+        })
     frame = pd.DataFrame(rows, columns=[*_COLUMNS, "_order"])
     return frame.sort_values(["timestamp", "_order"]).drop(columns="_order")
 
