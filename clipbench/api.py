@@ -34,6 +34,7 @@ from clipbench.metrics import DEFAULT_BOOTSTRAP, bootstrap_ci
 from clipbench.models.base import ImageTextModel
 from clipbench.results import RESULT_SCHEMA, RESULTS_FILE, append_record, read_records, write_leaderboards
 from clipbench.suites import Suite, load_suite
+from clipbench.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 256, "workers": 0, "precision": "fp32", "limit": None, "seed": 0,
     "probe_features": "projected", "solver": "torch", "fewshot_k": None, "seeds": None,
     "bootstrap": DEFAULT_BOOTSTRAP, "val_fraction": 0.2, "offline": False, "per_class": False,
+    "threads": None,
 }
 
 
@@ -61,6 +63,7 @@ class RunOptions:
     offline: bool
     per_class: bool
     device: str
+    threads: int | None = None  # torch intra-op threads for the run (None: torch's default)
 
 
 def _split_names(value: str | Sequence[Any] | None) -> list[Any] | None:
@@ -118,7 +121,7 @@ def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None)
         limit=merged["limit"], seed=merged["seed"], probe_features=merged["probe_features"],
         solver=merged["solver"], fewshot_k=merged["fewshot_k"], seeds=seeds, bootstrap=merged["bootstrap"],
         val_fraction=float(merged["val_fraction"]), offline=bool(merged["offline"]),
-        per_class=bool(merged["per_class"]), device=str(dev),
+        per_class=bool(merged["per_class"]), device=str(dev), threads=merged["threads"],
     )
 
 
@@ -192,6 +195,7 @@ class _Runner:
             "metrics": {}, "ci95": None, "C": None, "sweep": None, "prompt_hash": None,
             "suite": self.suite.name, "suite_version": self.suite.version, "seed": o.seed,
             "precision": o.precision, "device": o.device, "limit": o.limit, "batch_size": o.batch_size,
+            "torch_threads": torch.get_num_threads(),
             "versions": _versions(), "time_extract_s": None, "time_task_s": None,
         }
 
@@ -337,6 +341,7 @@ def run(
     solver: str | None = None,
     bootstrap: int | None = None,
     per_class: bool | None = None,
+    threads: int | None = None,
     progress: bool = True,
     write: bool = True,
     shard_jobs: bool = False,
@@ -357,7 +362,7 @@ def run(
         {"batch_size": batch_size, "workers": workers, "precision": precision, "limit": limit, "seed": seed,
          "probe_features": probe_features, "solver": solver, "fewshot_k": fewshot_k,
          "seeds": list(seeds) if seeds is not None else None, "bootstrap": bootstrap,
-         "offline": True if offline else None, "per_class": per_class},
+         "offline": True if offline else None, "per_class": per_class, "threads": threads},
         device,
     )
     models = _split_names(model) if not isinstance(model, ImageTextModel) else [model]
@@ -370,7 +375,7 @@ def run(
     if write:
         _check_results_dir(paths.results_dir)  # fail before hours of work, not after
     adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
-    with distributed.session(options.device) as ctx:
+    with distributed.session(options.device) as ctx, torch_threads(options.threads):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
         if shard_jobs:  # each rank runs its share of whole jobs alone
             jobs, extraction = ctx.share(jobs), distributed.DistContext()

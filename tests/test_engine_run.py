@@ -109,3 +109,25 @@ def test_limit_indices_stratified_exact_and_seeded():
     assert not np.array_equal(picked, limit_indices(labels, 20, seed=2))
     assert np.bincount(labels[limit_indices(labels, 6, 0)], minlength=5).min() == 1  # every class kept
     assert len(limit_indices(labels, 3, 0)) == 3
+
+
+def test_threads_option_is_pinned_for_the_run_recorded_and_restored(tmp_path, monkeypatch):
+    model, adapter = FakeModel(seed=4), FakeAdapter(sizes={"train": 20, "test": 20})
+    before = torch.get_num_threads()
+    seen = []
+    real_encode = model.encode_image
+
+    def spy(images, projected=True):
+        seen.append(torch.get_num_threads())
+        return real_encode(images, projected=projected)
+
+    monkeypatch.setattr(model, "encode_image", spy)
+    (rec,) = clipbench.run(model, suite=ZS, datasets=[adapter], cache_dir=tmp_path / "c", results_dir=tmp_path / "r",
+                           device="cpu", progress=False, threads=1)
+    assert rec["torch_threads"] == 1 and seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
+    (default,) = clipbench.run(model, suite=ZS, datasets=[adapter], cache_dir=tmp_path / "c2",
+                               results_dir=tmp_path / "r2", device="cpu", progress=False)
+    assert default["torch_threads"] == before
+    with pytest.raises(ClipbenchError, match="threads must be a positive integer"):
+        clipbench.run(model, suite=ZS, datasets=[adapter], cache_dir=tmp_path / "c", write=False, threads=0)

@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_int_list, help="few-shot seeds, comma-separated (e.g. 0,1,2)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the 95%% CI (0: no CI; default 1000)")
     p.add_argument("--per-class", action="store_true", default=None, help="store a per-class recall table")
+    p.add_argument("--threads", type=int, help="torch CPU threads (recorded in each result; default: torch's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--shard-jobs", action="store_true",
                    help="under torchrun: give each process whole (model, dataset) jobs instead of a slice of "
@@ -48,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from clipbench.api import run
 
-    for flag in ("batch_size", "workers", "limit", "fewshot_k", "bootstrap"):
+    for flag in ("batch_size", "workers", "limit", "fewshot_k", "bootstrap", "threads"):
         value = getattr(args, flag)
         if value is not None and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
             raise ClipbenchError(f"--{flag.replace('_', '-')} must be {'non-negative' if flag in ('workers', 'bootstrap') else 'positive'}, got {value}")
@@ -57,7 +58,7 @@ def handler(args: argparse.Namespace) -> int:
                   batch_size=args.batch_size, workers=args.workers, precision=args.precision, limit=args.limit,
                   seed=args.seed, offline=args.offline, probe_features=args.probe_features, fewshot_k=args.fewshot_k,
                   seeds=args.seeds, solver=args.solver, bootstrap=args.bootstrap, per_class=args.per_class,
-                  progress=not args.no_progress, shard_jobs=args.shard_jobs)
+                  threads=args.threads, progress=not args.no_progress, shard_jobs=args.shard_jobs)
     from clipbench.distributed import is_main_process
 
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results

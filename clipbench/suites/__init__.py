@@ -57,6 +57,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
                      "a number between 0 and 1"),
     "offline": (lambda v: isinstance(v, bool), "true or false"),
     "per_class": (lambda v: isinstance(v, bool), "true or false"),
+    "threads": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
 }
 
 

@@ -23,10 +23,8 @@ already-evaluated lambda. The sklearn reference fits every point from scratch.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,6 +35,7 @@ from tqdm.auto import tqdm
 from clipbench.errors import ClipbenchError
 from clipbench.metrics import mean_per_class_recall, topk_accuracy
 from clipbench.tasks.probe_solvers import DEFAULT_MAX_ITER, DEFAULT_TOL, SOLVERS, LinearFit, make_solver
+from clipbench.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -194,19 +193,6 @@ def sweep_lambdas(evaluate) -> tuple[float, _SweepState]:
     return centre, state
 
 
-@contextlib.contextmanager
-def _torch_threads(num_threads: int | None) -> Iterator[None]:
-    if num_threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def linear_probe(
     train: Any,
     val: Any = None,
@@ -264,7 +250,7 @@ def linear_probe(
             f"linear_probe: {missing.size} class(es) have no training samples (first: {int(missing[0])})")
 
     options = {"max_iter": max_iter, "tol": tol, "device": device}
-    with _torch_threads(num_threads):
+    with torch_threads(num_threads):
         start = time.perf_counter()
         fitter = make_solver(solver, X_train, y_train, num_classes, **options)
         bar = tqdm(total=len(GRID_LOG10_LAMBDA) + 2 * len(SEARCH_STEPS), desc=f"C sweep ({solver})",
