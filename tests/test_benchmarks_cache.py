@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "cache.py"
+from _benchmark_fixtures import BENCHMARKS, run_quick
+
+SCRIPT = BENCHMARKS / "cache.py"
 
 
 def test_cache_quick_warm_rerun_encodes_nothing(tmp_path):
     out = tmp_path / "cache.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Cold run vs warm rerun" in proc.stdout
-
-    summary = json.loads(out.read_text())
+    stdout, summary = run_quick("cache.py", out)
+    assert "Cold run vs warm rerun" in stdout
     assert summary["benchmark"] == "cache" and summary["machine"]["cpu_count"]
     assert summary["images"] == 5 * (8 + 4)
     (pair,) = summary["pairs"]

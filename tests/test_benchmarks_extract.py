@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "extract.py"
+from _benchmark_fixtures import BENCHMARKS, run_quick
+
+SCRIPT = BENCHMARKS / "extract.py"
 
 
 def test_extract_quick_writes_summary(tmp_path):
     out = tmp_path / "extract.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Image encoder throughput" in proc.stdout and "Input pipeline" in proc.stdout
-
-    summary = json.loads(out.read_text())
+    stdout, summary = run_quick("extract.py", out)
+    assert "Image encoder throughput" in stdout and "Input pipeline" in stdout
     assert summary["benchmark"] == "extract"
     for field in ("date", "cpu_count", "cpu"):
         assert summary["machine"][field]

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "probe.py"
+from _benchmark_fixtures import run_quick
 
 
 def test_probe_benchmark_quick_writes_summary(tmp_path):
     out = tmp_path / "probe.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert "sklearn / torch time" in proc.stdout
-    summary = json.loads(out.read_text())
+    stdout, summary = run_quick("probe.py", out, "--threads", "1")
+    assert "sklearn / torch time" in stdout
     assert summary["benchmark"] == "probe"
     assert summary["problem"]["n_train"] == 600
     for solver in ("torch", "sklearn"):

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "zeroshot_text.py"
+from _benchmark_fixtures import BENCHMARKS, run_quick
+
+SCRIPT = BENCHMARKS / "zeroshot_text.py"
 
 
 def test_zeroshot_text_quick_writes_summary(tmp_path):
     out = tmp_path / "zs.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Zero-shot classifier" in proc.stdout
-
-    summary = json.loads(out.read_text())
+    stdout, summary = run_quick("zeroshot_text.py", out)
+    assert "Zero-shot classifier" in stdout
     assert summary["benchmark"] == "zeroshot_text" and summary["machine"]["versions"]["torch"]
     assert summary["classes_timed"] == 6 and summary["templates"] == 8 and summary["prompts_timed"] == 48
     assert summary["classifier_shape"] == [6, 32]  # tiny model's embedding width
