@@ -7,15 +7,15 @@ condition on disk becomes true) or by themselves (a test hook or a wrapped funct
 
 from __future__ import annotations
 
-import http.server
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from _http_fixtures import LoopbackServer
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -72,55 +72,9 @@ def expect_ok(proc: subprocess.Popen, timeout: float = 180) -> str:
     return out
 
 
-class SlowServer:
-    """Serves ``files`` (URL path -> bytes) on 127.0.0.1 with Content-Length; while ``slow`` is set it
-    sends ``chunk`` bytes every ``delay`` seconds, so a client can be killed mid-transfer."""
-
-    def __init__(self, files: dict[str, bytes], chunk: int = 64 * 1024, delay: float = 0.05) -> None:
-        self.files, self.chunk, self.delay = files, chunk, delay
-        self.slow = True
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                outer.requests.append(self.path)
-                body = outer.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    for start in range(0, len(body), outer.chunk):
-                        self.wfile.write(body[start:start + outer.chunk])
-                        self.wfile.flush()
-                        if outer.slow:
-                            time.sleep(outer.delay)
-                except (BrokenPipeError, ConnectionResetError):  # the client was killed: expected
-                    self.close_connection = True
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):  # a killed client is not a test failure
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def SlowServer(files: dict[str, bytes], chunk: int = 64 * 1024, delay: float = 0.05) -> LoopbackServer:  # noqa: N802
+    """A loopback server that streams slowly (``server.slow = False`` speeds it up), for kills mid-transfer."""
+    return LoopbackServer(files, slow=True, chunk=chunk, delay=delay)
 
 
 def temp_files(folder: Path, name: str) -> list[Path]:

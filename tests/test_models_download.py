@@ -4,11 +4,10 @@ server errors, cached reuse without the network, offline mode, and load_model en
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 
 import pytest
 import torch
+from _http_fixtures import LoopbackServer
 from _models_fixtures import SMALL_CONFIGS, make_reference
 
 import clipbench.models.loading as loading
@@ -21,57 +20,11 @@ GOOD = b"clipbench checkpoint bytes " * 4096
 GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
 
 
-class _Server:
-    """Serves ``files`` (path -> bytes); ``/truncated/...`` lies about Content-Length, ``/error/...`` is a 500."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                outer.requests.append(self.path)
-                if self.path.startswith("/error/"):
-                    self.send_error(500, "boom")
-                    return
-                body = outer.files.get(self.path.replace("/truncated/", "/", 1))
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/octet-stream")
-                if self.path.startswith("/truncated/"):
-                    self.send_header("Content-Length", str(len(body) + 5000))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(monkeypatch):
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
-    srv = _Server({"/files/model.pt": GOOD})
+    srv = LoopbackServer({"/files/model.pt": GOOD})
     yield srv
     srv.stop()
 
