@@ -50,12 +50,16 @@ class ImageTextModel(abc.ABC):
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids [N, L] -> features [N, embed_dim] (not normalised)."""
 
-    @property
-    @abc.abstractmethod
-    def device(self) -> torch.device: ...
+    #: The wrapped torch module; ``device`` and ``to`` act on it (backends without one override both).
+    module: torch.nn.Module
 
-    @abc.abstractmethod
-    def to(self, device: str | torch.device) -> ImageTextModel: ...
+    @property
+    def device(self) -> torch.device:
+        return next(self.module.parameters()).device
+
+    def to(self, device: str | torch.device) -> ImageTextModel:
+        self.module.to(device)
+        return self
 
     @abc.abstractmethod
     def num_params(self) -> dict[str, int]:

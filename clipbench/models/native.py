@@ -58,14 +58,6 @@ class NativeClipModel(ImageTextModel):
         with torch.inference_mode():
             return self.module.encode_text(tokens.to(self.device, torch.long))
 
-    @property
-    def device(self) -> torch.device:
-        return self.module.token_embedding.weight.device
-
-    def to(self, device: str | torch.device) -> NativeClipModel:
-        self.module.to(device)
-        return self
-
     def num_params(self) -> dict[str, int]:
         image = sum(p.numel() for p in self.module.visual.parameters())
         total = sum(p.numel() for p in self.module.parameters())

@@ -186,14 +186,6 @@ class HFClipModel(ImageTextModel):
         pooled = self.module.text_model(input_ids=tokens.to(self.device)).pooler_output
         return self.module.text_projection(pooled)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
-
-    def to(self, device: str | torch.device) -> HFClipModel:
-        self.module.to(device)
-        return self
-
     def num_params(self) -> dict[str, int]:
         image = count_params(self.module.vision_model) + count_params(self.module.visual_projection)
         text = count_params(self.module.text_model) + count_params(self.module.text_projection)

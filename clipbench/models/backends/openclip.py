@@ -260,14 +260,6 @@ class OpenClipModel(ImageTextModel):
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.module.encode_text(tokens.to(self.device))
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.module.parameters()).device
-
-    def to(self, device: str | torch.device) -> OpenClipModel:
-        self.module.to(device)
-        return self
-
     def num_params(self) -> dict[str, int]:
         total = count_params(self.module)
         image = count_params(self.module.visual)
