@@ -29,10 +29,10 @@ import pandas as pd
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, atomic_write_text
 from clipbench.results import read_records, record_variant
+from clipbench.tasks.registry import task_order, task_title
 
 log = logging.getLogger(__name__)
 
-TASK_TITLES = {"zeroshot": "Zero-shot classification", "linear_probe": "Linear probe"}
 _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", "n_samples", "model_family", "timestamp"]
 
 
@@ -271,7 +271,7 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
     models = list(dict.fromkeys(frame["model"]))
     facts = model_facts(models, frame)
     families = {m: facts[m]["family"] for m in models}
-    tasks = sorted(frame["task"].unique(), key=lambda t: (list(TASK_TITLES).index(t) if t in TASK_TITLES else 99, t))
+    tasks = sorted(frame["task"].unique(), key=lambda t: (task_order(t), t))
 
     blocks: list[tuple[str, list[str], list[list[str]], str, str]] = []  # (heading, header, rows, note, task)
     images: list[tuple[str, str, str]] = []  # (task, caption, file)
@@ -283,7 +283,7 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
 
     for task in tasks:
         section = _section(task, frame[frame["task"] == task], families)
-        title = TASK_TITLES.get(task, task.replace("_", " ").capitalize())
+        title = task_title(task)
         datasets = list(section.table["value"].columns)
         metric_names = sorted(frame.loc[frame["task"] == task, "metric"].unique())
         rows = []

@@ -77,17 +77,21 @@ def read_records(path: str | os.PathLike) -> list[dict]:
 
 
 def record_variant(record: dict) -> str:
-    """Options that change a record's numbers beyond (model, dataset, task); "" for the defaults."""
+    """Options that change a record's numbers beyond (model, dataset, task); "" for the defaults.
+
+    The engine's own (``limit``, a non-fp32 precision) come first, then whatever the record's task
+    declares (``Task.variant_parts``), so a new task's options join the key without an edit here.
+    """
+    from clipbench.tasks.registry import task_for_record
+
     parts = []
     if record.get("limit") is not None:
         parts.append(f"limit={record['limit']}")
     if record.get("precision", "fp32") != "fp32":
         parts.append(str(record["precision"]))
-    probe = record.get("probe") or {}
-    if probe.get("features", "projected") != "projected":
-        parts.append(str(probe["features"]))
-    if probe.get("solver", "torch") != "torch":
-        parts.append(f"solver={probe['solver']}")
+    task = task_for_record(str(record.get("task", "")))
+    if task is not None:
+        parts.extend(task.variant_parts(record))
     return ",".join(parts)
 
 

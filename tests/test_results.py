@@ -55,7 +55,7 @@ def test_append_read_and_leaderboards(tmp_path):
 def test_quick_or_low_precision_runs_never_replace_the_full_run_row(tmp_path):
     append_record(tmp_path, record("a", "d1", top1=70.0, limit=None, precision="fp32"))
     append_record(tmp_path, record("a", "d1", top1=10.0, limit=50, precision="fp32"))
-    append_record(tmp_path, record("a", "d1", top1=69.0, limit=None, precision="bf16",
+    append_record(tmp_path, record("a", "d1", task="linear_probe", top1=69.0, limit=None, precision="bf16",
                                    probe={"features": "pre_projection", "solver": "sklearn"}))
     assert record_variant(record(limit=None, precision="fp32")) == ""
     long_path, pivot_path = write_leaderboards(tmp_path)
@@ -63,7 +63,7 @@ def test_quick_or_low_precision_runs_never_replace_the_full_run_row(tmp_path):
     assert top1 == {("", "70.0000"), ("limit=50", "10.0000"),
                     ("bf16,pre_projection,solver=sklearn", "69.0000")}
     assert [(r["variant"], r["d1"]) for r in _rows(pivot_path)] == [
-        ("", "70.0000"), ("bf16,pre_projection,solver=sklearn", "69.0000"), ("limit=50", "10.0000")]
+        ("bf16,pre_projection,solver=sklearn", "69.0000"), ("", "70.0000"), ("limit=50", "10.0000")]
     # the gate compares like with like: a full-run baseline is not satisfied by a --limit run
     quick = _results(tmp_path, "quick", record("a", "d1", top1=90.0, limit=50))
     full = _results(tmp_path, "full", record("a", "d1", top1=70.0))

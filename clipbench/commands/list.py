@@ -1,4 +1,4 @@
-"""`clipbench list models|datasets|suites`: what can be evaluated, and what is already on disk."""
+"""`clipbench list models|datasets|suites|tasks`: what can be evaluated, and what is already on disk."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("list", help="list models, datasets or suites",
-                              description="List registered models, datasets or built-in suites.")
-    p.add_argument("what", choices=("models", "datasets", "suites"))
+    p = subparsers.add_parser("list", help="list models, datasets, suites or tasks",
+                              description="List registered models, datasets, built-in suites or tasks (with their options).")
+    p.add_argument("what", choices=("models", "datasets", "suites", "tasks"))
     p.add_argument("--cache-dir", help="model cache, to show which checkpoints are downloaded")
     p.add_argument("--data-root", help="datasets directory, to show which datasets are present")
     p.set_defaults(func=handler)
@@ -21,6 +21,8 @@ def handler(args: argparse.Namespace) -> int:
         rows = api.list_models(cache_dir=args.cache_dir)
     elif args.what == "datasets":
         rows = api.list_datasets(data_root=args.data_root)
+    elif args.what == "tasks":
+        rows = api.list_tasks()
     else:
         rows = api.list_suites()
     print(format_table(rows))

@@ -27,38 +27,9 @@ from typing import Any
 import yaml
 
 from clipbench.errors import ClipbenchError, UnknownNameError
-
-TASKS = ("zeroshot", "linear_probe")
+from clipbench.options import an_int
 
 _TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options"}
-
-
-def _positive_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-#: option -> (check, what it must be). The same names as `clipbench run` flags (dashes -> underscores).
-OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "batch_size": (_positive_int, "a positive integer"),
-    "workers": (lambda v: _int(v) and v >= 0, "a non-negative integer"),
-    "precision": (lambda v: v in ("fp32", "fp16", "bf16"), "one of fp32, fp16, bf16"),
-    "limit": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
-    "seed": (_int, "an integer"),
-    "probe_features": (lambda v: v in ("projected", "pre_projection"), "projected or pre_projection"),
-    "solver": (lambda v: v in ("torch", "sklearn"), "torch or sklearn"),
-    "fewshot_k": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
-    "seeds": (lambda v: isinstance(v, list) and v and all(_int(s) for s in v), "a non-empty list of integers"),
-    "bootstrap": (lambda v: _int(v) and v >= 0, "a non-negative integer (0 disables the CI)"),
-    "val_fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
-                     "a number between 0 and 1"),
-    "offline": (lambda v: isinstance(v, bool), "true or false"),
-    "per_class": (lambda v: isinstance(v, bool), "true or false"),
-    "threads": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
-}
 
 
 @dataclass(frozen=True)
@@ -71,6 +42,8 @@ class Suite:
     models: tuple[str, ...] = ()
     description: str = ""
     source: str = ""
+    #: per-task options (``tasks: [{linear_probe: {solver: sklearn}}]``), applied over ``options``
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def builtin_suite_names() -> list[str]:
@@ -131,7 +104,7 @@ def parse_suite(data: Any, source: str, default_name: str,
     for required in ("version", "datasets", "tasks"):
         if required not in data:
             raise ClipbenchError(f"{source}: missing required key {required!r}")
-    if not _int(data["version"]):
+    if not an_int(data["version"]):
         raise ClipbenchError(f"{source}: 'version' must be an integer, got {data['version']!r}")
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name:
@@ -140,24 +113,14 @@ def parse_suite(data: Any, source: str, default_name: str,
     if not isinstance(description, str):
         raise ClipbenchError(f"{source}: 'description' must be a string")
     datasets = _str_list(data["datasets"], "datasets", source)
-    tasks = _str_list(data["tasks"], "tasks", source)
-    for task in tasks:
-        if task not in TASKS:
-            raise ClipbenchError(f"{source}: unknown task {task!r}{_close(task, list(TASKS))} "
-                                 f"(known: {', '.join(TASKS)})")
+    tasks, task_options = _tasks(data["tasks"], source)
     models = data.get("model")
     models = () if models is None else tuple(_str_list(models if isinstance(models, list) else [models], "model",
                                                        source))
     options = data.get("options") or {}
     if not isinstance(options, dict):
         raise ClipbenchError(f"{source}: 'options' must be a mapping")
-    for key, value in options.items():
-        if key not in OPTIONS:
-            raise ClipbenchError(f"{source}: unknown option {key!r}{_close(str(key), sorted(OPTIONS))} "
-                                 f"(allowed: {', '.join(sorted(OPTIONS))})")
-        check, what = OPTIONS[key]
-        if not check(value):
-            raise ClipbenchError(f"{source}: option {key!r} must be {what}, got {value!r}")
+    _check_options(options, source)
     if check_dataset is not None:
         for dataset in datasets:
             try:
@@ -165,7 +128,51 @@ def parse_suite(data: Any, source: str, default_name: str,
             except ClipbenchError as exc:
                 raise type(exc)(f"{source}: {exc}") from exc
     return Suite(name, int(data["version"]), tuple(datasets), tuple(tasks), dict(options), models, description,
-                 source)
+                 source, task_options)
+
+
+def _check_options(options: dict, source: str, task: str | None = None) -> None:
+    from clipbench.options import all_options
+
+    table = all_options()
+    where = f"{source}: task {task!r}" if task else source
+    for key, value in options.items():
+        if key not in table:
+            raise ClipbenchError(f"{where}: unknown option {key!r}{_close(str(key), sorted(table))} "
+                                 f"(allowed: {', '.join(sorted(table))})")
+        if task and table[key].owner != task:  # shared options go in the suite's `options:` block
+            raise ClipbenchError(f"{where}: {key!r} is not an option of this task; put it under 'options:'")
+        table[key].validate(value, source)
+
+
+def _tasks(value: Any, source: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Task names in order, plus per-task options from ``{name: {option: value}}`` entries."""
+    from clipbench.tasks.registry import TASKS
+
+    if not isinstance(value, list) or not value:
+        raise ClipbenchError(f"{source}: 'tasks' must be a non-empty list of names, got {value!r}")
+    names, per_task = [], {}
+    for item in value:
+        if isinstance(item, dict) and len(item) == 1:
+            (name, options), = item.items()
+            if options is not None and not isinstance(options, dict):
+                raise ClipbenchError(f"{source}: options of task {name!r} must be a mapping")
+        elif isinstance(item, str) and item.strip():
+            name, options = item.strip(), None
+        else:
+            raise ClipbenchError(f"{source}: 'tasks' entries are names or {{name: {{options}}}}, got {item!r}")
+        if name not in TASKS:
+            known = TASKS.names()
+            raise ClipbenchError(f"{source}: unknown task {name!r}{_close(str(name), known)} "
+                                 f"(known: {', '.join(known)})")
+        name = TASKS.canonical(name)
+        if name in names:
+            raise ClipbenchError(f"{source}: 'tasks' lists {name} more than once")
+        names.append(name)
+        if options:
+            _check_options(options, source, name)
+            per_task[name] = dict(options)
+    return names, per_task
 
 
 def _str_list(value: Any, key: str, source: str) -> list[str]:

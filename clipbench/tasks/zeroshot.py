@@ -6,6 +6,7 @@ learned temperature cap; the argmax (and thus every metric) does not depend on t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ import torch
 
 from clipbench.errors import ClipbenchError
 from clipbench.metrics import DEFAULT_BOOTSTRAP, ClassificationResult, score_classification
+from clipbench.tasks.base import Task, TaskContext
 
 LOGIT_SCALE = 100.0
 
@@ -44,3 +46,33 @@ def zeroshot(
     """Score zero-shot predictions: metrics in percent, bootstrap CI on the primary metric."""
     logits = zeroshot_logits(image_features, class_weights)
     return score_classification(logits.numpy(), labels, primary_metric, n_bootstrap, seed, classnames)
+
+
+class ZeroShotTask(Task):
+    """CLIP zero-shot classification: the dataset's prompt ensemble against its evaluation split."""
+
+    name = "zeroshot"
+    title = "Zero-shot classification"
+    metrics = ("top1", "top5", "mean_per_class_recall")
+    inputs = "evaluation split; projected image features; class-prompt text features"
+
+    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        from clipbench.text_classifier import prompt_hash
+
+        o = ctx.options
+        split = ctx.evaluation_split(adapter)
+        t0 = time.perf_counter()
+        feats = ctx.features(model, split)
+        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
+            return None
+        t1 = time.perf_counter()
+        prompts = adapter.class_prompts()
+        weights = ctx.text_classifier(model, prompts)
+        result = zeroshot(feats.features, feats.labels, weights, adapter.primary_metric, o.bootstrap, o.seed,
+                          adapter.classnames if o.per_class else None)
+        record = ctx.record(model, adapter, split, self.name, metrics=result.metrics, ci95=result.ci95,
+                            prompt_hash=prompt_hash(prompts), time_extract_s=round(t1 - t0, 4),
+                            time_task_s=round(time.perf_counter() - t1, 4))
+        if result.per_class is not None:
+            record["per_class"] = result.per_class
+        return record

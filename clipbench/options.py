@@ -1,0 +1,130 @@
+"""Run options, declared once: default, check, help text and command-line flag of each.
+
+One ``Option`` drives the defaults of ``clipbench.run``, the validation of a suite's ``options:``
+block, and the ``clipbench run`` flags, so an option cannot be spelt, checked or defaulted
+differently in two places. Engine-wide options live in ``RUN_OPTIONS`` below; options that only
+one task reads are declared on that task class (``Task.options``) and joined in by
+``all_options()``, which is what suites, argparse and ``resolve_options`` see.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from clipbench.errors import ClipbenchError
+
+
+def positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def an_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def non_negative_int(v: Any) -> bool:
+    return an_int(v) and v >= 0
+
+
+def a_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda v: v in choices
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type for comma-separated integers (``--seeds 0,1,2``)."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One run option. ``check(value)`` is applied to suite values and caller overrides alike.
+
+    ``flag_type`` is the argparse ``type`` (``None``: no command-line flag; ``bool``: a switch);
+    ``choices`` is shown by argparse; ``owner`` names the task that reads it ("" = the engine).
+    """
+
+    name: str
+    default: Any
+    check: Callable[[Any], bool]
+    what: str  # "must be <what>" in error messages
+    help: str
+    flag_type: Any = None
+    choices: tuple[str, ...] | None = None
+    owner: str = ""
+    #: Values given as lists (e.g. ``seeds``) are checked as lists; flags parse them with ``int_list``.
+    is_list: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def validate(self, value: Any, where: str = "") -> None:
+        if value is None:
+            return
+        if not self.check(list(value) if self.is_list and isinstance(value, tuple) else value):
+            prefix = f"{where}: option {self.name!r}" if where else self.flag.lstrip("-")
+            raise ClipbenchError(f"{prefix} must be {self.what}, got {value!r}")
+
+
+#: Options every task shares (extraction, subsetting, statistics, the run's environment).
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("batch_size", 256, positive_int, "a positive integer", "images per forward pass", int),
+    Option("workers", 0, non_negative_int, "a non-negative integer", "DataLoader worker processes", int),
+    Option("precision", "fp32", one_of("fp32", "fp16", "bf16"), "one of fp32, fp16, bf16",
+           "fp16/bf16 use autocast (fp16: CUDA only)", str, ("fp32", "fp16", "bf16")),
+    Option("limit", None, lambda v: v is None or positive_int(v), "a positive integer or null",
+           "evaluate a seeded random subset of N samples per split (quick check)", int),
+    Option("seed", 0, an_int, "an integer", "seed for subsets, the validation carve and the bootstrap", int),
+    Option("bootstrap", 1000, non_negative_int, "a non-negative integer (0 disables the CI)",
+           "bootstrap resamples for the 95%% CI (0: no CI; default 1000)", int),
+    Option("offline", False, a_bool, "true or false", "never download anything", bool),
+    Option("per_class", False, a_bool, "true or false", "store a per-class recall table", bool),
+    Option("threads", None, lambda v: v is None or positive_int(v), "a positive integer or null",
+           "torch CPU threads (recorded in each result; default: torch's)", int),
+)
+
+
+def all_options() -> dict[str, Option]:
+    """Engine options plus every registered task's own options, by name (duplicates are a bug)."""
+    from clipbench.tasks.registry import TASKS
+
+    table = {o.name: o for o in RUN_OPTIONS}
+    for _, task in TASKS.items():
+        for option in task.options:
+            if option.name in table and table[option.name] is not option:
+                raise RuntimeError(f"option {option.name!r} declared twice ({table[option.name].owner or 'engine'}, "
+                                   f"{task.name})")
+            table[option.name] = option
+    return table
+
+
+def defaults() -> dict[str, Any]:
+    return {name: o.default for name, o in all_options().items()}
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
+    """One flag per option with a ``flag_type``; every default is ``None`` so that suites can supply it."""
+    for o in options:
+        if o.flag_type is None:
+            continue
+        if o.flag_type is bool:
+            parser.add_argument(o.flag, action="store_true", default=None, help=o.help)
+        elif o.is_list:
+            parser.add_argument(o.flag, type=int_list, help=o.help)
+        else:
+            parser.add_argument(o.flag, type=o.flag_type, choices=o.choices, help=o.help)
+
+
+def overrides_from_args(args: argparse.Namespace, options: Iterable[Option]) -> dict[str, Any]:
+    """The option values given on the command line (``None`` where the flag was absent)."""
+    return {o.name: getattr(args, o.name, None) for o in options if o.flag_type is not None}

@@ -1,0 +1,225 @@
+"""The run loop: resolve options, plan models x datasets x tasks, and score each through its task.
+
+The runner is the only place that loads models, splits and features for tasks; it knows no task
+by name. Each task gets a ``RunContext`` (the ``TaskContext`` of ``clipbench.tasks.base``) and
+returns a record whose core fields ``RunContext.record`` fills in. Records are appended as they
+complete; the leaderboards are regenerated at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from clipbench import distributed
+from clipbench.config import Paths
+from clipbench.datasets.base import DatasetAdapter, SplitData
+from clipbench.errors import ClipbenchError
+from clipbench.features import FeatureStore, extract_features
+from clipbench.models.base import ImageTextModel
+from clipbench.options import all_options
+from clipbench.results import RESULT_SCHEMA
+from clipbench.suites import Suite
+from clipbench.tasks.base import Task
+from clipbench.tasks.registry import get_task
+
+log = logging.getLogger(__name__)
+
+
+class RunOptions(Mapping):
+    """The resolved options of one run (attribute or key access; read-only)."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("RunOptions is read-only")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"RunOptions({self._values!r})"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def suite_tasks(suite: Suite) -> list[Task]:
+    return [get_task(name) for name in suite.tasks]
+
+
+def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None) -> RunOptions:
+    """Caller arguments > suite options (per task, then shared) > declared defaults; bad values are one line."""
+    table = all_options()
+    unknown = sorted(set(overrides) - set(table))
+    if unknown:
+        raise ClipbenchError(f"unknown run option {unknown[0]!r}")
+    merged = {name: o.default for name, o in table.items()}
+    merged.update(suite.options)
+    for task_options in suite.task_options.values():
+        merged.update(task_options)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged.update(given)
+    for key, value in merged.items():
+        table[key].validate(value)
+    owners = [table[key].owner for key in given if table[key].owner]
+    for name in dict.fromkeys([*suite.tasks, *owners]):  # suite order, then owners of given options
+        get_task(name).check_options(merged)
+    for key in given:  # an option of a task the suite does not run is a mistake, not a no-op
+        owner = table[key].owner
+        if owner and owner not in suite.tasks:
+            raise ClipbenchError(f"{table[key].flag} applies to the {get_task(owner).title.lower()}, but suite "
+                                 f"{suite.name!r} runs only {', '.join(suite.tasks)}")
+    device = device or default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ClipbenchError(f"--device {device} requested but CUDA is not available here")
+    if merged["precision"] == "fp16" and dev.type != "cuda":
+        raise ClipbenchError(f"--precision fp16 needs a CUDA device, but the device is {device}")
+    if merged.get("seeds") is not None:
+        merged["seeds"] = tuple(merged["seeds"])
+    if "val_fraction" in merged:
+        merged["val_fraction"] = float(merged["val_fraction"])
+    merged["offline"], merged["per_class"] = bool(merged["offline"]), bool(merged["per_class"])
+    merged["device"] = str(dev)
+    return RunOptions(merged)
+
+
+def limit_indices(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Exactly ``limit`` sorted positions, class-stratified: each class gets its proportional share
+    (largest remainder), at least one sample per class when ``limit`` allows, picked by a seeded shuffle."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = limit * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    if limit >= len(classes):
+        quota = np.maximum(quota, 1)
+    quota = np.minimum(quota, counts)
+    while quota.sum() < limit:  # hand out the remainder to the largest fractional parts
+        room = np.where(quota < counts, exact - quota, -np.inf)
+        quota[int(np.argmax(room))] += 1
+    while quota.sum() > limit:  # the at-least-one rule overshot: take from the most over-served class
+        excess = np.where(quota > 1, quota - exact, -np.inf)
+        quota[int(np.argmax(excess))] -= 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(picked))
+
+
+def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData:
+    """``--limit``: a seeded class-stratified subset of exactly ``limit`` samples, kept in split order.
+
+    Stratified rather than the first N so that class-sorted datasets keep every class (the probe
+    needs each class in its training data); the subset is named in the split's fingerprint.
+    """
+    if limit is None or limit >= len(split):
+        return split
+    return split.subset(limit_indices(split.labels, limit, seed), f"limit={limit}:seed={seed}:stratified")
+
+
+def versions() -> dict[str, str]:
+    import clipbench
+
+    return {"clipbench": clipbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+class RunContext:
+    """What tasks get from the engine in one run: splits, cached features and text, record building."""
+
+    def __init__(self, suite: Suite, paths: Paths, options: RunOptions, progress: bool,
+                 dist: distributed.DistContext | None = None) -> None:
+        self.suite, self.paths, self.options, self.progress = suite, paths, options, progress
+        self.store = FeatureStore(paths.features_dir)
+        self.dist = dist or distributed.DistContext()  # ranks that share each split's extraction
+
+    def evaluation_split(self, adapter: DatasetAdapter) -> SplitData:
+        o = self.options
+        return limit_split(adapter.load_split(adapter.evaluation_split, self.paths.data_root), o.limit, o.seed)
+
+    def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
+        from clipbench.datasets import probe_splits
+
+        o = self.options
+        train, val, test = probe_splits(adapter, self.paths.data_root, o.val_fraction, o.seed)
+        return tuple(limit_split(s, o.limit, o.seed) for s in (train, val, test))
+
+    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True):
+        """The split's features; under torchrun every rank extracts a slice and only rank 0 gets them (else None)."""
+        o = self.options
+        if self.dist.enabled:
+            return distributed.extract_features_sharded(
+                model, split, self.store, self.dist, projected=projected, precision=o.precision,
+                batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+        return extract_features(model, split, self.store, projected=projected, precision=o.precision,
+                                batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+
+    def text_classifier(self, model: ImageTextModel, class_prompts):
+        from clipbench.text_classifier import text_classifier
+
+        o = self.options
+        return text_classifier(model, class_prompts, self.paths.text_dir, batch_size=o.batch_size,
+                               precision=o.precision)
+
+    def record(self, model: ImageTextModel, adapter: DatasetAdapter, split: SplitData, task: str,
+               **fields: Any) -> dict:
+        o = self.options
+        record = {
+            "schema_version": RESULT_SCHEMA, "record_id": uuid.uuid4().hex,
+            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": model.name, "model_identity": model.identity, "model_family": model.family,
+            "weights_sha256": model.weights_sha256, "preprocess_id": model.preprocess_id,
+            "dataset": adapter.name, "split": split.split, "dataset_fingerprint": split.fingerprint,
+            "n_samples": len(split), "task": task, "primary_metric": get_task(self._task_name(task)
+                                                                              ).primary_metric(adapter),
+            "metrics": {}, "ci95": None, "C": None, "sweep": None, "prompt_hash": None,
+            "suite": self.suite.name, "suite_version": self.suite.version, "seed": o.seed,
+            "precision": o.precision, "device": o.device, "limit": o.limit, "batch_size": o.batch_size,
+            "torch_threads": torch.get_num_threads(),
+            "versions": versions(), "time_extract_s": None, "time_task_s": None,
+        }
+        record.update(fields)
+        return record
+
+    @staticmethod
+    def _task_name(record_task: str) -> str:
+        from clipbench.tasks.registry import task_for_record
+
+        task = task_for_record(record_task)
+        if task is None:
+            raise ClipbenchError(f"no registered task writes records named {record_task!r}")
+        return task.name
+
+
+def check_task_fits(tasks: Sequence[Task], adapters: Sequence[DatasetAdapter]) -> None:
+    """Every (task, dataset) pair of the plan is one the task can score; fail before loading any model."""
+    for task in tasks:
+        for adapter in adapters:
+            if not task.accepts(adapter):
+                kind = getattr(adapter, "kind", "classification")
+                raise ClipbenchError(f"task {task.name} does not apply to {adapter.name} (a {kind} dataset; "
+                                     f"{task.name} takes {', '.join(task.dataset_kinds)})")

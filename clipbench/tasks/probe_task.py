@@ -1,0 +1,176 @@
+"""The linear-probe task (full and few-shot): the CLIP paper's protocol on cached image features.
+
+The probe owns its options (features, solver, few-shot K and seeds, validation fraction); the
+solver and the C sweep live in ``clipbench.tasks.linear_probe``. A few-shot run writes the task
+name ``linear_probe_<K>shot`` with metrics averaged over seeds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import numpy as np
+
+from clipbench.errors import ClipbenchError
+from clipbench.metrics import bootstrap_ci
+from clipbench.options import Option, a_bool, an_int, one_of, positive_int
+from clipbench.tasks.base import Task, TaskContext
+
+_FEWSHOT_TASK = re.compile(r"^linear_probe_\d+shot$")
+
+
+class LinearProbeTask(Task):
+    name = "linear_probe"
+    title = "Linear probe"
+    metrics = ("top1", "top5", "mean_per_class_recall")
+    inputs = "train, val (dataset's own or carved from train) and test splits; image features"
+    options = (
+        Option("fewshot_k", None, lambda v: v is None or positive_int(v), "a positive integer or null",
+               "few-shot linear probe with K training images per class", int, owner="linear_probe"),
+        Option("seeds", None, lambda v: isinstance(v, list) and v and all(an_int(s) for s in v),
+               "a non-empty list of integers", "few-shot seeds, comma-separated (e.g. 0,1,2)", int,
+               owner="linear_probe", is_list=True),
+        Option("probe_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
+               "linear-probe features (default: projected)", str, ("projected", "pre_projection"),
+               owner="linear_probe"),
+        Option("solver", "torch", one_of("torch", "sklearn"), "torch or sklearn",
+               "linear-probe solver (default: torch)", str, ("torch", "sklearn"), owner="linear_probe"),
+        Option("val_fraction", 0.2, lambda v: isinstance(v, (int, float)) and not a_bool(v) and 0 < v < 1,
+               "a number between 0 and 1", "fraction of train carved for validation", owner="linear_probe"),
+    )
+
+    def owns_record(self, task_name: str) -> bool:
+        return task_name == self.name or bool(_FEWSHOT_TASK.match(task_name))
+
+    def check_options(self, merged: dict[str, Any]) -> None:
+        if merged.get("seeds") is not None and merged.get("fewshot_k") is None:
+            raise ClipbenchError("--seeds only applies to few-shot probes; give --fewshot-k K as well")
+
+    def variant_parts(self, record: dict) -> list[str]:
+        probe = record.get("probe") or {}
+        parts = []
+        if probe.get("features", "projected") != "projected":
+            parts.append(str(probe["features"]))
+        if probe.get("solver", "torch") != "torch":
+            parts.append(f"solver={probe['solver']}")
+        return parts
+
+    def table_note(self, record: dict) -> str:
+        convergence = record.get("convergence") or {}
+        return "UNCONVERGED" if convergence.get("all_converged") is False else ""
+
+    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        o = ctx.options
+        train, val, test = ctx.probe_splits(adapter)
+        projected = o.probe_features == "projected"
+        t0 = time.perf_counter()
+        f_train, f_val, f_test = (ctx.features(model, s, projected) for s in (train, val, test))
+        if f_test is None:  # not rank 0 of a torchrun: rank 0 scores the task
+            return None
+        t1 = time.perf_counter()
+        feats = (f_train, f_val, f_test)
+        if o.fewshot_k:
+            record = self._fewshot(ctx, model, adapter, test, feats)
+        else:
+            record = self._full_probe(ctx, model, adapter, test, feats)
+        record.update(time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4),
+                      probe={"features": o.probe_features, "solver": o.solver, "val_fraction": o.val_fraction,
+                             "n_train": len(train), "n_val": len(val),
+                             "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint})
+        return record
+
+    @staticmethod
+    def _probe_kwargs(ctx: TaskContext, adapter, seed: int) -> dict:
+        """The probe sweeps C on the dataset's primary metric; sklearn runs on the CPU."""
+        o = ctx.options
+        return {"solver": o.solver, "seed": seed, "device": o.device if o.solver == "torch" else "cpu",
+                "num_classes": len(adapter.classnames), "metric": adapter.primary_metric,
+                "val_fraction": o.val_fraction, "progress": ctx.progress}
+
+    def _full_probe(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
+        from clipbench.tasks.linear_probe import linear_probe
+
+        o = ctx.options
+        f_train, f_val, f_test = feats
+        result = linear_probe(train=(f_train.features, f_train.labels), val=(f_val.features, f_val.labels),
+                              test=(f_test.features, f_test.labels), **self._probe_kwargs(ctx, adapter, o.seed))
+        record = ctx.record(model, adapter, test, self.name, metrics=_probe_metrics(result), C=float(result.C),
+                            sweep=jsonable(getattr(result, "sweep", None)))
+        convergence = _convergence(result)
+        if convergence is not None:
+            record["convergence"] = convergence
+        predictions = _probe_predictions(result)
+        if predictions is not None and o.bootstrap > 0:
+            low, high = bootstrap_ci(predictions, f_test.labels, adapter.primary_metric, len(adapter.classnames),
+                                     o.bootstrap, o.seed)
+            record["ci95"] = {"low": low, "high": high}
+        return record
+
+    def _fewshot(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
+        """K images per class drawn (per seed) from the probe's train+val pool; mean and spread over seeds."""
+        from clipbench.tasks.fewshot import fewshot_linear_probe
+
+        o = ctx.options
+        f_train, f_val, f_test = feats
+        pool = (np.concatenate([f_train.features, f_val.features]), np.concatenate([f_train.labels, f_val.labels]))
+        kwargs = self._probe_kwargs(ctx, adapter, o.seed)
+        del kwargs["seed"]
+        seeds = list(o.seeds) if o.seeds is not None else [o.seed]
+        result = fewshot_linear_probe(train=pool, test=(f_test.features, f_test.labels), k=o.fewshot_k,
+                                      seeds=seeds, **kwargs)
+        per_seed = []
+        for seed, run in zip(result.seeds, result.runs, strict=True):
+            entry = {"seed": seed, "C": float(run.C), "metrics": _probe_metrics(run)}
+            convergence = _convergence(run)
+            if convergence is not None:
+                entry["convergence"] = convergence
+            per_seed.append(entry)
+        record = ctx.record(model, adapter, test, f"linear_probe_{o.fewshot_k}shot",
+                            metrics={m: float(v) for m, v in result.mean.items() if v is not None},
+                            fewshot_k=o.fewshot_k, seeds=list(result.seeds), per_seed=per_seed,
+                            spread={m: float(v) for m, v in result.std.items() if v is not None})
+        flags = [e["convergence"].get("all_converged") for e in per_seed if "convergence" in e]
+        if flags:
+            record["convergence"] = {"all_converged": all(flags), "per_seed": [e["convergence"] for e in per_seed]}
+        return record
+
+
+def _convergence(result) -> dict | None:
+    """The solver's own convergence report (per fit), if it gives one."""
+    value = getattr(result, "convergence", None)
+    return jsonable(value) if value is not None else None
+
+
+def _probe_metrics(result) -> dict[str, float]:
+    metrics = {"top1": float(result.top1)}
+    top5 = getattr(result, "top5", None)
+    if top5 is not None:
+        metrics["top5"] = float(top5)
+    metrics["mean_per_class_recall"] = float(result.mean_per_class_recall)
+    return metrics
+
+
+def _probe_predictions(result) -> np.ndarray | None:
+    for name in ("test_predictions", "predictions"):
+        value = getattr(result, name, None)
+        if value is not None:
+            return np.asarray(value, dtype=np.int64)
+    scores = getattr(result, "test_scores", None)
+    return None if scores is None else np.asarray(scores).argmax(axis=1)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types from numpy scalars, tuples and dataclasses (for record fields)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "__dict__"):
+        return jsonable(vars(value))
+    return str(value)
