@@ -1,0 +1,156 @@
+"""The task seam: a task written in one file (outside clipbench) runs through `clipbench run` and shows
+up in the leaderboard, compare and report with no edit anywhere else; the registry drives suites,
+options and `clipbench list tasks`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _engine_fixtures import write_tiny_clip
+
+import clipbench
+from clipbench.cli import main
+from clipbench.datasets import get_dataset
+from clipbench.errors import ClipbenchError
+from clipbench.options import all_options
+from clipbench.runner import limit_split, resolve_options
+from clipbench.suites import parse_suite
+from clipbench.tasks.registry import TASKS, task_for_record, task_title
+
+PLUGIN = '''
+"""A throwaway task: mean L2 norm of the image features, averaged over classes."""
+import numpy as np
+
+from clipbench.options import Option, positive_int
+from clipbench.tasks.base import Task
+from clipbench.tasks.registry import register_task
+
+
+class MeanFeatureNorm(Task):
+    name = "mean_feature_norm"
+    title = "Mean image-feature norm"
+    metrics = ("mean_norm",)
+    options = (Option("norm_order", 2, positive_int, "a positive integer", "which p-norm", int,
+                      owner="mean_feature_norm"),)
+
+    def primary_metric(self, adapter):
+        return "mean_norm"
+
+    def variant_parts(self, record):
+        return [] if record["norm_order"] == 2 else [f"p={record['norm_order']}"]
+
+    def run(self, ctx, model, adapter):
+        split = ctx.evaluation_split(adapter)
+        feats = ctx.features(model, split)
+        if feats is None:
+            return None
+        norms = np.linalg.norm(feats.features.astype(np.float64), ord=ctx.options.norm_order, axis=1)
+        per_class = [norms[feats.labels == c].mean() for c in np.unique(feats.labels)]
+        return ctx.record(model, adapter, split, self.name, metrics={"mean_norm": float(np.mean(per_class))},
+                          norm_order=ctx.options.norm_order)
+
+
+register_task(MeanFeatureNorm())
+'''
+LIMIT = 30
+
+
+def _clipbench(args: list[str], plugin_dir: Path, **env) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "CLIPBENCH_PLUGINS": "feature_norm_task",
+               "PYTHONPATH": os.pathsep.join([str(plugin_dir), *sys.path]), **env}
+    return subprocess.run([sys.executable, "-m", "clipbench.cli", *args], capture_output=True, text=True,
+                          env=environ, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def plugin_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("seam")
+    (base / "feature_norm_task.py").write_text(PLUGIN)
+    ckpt = write_tiny_clip(base / "tiny.pt")
+    (base / "suite.yaml").write_text("version: 1\ndatasets: [digits]\ntasks: [mean_feature_norm]\n"
+                                     "options: {batch_size: 16}\n")
+    common = ["--model", str(ckpt), "--suite", str(base / "suite.yaml"), "--limit", str(LIMIT),
+              "--cache-dir", str(base / "cache"), "--device", "cpu", "--no-progress"]
+    first = _clipbench(["run", *common, "--results-dir", str(base / "res")], base)
+    assert first.returncode == 0, first.stderr
+    p3 = _clipbench(["run", *common, "--results-dir", str(base / "res"), "--norm-order", "3"], base)
+    assert p3.returncode == 0, p3.stderr
+    return base, ckpt, first
+
+
+def test_plugin_task_runs_through_the_cli_and_scores_what_it_says(plugin_run):
+    base, ckpt, first = plugin_run
+    records = [json.loads(line) for line in (base / "res" / "results.jsonl").read_text().splitlines()]
+    assert [r["task"] for r in records] == ["mean_feature_norm", "mean_feature_norm"]
+    assert [r["norm_order"] for r in records] == [2, 3]
+    assert "mean_feature_norm" in first.stdout and "mean_norm" in first.stdout  # the printed table
+    # the number, computed here without the engine
+    model = clipbench.load_model(ckpt)
+    split = limit_split(get_dataset("digits").load_split("test", base), LIMIT, 0)
+    ds = split.torch_dataset(model.preprocess)
+    with torch.inference_mode():
+        feats = np.stack([model.encode_image(ds[i][0][None])[0].numpy() for i in range(len(split))])
+    norms = np.linalg.norm(feats.astype(np.float64), axis=1)
+    expected = np.mean([norms[split.labels == c].mean() for c in np.unique(split.labels)])
+    assert records[0]["metrics"]["mean_norm"] == pytest.approx(expected, rel=1e-4)
+    assert records[0]["primary_metric"] == "mean_norm" and records[0]["n_samples"] == LIMIT
+
+
+def test_plugin_task_in_leaderboard_compare_and_report(plugin_run):
+    base, _, _ = plugin_run
+    with open(base / "res" / "leaderboard.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["task"] == "mean_feature_norm"]
+    assert sorted(r["variant"] for r in rows) == [f"limit={LIMIT}", f"limit={LIMIT},p=3"]  # the task's variant
+    same = _clipbench(["compare", str(base / "res" / "leaderboard.csv"), "--baseline", str(base / "res" / "leaderboard.csv")], base)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout.count("| mean_feature_norm |") == 2
+    report = _clipbench(["report", str(base / "res"), "--out", str(base / "report")], base)
+    assert report.returncode == 0, report.stderr
+    assert "## Mean image-feature norm" in (base / "report" / "report.md").read_text()
+
+
+def test_plugin_task_listed_and_its_option_is_a_flag(plugin_run):
+    base, _, _ = plugin_run
+    listed = _clipbench(["list", "tasks"], base)
+    assert listed.returncode == 0
+    assert "mean_feature_norm" in listed.stdout and "norm_order=2" in listed.stdout
+    assert "--norm-order" in _clipbench(["run", "--help"], base).stdout
+    bad = _clipbench(["run", "--suite", "smoke", "--norm-order", "2"], base)
+    assert bad.returncode == 2 and "--norm-order applies to the mean image-feature norm" in bad.stderr
+
+
+def test_builtin_registry_and_titles():
+    assert TASKS.names()[:2] == ["zeroshot", "linear_probe"]
+    assert task_for_record("linear_probe_4shot").name == "linear_probe"
+    assert task_for_record("no_such_task") is None
+    assert task_title("linear_probe_4shot") == "Linear probe (4-shot)"
+    owners = {name: o.owner for name, o in all_options().items()}
+    assert owners["solver"] == "linear_probe" and owners["batch_size"] == ""
+
+
+def test_suite_per_task_options_apply_and_are_checked():
+    suite = parse_suite({"version": 1, "datasets": ["digits"], "tasks": ["zeroshot", {"linear_probe": {"solver":
+                        "sklearn"}}]}, "s.yaml", "s")
+    assert suite.tasks == ("zeroshot", "linear_probe") and suite.task_options == {"linear_probe": {"solver": "sklearn"}}
+    assert resolve_options(suite, {}, "cpu").solver == "sklearn"
+    assert resolve_options(suite, {"solver": "torch"}, "cpu").solver == "torch"  # the caller still wins
+    for tasks, message in [([{"linear_probe": {"batch_size": 3}}], "not an option of this task"),
+                           ([{"linear_probe": {"solvr": "torch"}}], "did you mean solver"),
+                           (["zeroshot", "zeroshot"], "more than once"),
+                           (["zeroshoot"], "did you mean zeroshot")]:
+        with pytest.raises(ClipbenchError, match=message):
+            parse_suite({"version": 1, "datasets": ["digits"], "tasks": tasks}, "s.yaml", "s")
+
+
+def test_list_tasks_in_process(capsys):
+    assert main(["list", "tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "zeroshot" in out and "solver='torch'" in out and "classification" in out
