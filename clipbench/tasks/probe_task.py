@@ -11,10 +11,7 @@ import re
 import time
 from typing import Any
 
-import numpy as np
-
 from clipbench.errors import ClipbenchError
-from clipbench.metrics import bootstrap_ci
 from clipbench.options import Option, a_bool, an_int, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext
 
@@ -90,6 +87,7 @@ class LinearProbeTask(Task):
                 "val_fraction": o.val_fraction, "progress": ctx.progress}
 
     def _full_probe(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
+        from clipbench.metrics import bootstrap_ci
         from clipbench.tasks.linear_probe import linear_probe
 
         o = ctx.options
@@ -110,6 +108,8 @@ class LinearProbeTask(Task):
 
     def _fewshot(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
         """K images per class drawn (per seed) from the probe's train+val pool; mean and spread over seeds."""
+        import numpy as np
+
         from clipbench.tasks.fewshot import fewshot_linear_probe
 
         o = ctx.options
@@ -152,7 +152,9 @@ def _probe_metrics(result) -> dict[str, float]:
     return metrics
 
 
-def _probe_predictions(result) -> np.ndarray | None:
+def _probe_predictions(result):
+    import numpy as np
+
     for name in ("test_predictions", "predictions"):
         value = getattr(result, name, None)
         if value is not None:
@@ -169,7 +171,7 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy scalars
         return value.item()
     if hasattr(value, "__dict__"):
         return jsonable(vars(value))

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from clipbench.errors import ClipbenchError
-from clipbench.metrics import DEFAULT_BOOTSTRAP, ClassificationResult, score_classification
 from clipbench.tasks.base import Task, TaskContext
+
+if TYPE_CHECKING:  # torch and numpy load when a task runs, not when the CLI builds its parser
+    import numpy as np
+    import torch
+
+    from clipbench.metrics import ClassificationResult
+
+#: The bootstrap resamples default (``clipbench.metrics.DEFAULT_BOOTSTRAP``; not imported to keep torch lazy).
+DEFAULT_BOOTSTRAP = 1000
 
 LOGIT_SCALE = 100.0
 
@@ -22,6 +28,8 @@ LOGIT_SCALE = 100.0
 def zeroshot_logits(image_features: np.ndarray | torch.Tensor, class_weights: torch.Tensor,
                     chunk: int = 65536) -> torch.Tensor:
     """[N, C] float32 logits; features are normalised here (the store keeps them raw)."""
+    import torch
+
     feats = torch.as_tensor(image_features, dtype=torch.float32)
     weights = torch.as_tensor(class_weights, dtype=torch.float32)
     if feats.ndim != 2 or weights.ndim != 2 or feats.shape[1] != weights.shape[1]:
@@ -44,6 +52,8 @@ def zeroshot(
     classnames: Sequence[str] | None = None,
 ) -> ClassificationResult:
     """Score zero-shot predictions: metrics in percent, bootstrap CI on the primary metric."""
+    from clipbench.metrics import score_classification
+
     logits = zeroshot_logits(image_features, class_weights)
     return score_classification(logits.numpy(), labels, primary_metric, n_bootstrap, seed, classnames)
 
