@@ -33,7 +33,7 @@ def test_extract_then_cache_hit_does_no_forward(tmp_path):
     first = extract_features(model, split, store, batch_size=5, shard_size=10, progress=False)
     np.testing.assert_allclose(first.features, _direct_features(model, split), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(first.labels, split.labels)
-    key = feature_key(model, split)
+    key = feature_key(model, split, batch_size=5)
     assert [(s.start, s.end) for s in store.plan(key)[0]] == [(0, 10), (10, 20), (20, 30), (30, 37)]
 
     calls = model.image_calls
@@ -66,7 +66,7 @@ def test_interrupted_extraction_resumes_identically(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         extract_features(model, split, resumed_store, batch_size=4, shard_size=8, progress=False)
     monkeypatch.delenv("CLIPBENCH_TEST_INTERRUPT_AFTER_BATCHES")
-    key = feature_key(model, split)
+    key = feature_key(model, split, batch_size=4)
     assert not resumed_store.is_complete(key)
     cover, gaps = resumed_store.plan(key)
     assert [(s.start, s.end) for s in cover] == [(0, 8), (8, 16)] and gaps == [(16, 40)]
@@ -81,7 +81,7 @@ def test_corrupt_and_truncated_shards_are_recomputed(tmp_path, caplog):
     model, split = FakeModel(), make_split(30)
     store = FeatureStore(tmp_path)
     reference = extract_features(model, split, store, batch_size=5, shard_size=10, progress=False).features
-    shards = store.entry_dir(feature_key(model, split)) / "shards"
+    shards = store.entry_dir(feature_key(model, split, batch_size=5)) / "shards"
     victim = shards / "0000000010-0000000020.npz"
     data = bytearray(victim.read_bytes())
     data[-40] ^= 0xFF  # flip a byte, same size
@@ -105,7 +105,7 @@ def test_ranges_written_separately_assemble_in_order(tmp_path):
     """What a torchrun rank does: extract its own index range; one process assembles."""
     model, split = FakeModel(), make_split(23)
     store = FeatureStore(tmp_path)
-    key = feature_key(model, split)
+    key = feature_key(model, split, batch_size=4)
     extract_range(model, split, store, key, 12, 23, batch_size=4, shard_size=6, progress=False)
     with pytest.raises(Exception, match="no complete shard"):
         store.assemble(key)
@@ -120,7 +120,7 @@ def test_nan_features_are_an_error_and_never_stored(tmp_path):
     store = FeatureStore(tmp_path)
     with pytest.raises(NonFiniteFeaturesError, match="NaN/Inf"):
         extract_features(model, split, store, batch_size=5, progress=False)
-    assert store.plan(feature_key(model, split))[0] == []
+    assert store.plan(feature_key(model, split, batch_size=5))[0] == []
 
 
 def test_fp16_on_cpu_is_a_clear_error(tmp_path):

@@ -39,7 +39,7 @@ def test_damaged_manifest_is_rebuilt_from_verified_shards_without_forwards(tmp_p
     model, split = FakeModel(), make_split(30)
     store = FeatureStore(tmp_path)
     reference = _extract(model, split, store)
-    manifest = store.entry_dir(feature_key(model, split)) / "manifest.json"
+    manifest = store.entry_dir(feature_key(model, split, batch_size=5)) / "manifest.json"
     if damage == "garbage":
         manifest.write_bytes(b"\x00\xffnot json")
     elif damage == "truncated":
@@ -60,7 +60,7 @@ def test_damaged_shard_sidecar_of_an_unfinished_entry_recomputes_only_that_shard
     model, split = FakeModel(), make_split(30)
     store = FeatureStore(tmp_path)
     reference = _extract(model, split, store)
-    key = feature_key(model, split)
+    key = feature_key(model, split, batch_size=5)
     store.invalidate(key)  # as if killed before assembling
     (store.entry_dir(key) / "shards" / "0000000010-0000000020.json").write_text('{"start": 10, "end"')
     FORWARD_STATS.reset()

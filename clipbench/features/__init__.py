@@ -8,6 +8,7 @@ from clipbench.features.extraction import (
     autocast_context,
     extract_features,
     extract_range,
+    extraction_provenance,
     feature_key,
 )
 from clipbench.features.store import STORE_SCHEMA, FeatureKey, FeatureSet, FeatureStore, ShardInfo
@@ -23,5 +24,6 @@ __all__ = [
     "autocast_context",
     "extract_features",
     "extract_range",
+    "extraction_provenance",
     "feature_key",
 ]
