@@ -31,11 +31,15 @@ _CHUNK = 1 << 20
 HASH_THREADS = 8
 
 
-def _relative(path: str, prefix: str) -> str:
-    """``path`` relative to the root prefix (with trailing separator), else absolute, always '/'-separated."""
-    absolute = os.path.abspath(path)
-    rel = absolute[len(prefix):] if absolute.startswith(prefix) else absolute
-    return rel.replace(os.sep, "/")
+def _relative(path: str, given: str, prefix: str) -> str:
+    """``path`` relative to the root (``given``: as spelled by the caller, ``prefix``: absolute, both with a
+    trailing separator), else absolute; always '/'-separated."""
+    if path.startswith(given) and ".." not in path:
+        rel = path[len(given):]
+    else:
+        absolute = os.path.abspath(path)
+        rel = absolute[len(prefix):] if absolute.startswith(prefix) else absolute
+    return rel.replace(os.sep, "/") if os.sep != "/" else rel
 
 
 def _file_sha256(path: str) -> str:
@@ -60,17 +64,17 @@ def files_identity(root: str | os.PathLike | None, files: Sequence[str], verify_
         root = os.path.commonpath([os.path.abspath(f) for f in files]) if files else "."
         if files and os.path.isfile(root):
             root = os.path.dirname(root)
-    prefix = os.path.join(os.path.abspath(root), "")
-    manifest = hashlib.sha256()
-    rels = []
+    given, prefix = os.path.join(os.fspath(root), ""), os.path.join(os.path.abspath(root), "")
+    lines, rels = [], []
     for path in files:
         try:
             st = os.stat(path)
         except OSError as exc:
             raise _missing(path, exc) from exc
-        rel = _relative(path, prefix)
+        rel = _relative(path, given, prefix)
         rels.append((rel, st.st_size))
-        manifest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
+        lines.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n")
+    manifest = hashlib.sha256("".join(lines).encode())
     content = None
     if verify_data:
         try:

@@ -2,8 +2,8 @@
 
 Corrupt images: a sample that cannot be decoded stops the run with a one-line ``DataError`` naming
 the file (or the sample), never a silent skip. Skipping would change the sample set behind a
-fingerprint that was computed from the labels up front, so scores would no longer be comparable
-across runs or models; stopping makes the user fix or remove the file.
+fingerprint that was computed up front (from the labels and the files' manifest), so scores would
+no longer be comparable across runs or models; stopping makes the user fix or remove the file.
 """
 
 from __future__ import annotations
