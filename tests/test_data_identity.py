@@ -3,6 +3,7 @@ touched, and the rerun re-encodes exactly the split that changed (forward passes
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -225,3 +226,42 @@ def test_a_run_after_swapping_folders_scores_like_a_cleared_cache(tmp_path):
     rerun = run("cache")
     assert FORWARD_STATS.samples == 12 and rerun["dataset_fingerprint"] != first["dataset_fingerprint"]
     assert rerun["metrics"] == run("cleared")["metrics"]
+
+
+def test_registered_layouts_fingerprint_their_files_per_split(tmp_path):
+    """ImageNet's synset folders and a torchvision layout (EuroSAT, carved train/test): a touched image
+    changes the fingerprint of exactly the split that holds it."""
+    from clipbench.datasets.imagenet import imagenet_wnids
+
+    wnids = imagenet_wnids()[:3]
+    class_tree(tmp_path / "imagenet1k" / "val", {w: 2 for w in wnids}, ext=".JPEG")
+    val = get_dataset("imagenet1k").load_split("val", tmp_path)
+    assert val.fingerprint_inputs["root"] == str((tmp_path / "imagenet1k" / "val").resolve())
+    before = val.fingerprint
+    _touch(tmp_path / "imagenet1k" / "val" / wnids[1] / "img_000.JPEG")
+    assert get_dataset("imagenet1k").load_split("val", tmp_path).fingerprint != before
+
+    class_tree(tmp_path / "eurosat" / "eurosat" / "2750", {f"C{c}": 5 for c in range(10)}, ext=".jpg")
+    adapter = get_dataset("eurosat")
+    train, test = adapter.load_split("train", tmp_path), adapter.load_split("test", tmp_path)
+    fingerprints = {"train": train.fingerprint, "test": test.fingerprint}
+    assert test.fingerprint_inputs["n_files"] == len(test) == 10
+    victim = test.parent.sample_path(test.parent.inner, int(test.indices[0]))
+    _touch(Path(victim))
+    again = {s: adapter.load_split(s, tmp_path).fingerprint for s in ("train", "test")}
+    assert again["train"] == fingerprints["train"] and again["test"] != fingerprints["test"]
+
+
+def test_a_downloaded_datasets_verified_archive_joins_its_fingerprint(tmp_path):
+    from _datasets_fixtures import cifar10_tree
+
+    from clipbench.datasets.download import MARKER
+
+    cifar10_tree(tmp_path / "cifar10")
+    plain = get_dataset("cifar10").load_split("test", tmp_path)
+    assert "source" not in plain.fingerprint_inputs and plain.fingerprint_inputs["kind"] == "arrays"
+    archive = {"url": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "md5": "c58f30108f718f92721af3b95e74349a"}
+    (tmp_path / "cifar10" / MARKER).write_text(json.dumps({"dataset": "cifar10", "archives": [archive]}))
+    marked = get_dataset("cifar10").load_split("test", tmp_path)
+    assert marked.fingerprint_inputs["source"] == {"archives": [archive]}
+    assert marked.fingerprint != plain.fingerprint

@@ -11,7 +11,14 @@ from clipbench.features.extraction import (
     extraction_provenance,
     feature_key,
 )
-from clipbench.features.store import STORE_SCHEMA, FeatureKey, FeatureSet, FeatureStore, ShardInfo
+from clipbench.features.store import (
+    STORE_SCHEMA,
+    FeatureKey,
+    FeatureSet,
+    FeatureStore,
+    ShardInfo,
+    merge_provenance,
+)
 
 __all__ = [
     "FORWARD_STATS",
@@ -26,4 +33,5 @@ __all__ = [
     "extract_range",
     "extraction_provenance",
     "feature_key",
+    "merge_provenance",
 ]
