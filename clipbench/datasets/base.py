@@ -50,7 +50,7 @@ class SplitData(abc.ABC):
         return int(len(self.labels))
 
     def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
-        """Fingerprint inputs of the data behind samples ``indices`` (all when None), see ``identity``.
+        """Fingerprint inputs of the data behind samples ``indices`` (all when None); see ``datasets.identity``.
 
         Adapters whose splits know their files or pixels override this; the default (a split class
         that does not) fingerprints the labels only, as clipbench did before it looked at data.
