@@ -224,7 +224,7 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
                                 workers=workers, shard_size=shard_size, progress=progress)
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
-    key = feature_key(model, split, projected, precision)
+    key = feature_key(model, split, projected, precision, batch_size)
     start, end = rank_range(key.n_samples, ctx.world_size, ctx.rank, batch_size)
     if not store.is_complete(key):
         _, gaps = store.plan(key)

@@ -87,7 +87,9 @@ def text_classifier(
                     return torch.from_numpy(weights)
                 raise CacheCorruptError(f"{path}: {weights.shape[0]} classes, expected {len(class_prompts)}")
             except (CacheCorruptError, ValueError, KeyError) as exc:
-                log.warning("cached text classifier damaged, recomputing: %s", exc)
+                broken = path if isinstance(exc, CacheCorruptError) else sidecar  # JSON or field errors: the sidecar
+                log.warning("cached text classifier damaged, recomputing: %s: %s", broken,
+                            str(exc).removeprefix(f"{path}: ") or type(exc).__name__)
                 sidecar.unlink(missing_ok=True)
         for stale in (path, sidecar):  # temporary files of a process killed while writing them
             remove_stale_temps(stale)

@@ -61,7 +61,7 @@ def test_cli_zeroshot_matches_direct_computation(tiny_run):
     assert zs["metrics"] == pytest.approx(classification_metrics(logits.numpy(), test.labels), abs=1e-6)
     assert zs["n_samples"] == LIMIT and zs["limit"] == LIMIT and zs["model_identity"] == model.identity
     assert zs["weights_sha256"] == model.weights_sha256 and zs["dataset_fingerprint"] == test.fingerprint
-    stored = FeatureStore(base / "cache" / "features").load(feature_key(model, test))
+    stored = FeatureStore(base / "cache" / "features").load(feature_key(model, test, batch_size=16))
     np.testing.assert_allclose(stored.features, feats.numpy(), rtol=1e-4, atol=1e-5)
     pivot = (base / "res" / "leaderboard_pivot.csv").read_text().splitlines()
     assert pivot[0] == "model,task,variant,digits,mean,n_datasets" and len(pivot) == 2

@@ -39,7 +39,7 @@ def test_damaged_manifest_is_rebuilt_from_verified_shards_without_forwards(tmp_p
     model, split = FakeModel(), make_split(30)
     store = FeatureStore(tmp_path)
     reference = _extract(model, split, store)
-    manifest = store.entry_dir(feature_key(model, split)) / "manifest.json"
+    manifest = store.entry_dir(feature_key(model, split, batch_size=5)) / "manifest.json"
     if damage == "garbage":
         manifest.write_bytes(b"\x00\xffnot json")
     elif damage == "truncated":
@@ -60,7 +60,7 @@ def test_damaged_shard_sidecar_of_an_unfinished_entry_recomputes_only_that_shard
     model, split = FakeModel(), make_split(30)
     store = FeatureStore(tmp_path)
     reference = _extract(model, split, store)
-    key = feature_key(model, split)
+    key = feature_key(model, split, batch_size=5)
     store.invalidate(key)  # as if killed before assembling
     (store.entry_dir(key) / "shards" / "0000000010-0000000020.json").write_text('{"start": 10, "end"')
     FORWARD_STATS.reset()
@@ -69,6 +69,28 @@ def test_damaged_shard_sidecar_of_an_unfinished_entry_recomputes_only_that_shard
     assert "0000000010-0000000020.npz is incomplete or damaged" in caplog.text
     assert FORWARD_STATS.samples == 10
     np.testing.assert_array_equal(out, reference)
+
+
+def test_corrupt_shard_with_its_manifest_deleted_is_rehashed_and_recomputed(tmp_path, caplog):
+    """Rebuilding a lost manifest re-checks every shard's SHA-256, so a flipped byte never goes back in."""
+    model, split = FakeModel(), make_split(30)
+    store = FeatureStore(tmp_path)
+    reference = _extract(model, split, store)
+    entry = store.entry_dir(feature_key(model, split, batch_size=5))
+    victim = entry / "shards" / "0000000010-0000000020.npz"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size: only the checksum can tell
+    victim.write_bytes(bytes(data))
+    (entry / "manifest.json").unlink()
+    FORWARD_STATS.reset()
+    with caplog.at_level(logging.WARNING):
+        out = _extract(model, split, store)
+    assert "0000000010-0000000020.npz fails its SHA-256 check" in caplog.text
+    assert FORWARD_STATS.samples == 10  # exactly the corrupt shard's samples
+    np.testing.assert_array_equal(out, reference)
+    FORWARD_STATS.reset()
+    np.testing.assert_array_equal(_extract(model, split, store), reference)
+    assert FORWARD_STATS.batches == 0
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "sidecar"])
@@ -90,6 +112,8 @@ def test_damaged_text_classifier_cache_is_rebuilt_with_a_warning(tmp_path, caplo
     with caplog.at_level(logging.WARNING):
         again = text_classifier(model, prompts, tmp_path)
     assert "cached text classifier damaged" in caplog.text and calls  # recomputed, not served
+    broken = cached.with_suffix(".json") if damage == "sidecar" else cached
+    assert str(broken) in caplog.text  # the warning names the damaged file
     torch.testing.assert_close(again, reference)
     model.encode_text = None  # and the rebuilt cache is good again
     torch.testing.assert_close(text_classifier(model, prompts, tmp_path), reference)

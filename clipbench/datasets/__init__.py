@@ -1,7 +1,7 @@
 """Datasets: registered adapters (the CLIP paper's datasets, ImageNet and its variants, digits),
 user data (``folder:``, ``csv:``, ``hf:``), prompts as data, probe splits, downloads.
 
-Public entry points: ``get_dataset``, ``describe_datasets``, ``probe_splits``, ``download_dataset``,
+Public entry points: ``get_dataset``, ``describe_datasets``, ``load_split``, ``probe_splits``, ``download_dataset``,
 ``DATASETS``, ``register_dataset``, ``load_prompt_file``, ``with_prompts``.
 """
 
@@ -11,10 +11,10 @@ from clipbench.datasets.base import PRIMARY_METRICS, DatasetAdapter, SplitData
 from clipbench.datasets.download import Archive, download_dataset
 from clipbench.datasets.prompts import load_prompt_file, packaged_prompts, with_prompts
 from clipbench.datasets.registry import DATASETS, describe_datasets, get_dataset, register_dataset
-from clipbench.datasets.splits import probe_splits, stratified_indices
+from clipbench.datasets.splits import load_split, probe_splits, stratified_indices
 
 __all__ = [
     "DATASETS", "PRIMARY_METRICS", "Archive", "DatasetAdapter", "SplitData", "describe_datasets",
-    "download_dataset", "get_dataset", "load_prompt_file", "packaged_prompts", "probe_splits",
+    "download_dataset", "get_dataset", "load_prompt_file", "load_split", "packaged_prompts", "probe_splits",
     "register_dataset", "stratified_indices", "with_prompts",
 ]

@@ -39,14 +39,47 @@ class SplitData(abc.ABC):
 
     #: Describes any subsetting (carved val split, --limit); part of the fingerprint.
     subset_spec: str = ""
+    #: Hash every byte of the data into the fingerprint (``--verify-data``) instead of a stat manifest.
+    #: Set it with ``datasets.load_split(..., verify_data=True)``; subsets inherit it when created.
+    verify_data: bool = False
+    #: Extra facts about where the data came from that join the fingerprint (verified archive MD5s,
+    #: a Hugging Face revision); set by the adapter.
+    source: dict | None = None
 
     def __len__(self) -> int:
         return int(len(self.labels))
 
+    def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
+        """Fingerprint inputs of the data behind samples ``indices`` (all when None); see ``datasets.identity``.
+
+        Adapters whose splits know their files or pixels override this; the default (a split class
+        that does not) fingerprints the labels only, as clipbench did before it looked at data.
+        """
+        return {"kind": "labels-only", "root": None, "n_files": 0, "manifest_sha256": None, "content_sha256": None}
+
+    @property
+    def fingerprint_inputs(self) -> dict:
+        """What the fingerprint knows about the data (root, n_files, manifest_sha256, content_sha256, ...):
+        computed once per split object, for records to copy so a reader can tell two copies of a dataset apart."""
+        cache = self.__dict__.setdefault("_identity_cache", {})
+        if self.verify_data not in cache:
+            inputs = dict(self.data_identity(None, self.verify_data))
+            if self.source:
+                inputs["source"] = self.source
+            cache[self.verify_data] = inputs
+        return dict(cache[self.verify_data])
+
     @property
     def fingerprint(self) -> str:
-        """Stable id of exactly these samples: name, split, subset, size and a hash of the labels."""
+        """Stable id of exactly these samples: name, split, subset, size, labels and the data's identity.
+
+        With a content hash (``verify_data``) the key depends on the bytes only, so identical copies
+        under other roots or with other timestamps share it; otherwise the root and the manifest join.
+        """
         labels = np.ascontiguousarray(self.labels, dtype=np.int64)
+        data = self.fingerprint_inputs
+        if data.get("content_sha256"):
+            data = {k: v for k, v in data.items() if k not in ("root", "manifest_sha256")}
         payload = json.dumps(
             {
                 "dataset": self.dataset_name,
@@ -54,6 +87,7 @@ class SplitData(abc.ABC):
                 "subset": self.subset_spec,
                 "n": int(labels.shape[0]),
                 "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+                "data": data,
             },
             sort_keys=True,
         )
@@ -65,12 +99,17 @@ class SplitData(abc.ABC):
 
 
 class SubsetSplit(SplitData):
+    """Samples ``indices`` of ``parent``; its fingerprint covers only those samples' data, so a changed
+    file re-encodes just the subsets (probe train or val) that contain it."""
+
     def __init__(self, parent: SplitData, indices: np.ndarray, spec: str) -> None:
         self.parent = parent
         self.indices = indices
         self.dataset_name = parent.dataset_name
         self.split = parent.split
         self.subset_spec = f"{parent.subset_spec}|{spec}" if parent.subset_spec else spec
+        self.verify_data = parent.verify_data
+        self.source = parent.source
 
     @property
     def labels(self) -> np.ndarray:
@@ -78,6 +117,9 @@ class SubsetSplit(SplitData):
 
     def torch_dataset(self, transform: Callable) -> Dataset:
         return torch.utils.data.Subset(self.parent.torch_dataset(transform), self.indices.tolist())
+
+    def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
+        return self.parent.data_identity(self.indices if indices is None else self.indices[indices], verify_data)
 
 
 @dataclass

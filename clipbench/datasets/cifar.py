@@ -49,4 +49,4 @@ class CifarAdapter(LocalAdapter):
         labels = np.concatenate([p[1] for p in parts])
         if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classnames)):
             raise DataError(f"{self.name}: labels in {folder} fall outside 0..{len(self.classnames) - 1}")
-        return ArraySplit(self.name, split, images, labels)
+        return ArraySplit(self.name, split, images, labels, source=self.data_source(data_root))

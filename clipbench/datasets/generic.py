@@ -107,7 +107,7 @@ class FolderAdapter(DatasetAdapter):
             labels += [self.class_dirs.index(folder.name)] * len(files)
         if not paths:
             raise DataError(f"{self.name}: no images under {root} (expected image files in its class folders)")
-        return FileSplit(self.name, split, paths, labels)
+        return FileSplit(self.name, split, paths, labels, root=self.path)
 
 
 # -------------------------------------------------------------------------------------------- csv:
@@ -201,7 +201,7 @@ class CSVAdapter(DatasetAdapter):
                 raise DataError(f"{self.path}: image file {p} does not exist (expected a readable image)")
             if not is_image_file(p):
                 raise DataError(f"{self.path}: {p} is not an image file (expected one of the usual image extensions)")
-        return FileSplit(self.name, split, paths, labels)
+        return FileSplit(self.name, split, paths, labels, root=self.path.parent)
 
 
 # --------------------------------------------------------------------------------------------- hf:
@@ -219,6 +219,14 @@ class HFItems:
     def __getitem__(self, index: int):
         row = self.dataset[int(index)]
         return row[self.image_column], row[self.label_column]
+
+
+def hf_source(dataset: Any) -> dict:
+    """The dataset's own identity: ``datasets``' fingerprint (it changes with every transform and with
+    the data files it was built from) and its declared version; the Arrow files themselves (whose cache
+    path carries the Hub revision) enter the split's manifest."""
+    version = getattr(dataset.info, "version", None)
+    return {"hf_fingerprint": getattr(dataset, "_fingerprint", None), "hf_version": str(version) if version else None}
 
 
 def _hf_sample(inner: HFItems, index: int) -> str:
@@ -297,4 +305,5 @@ class HFAdapter(DatasetAdapter):
             raise DataError(f"{self.name}: split {split!r} is empty")
         if labels.min() < 0 or labels.max() >= len(self.classnames):
             raise DataError(f"{self.name}: split {split!r} has labels outside 0..{len(self.classnames) - 1}")
-        return WrappedSplit(self.name, split, HFItems(dataset, self.image_column, self.label_column), labels, _hf_sample)
+        return WrappedSplit(self.name, split, HFItems(dataset, self.image_column, self.label_column), labels, _hf_sample,
+                            data_files=[f["filename"] for f in dataset.cache_files], source=hf_source(dataset))

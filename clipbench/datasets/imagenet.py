@@ -53,7 +53,7 @@ def read_class_folders(dataset: str, split: str, root: Path, class_index: dict[s
         labels += [class_index[folder.name]] * len(files)
     if not paths:
         raise DataError(f"{dataset}: no images under {root} (expected image files in its class folders)")
-    return FileSplit(dataset, split, paths, labels)
+    return FileSplit(dataset, split, paths, labels, root=root)
 
 
 @dataclass

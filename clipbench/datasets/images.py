@@ -2,8 +2,8 @@
 
 Corrupt images: a sample that cannot be decoded stops the run with a one-line ``DataError`` naming
 the file (or the sample), never a silent skip. Skipping would change the sample set behind a
-fingerprint that was computed from the labels up front, so scores would no longer be comparable
-across runs or models; stopping makes the user fix or remove the file.
+fingerprint that was computed up front (from the labels and the files' manifest), so scores would
+no longer be comparable across runs or models; stopping makes the user fix or remove the file.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from clipbench.datasets.base import SplitData
+from clipbench.datasets.identity import array_identity, files_identity, tree_files
 from clipbench.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -70,14 +71,24 @@ class _FileDataset(Dataset):
 
 
 class FileSplit(SplitData):
-    """Images listed as file paths with their labels (class folders, CSVs, torchvision file lists)."""
+    """Images listed as file paths with their labels (class folders, CSVs, torchvision file lists).
 
-    def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike], labels: Sequence[int]) -> None:
+    ``root``: the dataset's folder, against which the fingerprint's manifest names files (default:
+    the folder all paths share).
+    """
+
+    def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike], labels: Sequence[int],
+                 root: str | os.PathLike | None = None, source: dict | None = None) -> None:
         self.dataset_name, self.split = dataset_name, split
         self.paths = [os.fspath(p) for p in paths]
         self._labels = np.asarray(labels, dtype=np.int64)
+        self.root, self.source = (os.fspath(root) if root is not None else None), source
         if len(self.paths) != len(self._labels):
             raise ValueError("one label per path")
+
+    def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
+        paths = self.paths if indices is None else [self.paths[int(i)] for i in indices]
+        return files_identity(self.root, paths, verify_data)
 
     @property
     def labels(self) -> np.ndarray:
@@ -101,12 +112,18 @@ class _ArrayDataset(Dataset):
 class ArraySplit(SplitData):
     """Pixels already in memory as uint8 [N, H, W] or [N, H, W, 3] (digits, CIFAR-style batches)."""
 
-    def __init__(self, dataset_name: str, split: str, images: np.ndarray, labels: Sequence[int]) -> None:
+    def __init__(self, dataset_name: str, split: str, images: np.ndarray, labels: Sequence[int],
+                 source: dict | None = None) -> None:
         self.dataset_name, self.split = dataset_name, split
         self.images = np.ascontiguousarray(images, dtype=np.uint8)
         self._labels = np.asarray(labels, dtype=np.int64)
+        self.source = source
         if len(self.images) != len(self._labels):
             raise ValueError("one label per image")
+
+    def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
+        """The pixels are in memory, so their exact bytes are hashed whatever ``verify_data`` says."""
+        return array_identity(self.images if indices is None else self.images[indices])
 
     @property
     def labels(self) -> np.ndarray:
@@ -147,6 +164,11 @@ class WrappedSplit(SplitData):
 
     ``inner[i]`` must give ``(image, anything)``; ``sample_path(inner, i)`` (a module-level function,
     so the split pickles into DataLoader workers) names sample i's file in error messages.
+
+    Fingerprint: a manifest of ``data_files`` when given (the files the library reads the split
+    from, e.g. a Hugging Face dataset's Arrow files; any subset shares it); else, when
+    ``sample_path`` names a file for every sample, of those files in sample order (subsets cover
+    only their own files); else of every file under ``root``.
     """
 
     def __init__(
@@ -156,11 +178,34 @@ class WrappedSplit(SplitData):
         inner: Any,
         labels: Sequence[int],
         sample_path: Callable[[Any, int], str | None] | None = None,
+        root: str | os.PathLike | None = None,
+        data_files: Sequence[str] | None = None,
+        source: dict | None = None,
     ) -> None:
         self.dataset_name, self.split = dataset_name, split
         self.inner = inner
         self._labels = np.asarray(labels, dtype=np.int64)
         self.sample_path = sample_path
+        self.root, self.data_files, self.source = root, data_files, source
+
+    def _sample_files(self) -> list[str] | None:
+        if self.sample_path is None or not len(self._labels):
+            return None
+        files = [self.sample_path(self.inner, i) for i in range(len(self._labels))]
+        return None if any(f is None for f in files) else [str(f) for f in files]
+
+    def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
+        if self.data_files is not None:
+            return files_identity(self.root, list(self.data_files), verify_data)
+        if "_files" not in self.__dict__:
+            self._files = self._sample_files()
+        files = self._files
+        if files is not None:
+            chosen = files if indices is None else [files[int(i)] for i in indices]
+            return files_identity(self.root, chosen, verify_data)
+        if self.root is not None:
+            return files_identity(self.root, tree_files(self.root), verify_data)
+        return super().data_identity(indices, verify_data)
 
     @property
     def labels(self) -> np.ndarray:

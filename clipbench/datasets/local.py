@@ -48,6 +48,13 @@ class LocalAdapter(DatasetAdapter):
             return f"run `clipbench download {self.name}`"
         return self.manual.replace("<data-root>", str(data_root)) if data_root is not None else self.manual
 
+    def data_source(self, data_root: str | Path) -> dict | None:
+        """The verified archives (URL, MD5) the data was extracted from, when `clipbench download` placed it."""
+        from clipbench.datasets.identity import archives_of
+
+        archives = archives_of(self.root(data_root))
+        return {"archives": archives} if archives else None
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise DataError(f"{self.name} has no split {split!r} (expected one of: {', '.join(self.splits)})")

@@ -43,24 +43,35 @@ def stratified_indices(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(carved))
 
 
+def load_split(adapter: DatasetAdapter, split: str, data_root: str | Path | None, *,
+               verify_data: bool = False) -> SplitData:
+    """``adapter.load_split`` with the fingerprint mode chosen: ``verify_data`` (``--verify-data``)
+    hashes every byte of the split's files into its fingerprint instead of a stat manifest."""
+    loaded = adapter.load_split(split, Path(data_root) if data_root is not None else None)
+    loaded.verify_data = bool(verify_data)
+    return loaded
+
+
 def probe_splits(
-    adapter: DatasetAdapter, data_root: str | Path, val_fraction: float = 0.2, seed: int = 0
+    adapter: DatasetAdapter, data_root: str | Path, val_fraction: float = 0.2, seed: int = 0, *,
+    verify_data: bool = False,
 ) -> tuple[SplitData, SplitData, SplitData]:
     """(train, val, test) for the linear probe's C sweep.
 
     The dataset's own ``val`` split where it has one; otherwise a class-stratified seeded carve of
     ``train`` (``val_fraction`` of each class), the rest being the probe's train. The carve's seed
     and fraction are recorded in both parts' ``subset_spec`` (and so in their fingerprints).
+    ``verify_data``: as for ``load_split``.
     """
     data_root = Path(data_root)
     if "train" not in adapter.splits or "test" not in adapter.splits:
         raise DataError(
             f"{adapter.name} has splits {', '.join(adapter.splits)}; the linear probe needs 'train' and 'test'"
         )
-    train = adapter.load_split("train", data_root)
-    test = adapter.load_split("test", data_root)
+    train = load_split(adapter, "train", data_root, verify_data=verify_data)
+    test = load_split(adapter, "test", data_root, verify_data=verify_data)
     if "val" in adapter.splits:
-        return train, adapter.load_split("val", data_root), test
+        return train, load_split(adapter, "val", data_root, verify_data=verify_data), test
     kept, carved = stratified_indices(train.labels, fraction=val_fraction, seed=seed)
     if len(carved) == 0:
         raise DataError(f"{adapter.name}: train split is too small to carve a validation split from")

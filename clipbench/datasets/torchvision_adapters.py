@@ -103,7 +103,7 @@ class TorchvisionAdapter(LocalAdapter):
             raise DataError(f"{self.name} {split}: no samples found under {root} (expected torchvision's {self.tv_class} layout)")
         if labels.min() < 0 or labels.max() >= len(self.classnames):
             raise DataError(f"{self.name} {split}: labels under {root} fall outside 0..{len(self.classnames) - 1}")
-        whole = WrappedSplit(self.name, split, inner, labels, sample_path)
+        whole = WrappedSplit(self.name, split, inner, labels, sample_path, root=root, source=self.data_source(data_root))
         if not self.carve_test:
             return whole
         fraction, seed = self.carve_test
@@ -136,7 +136,7 @@ class Caltech101Adapter(LocalAdapter):
                 raise DataError(f"{self.name}: class folder {folder} has no images")
             paths += files
             labels += [label] * len(files)
-        whole = FileSplit(self.name, split, paths, labels)
+        whole = FileSplit(self.name, split, paths, labels, root=root)
         test_idx, train_idx = stratified_indices(whole.labels, per_class=self.train_per_class, seed=self.seed)
         spec = f"{split}:carve:seed={self.seed}:train_per_class={self.train_per_class}"
         return whole.subset(train_idx if split == "train" else test_idx, spec)

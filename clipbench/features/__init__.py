@@ -8,9 +8,17 @@ from clipbench.features.extraction import (
     autocast_context,
     extract_features,
     extract_range,
+    extraction_provenance,
     feature_key,
 )
-from clipbench.features.store import STORE_SCHEMA, FeatureKey, FeatureSet, FeatureStore, ShardInfo
+from clipbench.features.store import (
+    STORE_SCHEMA,
+    FeatureKey,
+    FeatureSet,
+    FeatureStore,
+    ShardInfo,
+    merge_provenance,
+)
 
 __all__ = [
     "FORWARD_STATS",
@@ -23,5 +31,7 @@ __all__ = [
     "autocast_context",
     "extract_features",
     "extract_range",
+    "extraction_provenance",
     "feature_key",
+    "merge_provenance",
 ]

@@ -61,8 +61,9 @@ class ForwardStats:
 FORWARD_STATS = ForwardStats()
 
 
-def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True, precision: str = "fp32") -> FeatureKey:
-    """The store key of ``model``'s features of ``split``."""
+def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True, precision: str = "fp32",
+                batch_size: int = 256) -> FeatureKey:
+    """The store key of ``model``'s features of ``split`` extracted in batches of ``batch_size`` on its device."""
     return FeatureKey(
         model_identity=model.identity,
         features="projected" if projected else "pre_projection",
@@ -72,7 +73,22 @@ def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True,
         split_fingerprint=split.fingerprint,
         n_samples=len(split),
         precision=precision,
+        batch_size=int(batch_size),
+        device=model.device.type,
     )
+
+
+def extraction_provenance(model: ImageTextModel, key: FeatureKey) -> dict:
+    """How this process extracts ``key``: stored with every shard, returned as ``FeatureSet.provenance``."""
+    import clipbench
+
+    device = model.device
+    name = None
+    if device.type == "cuda":
+        with contextlib.suppress(RuntimeError, AssertionError):
+            name = torch.cuda.get_device_name(device)
+    return {"batch_size": key.batch_size, "precision": key.precision, "device": str(device), "device_name": name,
+            "torch_threads": torch.get_num_threads(), "clipbench": clipbench.__version__, "torch": torch.__version__}
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -155,23 +171,30 @@ def extract_range(
     start: int,
     end: int,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     workers: int = 0,
     shard_size: int | None = None,
     progress: bool = True,
 ) -> list[ShardInfo]:
     """Extract samples [start, end) of ``split`` into shards of ``store``, skipping complete shards.
 
-    Shards are cut at absolute multiples of ``shard_size`` (default ``SHARD_BATCHES * batch_size``)
-    and each is written the moment its last batch is done. Safe to call from several processes on
-    disjoint ranges of the same key (no lock is taken here); returns the shards it wrote.
+    Batches are ``key.batch_size`` (the batch size is part of the key; ``batch_size``, if given,
+    must agree). Shards are cut at absolute multiples of ``shard_size`` (default ``SHARD_BATCHES *
+    batch_size``) and each is written the moment its last batch is done. Existing shards in the
+    range are re-hashed first, so a corrupt one is recomputed. Safe to call from several processes
+    on disjoint ranges of the same key (no lock is taken here); returns the shards it wrote.
     """
     if not 0 <= start <= end <= key.n_samples:
         raise ValueError(f"range [{start}, {end}) outside [0, {key.n_samples})")
+    batch_size = key.batch_size if batch_size is None else batch_size
     if batch_size < 1:
         raise ClipbenchError(f"batch size must be at least 1, got {batch_size}")
+    if batch_size != key.batch_size:
+        raise ValueError(f"batch size {batch_size} differs from the key's {key.batch_size}")
+    if model.device.type != key.device:
+        raise ValueError(f"model on {model.device} but the key is for device type {key.device}")
     shard_size = shard_size or SHARD_BATCHES * batch_size
-    _, gaps = store.plan(key, start, end)
+    _, gaps = store.plan(key, start, end, verify=True)
     ranges = [c for a, b in gaps for c in _chunks(a, b, shard_size)]
     if not ranges:
         return []
@@ -186,6 +209,7 @@ def extract_range(
         persistent_workers=False,
     )
     total = sum(b - a for a, b in ranges)
+    provenance = extraction_provenance(model, key)
     written: list[ShardInfo] = []
     pending_feats: list[np.ndarray] = []
     pending_labels: list[np.ndarray] = []
@@ -215,7 +239,7 @@ def extract_range(
             bar.update(len(labels))
             if current[0] + filled == current[1]:
                 written.append(store.write_shard(key, current[0], current[1], np.concatenate(pending_feats),
-                                                 np.concatenate(pending_labels)))
+                                                 np.concatenate(pending_labels), provenance))
                 pending_feats, pending_labels, filled = [], [], 0
                 current = next(range_iter, None)
             _note_forward(len(labels))
@@ -239,11 +263,12 @@ def extract_features(
     """Features of ``split`` under ``model``: from the store if complete and intact, else extracted.
 
     A damaged shard (size/checksum mismatch) is logged, discarded and recomputed; complete shards
-    from an interrupted run are reused. Returns float32 features in the split's sample order.
+    from an interrupted run are reused once their SHA-256 is re-checked (also when the manifest is
+    gone). Returns float32 features in the split's sample order, with their ``provenance``.
     """
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
-    key = feature_key(model, split, projected, precision)
+    key = feature_key(model, split, projected, precision, batch_size)
     cached = _load_or_invalidate(store, key)
     if cached is not None:
         return _checked(cached, split)
@@ -251,10 +276,18 @@ def extract_features(
         cached = _load_or_invalidate(store, key)  # another process may have finished meanwhile
         if cached is None:
             store.remove_partial_files(key)  # temporary files of a killed extractor (we hold the lock)
-            extract_range(model, split, store, key, 0, key.n_samples, batch_size=batch_size, workers=workers,
-                          shard_size=shard_size, progress=progress)
-            store.assemble(key)
-            cached = store.load(key)
+            for attempt in (1, 2):  # a shard damaged between its check and the assembly: recompute it once
+                extract_range(model, split, store, key, 0, key.n_samples, workers=workers,
+                              shard_size=shard_size, progress=progress)
+                try:
+                    store.assemble(key)
+                    cached = store.load(key)
+                    break
+                except CacheCorruptError as exc:
+                    if attempt == 2:
+                        raise
+                    log.warning("cached features damaged while assembling, recomputing: %s", exc)
+                    store.invalidate(key, getattr(exc, "bad_shards", []))
     return _checked(cached, split)
 
 

@@ -5,14 +5,20 @@ Layout of one entry (a directory under ``Paths.features_dir``)::
     <dataset>-<split>-<digest>/
         key.json                       the FeatureKey, for humans and `clipbench cache list`
         shards/0000000000-0000000512.npz   features [n, D] float32 + labels [n] int64 of samples [a, b)
-        shards/0000000000-0000000512.json  {"start", "end", "size", "sha256", "dim"} of that file
-        manifest.json                  the ordered shards covering [0, N): the entry is complete
+        shards/0000000000-0000000512.json  {"start", "end", "size", "sha256", "dim", "provenance"} of that file
+        manifest.json                  the ordered shards covering [0, N) and their merged provenance:
+                                       the entry is complete
 
 Why shards by sample-index range: extraction writes one as soon as its samples are done, so an
 interrupted run resumes from the complete ones; independent writers (torchrun ranks) can each fill
 their own index range and one process assembles them in order. Every file is written atomically
 (temporary name, fsync, rename) and carries its size and SHA-256 in a sidecar that is written
 after it, so a shard counts only once both exist, and every read re-checks the checksum.
+
+Provenance: each shard records how it was extracted (batch size, precision, device, torch threads,
+clipbench and torch versions); the manifest merges them (a value that differs between shards, e.g.
+after a resume under another torch, becomes the sorted list of its values) and ``load`` returns it
+as ``FeatureSet.provenance`` so every record that scores the features can say what they are.
 """
 
 from __future__ import annotations
@@ -24,19 +30,21 @@ import logging
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from clipbench.config import Paths
 from clipbench.errors import CacheCorruptError
-from clipbench.fileio import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes
+from clipbench.fileio import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes, sha256_file
 
 log = logging.getLogger(__name__)
 
 #: Bump when the on-disk layout or the meaning of stored features changes; old entries are then ignored.
-STORE_SCHEMA = 1
+#: 2: split fingerprints cover the data (file manifests, content hashes), batch size and device type
+#: joined the key, shards carry their provenance.
+STORE_SCHEMA = 2
 
 FEATURE_KINDS = ("projected", "pre_projection")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -51,9 +59,13 @@ class FeatureKey:
     preprocess_id: str
     dataset: str
     split: str
-    split_fingerprint: str  # covers subset (carved val, --limit), size and labels
+    split_fingerprint: str  # covers the data itself, subset (carved val, --limit), size and labels
     n_samples: int
     precision: str
+    #: batch size and device type move float bits (batched kernels), so a cached entry is exactly what
+    #: the same command would compute from scratch
+    batch_size: int = 256
+    device: str = "cpu"  # device type: cpu, cuda, mps
     schema: int = STORE_SCHEMA
 
     def __post_init__(self) -> None:
@@ -82,6 +94,8 @@ class ShardInfo:
     size: int
     sha256: str
     dim: int
+    #: how the shard was extracted (see ``provenance``); None in shards written without it
+    provenance: dict | None = None
 
     @property
     def filename(self) -> str:
@@ -94,11 +108,27 @@ def shard_name(start: int, end: int) -> str:
 
 @dataclass
 class FeatureSet:
-    """Features [N, D] float32 and labels [N] int64 of one split, in the split's order."""
+    """Features [N, D] float32 and labels [N] int64 of one split, in the split's order.
+
+    ``provenance``: how they were extracted (batch_size, precision, device, torch_threads,
+    clipbench and torch versions), merged over the entry's shards; records copy it.
+    """
 
     features: np.ndarray
     labels: np.ndarray
     key: FeatureKey | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+def merge_provenance(parts: list[dict | None]) -> dict:
+    """One dict for many shards: a field all shards agree on keeps its value, else the sorted distinct values."""
+    merged: dict = {}
+    fields = sorted({k for p in parts if p for k in p})
+    for name in fields:
+        values = {json.dumps((p or {}).get(name), sort_keys=True) for p in parts}
+        decoded = sorted((json.loads(v) for v in values), key=lambda v: json.dumps(v, sort_keys=True))
+        merged[name] = decoded[0] if len(decoded) == 1 else decoded
+    return merged
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +160,13 @@ def read_verified_arrays(path: Path, size: int, sha256: str) -> dict[str, np.nda
             return {name: npz[name] for name in npz.files}
     except (ValueError, OSError, EOFError) as exc:  # pragma: no cover - checksum passed, format broken
         raise CacheCorruptError(f"{path}: not a readable array file ({exc})") from exc
+
+
+def _sha256_matches(path: Path, sha256: str) -> bool:
+    try:
+        return sha256_file(path) == sha256
+    except OSError:
+        return False
 
 
 def _read_json(path: Path) -> dict | None:
@@ -176,7 +213,8 @@ class FeatureStore:
             atomic_write_json(key_file, asdict(key))
 
     # --- shards -----------------------------------------------------------------------------
-    def write_shard(self, key: FeatureKey, start: int, end: int, features: np.ndarray, labels: np.ndarray) -> ShardInfo:
+    def write_shard(self, key: FeatureKey, start: int, end: int, features: np.ndarray, labels: np.ndarray,
+                    provenance: dict | None = None) -> ShardInfo:
         """Persist samples [start, end): the data file first, then its sidecar (which makes it count)."""
         features = np.ascontiguousarray(features, dtype=np.float32)
         labels = np.ascontiguousarray(labels, dtype=np.int64)
@@ -185,7 +223,7 @@ class FeatureStore:
         self._ensure_entry(key)
         path = self._shards_dir(key) / shard_name(start, end)
         meta = write_verified_arrays(path, features=features, labels=labels)
-        info = ShardInfo(start, end, meta["size"], meta["sha256"], int(features.shape[1]))
+        info = ShardInfo(start, end, meta["size"], meta["sha256"], int(features.shape[1]), provenance)
         atomic_write_json(path.with_suffix(".json"), asdict(info))
         return info
 
@@ -197,8 +235,14 @@ class FeatureStore:
             path.unlink(missing_ok=True)
         return len(stale)
 
-    def completed_shards(self, key: FeatureKey) -> list[ShardInfo]:
-        """Shards whose sidecar exists and whose file has the recorded size (checksums are checked on read)."""
+    def completed_shards(self, key: FeatureKey, verify: bool = False,
+                         within: tuple[int, int] | None = None) -> list[ShardInfo]:
+        """Shards whose sidecar exists and whose file has the recorded size; with ``verify`` also the
+        recorded SHA-256 (for shards inside ``within``, when given). Failing shards are discarded.
+
+        Without ``verify`` checksums are checked on read; a manifest is only ever built (``assemble``,
+        ``plan(verify=True)``) from verified shards, so a corrupt shard never re-enters one.
+        """
         shards_dir = self._shards_dir(key)
         if not shards_dir.is_dir():
             return []
@@ -214,6 +258,11 @@ class FeatureStore:
                 log.warning("feature shard %s is incomplete or damaged; it will be recomputed", data)
                 self.discard_shard(key, data.name)
                 continue
+            inside = within is None or (info.start >= within[0] and info.end <= within[1])
+            if verify and inside and not _sha256_matches(data, info.sha256):
+                log.warning("feature shard %s fails its SHA-256 check (corrupted); it will be recomputed", data)
+                self.discard_shard(key, data.name)
+                continue
             found.append(info)
         return found
 
@@ -222,14 +271,18 @@ class FeatureStore:
         for p in (path.with_suffix(".json"), path):  # sidecar first: without it the file never counts
             p.unlink(missing_ok=True)
 
-    def plan(self, key: FeatureKey, start: int = 0, end: int | None = None) -> tuple[list[ShardInfo], list[tuple[int, int]]]:
+    def plan(self, key: FeatureKey, start: int = 0, end: int | None = None,
+             verify: bool = False) -> tuple[list[ShardInfo], list[tuple[int, int]]]:
         """Complete shards tiling [start, end) in order, and the gaps still to extract.
+
+        ``verify``: re-hash the shards in the range first (what a manifest rebuild needs), so a
+        corrupt one becomes a gap instead of being assembled.
 
         Greedy from ``start``: take the longest complete shard beginning at the cursor, else a gap
         up to the next shard start. Shards that overlap the chosen tiling are simply not used.
         """
         end = key.n_samples if end is None else end
-        shards = [s for s in self.completed_shards(key) if s.start >= start and s.end <= end]
+        shards = [s for s in self.completed_shards(key, verify, (start, end)) if s.start >= start and s.end <= end]
         by_start: dict[int, ShardInfo] = {}
         for s in shards:
             if s.start not in by_start or s.end > by_start[s.start].end:
@@ -248,14 +301,16 @@ class FeatureStore:
 
     # --- assembly and reading ---------------------------------------------------------------
     def assemble(self, key: FeatureKey) -> list[ShardInfo]:
-        """Write the manifest once shards tile [0, N); raise ``CacheCorruptError`` if any range is missing."""
-        cover, gaps = self.plan(key)
+        """Write the manifest once verified shards tile [0, N); raise ``CacheCorruptError`` if any range is
+        missing (a shard failing its SHA-256 is discarded first, so its range is then missing)."""
+        cover, gaps = self.plan(key, verify=True)
         if gaps:
             raise CacheCorruptError(f"{self.entry_dir(key)}: samples {gaps} have no complete shard yet")
         dims = {s.dim for s in cover}
         if len(dims) > 1:
             raise CacheCorruptError(f"{self.entry_dir(key)}: shards disagree on the feature dimension {sorted(dims)}")
         manifest = {"key": asdict(key), "n_samples": key.n_samples, "dim": dims.pop() if dims else 0,
+                    "provenance": merge_provenance([s.provenance for s in cover]),
                     "shards": [asdict(s) for s in cover]}
         atomic_write_json(self.entry_dir(key) / "manifest.json", manifest)
         return cover
@@ -293,7 +348,8 @@ class FeatureStore:
             err.bad_shards = bad
             raise err
         features = np.concatenate(feats) if feats else np.zeros((0, manifest["dim"]), np.float32)
-        return FeatureSet(features, np.concatenate(labels) if labels else np.zeros(0, np.int64), key)
+        return FeatureSet(features, np.concatenate(labels) if labels else np.zeros(0, np.int64), key,
+                          dict(manifest.get("provenance") or {}))
 
     def invalidate(self, key: FeatureKey, bad_shards: list[str] | None = None) -> None:
         """Drop the manifest (and the named shards) so the next extraction recomputes what is missing."""
