@@ -56,11 +56,13 @@ def task_order(task_name: str) -> int:
 
 
 def _register_builtins() -> None:
+    from clipbench.tasks.knn import KnnTask
     from clipbench.tasks.probe_task import LinearProbeTask
     from clipbench.tasks.zeroshot import ZeroShotTask
 
     register_task(ZeroShotTask())
     register_task(LinearProbeTask())
+    register_task(KnnTask())
 
 
 def _load_plugins() -> None:

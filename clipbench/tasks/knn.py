@@ -1,0 +1,212 @@
+"""k-NN classification on frozen image features: DINO's weighted k-NN (Caron et al. 2021, section 4.1).
+
+The training images are the database, the evaluation split the queries. Features are
+L2-normalised, so the dot product is the cosine similarity; each query's k most similar database
+images vote for their labels, with weight exp(sim / T) ("dino", k = 20, T = 0.07 by default) or 1
+("uniform", a majority vote as scikit-learn's ``KNeighborsClassifier``). A class's score is the sum
+of its neighbours' weights, and the ranked class scores give top-1, top-5 and mean per-class recall
+as for zero-shot. The nearest neighbour alone (k = 1) is reported beside them as ``top1_k1`` and
+``mean_per_class_recall_k1``.
+
+Choices, and why:
+
+* Database = the probe's train + val (the dataset's own val split where it has one, else the
+  linear probe's carve re-joined: the whole train split). k-NN fits nothing, so it needs no held-out
+  part, and DINO uses the full training set; it also reuses the features the probe caches.
+* Features default to the projected embedding (what CLIP_benchmark and MIEB score);
+  ``knn_features: pre_projection`` takes the encoder's output before the projection.
+* Ties are broken by index, so a run is a pure function of its features: among equal similarities
+  the lower database index (train before val, each in split order) is the nearer neighbour; among
+  equal class scores the lower class index ranks first (``numpy.argmax`` and
+  ``clipbench.metrics.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
+  reorder them.
+* Similarities are computed block by block (database blocks x query blocks) with a running top-k,
+  so ImageNet's 1.28M x 50k similarity matrix is never held in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from clipbench.errors import ClipbenchError, DataError
+from clipbench.metrics import score_classification
+from clipbench.options import Option, a_bool, one_of, positive_int
+from clipbench.tasks.base import Task, TaskContext
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = 20
+DEFAULT_TEMPERATURE = 0.07
+WEIGHTINGS = ("dino", "uniform")
+#: elements of one similarity block (query rows x database columns): 2**24 float32 = 64 MiB
+BLOCK_ELEMENTS = 1 << 24
+#: database rows per block (fewer when the database is smaller)
+DATABASE_BLOCK = 65536
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not a_bool(v) and np.isfinite(v) and v > 0
+
+
+def l2_normalise(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def top_k_lowest_index(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Column positions [R, k] of each row's ``k`` largest values, equal values lowest column first.
+
+    Returned most similar first (ties: lower column first). ``torch.topk`` alone leaves the order
+    of equal values unspecified; here it only finds the k-th largest value, and the columns are
+    then chosen by comparison, taking the lowest columns among those equal to the k-th.
+    """
+    rows = values.shape[0]
+    kth = values.topk(k, dim=1, sorted=True).values[:, -1:]
+    select = values > kth
+    places = k - select.sum(dim=1, keepdim=True)  # how many values equal to the k-th still fit
+    equal = values == kth
+    tied = equal.sum(dim=1, keepdim=True) > places
+    if bool(tied.any()):  # more values equal the k-th than fit: keep the lowest columns among them
+        tied_rows = tied.squeeze(1).nonzero().squeeze(1)
+        rank = equal[tied_rows].cumsum(dim=1, dtype=torch.int32)
+        equal[tied_rows] &= rank <= places[tied_rows]
+    select |= equal
+    columns = select.nonzero()[:, 1].view(rows, k)  # row-major: ascending columns within each row
+    order = values.gather(1, columns).sort(dim=1, descending=True, stable=True).indices
+    return columns.gather(1, order)
+
+
+def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | torch.Tensor, k: int,
+                   device: str | torch.device = "cpu", block_elements: int = BLOCK_ELEMENTS,
+                   database_block: int = DATABASE_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarities [Nq, k] (float32) and database indices [Nq, k] of each query's k nearest.
+
+    Most similar first; equal similarities: lower database index first. Queries live on ``device``;
+    the database streams through it in blocks of ``database_block`` rows, each scored against query
+    blocks of at most ``block_elements`` similarities and merged into a running top-k, so memory is
+    O(block + Nq * k) however large the database is.
+    """
+    queries = torch.as_tensor(queries, dtype=torch.float32)
+    database = torch.as_tensor(database, dtype=torch.float32)
+    if queries.ndim != 2 or database.ndim != 2 or queries.shape[1] != database.shape[1]:
+        raise ClipbenchError(f"knn: query features {tuple(queries.shape)} and database features "
+                             f"{tuple(database.shape)} do not share a dimension")
+    n_db = database.shape[0]
+    if not 1 <= k <= n_db:
+        raise ClipbenchError(f"knn: k={k} needs at least {k} database images, the database has {n_db} "
+                             "(lower --knn-k or raise --limit)")
+    if not torch.isfinite(queries).all():
+        raise ClipbenchError("knn: query features contain NaN or Inf")
+    device = torch.device(device)
+    q = l2_normalise(queries.to(device))
+    n_q = q.shape[0]
+    db_rows = max(k, min(database_block, n_db))
+    q_rows = max(1, block_elements // db_rows)
+    best_sim = torch.full((n_q, k), -torch.inf, device=device)
+    best_idx = torch.full((n_q, k), -1, dtype=torch.int64, device=device)
+    for start in range(0, n_db, db_rows):
+        block = database[start:start + db_rows].to(device)
+        if not torch.isfinite(block).all():  # checked per block: a mask of ImageNet's database is 1 GB
+            raise ClipbenchError("knn: database features contain NaN or Inf")
+        block = l2_normalise(block)
+        kk = min(k, block.shape[0])
+        for qs in range(0, n_q, q_rows):
+            sims = q[qs:qs + q_rows] @ block.T
+            cols = top_k_lowest_index(sims, kk)
+            # running entries come first and hold lower database indices, so column order among equal
+            # similarities is database-index order, as top_k_lowest_index needs
+            cand_sim = torch.cat([best_sim[qs:qs + q_rows], sims.gather(1, cols)], dim=1)
+            cand_idx = torch.cat([best_idx[qs:qs + q_rows], cols + start], dim=1)
+            keep = top_k_lowest_index(cand_sim, k)
+            best_sim[qs:qs + q_rows] = cand_sim.gather(1, keep)
+            best_idx[qs:qs + q_rows] = cand_idx.gather(1, keep)
+    return best_sim.cpu(), best_idx.cpu()
+
+
+def knn_class_scores(similarities: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int,
+                     weighting: str = "dino", temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
+    """[Nq, C] float64 votes: per class, the sum over its neighbours of exp(sim / T) (dino) or 1 (uniform)."""
+    if weighting not in WEIGHTINGS:
+        raise ClipbenchError(f"knn: unknown weighting {weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
+    sims = torch.as_tensor(similarities).to("cpu", torch.float64)
+    labels = torch.as_tensor(neighbour_labels).to("cpu", torch.int64)
+    weights = torch.exp(sims / temperature) if weighting == "dino" else torch.ones_like(sims)
+    scores = torch.zeros((sims.shape[0], num_classes), dtype=torch.float64)
+    return scores.scatter_add_(1, labels, weights).numpy()
+
+
+class KnnTask(Task):
+    """Weighted k-NN on cached image features: train (+val) as the database, the test split as queries."""
+
+    name = "knn"
+    title = "k-NN classification"
+    metrics = ("top1", "top5", "mean_per_class_recall", "top1_k1", "mean_per_class_recall_k1")
+    inputs = "train and val (the database) and test splits; image features"
+    options = (
+        Option("knn_k", DEFAULT_K, positive_int, "a positive integer",
+               f"k-NN: neighbours that vote (default: {DEFAULT_K})", int, owner="knn"),
+        Option("knn_temperature", DEFAULT_TEMPERATURE, _positive_number, "a positive number",
+               f"k-NN: temperature T of the exp(sim / T) votes (default: {DEFAULT_TEMPERATURE})", float,
+               owner="knn"),
+        Option("knn_weighting", "dino", one_of(*WEIGHTINGS), "dino or uniform",
+               "k-NN votes: dino = exp(sim / T), uniform = 1 each (default: dino)", str, WEIGHTINGS, owner="knn"),
+        Option("knn_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
+               "k-NN features (default: projected)", str, ("projected", "pre_projection"), owner="knn"),
+    )
+
+    def variant_parts(self, record: dict) -> list[str]:
+        knn = record.get("knn") or {}
+        parts = []
+        if knn.get("features", "projected") != "projected":
+            parts.append(str(knn["features"]))
+        if knn.get("k", DEFAULT_K) != DEFAULT_K:
+            parts.append(f"k={knn['k']}")
+        weighting = knn.get("weighting", "dino")
+        if weighting != "dino":
+            parts.append(str(weighting))
+        elif knn.get("temperature", DEFAULT_TEMPERATURE) != DEFAULT_TEMPERATURE:  # T only matters for dino votes
+            parts.append(f"T={knn['temperature']:g}")
+        return parts
+
+    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        o = ctx.options
+        if "train" not in adapter.splits or "test" not in adapter.splits:
+            raise DataError(f"{adapter.name} has splits {', '.join(adapter.splits)}; k-NN needs 'train' (the "
+                            "database) and 'test'")
+        train, val, test = ctx.probe_splits(adapter)
+        projected = o.knn_features == "projected"
+        t0 = time.perf_counter()
+        f_train, f_val, f_test = (ctx.features(model, s, projected) for s in (train, val, test))
+        if f_test is None:  # not rank 0 of a torchrun: rank 0 scores the task
+            return None
+        t1 = time.perf_counter()
+        db_features = np.concatenate([f_train.features, f_val.features])
+        db_labels = torch.from_numpy(np.concatenate([f_train.labels, f_val.labels]).astype(np.int64))
+        k, temperature = int(o.knn_k), float(o.knn_temperature)
+        sims, idx = knn_neighbours(f_test.features, db_features, k, o.device)
+        neighbour_labels = db_labels[idx]
+        num_classes = len(adapter.classnames)
+        classnames = adapter.classnames if o.per_class else None
+        main = score_classification(knn_class_scores(sims, neighbour_labels, num_classes, o.knn_weighting,
+                                                     temperature),
+                                    f_test.labels, adapter.primary_metric, o.bootstrap, o.seed, classnames)
+        nearest = score_classification(knn_class_scores(sims[:, :1], neighbour_labels[:, :1], num_classes,
+                                                        "uniform"),
+                                       f_test.labels, adapter.primary_metric, o.bootstrap, o.seed)
+        metrics = dict(main.metrics)
+        metrics["top1_k1"] = nearest.metrics["top1"]
+        metrics["mean_per_class_recall_k1"] = nearest.metrics["mean_per_class_recall"]
+        record = ctx.record(model, adapter, test, self.name, metrics=metrics, ci95=main.ci95,
+                            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4),
+                            knn={"k": k, "temperature": temperature, "weighting": o.knn_weighting,
+                                 "features": o.knn_features, "database": "train+val",
+                                 "n_database": int(len(db_labels)), "n_train": len(train), "n_val": len(val),
+                                 "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
+                                 "ci95_k1": nearest.ci95})
+        if main.per_class is not None:
+            record["per_class"] = main.per_class
+        return record
