@@ -89,6 +89,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "bootstrap resamples for the 95%% CI (0: no CI; default 1000)", int),
     Option("offline", False, a_bool, "true or false", "never download anything", bool),
     Option("per_class", False, a_bool, "true or false", "store a per-class recall table", bool),
+    Option("verify_data", False, a_bool, "true or false",
+           "fingerprint data by hashing every image's bytes, not by path/size/mtime (for data copied "
+           "between machines; costs one read of the data)", bool),
     Option("threads", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "torch CPU threads (recorded in each result; default: torch's)", int),
 )

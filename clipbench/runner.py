@@ -156,27 +156,36 @@ class RunContext:
         self.suite, self.paths, self.options, self.progress = suite, paths, options, progress
         self.store = FeatureStore(paths.features_dir)
         self.dist = dist or distributed.DistContext()  # ranks that share each split's extraction
+        self._provenance: list[dict] = []  # how the features served since the last record were extracted
 
     def evaluation_split(self, adapter: DatasetAdapter) -> SplitData:
+        from clipbench.datasets.splits import load_split
+
         o = self.options
-        return limit_split(adapter.load_split(adapter.evaluation_split, self.paths.data_root), o.limit, o.seed)
+        split = load_split(adapter, adapter.evaluation_split, self.paths.data_root, verify_data=o.verify_data)
+        return limit_split(split, o.limit, o.seed)
 
     def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
         from clipbench.datasets import probe_splits
 
         o = self.options
-        train, val, test = probe_splits(adapter, self.paths.data_root, o.val_fraction, o.seed)
+        train, val, test = probe_splits(adapter, self.paths.data_root, o.val_fraction, o.seed,
+                                        verify_data=o.verify_data)
         return tuple(limit_split(s, o.limit, o.seed) for s in (train, val, test))
 
     def features(self, model: ImageTextModel, split: SplitData, projected: bool = True):
         """The split's features; under torchrun every rank extracts a slice and only rank 0 gets them (else None)."""
         o = self.options
         if self.dist.enabled:
-            return distributed.extract_features_sharded(
+            feats = distributed.extract_features_sharded(
                 model, split, self.store, self.dist, projected=projected, precision=o.precision,
                 batch_size=o.batch_size, workers=o.workers, progress=self.progress)
-        return extract_features(model, split, self.store, projected=projected, precision=o.precision,
-                                batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+        else:
+            feats = extract_features(model, split, self.store, projected=projected, precision=o.precision,
+                                     batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+        if feats is not None and getattr(feats, "provenance", None):
+            self._provenance.append(feats.provenance)
+        return feats
 
     def text_classifier(self, model: ImageTextModel, class_prompts):
         from clipbench.text_classifier import text_classifier
@@ -201,7 +210,13 @@ class RunContext:
             "precision": o.precision, "device": o.device, "limit": o.limit, "batch_size": o.batch_size,
             "torch_threads": torch.get_num_threads(),
             "versions": versions(), "time_extract_s": None, "time_task_s": None,
+            "verify_data": o.verify_data, "data_identity": split.fingerprint_inputs,
         }
+        if self._provenance:  # the settings the scored features were actually extracted with
+            from clipbench.features import merge_provenance
+
+            record["extraction"] = merge_provenance(self._provenance)
+            self._provenance = []
         record.update(fields)
         return record
 

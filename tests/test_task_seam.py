@@ -154,3 +154,17 @@ def test_list_tasks_in_process(capsys):
     assert main(["list", "tasks"]) == 0
     out = capsys.readouterr().out
     assert "zeroshot" in out and "solver='torch'" in out and "classification" in out
+
+
+def test_records_name_their_data_and_how_their_features_were_extracted(tmp_path):
+    ckpt = write_tiny_clip(tmp_path / "tiny.pt")
+    kwargs = dict(model=str(ckpt), suite="smoke", limit=24, bootstrap=0, device="cpu", progress=False,
+                  cache_dir=tmp_path / "cache", results_dir=tmp_path / "res")
+    zs, probe = clipbench.run(batch_size=8, **kwargs)
+    assert zs["extraction"]["batch_size"] == 8 and probe["extraction"]["batch_size"] == 8
+    assert zs["extraction"]["torch_threads"] == 1 and zs["verify_data"] is False
+    assert zs["data_identity"]["kind"] == "arrays" and zs["data_identity"]["content_sha256"]
+    assert probe["probe"]["train_data_identity"]["kind"] == "arrays"
+    # another batch size is other features (float bits move with it): the record never borrows them
+    zs16, _ = clipbench.run(batch_size=16, **kwargs)
+    assert zs16["extraction"]["batch_size"] == 16

@@ -75,7 +75,9 @@ class LinearProbeTask(Task):
         record.update(time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4),
                       probe={"features": o.probe_features, "solver": o.solver, "val_fraction": o.val_fraction,
                              "n_train": len(train), "n_val": len(val),
-                             "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint})
+                             "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
+                             "train_data_identity": train.fingerprint_inputs,
+                             "val_data_identity": val.fingerprint_inputs})
         return record
 
     @staticmethod
