@@ -22,7 +22,9 @@ size recorded in ``index.json``, which is written last); every read re-checks th
 Search: exact by default (blockwise matrix products, ties broken by index order). With FAISS
 (``pip install 'clipbench[search]'``) ``backend="faiss"`` uses ``IndexFlatIP``, which gives the
 same ranking, and ``approx="hnsw"``/``"ivf"`` an approximate index whose recall@k against the
-exact search is measured on every call (on the queries plus sampled indexed images).
+exact search is measured on every call (on the queries plus sampled indexed images; a returned
+image counts as a true neighbour when its exact score reaches the k-th best exact score, so ties
+among duplicate photos are not counted as misses).
 """
 
 from __future__ import annotations
@@ -249,6 +251,11 @@ def build_index(
             if old is None:
                 raise ClipbenchError(f"{folder} has no index yet: pass --model (e.g. --model ViT-B/32)")
             model = old["model"]
+        if old is not None and old.get("folder") != str(folder):
+            raise ClipbenchError(f"the index at {index_dir} belongs to the folder {old.get('folder')}, not {folder}; "
+                                 "pass --rebuild to index this folder there instead")
+        if isinstance(model, (str, os.PathLike)) and Path(model).expanduser().is_file():
+            model = str(Path(model).expanduser().resolve())  # so that searches from any directory find it
         files = scan_folder(folder, exclude=[index_dir])
         if not files:
             raise ClipbenchError(f"no images under {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
@@ -479,8 +486,13 @@ def vector_search(embeddings: np.ndarray, queries: np.ndarray, k: int, *, backen
     sample = rng.choice(embeddings.shape[0], size=min(recall_sample, embeddings.shape[0]), replace=False)
     probe = np.concatenate([queries, embeddings[np.sort(sample)]])
     _, approx_idx = index.search(probe, k)
-    _, exact_idx = exact_search(embeddings, probe, k, block_rows)
-    hits = [len(set(a[a >= 0].tolist()) & set(e.tolist())) / k for a, e in zip(approx_idx, exact_idx, strict=True)]
+    exact_scores, _ = exact_search(embeddings, probe, k, block_rows)
+    # a returned row counts as a true neighbour if its exact score reaches the k-th exact score, so
+    # that among tied rows (duplicate photos) any choice is right
+    hits = []
+    for query, found, kth in zip(probe, approx_idx, exact_scores[:, -1], strict=True):
+        found = found[found >= 0]
+        hits.append(float(np.sum(embeddings[found] @ query >= kth - 1e-6)) / k)
     keep = indices >= 0
     out_s = [s[m] for s, m in zip(scores, keep, strict=True)]
     out_i = [i[m].astype(np.int64) for i, m in zip(indices, keep, strict=True)]
