@@ -34,7 +34,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -362,7 +362,6 @@ class SearchResult:
     #: approximate backends only: mean recall@k against exact search, and over how many queries
     recall: float | None = None
     recall_queries: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def exact_search(embeddings: np.ndarray, queries: np.ndarray, k: int, block_rows: int = BLOCK_ROWS
@@ -480,6 +479,8 @@ def vector_search(embeddings: np.ndarray, queries: np.ndarray, k: int, *, backen
     index = _cached_approx_index(faiss, approx, embeddings, index_dir, embeddings_sha256)
     if approx == "hnsw":
         index.hnsw.efSearch = max(64, 2 * k)
+    else:
+        index.nprobe = max(1, index.nlist // 8)
     scores, indices = index.search(queries, k)
     # recall@k against exact search: the real queries plus a seeded sample of indexed images as queries
     rng = np.random.default_rng(seed)

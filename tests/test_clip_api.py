@@ -309,6 +309,7 @@ def vit_b32(tmp_path_factory):
     return reference, namespace, printed
 
 
+@pytest.mark.slow
 def test_vit_b32_zero_shot_example_matches_reference(vit_b32):
     reference, ours, printed = vit_b32
     predicted = [CLASSNAMES.index(name) for name, _ in top_predictions(printed)]
@@ -325,6 +326,7 @@ def test_vit_b32_zero_shot_example_matches_reference(vit_b32):
     assert predicted == ours["indices"].tolist()
 
 
+@pytest.mark.slow
 def test_vit_b32_forward_logits_match_reference(vit_b32):
     reference, namespace, _ = vit_b32
     model = namespace["model"]
