@@ -419,8 +419,13 @@ def _approx_index(faiss, kind: str, embeddings: np.ndarray):
     index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
     index.train(embeddings)
     index.add(embeddings)
-    index.nprobe = max(1, nlist // 8)
+    index.nprobe = _ivf_nprobe(nlist)
     return index
+
+
+def _ivf_nprobe(nlist: int) -> int:
+    """Lists an IVF search visits: a quarter of them, at least 8 (all of them for small indexes)."""
+    return min(nlist, max(8, nlist // 4))
 
 
 def _cached_approx_index(faiss, kind: str, embeddings: np.ndarray, index_dir: Path | None, emb_sha: str):
@@ -480,7 +485,7 @@ def vector_search(embeddings: np.ndarray, queries: np.ndarray, k: int, *, backen
     if approx == "hnsw":
         index.hnsw.efSearch = max(64, 2 * k)
     else:
-        index.nprobe = max(1, index.nlist // 8)
+        index.nprobe = _ivf_nprobe(index.nlist)
     scores, indices = index.search(queries, k)
     # recall@k against exact search: the real queries plus a seeded sample of indexed images as queries
     rng = np.random.default_rng(seed)
