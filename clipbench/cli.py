@@ -29,6 +29,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.report",
     "clipbench.commands.predict",
     "clipbench.commands.train_tiny",
+    "clipbench.commands.index",
+    "clipbench.commands.search",
 )
 
 
