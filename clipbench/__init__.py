@@ -21,17 +21,22 @@ _EXPORTS = {
     "tokenize": "clipbench.models",
     "linear_probe": "clipbench.tasks.linear_probe",
     "fewshot_linear_probe": "clipbench.tasks.fewshot",
+    "build_index": "clipbench.search",
 }
+#: public submodules, imported on first attribute access (``clipbench.clip.load(...)``)
+_SUBMODULES = {"clip": "clipbench.clip"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'clipbench' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    return sorted([*globals(), *_EXPORTS, *_SUBMODULES])
 
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
