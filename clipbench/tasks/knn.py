@@ -27,16 +27,17 @@ Choices, and why:
 from __future__ import annotations
 
 import logging
+import math
 import time
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from clipbench.errors import ClipbenchError, DataError
-from clipbench.metrics import score_classification
 from clipbench.options import Option, a_bool, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext
+
+if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
+    import numpy as np
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ DATABASE_BLOCK = 65536
 
 
 def _positive_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not a_bool(v) and np.isfinite(v) and v > 0
+    return isinstance(v, (int, float)) and not a_bool(v) and math.isfinite(v) and v > 0
 
 
 def l2_normalise(x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +65,8 @@ def top_k_lowest_index(values: torch.Tensor, k: int) -> torch.Tensor:
     of equal values unspecified; here it only finds the k-th largest value, and the columns are
     then chosen by comparison, taking the lowest columns among those equal to the k-th.
     """
+    import torch
+
     rows = values.shape[0]
     kth = values.topk(k, dim=1, sorted=True).values[:, -1:]
     select = values > kth
@@ -90,6 +93,8 @@ def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | to
     blocks of at most ``block_elements`` similarities and merged into a running top-k, so memory is
     O(block + Nq * k) however large the database is.
     """
+    import torch
+
     queries = torch.as_tensor(queries, dtype=torch.float32)
     database = torch.as_tensor(database, dtype=torch.float32)
     if queries.ndim != 2 or database.ndim != 2 or queries.shape[1] != database.shape[1]:
@@ -130,6 +135,8 @@ def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | to
 def knn_class_scores(similarities: torch.Tensor, neighbour_labels: torch.Tensor, num_classes: int,
                      weighting: str = "dino", temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
     """[Nq, C] float64 votes: per class, the sum over its neighbours of exp(sim / T) (dino) or 1 (uniform)."""
+    import torch
+
     if weighting not in WEIGHTINGS:
         raise ClipbenchError(f"knn: unknown weighting {weighting!r}; expected one of {', '.join(WEIGHTINGS)}")
     sims = torch.as_tensor(similarities).to("cpu", torch.float64)
@@ -173,6 +180,11 @@ class KnnTask(Task):
         return parts
 
     def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        import numpy as np
+        import torch
+
+        from clipbench.metrics import score_classification
+
         o = ctx.options
         if "train" not in adapter.splits or "test" not in adapter.splits:
             raise DataError(f"{adapter.name} has splits {', '.join(adapter.splits)}; k-NN needs 'train' (the "
