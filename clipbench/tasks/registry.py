@@ -56,6 +56,7 @@ def task_order(task_name: str) -> int:
 
 
 def _register_builtins() -> None:
+    from clipbench.tasks.image_retrieval import ImageRetrievalTask
     from clipbench.tasks.knn import KnnTask
     from clipbench.tasks.probe_task import LinearProbeTask
     from clipbench.tasks.zeroshot import ZeroShotTask
@@ -63,6 +64,7 @@ def _register_builtins() -> None:
     register_task(ZeroShotTask())
     register_task(LinearProbeTask())
     register_task(KnnTask())
+    register_task(ImageRetrievalTask())
 
 
 def _load_plugins() -> None:

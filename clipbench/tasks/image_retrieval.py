@@ -1,0 +1,132 @@
+"""Image -> image retrieval on a labelled set: "same class = relevant", as product-retrieval benchmarks score it.
+
+Every image of the evaluation split queries all the others (leave-one-out, the protocol of Stanford
+Online Products, CUB and Musgrave et al. 2020, "A Metric Learning Reality Check"). Features are
+L2-normalised, so the ranking is by cosine similarity. Reported, in percent:
+
+* ``recall_at_k`` (k = 1, 5, 10 by default): the share of queries with at least one image of their
+  class among the k nearest (recall@1 is precision@1);
+* ``map_at_r`` (the primary metric): with R = the number of other images of the query's class,
+  MAP@R = (1/R) * sum_{i<=R} P(i) * rel(i), where P(i) is the precision among the first i results
+  and rel(i) says whether the i-th result is relevant (Musgrave et al., section 3.2).
+
+Queries whose class has no other image have nothing to find and are left out (counted in the
+record). Ties: among equal similarities the lower index ranks first (a stable sort), so a run is
+a pure function of its features. Queries are scored in blocks of rows against the whole split,
+so memory is block x N, never N x N for large N. The 95% CI resamples queries (bootstrap).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from clipbench.errors import DataError
+from clipbench.options import Option, one_of, positive_int
+from clipbench.tasks.base import Task, TaskContext
+
+if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
+    import numpy as np
+
+DEFAULT_KS = (1, 5, 10)
+#: similarity elements per block of query rows (2**24 float32 = 64 MiB)
+BLOCK_ELEMENTS = 1 << 24
+
+
+def retrieval_scores(features, labels, ks=DEFAULT_KS, device: str = "cpu",
+                     block_elements: int = BLOCK_ELEMENTS) -> dict[str, Any]:
+    """Per-query hits at each k and AP@R for leave-one-out retrieval; queries without a relevant item dropped.
+
+    Returns ``{"hits": {k: bool[Q]}, "ap_at_r": float64[Q], "queries": int64[Q]}`` (Q = scored queries).
+    """
+    import numpy as np
+    import torch
+
+    labels = np.asarray(labels, dtype=np.int64)
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=device)
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    n = x.shape[0]
+    counts = np.bincount(labels)
+    relevant = counts[labels] - 1  # R per query
+    queries = np.flatnonzero(relevant > 0)
+    depth = int(min(n - 1, max(max(ks), int(relevant.max(initial=0)))))
+    label_t = torch.as_tensor(labels, device=device)
+    hits = {k: np.zeros(len(queries), dtype=bool) for k in ks}
+    ap = np.zeros(len(queries), dtype=np.float64)
+    rows = max(1, block_elements // max(n, 1))
+    for start in range(0, len(queries), rows):
+        q = torch.as_tensor(queries[start:start + rows], device=device)
+        sims = x[q] @ x.T
+        sims[torch.arange(len(q), device=device), q] = -float("inf")  # a query never retrieves itself
+        order = torch.sort(sims, dim=1, descending=True, stable=True).indices[:, :depth]
+        rel = (label_t[order] == label_t[q][:, None]).cpu().numpy()
+        for k in ks:
+            hits[k][start:start + len(q)] = rel[:, :k].any(axis=1)
+        r = relevant[queries[start:start + len(q)]]
+        ranks = np.arange(1, depth + 1)
+        precision = np.cumsum(rel, axis=1) / ranks
+        within_r = ranks[None, :] <= r[:, None]
+        ap[start:start + len(q)] = (precision * rel * within_r).sum(axis=1) / r
+    return {"hits": hits, "ap_at_r": ap, "queries": queries}
+
+
+def _bootstrap(values: np.ndarray, n_resamples: int, seed: int) -> dict[str, float] | None:
+    import numpy as np
+
+    if n_resamples <= 0 or len(values) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_resamples)
+    for start in range(0, n_resamples, 256):
+        b = min(256, n_resamples - start)
+        means[start:start + b] = values[rng.integers(0, len(values), size=(b, len(values)))].mean(axis=1)
+    low, high = np.quantile(100.0 * means, [0.025, 0.975])
+    return {"low": float(low), "high": float(high)}
+
+
+class ImageRetrievalTask(Task):
+    name = "image_retrieval"
+    title = "Image-to-image retrieval"
+    metrics = ("map_at_r", "recall_at_1", "recall_at_5", "recall_at_10")
+    inputs = "evaluation split (leave-one-out queries, class = relevance); image features"
+    options = (
+        Option("retrieval_features", "projected", one_of("projected", "pre_projection"),
+               "projected or pre_projection", "image retrieval features (default: projected)", str,
+               ("projected", "pre_projection"), owner="image_retrieval"),
+        Option("retrieval_k", list(DEFAULT_KS), lambda v: isinstance(v, list) and v and all(positive_int(k) for k in v),
+               "a non-empty list of positive integers", "image retrieval: recall@k cut-offs, comma-separated "
+               "(default: 1,5,10)", int, owner="image_retrieval", is_list=True),
+    )
+
+    def primary_metric(self, adapter) -> str:
+        return "map_at_r"
+
+    def variant_parts(self, record: dict) -> list[str]:
+        block = record.get("image_retrieval") or {}
+        parts = []
+        if block.get("features", "projected") != "projected":
+            parts.append(str(block["features"]))
+        if list(block.get("k", DEFAULT_KS)) != list(DEFAULT_KS):
+            parts.append("k=" + "/".join(map(str, block["k"])))
+        return parts
+
+    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        o = ctx.options
+        split = ctx.evaluation_split(adapter)
+        t0 = time.perf_counter()
+        feats = ctx.features(model, split, o.retrieval_features == "projected")
+        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
+            return None
+        t1 = time.perf_counter()
+        ks = tuple(sorted(set(int(k) for k in o.retrieval_k)))
+        scores = retrieval_scores(feats.features, feats.labels, ks, o.device)
+        if len(scores["queries"]) == 0:
+            raise DataError(f"{adapter.name}: no class has two images, so no query has anything to retrieve")
+        metrics = {"map_at_r": 100.0 * float(scores["ap_at_r"].mean())}
+        metrics.update({f"recall_at_{k}": 100.0 * float(scores["hits"][k].mean()) for k in ks})
+        return ctx.record(model, adapter, split, self.name, metrics=metrics,
+                          ci95=_bootstrap(scores["ap_at_r"], o.bootstrap, o.seed),
+                          image_retrieval={"features": o.retrieval_features, "k": list(ks),
+                                           "n_queries": int(len(scores["queries"])),
+                                           "n_excluded": int(len(split) - len(scores["queries"]))},
+                          time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
