@@ -224,13 +224,12 @@ def short_names(labels: list[str], provenance: dict[str, Provenance]) -> dict[st
     for label in labels:
         sha.setdefault(_unlabelled(label), None)
         sha[_unlabelled(label)] = sha[_unlabelled(label)] or (provenance.get(label) or Provenance()).weights_sha256
+    def clashes(names: dict[str, str]) -> set[str]:
+        return {b for b in bases if sum(1 for v in names.values() if v == names[b]) > 1}
+
     short = {b: (Path(b).stem if _is_path(b) else b) for b in bases}
-    for b in bases:
-        if sum(1 for v in short.values() if v == short[b]) > 1 and _is_path(b) and sha[b]:
-            short[b] = f"{short[b]} ({sha[b][:8]})"
-    for b in bases:  # still ambiguous (same file stem and hash at two paths): keep the path
-        if sum(1 for v in short.values() if v == short[b]) > 1:
-            short[b] = b
+    short |= {b: f"{short[b]} ({sha[b][:8]})" for b in clashes(short) if _is_path(b) and sha[b]}
+    short |= {b: b for b in clashes(short)}  # still ambiguous (same stem and hash at two paths): the path
     out = {}
     for label in labels:
         variant = _variant_of(label)
@@ -438,14 +437,24 @@ def _plural(n: int, word: str) -> str:
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; a cell's line breaks (several items) become "; "."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("\n", "; ") for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+_NUMERIC_CELL = re.compile(r"[-+]?(\d[\d.]*( \[[^\]]*\])?( \*)?|–)")
+
+
+def _html_cell(cell: str) -> str:
+    """Numbers (and "62.0 [61.5, 62.5]") right-aligned on one line; text left-aligned; a line break per item."""
+    kind = "num" if _NUMERIC_CELL.fullmatch(cell) else "text"
+    return f"<td class='{kind}'>" + "<br>".join(html.escape(part) for part in cell.split("\n")) + "</td>"
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_html_cell(c) for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -658,8 +667,8 @@ def _render_markdown(source: str, counts: str, blocks: list[_Block]) -> str:
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
-        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-        "td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}"
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+        "td.num{text-align:right;white-space:nowrap}figure{margin:1em 0}img{max-width:100%}"
         "figcaption{color:#555;font-size:13px}p.missing{color:#8a5a00;font-style:italic}"
         "code{font-size:13px}")
 
@@ -688,7 +697,7 @@ def _provenance_block(labels, names, provenance: dict[str, Provenance]) -> _Bloc
         stamps = sorted(t[:10] for t in prov.timestamps)
         dates = "–" if not stamps else stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
         rows.append([names[m], prov.weights_sha256 or "–",
-                     ", ".join(f"{d} {fp}" for d, fp in sorted(prov.fingerprints.items())) or "–",
+                     "\n".join(f"{d}: {fp}" for d, fp in sorted(prov.fingerprints.items())) or "–",
                      ", ".join(sorted(prov.versions)) or "–", dates])
     return _Block("Provenance", ["model", "weights SHA-256", "dataset fingerprints", "clipbench", "measured"], rows,
                   "From the newest record behind each row of the tables above. clipbench versions come from "

@@ -77,7 +77,7 @@ def test_report_has_tables_means_and_plots(results_dir, tmp_path):
         assert f"({path.name})" in md
     page = report.html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<img src='bars_zeroshot.png'" in page
-    assert "<td>72.0 [71.4, 72.6]</td>" in page
+    assert "<td class='num'>72.0 [71.4, 72.6]</td>" in page
     assert not [p for p in (tmp_path / "report").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
