@@ -145,3 +145,14 @@ def test_missing_backend_extra_exits_2_with_install_hint(images, monkeypatch, ca
 def test_bad_arguments_are_clear_errors(images, kwargs, message):
     with pytest.raises(ClipbenchError, match=message):
         predict(images["png"], model="unused-because-arguments-fail-first", **kwargs)
+
+
+def test_readme_says_what_the_default_model_was_trained_on_with_its_measured_accuracy():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Reports and single images")[1].split("\n## ")[0]
+    assert "scikit-learn's 8×8 handwritten digits" in section and "out of distribution" in section
+    claimed = re.search(r"\((\d+)% zero-shot top-1 on the digits test split\)", section)
+    baseline = (Path(__file__).resolve().parents[1] / "results" / "baseline.csv").read_text().splitlines()
+    measured = next(float(line.split(",")[5]) for line in baseline
+                    if line.startswith("clipbench-tiny,digits,zeroshot,,top1,"))
+    assert claimed and int(claimed[1]) == round(measured)
