@@ -476,7 +476,7 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
     names = short_names(labels, provenance)
     facts = model_facts(labels, frame, provenance)
     families = {m: facts[m]["family"] for m in labels}
-    bases = [m for m in labels if not _variant_of(m)]
+    bases = _representatives(labels)
     variants = [m for m in labels if _variant_of(m)]
     tasks = sorted(frame["task"].unique(), key=lambda t: (task_order(t), t))
 
@@ -506,12 +506,23 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
     return Report(out, out / "report.md", out / "report.html", written)
 
 
+def _representatives(labels: list[str]) -> list[str]:
+    """One label per model: its default run's, else its first variant run's (a model run only with --limit)."""
+    chosen: dict[str, str] = {}
+    for label in labels:
+        base = _unlabelled(label)
+        if base not in chosen or label == base:
+            chosen[base] = label
+    return list(chosen.values())
+
+
 def _models_block(labels, names, facts, provenance) -> _Block:
     rows = []
-    for m in sorted((m for m in labels if not _variant_of(m)), key=lambda m: (facts[m]["family"], names[m])):
+    for m in sorted(_representatives(labels), key=lambda m: (facts[m]["family"], _unlabelled(names[m]))):
         sha = (provenance.get(m) or Provenance()).weights_sha256
-        rows.append([names[m], m, sha[:12] if sha else "–", facts[m]["family"], _fmt_num(facts[m].get("params"), 1e6),
-                     _fmt_num(facts[m].get("image_gflops"), 1, 2), str(facts[m].get("resolution") or "–")])
+        rows.append([_unlabelled(names[m]), _unlabelled(m), sha[:12] if sha else "–", facts[m]["family"],
+                     _fmt_num(facts[m].get("params"), 1e6), _fmt_num(facts[m].get("image_gflops"), 1, 2),
+                     str(facts[m].get("resolution") or "–")])
     return _Block("Models", ["model", "name or path", "weights SHA-256", "image tower", "params (M)", "image GFLOPs",
                              "resolution"], rows,
                   "params: the whole CLIP model (image + text towers); GFLOPs: the image tower, one image at its "

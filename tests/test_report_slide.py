@@ -108,7 +108,8 @@ def test_variant_runs_are_only_in_the_table(tmp_path, figures):
     records = [_record("RN50", "cifar10", 70.0, family="ResNet"), _record("ViT-B/32", "cifar10", 88.0),
                _record("RN50", "cifar10", 40.0, family="ResNet", ts="2026-11-24T00:00:00+00:00", limit=50),
                _record("ViT-B/32", "cifar10", 85.0, ts="2026-11-24T00:00:00+00:00", precision="bf16"),
-               _record("RN50", "cifar10", 80.0, task="linear_probe", family="ResNet", limit=50)]
+               _record("RN50", "cifar10", 80.0, task="linear_probe", family="ResNet", limit=50),
+               _record("ViT-L/14", "cifar10", 90.0, task="linear_probe", limit=50)]
     report = build_report(_write(tmp_path, records), out_dir=tmp_path / "out")
     bars = figures["Zero-shot classification: per dataset"]
     scatter = figures["Zero-shot classification: ResNet vs ViT"]
@@ -118,7 +119,9 @@ def test_variant_runs_are_only_in_the_table(tmp_path, figures):
     assert "| RN50 [limit=50] | ResNet | 40.0 [39.5, 40.5] | 40.0 | variant (limit=50), not plotted |" in md
     assert "| ViT-B/32 [bf16] | ViT | 85.0 [84.5, 85.5] | 85.0 | variant (bf16), not plotted |" in md
     assert "| RN50 | ResNet | 70.0 [69.5, 70.5] | 70.0 | full |" in md
-    assert "5 results, 2 models (+ 2 variant runs, in the tables only)" in md
+    assert "6 results, 3 models (+ 3 variant runs, in the tables only)" in md
+    # a model run only with --limit is still a model in the models table
+    assert "| ViT-L/14 | ViT-L/14 | 000000000000 | ViT | 427.6 | 162.03 | 224 |" in md
     # a task with variant runs only: its table, and a line saying why there are no plots
     assert "Linear probe: per dataset" not in figures
     assert "No per-dataset bars: every result of this task is a variant run" in md.split("## Linear probe")[1]
