@@ -443,12 +443,16 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-_NUMERIC_CELL = re.compile(r"[-+]?(\d[\d.]*( \[[^\]]*\])?( \*)?|–)")
+_CELL_KINDS = (
+    ("hash", re.compile(r"((\S+: )?[0-9a-f]{12,}(\n|$))+")),  # hashes and "dataset: fingerprint" lines
+    ("num", re.compile(r"[-+]?(\d[\d.]*( \[[^\]]*\])?( \*)?|–)")),  # 62.0 [61.5, 62.5], 57.3 *, +0.4
+    ("date", re.compile(r"\d{4}-\d\d-\d\d( to \d{4}-\d\d-\d\d)?")),
+)
 
 
 def _html_cell(cell: str) -> str:
-    """Numbers (and "62.0 [61.5, 62.5]") right-aligned on one line; text left-aligned; a line break per item."""
-    kind = "num" if _NUMERIC_CELL.fullmatch(cell) else "text"
+    """Numbers right-aligned on one line, hashes in monospace (wrapping anywhere), text left; a line per item."""
+    kind = next((k for k, pattern in _CELL_KINDS if pattern.fullmatch(cell)), "text")
     return f"<td class='{kind}'>" + "<br>".join(html.escape(part) for part in cell.split("\n")) + "</td>"
 
 
@@ -679,7 +683,9 @@ def _render_markdown(source: str, counts: str, blocks: list[_Block]) -> str:
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
         "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
-        "td.num{text-align:right;white-space:nowrap}figure{margin:1em 0}img{max-width:100%}"
+        "td.num{text-align:right;white-space:nowrap}td.date{white-space:nowrap}"
+        "td.hash{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all;max-width:34em}"
+        "figure{margin:1em 0}img{max-width:100%}"
         "figcaption{color:#555;font-size:13px}p.missing{color:#8a5a00;font-style:italic}"
         "code{font-size:13px}")
 
