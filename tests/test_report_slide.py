@@ -166,3 +166,19 @@ def test_report_help_shows_a_plain_percent_sign(capsys):
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
     assert "95% CI" in " ".join(out.split()) and "%%" not in out
+
+
+def test_provenance_from_a_leaderboard_csv_uses_the_model_identity(tmp_path):
+    path = tmp_path / "leaderboard.csv"
+    path.write_text(
+        "model,dataset,task,variant,metric,value,ci_low,ci_high,primary_metric,n_samples,model_identity,"
+        "dataset_fingerprint,suite,suite_version,timestamp\n"
+        f"/w/tiny.pt,digits,zeroshot,,top1,66.1,62.5,69.5,top1,797,NativeClipModel:{'3' * 64},"
+        "d6a23bdc4b32674d0828ce2ebe46bc98,ci,1,2026-11-23T12:35:44+00:00\n"
+        f"/w/tiny.pt,digits,zeroshot,limit=100,top1,70.0,61.0,79.0,top1,100,NativeClipModel:{'3' * 64},"
+        "acccf701acf11befdf6a8d92ce5ed7fd,ci,1,2026-11-24T08:00:00+00:00\n")
+    md = build_report(path, out_dir=tmp_path / "out").markdown.read_text()
+    provenance = md.split("## Provenance")[1]
+    assert f"| tiny | {'3' * 64} | digits: d6a23bdc4b32674d0828ce2ebe46bc98 | – | 2026-11-23 |" in provenance
+    assert f"| tiny [limit=100] | {'3' * 64} | digits: acccf701acf11befdf6a8d92ce5ed7fd | – | 2026-11-24 |" in provenance
+    assert "| tiny [limit=100] | other | 70.0 [61.0, 79.0] | 70.0 | variant (limit=100), not plotted |" in md
