@@ -4,7 +4,10 @@ Input is a results directory (its ``results.jsonl``, else ``leaderboard.csv``), 
 or a long ``leaderboard.csv`` (schemas in docs/ARCHITECTURE.md). For each task the report shows
 the model x dataset table of primary metrics with 95% CIs and the suite mean, bars per dataset
 grouped by model, ResNet against ViT (suite mean against image-tower GFLOPs, else parameters),
-and the published numbers for the same model and dataset where there are any.
+and the published numbers for the same model and dataset where there are any; then a provenance
+table. Plots are meant for a slide: axes name the task and metric, start at 0 and mark chance;
+legends use short names (a checkpoint file's stem); variant runs (--limit, bf16, ...) are listed
+in the tables only; a plot or a model that is not drawn gets a line saying why.
 
 Model facts (family, parameters, GFLOPs, resolution) come from the model registry; open_clip and
 Hugging Face names of the same architectures (``openclip:ViT-B-16/...``, ``hf:.../clip-vit-base-
