@@ -37,11 +37,19 @@ def model_colours(models: list[str], families: dict[str, str]) -> dict[str, tupl
     return colours
 
 
-def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylabel: str) -> bytes:
+def _y_top(*arrays: np.ndarray) -> float:
+    """The y-axis top for a percentage: a little above the highest value, at most 100."""
+    top = max((float(np.nanmax(a)) for a in arrays if a.size and np.isfinite(a).any()), default=100.0)
+    return min(100.0, max(10.0, math.ceil(top / 10) * 10 + 5))
+
+
+def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylabel: str,
+                 chance: dict[str, float | None] | None = None) -> bytes:
     """One group per dataset (columns of ``table['value']``), one bar per model, 95% CI whiskers.
 
     ``table`` has a (model) index and columns MultiIndex (field, dataset) with fields
-    value, ci_low, ci_high, as built by ``clipbench.report``.
+    value, ci_low, ci_high, as built by ``clipbench.report``. ``chance``: a random guess's score
+    per dataset, drawn as a dashed segment across that dataset's group. The y-axis starts at 0.
     """
     values = table["value"]
     models, datasets = list(values.index), list(values.columns)
@@ -60,10 +68,16 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
         if has_ci.any():
             err = np.vstack([v - low, high - v])[:, has_ci].clip(min=0)
             ax.errorbar(pos[has_ci], v[has_ci], yerr=err, fmt="none", ecolor="black", elinewidth=1, capsize=2)
+    marked = False
+    for i, dataset in enumerate(datasets):
+        level = (chance or {}).get(dataset)
+        if level is not None:
+            ax.hlines(level, i - 0.45, i + 0.45, colors="black", linestyles="dashed", linewidth=1,
+                      label=None if marked else "chance", zorder=4)
+            marked = True
     ax.set_xticks(x, datasets, rotation=30 if len(datasets) > 5 else 0, ha="right" if len(datasets) > 5 else "center")
     ax.set_ylabel(ylabel)
-    top = np.nanmax(table["ci_high"].to_numpy(dtype=float), initial=np.nanmax(values.to_numpy(dtype=float), initial=0))
-    ax.set_ylim(0, min(100.0, max(10.0, math.ceil((top if np.isfinite(top) else 100) / 10) * 10 + 5)))
+    ax.set_ylim(0, _y_top(values.to_numpy(dtype=float), table["ci_high"].to_numpy(dtype=float)))
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
@@ -71,25 +85,32 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
     return _png(fig)
 
 
-def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, log_x: bool) -> bytes:
-    """Suite mean against image-tower cost: one labelled point per model, coloured by family.
+def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, log_x: bool,
+                   chance: float | None = None) -> bytes:
+    """Suite mean against model cost: one labelled point per model, coloured by family.
 
-    ``points`` columns: model, family, x, y.
+    ``points`` columns: model, family, x, y. The y-axis starts at 0, so that a 0.1-point gap
+    looks like one; ``chance`` (a random guess's mean score) is a dashed line.
     """
     fig, ax = plt.subplots(figsize=(7, 4.8))
     for family, group in points.groupby("family", sort=True):
         group = group.sort_values("x")
         colour = FAMILY_COLOURS.get(family, FAMILY_COLOURS["other"])
         ax.scatter(group["x"], group["y"], s=60, color=colour, edgecolor="black", linewidth=0.5, label=family, zorder=3)
-        for _, row in group.iterrows():
-            ax.annotate(str(row["model"]), (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        # models at the same point (e.g. one checkpoint under two names) share one label
+        for (x, y), same in group.groupby([group["x"].round(6), group["y"].round(6)], sort=False):
+            ax.annotate(", ".join(map(str, same["model"])), (x, y), textcoords="offset points", xytext=(6, 4),
+                        fontsize=8)
     if log_x and (points["x"] > 0).all() and points["x"].max() / max(points["x"].min(), 1e-12) > 5:
         ax.set_xscale("log")  # model costs span orders of magnitude (ViT-B/32 8.8 to RN50x64 529 GFLOPs)
         xlabel += " (log scale)"
+    if chance is not None:
+        ax.axhline(chance, color="black", linestyle="dashed", linewidth=1, label=f"chance ({chance:.1f}%)", zorder=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.margins(x=0.15, y=0.15)
-    ax.legend(title="image tower", frameon=False)
+    ax.margins(x=0.15)
+    ax.set_ylim(0, _y_top(points["y"].to_numpy(dtype=float)))
+    ax.legend(title="image tower", frameon=False, loc="best")
     return _png(fig)

@@ -2,8 +2,9 @@
 
 The classifier is the CLIP paper's: each prompt's text embedding is normalised, a class's prompts
 are averaged and renormalised, and probabilities are softmax(100 x cosine similarity). Labels
-come from ``labels`` (each turned into "a photo of a {label}.") or from a dataset's classnames
-and prompt templates.
+come from ``labels`` or from a dataset's classnames and prompt templates. As in CLIP's README,
+``labels`` are the texts themselves ("a diagram", "a dog"); a ``template`` such as
+"a photo of a {c}." wraps each one.
 
 (The module is ``prediction`` rather than ``predict`` so that importing it cannot shadow the
 function ``clipbench.predict`` with a module of the same name.)
@@ -27,13 +28,23 @@ from clipbench.text_classifier import build_text_classifier
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "clipbench-tiny"
-DEFAULT_TEMPLATE = "a photo of a {c}."
+#: a template for callers who want one; ``labels`` are used as given when no template is passed
+PHOTO_TEMPLATE = "a photo of a {c}."
 
 
 @dataclass(frozen=True)
 class Prediction:
     label: str
     probability: float
+
+
+def format_predictions(results: Sequence[Prediction]) -> str:
+    """CLIP README's style: labels right-aligned (at least 16 wide), a colon, the percentage.
+
+    ``           snake: 65.31%``
+    """
+    width = max([16, *(len(r.label) for r in results)])
+    return "\n".join(f"{r.label:>{width}s}: {100 * r.probability:.2f}%" for r in results)
 
 
 def read_image(source: str | os.PathLike | Image.Image) -> Image.Image:
@@ -79,22 +90,25 @@ def predict(
     dataset: str | None = None,
     model: str | ImageTextModel = DEFAULT_MODEL,
     top: int = 5,
-    template: str = DEFAULT_TEMPLATE,
+    template: str | None = None,
     device: str | torch.device = "cpu",
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
 ) -> list[Prediction]:
-    """The ``top`` most likely labels for ``image``, most likely first (probabilities over all labels sum to 1)."""
+    """The ``top`` most likely labels for ``image``, most likely first (probabilities over all labels sum to 1).
+
+    ``labels`` are the prompts as given, unless ``template`` (with ``{c}``) wraps each one.
+    """
     if (labels is None) == (dataset is None):
         raise ClipbenchError("give either labels (e.g. labels='cat,dog') or a dataset name for its classes, not both")
     if top < 1:
         raise ClipbenchError(f"top must be at least 1, got {top}")
-    if "{c}" not in template:
+    if template is not None and "{c}" not in template:
         raise ClipbenchError(f"template must contain '{{c}}' where the label goes, got {template!r}")
     pil = read_image(image)  # fail on a bad image before spending time on the model
     if labels is not None:
         names = parse_labels(labels)
-        prompts = [[template.format(c=name)] for name in names]
+        prompts = [[template.format(c=name) if template is not None else name] for name in names]
     else:
         names, prompts = dataset_prompts(dataset)
     if isinstance(model, ImageTextModel):

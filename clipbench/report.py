@@ -4,7 +4,10 @@ Input is a results directory (its ``results.jsonl``, else ``leaderboard.csv``), 
 or a long ``leaderboard.csv`` (schemas in docs/ARCHITECTURE.md). For each task the report shows
 the model x dataset table of primary metrics with 95% CIs and the suite mean, bars per dataset
 grouped by model, ResNet against ViT (suite mean against image-tower GFLOPs, else parameters),
-and the published numbers for the same model and dataset where there are any.
+and the published numbers for the same model and dataset where there are any; then a provenance
+table. Plots are meant for a slide: axes name the task and metric, start at 0 and mark chance;
+legends use short names (a checkpoint file's stem); variant runs (--limit, bf16, ...) are listed
+in the tables only; a plot or a model that is not drawn gets a line saying why.
 
 Model facts (family, parameters, GFLOPs, resolution) come from the model registry; open_clip and
 Hugging Face names of the same architectures (``openclip:ViT-B-16/...``, ``hf:.../clip-vit-base-
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 import logging
 import math
 import os
@@ -118,6 +122,124 @@ def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, P
     return frame.reset_index(drop=True), path
 
 
+# ---------------------------------------------------------------- provenance
+
+
+@dataclass
+class Provenance:
+    """What the report's rows for one model label were measured with (from the newest records)."""
+
+    weights_sha256: str | None = None
+    params: int | None = None  # a parameter count the records carry, if any
+    fingerprints: dict[str, str] = field(default_factory=dict)  # dataset -> fingerprint
+    versions: set[str] = field(default_factory=set)  # clipbench versions
+    timestamps: list[str] = field(default_factory=list)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value and value.lower() != "nan" else None
+
+
+def _sha_of(record: dict) -> str | None:
+    """The weights' SHA-256: the record's own field, else the hash inside ``model_identity``."""
+    for value in (record.get("weights_sha256"), record.get("model_identity")):
+        text = _text(value)
+        if text and (m := _SHA256.search(text.lower())):
+            return m[0]
+    return None
+
+
+def _newest_by_key(path: Path) -> dict[tuple[str, str, str], dict]:
+    """(model label, dataset, task) -> the newest record or leaderboard row, as load_results picks it.
+
+    Read separately from the metric rows so that a field of the wrong type here costs a provenance
+    cell, never the report.
+    """
+    rows: list[dict] = []
+    if path.suffix == ".jsonl":
+        with open(path, encoding="utf-8") as fh:  # load_results has already warned about torn lines
+            for line in fh:
+                try:
+                    rec = json.loads(line)
+                    rows.append({**rec, "_label": _labelled(str(rec["model"]), record_variant(rec))})
+                except Exception:  # torn or malformed: load_results decides whether that is fatal
+                    continue
+    else:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except Exception:
+            return {}
+        for rec in frame.to_dict("records"):
+            rows.append({**rec, "_label": _labelled(str(rec.get("model", "")), rec.get("variant") or "")})
+    rows = [r for r in rows if isinstance(r.get("dataset"), str) and isinstance(r.get("task"), str)]
+    rows.sort(key=lambda r: str(r.get("timestamp") or ""))  # stable: append order breaks ties
+    return {(r["_label"], r["dataset"], r["task"]): r for r in rows}
+
+
+def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
+    """Per model label in ``frame``: weights hash, dataset fingerprints, clipbench versions, dates."""
+    newest = _newest_by_key(path)
+    out: dict[str, Provenance] = {}
+    for row in frame.itertuples():
+        prov = out.setdefault(row.model, Provenance())
+        rec = newest.get((row.model, row.dataset, row.task))
+        if rec is None:
+            continue
+        prov.weights_sha256 = prov.weights_sha256 or _sha_of(rec)
+        params = rec.get("params")
+        if isinstance(params, int) and not isinstance(params, bool) and params > 0:
+            prov.params = params
+        if fp := _text(rec.get("dataset_fingerprint")):
+            prov.fingerprints[row.dataset] = fp
+        versions = rec.get("versions")
+        if isinstance(versions, dict) and (v := _text(versions.get("clipbench"))):
+            prov.versions.add(v)
+        if ts := _text(rec.get("timestamp")):
+            prov.timestamps.append(ts)
+    return out
+
+
+# ---------------------------------------------------------------- names
+
+
+_CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".ckpt"}
+
+
+def _is_path(model: str) -> bool:
+    if re.match(r"(?i)(openclip|hf):", model):
+        return False
+    return Path(model).suffix.lower() in _CHECKPOINT_SUFFIXES or model.startswith(("/", "./", "../", "~"))
+
+
+def _variant_of(label: str) -> str:
+    """``"RN50 [limit=50]"`` -> ``"limit=50"`` (the suffix ``_labelled`` adds); ``""`` for a default run."""
+    m = re.search(r" \[([^\]]*)\]$", label)
+    return m[1] if m else ""
+
+
+def short_names(labels: list[str], provenance: dict[str, Provenance]) -> dict[str, str]:
+    """Legend names: a checkpoint path becomes its file's stem (plus a hash prefix when two stems clash)."""
+    bases = list(dict.fromkeys(_unlabelled(label) for label in labels))
+    sha = {}
+    for label in labels:
+        sha.setdefault(_unlabelled(label), None)
+        sha[_unlabelled(label)] = sha[_unlabelled(label)] or (provenance.get(label) or Provenance()).weights_sha256
+    def clashes(names: dict[str, str]) -> set[str]:
+        return {b for b in bases if sum(1 for v in names.values() if v == names[b]) > 1}
+
+    short = {b: (Path(b).stem if _is_path(b) else b) for b in bases}
+    short |= {b: f"{short[b]} ({sha[b][:8]})" for b in clashes(short) if _is_path(b) and sha[b]}
+    short |= {b: b for b in clashes(short)}  # still ambiguous (same stem and hash at two paths): the path
+    out = {}
+    for label in labels:
+        variant = _variant_of(label)
+        out[label] = _labelled(short[_unlabelled(label)], variant)
+    return out
+
+
 # ---------------------------------------------------------------- model facts
 
 
@@ -134,6 +256,16 @@ def _registry_facts() -> dict[str, dict]:
         for name in [row["name"], *row.get("aliases", [])]:
             facts[_norm(name)] = {k: row.get(k) for k in ("family", "params", "image_gflops", "resolution")}
     return facts
+
+
+def _checkpoint_facts_by_sha() -> dict[str, dict]:
+    """Known checkpoints by SHA-256, so a copy of one loaded from a path keeps its facts."""
+    try:
+        from clipbench.models.checkpoints import OPENAI_CHECKPOINTS, PACKAGED_CHECKPOINTS
+    except Exception:
+        return {}
+    return {c.sha256: {"family": c.family, "params": c.params, "image_gflops": c.image_gflops,
+                       "resolution": c.resolution} for c in (*OPENAI_CHECKPOINTS, *PACKAGED_CHECKPOINTS)}
 
 
 def _norm(name: str) -> str:
@@ -159,15 +291,26 @@ def _architecture_alias(model: str) -> str | None:
     return None
 
 
-def model_facts(models: list[str], frame: pd.DataFrame) -> dict[str, dict]:
-    """family / params / image_gflops / resolution per model name, registry first, records second."""
+def model_facts(models: list[str], frame: pd.DataFrame,
+                provenance: dict[str, Provenance] | None = None) -> dict[str, dict]:
+    """family / params / image_gflops / resolution per model name.
+
+    Registry by name, then by architecture alias, then by the weights' SHA-256 (a checkpoint file
+    that is a known checkpoint); a parameter count the records carry wins over the table's.
+    """
     registry = _registry_facts()
+    by_sha = _checkpoint_facts_by_sha() if provenance else {}
     out = {}
     for model in models:
         facts = dict(registry.get(_norm(_unlabelled(model))) or {})
         alias = _architecture_alias(_unlabelled(model))
         if not facts and alias:
             facts = dict(registry.get(_norm(alias)) or {})
+        prov = (provenance or {}).get(model) or Provenance()
+        if not facts and prov.weights_sha256 in by_sha:
+            facts = dict(by_sha[prov.weights_sha256])
+        if prov.params:
+            facts["params"] = prov.params
         recorded = frame.loc[frame["model"] == model, "model_family"].dropna()
         if not facts.get("family") and len(recorded):
             facts["family"] = str(recorded.iloc[-1])
@@ -175,6 +318,44 @@ def model_facts(models: list[str], frame: pd.DataFrame) -> dict[str, dict]:
         facts["family"] = facts["family"] or "other"
         out[model] = facts
     return out
+
+
+# ---------------------------------------------------------------- what is plotted
+
+
+_METRIC_NAMES = {"top1": "top-1", "top5": "top-5", "mean_per_class_recall": "mean per-class recall"}
+
+
+def metric_label(task: str, metrics: list[str]) -> str:
+    """``"Zero-shot top-1 (%)"``: the task's title (without "classification") and its metric(s)."""
+    title = re.sub(r"(?i)\s+classification\b", "", task_title(task))
+    names = " / ".join(_METRIC_NAMES.get(m, str(m).replace("_", " ")) for m in metrics)
+    return f"{title} {names} (%)"
+
+
+def _class_count(dataset: str) -> int | None:
+    """Classes of a registered dataset (``folder:``/``csv:``/``hf:`` specs are not opened for this)."""
+    if ":" in dataset:
+        return None
+    try:
+        from clipbench.datasets.registry import DATASETS
+
+        count = len(DATASETS.get(dataset).classnames)
+    except Exception:
+        return None
+    return count or None
+
+
+def chance_level(dataset: str, metric: str) -> float | None:
+    """A uniform random guess's score in %: 100/K for top-1 and mean per-class recall, 500/K for top-5."""
+    k = _class_count(dataset)
+    if k is None:
+        return None
+    if metric in ("top1", "mean_per_class_recall"):
+        return 100.0 / k
+    if metric == "top5":
+        return min(100.0, 500.0 / k)
+    return None
 
 
 # ---------------------------------------------------------------- published numbers
@@ -228,7 +409,8 @@ def _section(task: str, rows: pd.DataFrame, families: dict[str, str]) -> TaskSec
     values = table["value"]
     means = values.mean(axis=1, skipna=True)
     complete = values.notna().all(axis=1)
-    order = sorted(values.index, key=lambda m: ({"ResNet": 0, "ViT": 1}.get(families.get(m, "other"), 2), -means[m]))
+    order = sorted(values.index, key=lambda m: (bool(_variant_of(m)),
+                                                {"ResNet": 0, "ViT": 1}.get(families.get(m, "other"), 2), -means[m]))
     return TaskSection(task, table.loc[order], means.loc[order], complete.loc[order])
 
 
@@ -243,15 +425,43 @@ class Report:
     images: list[Path]
 
 
+@dataclass
+class _Block:
+    heading: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
+    missing: list[str] = field(default_factory=list)  # one line per plot that is not drawn, saying why
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table; a cell's line breaks (several items) become "; "."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["| " + " | ".join(c.replace("\n", "; ") for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+_CELL_KINDS = (
+    ("hash", re.compile(r"((\S+: )?[0-9a-f]{12,}(\n|$))+")),  # hashes and "dataset: fingerprint" lines
+    ("num", re.compile(r"[-+]?(\d[\d.]*( \[[^\]]*\])?( \*)?|–)")),  # 62.0 [61.5, 62.5], 57.3 *, +0.4
+    ("date", re.compile(r"\d{4}-\d\d-\d\d( to \d{4}-\d\d-\d\d)?")),
+)
+
+
+def _html_cell(cell: str) -> str:
+    """Numbers right-aligned on one line, hashes in monospace (wrapping anywhere), text left; a line per item."""
+    kind = next((k for k, pattern in _CELL_KINDS if pattern.fullmatch(cell)), "text")
+    return f"<td class='{kind}'>" + "<br>".join(html.escape(part) for part in cell.split("\n")) + "</td>"
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(_html_cell(c) for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -268,92 +478,163 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
 
     frame, path = load_results(source)
     out = Path(out_dir) if out_dir is not None else (path.parent / "report")
-    models = list(dict.fromkeys(frame["model"]))
-    facts = model_facts(models, frame)
-    families = {m: facts[m]["family"] for m in models}
+    labels = list(dict.fromkeys(frame["model"]))
+    provenance = load_provenance(path, frame)
+    names = short_names(labels, provenance)
+    facts = model_facts(labels, frame, provenance)
+    families = {m: facts[m]["family"] for m in labels}
+    bases = _representatives(labels)
+    variants = [m for m in labels if _variant_of(m)]
     tasks = sorted(frame["task"].unique(), key=lambda t: (task_order(t), t))
 
-    blocks: list[tuple[str, list[str], list[list[str]], str, str]] = []  # (heading, header, rows, note, task)
-    images: list[tuple[str, str, str]] = []  # (task, caption, file)
+    blocks = [_models_block(labels, names, facts, provenance)]
     written: list[Path] = []
-
-    model_rows = [[m, families[m], _fmt_num(facts[m].get("params"), 1e6), _fmt_num(facts[m].get("image_gflops"), 1, 2),
-                   str(facts[m].get("resolution") or "–")] for m in sorted(models, key=lambda m: (families[m], m))]
-    blocks.append(("Models", ["model", "image tower", "params (M)", "image GFLOPs", "resolution"], model_rows, "", ""))
-
     for task in tasks:
-        section = _section(task, frame[frame["task"] == task], families)
-        title = task_title(task)
-        datasets = list(section.table["value"].columns)
-        metric_names = sorted(frame.loc[frame["task"] == task, "metric"].unique())
-        rows = []
-        for model in section.table.index:
-            cells = [_fmt(section.table["value"].at[model, d], section.table["ci_low"].at[model, d],
-                          section.table["ci_high"].at[model, d]) for d in datasets]
-            mean = f"{section.means[model]:.1f}" + ("" if section.complete[model] else " *")
-            rows.append([model, families[model], *cells, mean])
-        note = (f"Primary metric ({', '.join(metric_names)}) in %, with 95% confidence intervals; "
-                "suite mean = mean over the datasets in the table.")
-        if not section.complete.all():
-            note += " * mean over fewer datasets (some results missing)."
-        blocks.append((title, ["model", "image tower", *datasets, "suite mean"], rows, note, task))
-
-        bars_name = f"bars_{task}.png"
-        atomic_write_bytes(out / bars_name, plots.grouped_bars(section.table, families, f"{title}: per dataset",
-                                                               "primary metric (%)"))
-        written.append(out / bars_name)
-        images.append((task, f"{title}: primary metric per dataset, grouped by model (whiskers: 95% CI)", bars_name))
-
-        points, missing = _scatter_points(section, facts)
-        if not points.empty:
-            use_gflops = points.attrs["x"] == "image_gflops"
-            xlabel = "image-tower GFLOPs" if use_gflops else "parameters (millions)"
-            scatter_name = f"resnet_vs_vit_{task}.png"
-            ylabel = f"mean over {', '.join(points.attrs['datasets'])} (%)"
-            atomic_write_bytes(out / scatter_name, plots.family_scatter(points, xlabel, ylabel,
-                                                                        f"{title}: ResNet vs ViT", log_x=True))
-            written.append(out / scatter_name)
-            caption = (f"{title}: mean over the datasets every model has against image-tower "
-                       f"{'GFLOPs' if use_gflops else 'parameters'}, by family")
-            if missing:
-                caption += f" (not plotted, cost unknown: {', '.join(missing)})"
-            images.append((task, caption, scatter_name))
-
+        block, files = _task_block(task, frame[frame["task"] == task], names, facts, families, out, plots)
+        blocks.append(block)
+        written += files
     if published:
         pub_header, pub_rows = _published_rows(frame)
         if pub_rows:
-            blocks.append(("Published numbers", pub_header, pub_rows, "Published: CLIP paper (arXiv 2103.00020) and open_clip's re-measurement; "
-                           "see clipbench/reference/published.csv.", ""))
+            for row in pub_rows:
+                row[0] = names.get(row[0], row[0])
+            blocks.append(_Block("Published numbers", pub_header, pub_rows,
+                                 "Published: CLIP paper (arXiv 2103.00020) and open_clip's re-measurement; "
+                                 "see clipbench/reference/published.csv."))
+    blocks.append(_provenance_block(labels, names, provenance))
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    intro = f"Source: `{path}` — {len(frame)} results, {len(models)} models, generated {stamp}."
-    markdown = _render_markdown(intro, blocks, images)
-    page = _render_html(intro, blocks, images)
-    atomic_write_text(out / "report.md", markdown)
-    atomic_write_text(out / "report.html", page)
+    counts = f"{_plural(len(frame), 'result')}, {_plural(len(bases), 'model')}"
+    if variants:
+        counts += f" (+ {_plural(len(variants), 'variant run')}, in the tables only)"
+    counts += f", generated {stamp}."
+    atomic_write_text(out / "report.md", _render_markdown(str(path), counts, blocks))
+    atomic_write_text(out / "report.html", _render_html(str(path), counts, blocks))
     return Report(out, out / "report.md", out / "report.html", written)
 
 
-def _scatter_points(section: TaskSection, facts: dict[str, dict]) -> tuple[pd.DataFrame, list[str]]:
-    """(model, family, x, y): x = image GFLOPs (else parameters), y = mean over the datasets all models share.
+def _representatives(labels: list[str]) -> list[str]:
+    """One label per model: its default run's, else its first variant run's (a model run only with --limit)."""
+    chosen: dict[str, str] = {}
+    for label in labels:
+        base = _unlabelled(label)
+        if base not in chosen or label == base:
+            chosen[base] = label
+    return list(chosen.values())
 
-    Averaging over shared datasets only keeps a model with missing results from looking better or
-    worse than the others just because its mean covers different datasets.
+
+def _models_block(labels, names, facts, provenance) -> _Block:
+    rows = []
+    for m in sorted(_representatives(labels), key=lambda m: (facts[m]["family"], _unlabelled(names[m]))):
+        sha = (provenance.get(m) or Provenance()).weights_sha256
+        rows.append([_unlabelled(names[m]), _unlabelled(m), sha[:12] if sha else "–", facts[m]["family"],
+                     _fmt_num(facts[m].get("params"), 1e6), _fmt_num(facts[m].get("image_gflops"), 1, 2),
+                     str(facts[m].get("resolution") or "–")])
+    return _Block("Models", ["model", "name or path", "weights SHA-256", "image tower", "params (M)", "image GFLOPs",
+                             "resolution"], rows,
+                  "params: the whole CLIP model (image + text towers); GFLOPs: the image tower, one image at its "
+                  "resolution.")
+
+
+def _task_block(task, rows, names, facts, families, out: Path, plots) -> tuple[_Block, list[Path]]:
+    section = _section(task, rows, families)
+    title = task_title(task)
+    datasets = list(section.table["value"].columns)
+    metrics = list(dict.fromkeys(rows.sort_values("dataset")["metric"]))
+    per_dataset_metric = rows.groupby("dataset")["metric"].last().to_dict()
+    ylabel = metric_label(task, metrics)
+    has_variants = any(_variant_of(m) for m in section.table.index)
+    table_rows = []
+    for model in section.table.index:
+        cells = [_fmt(section.table["value"].at[model, d], section.table["ci_low"].at[model, d],
+                      section.table["ci_high"].at[model, d]) for d in datasets]
+        mean = f"{section.means[model]:.1f}" + ("" if section.complete[model] else " *")
+        row = [names[model], families[model], *cells, mean]
+        if has_variants:
+            row.append(f"variant ({_variant_of(model)}), not plotted" if _variant_of(model) else "full")
+        table_rows.append(row)
+    header = ["model", "image tower", *datasets, "suite mean"] + (["run"] if has_variants else [])
+    note = (f"{ylabel.replace(' (%)', '')} in %, with 95% confidence intervals; "
+            "suite mean = mean over the datasets in the table.")
+    if not section.complete.all():
+        note += " * mean over fewer datasets (some results missing)."
+    if has_variants:
+        note += (" Variant runs (limit=N: a random subset of N samples per split; fp16/bf16: lower precision; "
+                 "other non-default task options) are listed for reference and left out of the plots.")
+    block = _Block(title, header, table_rows, note)
+
+    # the plots show full default runs only, under their short names
+    plotted = [m for m in section.table.index if not _variant_of(m)]
+    chance = {d: chance_level(d, per_dataset_metric.get(d, "")) for d in datasets}
+    written = []
+    if not plotted:
+        reason = "every result of this task is a variant run (--limit, precision, ...), and the plots show full runs only"
+        block.missing += [f"No per-dataset bars: {reason}.", f"No ResNet-vs-ViT plot: {reason}."]
+        return block, written
+    table = section.table.loc[plotted].rename(index=names)
+    short_families = {names[m]: families[m] for m in plotted}
+    bars_name = f"bars_{task}.png"
+    atomic_write_bytes(out / bars_name, plots.grouped_bars(table, short_families, f"{title}: per dataset", ylabel,
+                                                           chance=chance))
+    written.append(out / bars_name)
+    caption = f"{ylabel.replace(' (%)', '')} per dataset, grouped by model (whiskers: 95% CI"
+    caption += "; dashed: chance)" if any(v is not None for v in chance.values()) else ")"
+    block.figures.append((caption, bars_name))
+
+    points, left_out, why_none = _scatter_points(section, facts, plotted)
+    if points.empty:
+        block.missing.append(f"No ResNet-vs-ViT plot: {why_none}.")
+        return block, written
+    key = points.attrs["x"]
+    used = points.attrs["datasets"]
+    xlabel = "image-tower GFLOPs" if key == "image_gflops" else "parameters, image + text towers (millions)"
+    chances = [chance[d] for d in used]
+    mean_chance = sum(chances) / len(chances) if chances and None not in chances else None
+    points = points.assign(model=points["model"].map(names))
+    scatter_name = f"resnet_vs_vit_{task}.png"
+    atomic_write_bytes(out / scatter_name, plots.family_scatter(
+        points, xlabel, f"{ylabel.replace(' (%)', '')}, mean over {', '.join(used)} (%)",
+        f"{title}: ResNet vs ViT", log_x=True, chance=mean_chance))
+    written.append(out / scatter_name)
+    quantity = "image-tower GFLOPs" if key == "image_gflops" else "parameter count (image + text towers)"
+    caption = (f"{ylabel.replace(' (%)', '')}, mean over {', '.join(used)} (the datasets every plotted model has), "
+               f"against {quantity}, by image-tower family")
+    block.figures.append((caption, scatter_name))
+    if left_out:
+        block.missing.append("Not in the ResNet-vs-ViT plot: " + "; ".join(f"{names[m]} ({why})"
+                                                                         for m, why in left_out.items()) + ".")
+    return block, written
+
+
+def _scatter_points(section: TaskSection, facts: dict[str, dict],
+                    models: list[str]) -> tuple[pd.DataFrame, dict[str, str], str]:
+    """(model, family, x, y) points, {left-out model: why}, and why there is no plot when none.
+
+    x = image GFLOPs when every model has them, else the parameter count (known for more models:
+    the registry, a known checkpoint's hash, or the records); y = the mean over the datasets all
+    plotted models share, so a model with missing results does not look better or worse just
+    because its mean covers different datasets.
     """
-    models = list(section.means.index)
-    values = section.table["value"]
-    common = [d for d in values.columns if values[d].notna().all()]
-    means = values[common].mean(axis=1) if common else section.means
-    for key, scale in (("image_gflops", 1.0), ("params", 1e6)):
-        known = [m for m in models if facts[m].get(key)]
-        if len(known) >= max(2, len(models) // 2):
-            points = pd.DataFrame({"model": known, "family": [facts[m]["family"] for m in known],
-                                   "x": [float(facts[m][key]) / scale for m in known],
-                                   "y": [float(means[m]) for m in known]})
-            points.attrs["x"] = key
-            points.attrs["datasets"] = common or list(values.columns)
-            return points, [m for m in models if m not in known]
-    return pd.DataFrame(), models
+    values = section.table["value"].loc[models]
+    known = {key: [m for m in models if facts[m].get(key)] for key in ("image_gflops", "params")}
+    key = "image_gflops" if len(known["image_gflops"]) >= len(known["params"]) else "params"
+    placed = known[key]
+    if len(placed) < 2:
+        return pd.DataFrame(), {}, (f"it needs two models with a known cost, and {len(placed)} of {len(models)} "
+                                    "have an image-tower GFLOPs figure or a parameter count")
+    common = [d for d in values.columns if values.loc[placed, d].notna().all()]
+    if not common:
+        return pd.DataFrame(), {}, "no dataset has results for every model"
+    means = values.loc[placed, common].mean(axis=1)
+    scale = 1.0 if key == "image_gflops" else 1e6
+    points = pd.DataFrame({"model": placed, "family": [facts[m]["family"] for m in placed],
+                           "x": [float(facts[m][key]) / scale for m in placed], "y": [float(means[m]) for m in placed]})
+    points.attrs["x"] = key
+    points.attrs["datasets"] = common
+    what = "image-tower GFLOPs unknown" if key == "image_gflops" else "parameter count unknown"
+    left_out = {m: f"{what}: not a registered checkpoint, its weights hash matches none, and its records carry none"
+                for m in models if m not in placed}
+    return points, left_out, ""
 
 
 def _openai_weights_name(model: str) -> str | None:
@@ -389,37 +670,55 @@ def _published_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _render_markdown(intro: str, blocks, images) -> str:
-    parts = ["# clipbench report", "", intro, ""]
-    by_task: dict[str, list[tuple[str, str]]] = {}
-    for task, caption, name in images:
-        by_task.setdefault(task, []).append((caption, name))
-    for heading, header, rows, note, task in blocks:
-        parts += [f"## {heading}", "", _md_table(header, rows), ""]
-        if note:
-            parts += [note, ""]
-        for caption, name in by_task.get(task, []):
+def _render_markdown(source: str, counts: str, blocks: list[_Block]) -> str:
+    parts = ["# clipbench report", "", f"Source: `{source}` — {counts}", ""]
+    for block in blocks:
+        parts += [f"## {block.heading}", "", _md_table(block.header, block.rows), ""]
+        if block.note:
+            parts += [block.note, ""]
+        for caption, name in block.figures:
             parts += [f"![{caption}]({name})", "", f"*{caption}*", ""]
+        for line in block.missing:
+            parts += [f"*{line}*", ""]
     return "\n".join(parts)
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
         "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
-        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-        "td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}"
-        "figcaption{color:#555;font-size:13px}")
+        "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+        "td.num{text-align:right;white-space:nowrap}td.date{white-space:nowrap}"
+        "td.hash{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all;max-width:34em}"
+        "figure{margin:1em 0}img{max-width:100%}"
+        "figcaption{color:#555;font-size:13px}p.missing{color:#8a5a00;font-style:italic}"
+        "code{font-size:13px}")
 
 
-def _render_html(intro: str, blocks, images) -> str:
+def _render_html(source: str, counts: str, blocks: list[_Block]) -> str:
     parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>clipbench report</title>",
-             f"<style>{_CSS}</style></head><body>", "<h1>clipbench report</h1>", f"<p>{html.escape(intro)}</p>"]
-    for heading, header, rows, note, task in blocks:
-        parts += [f"<h2>{html.escape(heading)}</h2>", _html_table(header, rows)]
-        if note:
-            parts.append(f"<p>{html.escape(note)}</p>")
-        for t, caption, name in images:
-            if task and t == task:
-                parts.append(f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
-                             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+             f"<style>{_CSS}</style></head><body>", "<h1>clipbench report</h1>",
+             f"<p>Source: <code>{html.escape(source)}</code> — {html.escape(counts)}</p>"]
+    for block in blocks:
+        parts += [f"<h2>{html.escape(block.heading)}</h2>", _html_table(block.header, block.rows)]
+        if block.note:
+            parts.append(f"<p>{html.escape(block.note)}</p>")
+        for caption, name in block.figures:
+            parts.append(f"<figure><img src='{html.escape(name)}' alt='{html.escape(caption)}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        for line in block.missing:
+            parts.append(f"<p class='missing'>{html.escape(line)}</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _provenance_block(labels, names, provenance: dict[str, Provenance]) -> _Block:
+    rows = []
+    for m in labels:
+        prov = provenance.get(m) or Provenance()
+        stamps = sorted(t[:10] for t in prov.timestamps)
+        dates = "–" if not stamps else stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
+        rows.append([names[m], prov.weights_sha256 or "–",
+                     "\n".join(f"{d}: {fp}" for d, fp in sorted(prov.fingerprints.items())) or "–",
+                     ", ".join(sorted(prov.versions)) or "–", dates])
+    return _Block("Provenance", ["model", "weights SHA-256", "dataset fingerprints", "clipbench", "measured"], rows,
+                  "From the newest record behind each row of the tables above. clipbench versions come from "
+                  "results.jsonl; leaderboard.csv does not carry them.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -35,8 +36,8 @@ def images(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def _reference_probs(checkpoint: Path, image: Path, labels: list[str]) -> torch.Tensor:
-    """softmax(100 x cosine) computed with open_clip on the same weights (independent of clipbench)."""
+def _reference_probs(checkpoint: Path, image: Path, texts: list[str]) -> torch.Tensor:
+    """softmax(100 x cosine) against exactly ``texts``, computed with open_clip on the same weights."""
     import open_clip
     from PIL import Image
 
@@ -46,7 +47,7 @@ def _reference_probs(checkpoint: Path, image: Path, labels: list[str]) -> torch.
     preprocess = open_clip.image_transform(64, is_train=False)
     with torch.no_grad():
         img = model.encode_image(preprocess(Image.open(image).convert("RGB")).unsqueeze(0))
-        txt = model.encode_text(open_clip.tokenize([f"a photo of a {c}." for c in labels]))
+        txt = model.encode_text(open_clip.tokenize(texts))
     img, txt = img / img.norm(dim=-1, keepdim=True), txt / txt.norm(dim=-1, keepdim=True)
     return (100 * img @ txt.T).softmax(dim=-1)[0]
 
@@ -64,6 +65,19 @@ def test_predict_gives_labels_from_the_list_with_probabilities_summing_to_one(ti
         assert r.probability == pytest.approx(float(expected[LABELS.index(r.label)]), abs=1e-4)
 
 
+def test_labels_are_the_prompts_as_given_unless_a_template_wraps_them(tiny_model, images):
+    texts = ["a diagram", "a dog", "a cat"]
+    as_given = predict(images["png"], labels=",".join(texts), model=str(tiny_model), top=3)
+    expected = _reference_probs(tiny_model, images["png"], texts)  # "a dog", not "a photo of a a dog."
+    assert sorted(r.label for r in as_given) == sorted(texts)
+    for r in as_given:
+        assert r.probability == pytest.approx(float(expected[texts.index(r.label)]), abs=1e-4)
+    wrapped = predict(images["png"], labels=LABELS, model=str(tiny_model), top=4, template="a photo of a {c}.")
+    expected = _reference_probs(tiny_model, images["png"], [f"a photo of a {c}." for c in LABELS])
+    for r in wrapped:
+        assert r.probability == pytest.approx(float(expected[LABELS.index(r.label)]), abs=1e-4)
+
+
 def test_top_k_and_comma_separated_labels(tiny_model, images):
     results = predict(images["png"], labels="cat, dog ,car", model=str(tiny_model), top=2)
     assert len(results) == 2 and {r.label for r in results} <= {"cat", "dog", "car"}
@@ -77,14 +91,22 @@ def test_public_api_name_is_the_function(tiny_model, images):
     assert clipbench.predict(images["png"], labels=LABELS, model=str(tiny_model), top=1)[0].label in LABELS
 
 
-def test_cli_prints_top_k(tiny_model, images, capsys):
-    code = main(["predict", str(images["jpg"]), "--model", str(tiny_model), "--labels", "cat,dog,car", "--top", "3"])
+def test_cli_prints_top_k_in_clip_readme_style(tiny_model, images, capsys):
+    labels = ["a diagram", "a dog", "a cat"]
+    code = main(["predict", str(images["jpg"]), "--model", str(tiny_model), "--labels", ",".join(labels), "--top", "3"])
     out = capsys.readouterr().out
     assert code == 0
-    lines = out.strip().splitlines()
-    assert lines[0].startswith("Top predictions for") and len(lines) == 4
-    assert {line.split()[0] for line in lines[1:]} == {"cat", "dog", "car"}
-    assert sum(float(line.split()[-1].rstrip("%")) for line in lines[1:]) == pytest.approx(100.0, abs=0.05)
+    header, blank, *lines = out.rstrip("\n").splitlines()
+    assert header.startswith("Top predictions for") and blank == "" and len(lines) == 3
+    # CLIP's README: f"{label:>16s}: {100 * value.item():.2f}%"
+    rows = [re.fullmatch(r"( *)(\S.*): (\d+\.\d\d)%", line) for line in lines]
+    assert all(rows), lines
+    assert {m[2] for m in rows} == set(labels)
+    assert {len(m[1]) + len(m[2]) for m in rows} == {16}  # right-aligned to one column
+    assert sum(float(m[3]) for m in rows) == pytest.approx(100.0, abs=0.05)
+    expected = _reference_probs(tiny_model, images["jpg"], labels)
+    for m in rows:
+        assert float(m[3]) == pytest.approx(100 * float(expected[labels.index(m[2])]), abs=0.006)
 
 
 @pytest.mark.parametrize("kind", ["missing", "text", "truncated", "directory"])
@@ -123,3 +145,14 @@ def test_missing_backend_extra_exits_2_with_install_hint(images, monkeypatch, ca
 def test_bad_arguments_are_clear_errors(images, kwargs, message):
     with pytest.raises(ClipbenchError, match=message):
         predict(images["png"], model="unused-because-arguments-fail-first", **kwargs)
+
+
+def test_readme_says_what_the_default_model_was_trained_on_with_its_measured_accuracy():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Reports and single images")[1].split("\n## ")[0]
+    assert "scikit-learn's 8×8 handwritten digits" in section and "out of distribution" in section
+    claimed = re.search(r"\((\d+)% zero-shot top-1 on the digits test split\)", section)
+    baseline = (Path(__file__).resolve().parents[1] / "results" / "baseline.csv").read_text().splitlines()
+    measured = next(float(line.split(",")[5]) for line in baseline
+                    if line.startswith("clipbench-tiny,digits,zeroshot,,top1,"))
+    assert claimed and int(claimed[1]) == round(measured)

@@ -15,11 +15,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default=None, help="model name, checkpoint path, openclip:... or hf:... "
                         "(default: clipbench-tiny)")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--labels", help="comma-separated labels, e.g. 'cat,dog,car'")
+    which.add_argument("--labels", help="comma-separated texts, used as given (as in CLIP's README), "
+                       "e.g. 'a diagram,a dog,a cat'")
     which.add_argument("--dataset", help="use this dataset's classes and prompt templates, e.g. cifar100")
     parser.add_argument("--top", type=int, default=5, help="how many labels to show (default: 5)")
-    parser.add_argument("--template", default=None, help="prompt for --labels, with {c} for the label "
-                        "(default: 'a photo of a {c}.')")
+    parser.add_argument("--template", default=None, help="wrap each --labels text in this prompt, with {c} for "
+                        "the label, e.g. 'a photo of a {c}.' (default: the labels as given)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--cache-dir", default=None, help="model cache directory (default: $CLIPBENCH_CACHE)")
     parser.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
@@ -27,14 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.prediction import DEFAULT_MODEL, DEFAULT_TEMPLATE, predict
+    from clipbench.prediction import DEFAULT_MODEL, format_predictions, predict
 
     model = args.model or DEFAULT_MODEL
     results = predict(args.image, labels=args.labels, dataset=args.dataset, model=model, top=args.top,
-                      template=args.template or DEFAULT_TEMPLATE, device=args.device, cache_dir=args.cache_dir,
-                      offline=args.offline)
-    width = max(len(r.label) for r in results)
-    print(f"Top predictions for {args.image} ({model}):")
-    for r in results:
-        print(f"  {r.label:<{width}}  {100 * r.probability:6.2f}%")
+                      template=args.template, device=args.device, cache_dir=args.cache_dir, offline=args.offline)
+    print(f"Top predictions for {args.image} ({model}):\n")
+    print(format_predictions(results))
     return 0

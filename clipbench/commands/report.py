@@ -9,7 +9,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "report",
         help="write a Markdown/HTML report with tables and plots from results",
-        description="Model x dataset tables (primary metric, 95%% CI, suite mean), per-dataset bars, "
+        description="Model x dataset tables (primary metric, 95% CI, suite mean), per-dataset bars, "
         "ResNet-vs-ViT plot and published numbers, from a results directory, results.jsonl or leaderboard.csv.",
     )
     parser.add_argument("results", nargs="?", default="results",
