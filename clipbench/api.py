@@ -9,6 +9,7 @@ the defaults below.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -25,14 +26,22 @@ import torch
 
 from clipbench import distributed
 from clipbench.comparison import Comparison
-from clipbench.config import Paths
+from clipbench.config import Paths, hf_offline
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.errors import ClipbenchError
 from clipbench.features import FeatureStore, extract_features
-from clipbench.fileio import ensure_dir
+from clipbench.fileio import check_writable, ensure_dir
 from clipbench.metrics import DEFAULT_BOOTSTRAP, bootstrap_ci
 from clipbench.models.base import ImageTextModel
-from clipbench.results import RESULT_SCHEMA, RESULTS_FILE, append_record, read_records, write_leaderboards
+from clipbench.results import (
+    LEADERBOARD_FILE,
+    PIVOT_FILE,
+    RESULT_SCHEMA,
+    RESULTS_FILE,
+    append_record,
+    read_records,
+    write_leaderboards,
+)
 from clipbench.suites import Suite, load_suite
 from clipbench.threads import torch_threads
 
@@ -375,7 +384,7 @@ def run(
     if write:
         _check_results_dir(paths.results_dir)  # fail before hours of work, not after
     adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
-    with distributed.session(options.device) as ctx, torch_threads(options.threads):
+    with distributed.session(options.device) as ctx, torch_threads(options.threads), hf_offline(paths.offline):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
         if shard_jobs:  # each rank runs its share of whole jobs alone
             jobs, extraction = ctx.share(jobs), distributed.DistContext()
@@ -383,19 +392,23 @@ def run(
             extraction = ctx
         runner = _Runner(suite_obj, paths, options, progress and ctx.is_main, extraction)
         records, loaded_index, loaded = [], None, None
-        for index, adapter in jobs:
-            if index != loaded_index:
-                loaded_index, loaded = index, None  # free the previous model before loading the next
-                loaded = _model(models[index], options.device, paths)
-            for task in suite_obj.tasks:
-                log.info("%s: %s on %s", task, loaded.name, adapter.name)
-                record = runner.zeroshot(loaded, adapter) if task == "zeroshot" else runner.linear_probe(loaded,
-                                                                                                         adapter)
-                if record is None:
-                    continue
-                if write:
-                    append_record(paths.results_dir, record)
-                records.append(record)
+        try:
+            for index, adapter in jobs:
+                if index != loaded_index:
+                    loaded_index, loaded = index, None  # free the previous model before loading the next
+                    loaded = _model(models[index], options.device, paths)
+                for task in suite_obj.tasks:
+                    log.info("%s: %s on %s", task, loaded.name, adapter.name)
+                    record = (runner.zeroshot(loaded, adapter) if task == "zeroshot"
+                              else runner.linear_probe(loaded, adapter))
+                    if record is None:
+                        continue
+                    if write:
+                        append_record(paths.results_dir, record)
+                    records.append(record)
+        except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
+            _keep_completed(exc, records, paths.results_dir if write else None)
+            raise
         if shard_jobs and ctx.enabled:  # collective: every rank has appended its records after this
             gathered = ctx.gather_to_main(records)
             records = [r for part in gathered for r in part] if gathered is not None else []
@@ -404,9 +417,23 @@ def run(
     return records
 
 
+def _keep_completed(exc: BaseException, records: list[dict], results_dir: Path | None) -> None:
+    """A failed run still publishes its completed rows: leaderboards regenerated, and the records on
+    ``exc.completed_records`` for the caller (the CLI prints their table before the error line)."""
+    if results_dir is not None and records:
+        try:
+            write_leaderboards(results_dir)
+        except Exception as lb_exc:  # never hide the original error behind this one
+            log.warning("could not regenerate the leaderboards after the failure: %s", lb_exc)
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.completed_records = list(records)
+
+
 def _check_results_dir(results_dir: Path) -> None:
     """One-line error up front if the results dir is unusable or holds records this version cannot read."""
     ensure_dir(results_dir)
+    for name in (RESULTS_FILE, LEADERBOARD_FILE, PIVOT_FILE):  # every output path, before any work
+        check_writable(results_dir / name, append=name == RESULTS_FILE)
     if (results_dir / RESULTS_FILE).is_file():
         read_records(results_dir / RESULTS_FILE)  # raises on a newer schema or a foreign file
 
@@ -427,11 +454,12 @@ def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextMo
     return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline)
 
 
-def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0) -> Comparison:
+def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
+            allow_mismatch: bool = False) -> Comparison:
     """See ``clipbench.comparison.compare``: the regression gate's verdict and its markdown table."""
     from clipbench.comparison import compare as _compare
 
-    return _compare(new, baseline, max_drop)
+    return _compare(new, baseline, max_drop, allow_mismatch)
 
 
 def list_suites() -> list[dict]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from clipbench.config import check_device
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -29,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from clipbench.prediction import DEFAULT_MODEL, DEFAULT_TEMPLATE, predict
 
+    check_device(args.device)
     model = args.model or DEFAULT_MODEL
     results = predict(args.image, labels=args.labels, dataset=args.dataset, model=model, top=args.top,
                       template=args.template or DEFAULT_TEMPLATE, device=args.device, cache_dir=args.cache_dir,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from clipbench.config import check_device
 from clipbench.errors import ClipbenchError
 
 
@@ -53,12 +54,19 @@ def handler(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
             raise ClipbenchError(f"--{flag.replace('_', '-')} must be {'non-negative' if flag in ('workers', 'bootstrap') else 'positive'}, got {value}")
-    records = run(args.model, suite=args.suite, datasets=args.dataset, data_root=args.data_root,
-                  cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
-                  batch_size=args.batch_size, workers=args.workers, precision=args.precision, limit=args.limit,
-                  seed=args.seed, offline=args.offline, probe_features=args.probe_features, fewshot_k=args.fewshot_k,
-                  seeds=args.seeds, solver=args.solver, bootstrap=args.bootstrap, per_class=args.per_class,
-                  threads=args.threads, progress=not args.no_progress, shard_jobs=args.shard_jobs)
+    if args.device is not None:
+        check_device(args.device)
+    try:
+        records = run(args.model, suite=args.suite, datasets=args.dataset, data_root=args.data_root,
+                      cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
+                      batch_size=args.batch_size, workers=args.workers, precision=args.precision, limit=args.limit,
+                      seed=args.seed, offline=args.offline, probe_features=args.probe_features,
+                      fewshot_k=args.fewshot_k, seeds=args.seeds, solver=args.solver, bootstrap=args.bootstrap,
+                      per_class=args.per_class, threads=args.threads, progress=not args.no_progress,
+                      shard_jobs=args.shard_jobs)
+    except BaseException as exc:  # failed or interrupted: show what completed, then the CLI prints the error
+        _print_completed(getattr(exc, "completed_records", None), args.results_dir)
+        raise
     from clipbench.distributed import is_main_process
 
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
@@ -69,6 +77,18 @@ def handler(args: argparse.Namespace) -> int:
 
         print(f"\nresults appended to {Paths.resolve(results_dir=args.results_dir).results_dir / 'results.jsonl'}")
     return 0
+
+
+def _print_completed(records: list[dict] | None, results_dir: str | None) -> None:
+    from clipbench.distributed import is_main_process
+
+    if not records or not is_main_process():
+        return
+    from clipbench.config import Paths
+
+    print(format_records(records))
+    print(f"\n{len(records)} completed result(s) kept in "
+          f"{Paths.resolve(results_dir=results_dir).results_dir / 'results.jsonl'}; the run did not finish:", flush=True)
 
 
 def format_records(records: list[dict]) -> str:

@@ -41,17 +41,22 @@ def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _seed(v: Any) -> bool:  # numpy, torch and scikit-learn all accept [0, 2**32)
+    return _int(v) and 0 <= v < 2**32
+
+
 #: option -> (check, what it must be). The same names as `clipbench run` flags (dashes -> underscores).
 OPTIONS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (_positive_int, "a positive integer"),
     "workers": (lambda v: _int(v) and v >= 0, "a non-negative integer"),
     "precision": (lambda v: v in ("fp32", "fp16", "bf16"), "one of fp32, fp16, bf16"),
     "limit": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
-    "seed": (_int, "an integer"),
+    "seed": (_seed, "an integer from 0 to 2**32-1"),
     "probe_features": (lambda v: v in ("projected", "pre_projection"), "projected or pre_projection"),
     "solver": (lambda v: v in ("torch", "sklearn"), "torch or sklearn"),
     "fewshot_k": (lambda v: v is None or _positive_int(v), "a positive integer or null"),
-    "seeds": (lambda v: isinstance(v, list) and v and all(_int(s) for s in v), "a non-empty list of integers"),
+    "seeds": (lambda v: isinstance(v, list) and v and all(_seed(s) for s in v),
+              "a non-empty list of integers from 0 to 2**32-1"),
     "bootstrap": (lambda v: _int(v) and v >= 0, "a non-negative integer (0 disables the CI)"),
     "val_fraction": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1,
                      "a number between 0 and 1"),
