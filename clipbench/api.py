@@ -383,7 +383,8 @@ def run(
                           offline=options.offline or None)
     if write:
         _check_results_dir(paths.results_dir)  # fail before hours of work, not after
-    adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
+    with hf_offline(paths.offline):  # hf: datasets load here
+        adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
     with distributed.session(options.device) as ctx, torch_threads(options.threads), hf_offline(paths.offline):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
         if shard_jobs:  # each rank runs its share of whole jobs alone
