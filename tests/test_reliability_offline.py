@@ -17,7 +17,8 @@ import pytest
 from _fault_fixtures import subprocess_env
 from PIL import Image
 
-from clipbench.config import HF_OFFLINE_ENV, hf_offline
+#: The Hugging Face libraries' own offline variables (huggingface_hub, datasets, transformers).
+HF_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 GUARD = '''
 import ipaddress, os, socket
@@ -156,6 +157,8 @@ def test_offline_command_reaches_nothing(outcomes, case):
 def test_hf_offline_sets_and_restores_the_libraries_switches(monkeypatch):
     import datasets
     import huggingface_hub.constants as hub_constants
+
+    from clipbench.config import hf_offline
 
     for name in HF_OFFLINE_ENV:
         monkeypatch.delenv(name, raising=False)
