@@ -436,7 +436,7 @@ def _check_results_dir(results_dir: Path) -> None:
     for name in (RESULTS_FILE, LEADERBOARD_FILE, PIVOT_FILE):  # every output path, before any work
         check_writable(results_dir / name, append=name == RESULTS_FILE)
     if (results_dir / RESULTS_FILE).is_file():
-        read_records(results_dir / RESULTS_FILE)  # raises on a newer schema or a foreign file
+        read_records(results_dir / RESULTS_FILE)  # raises on a newer schema; warns (once) about bad lines
 
 
 def _adapter(item: str | DatasetAdapter) -> DatasetAdapter:
