@@ -9,6 +9,7 @@ the defaults below.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -17,14 +18,21 @@ from typing import Any
 
 from clipbench import distributed
 from clipbench.comparison import Comparison
-from clipbench.config import Paths
+from clipbench.config import Paths, hf_offline
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.errors import ClipbenchError
 from clipbench.features import FeatureStore
-from clipbench.fileio import ensure_dir
+from clipbench.fileio import check_writable, ensure_dir
 from clipbench.models.base import ImageTextModel
 from clipbench.options import defaults
-from clipbench.results import RESULTS_FILE, append_record, read_records, write_leaderboards
+from clipbench.results import (
+    LEADERBOARD_FILE,
+    PIVOT_FILE,
+    RESULTS_FILE,
+    append_record,
+    read_records,
+    write_leaderboards,
+)
 from clipbench.runner import (
     RunContext,
     RunOptions,
@@ -99,10 +107,12 @@ def run(
                           offline=run_options.offline or None)
     if write:
         _check_results_dir(paths.results_dir)  # fail before hours of work, not after
-    adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
+    with hf_offline(paths.offline):  # hf: datasets load here
+        adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
     tasks = suite_tasks(suite_obj)
     check_task_fits(tasks, adapters)
-    with distributed.session(run_options.device) as ctx, torch_threads(run_options.threads):
+    with (distributed.session(run_options.device) as ctx, torch_threads(run_options.threads),
+          hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
         if shard_jobs:  # each rank runs its share of whole jobs alone
             jobs, extraction = ctx.share(jobs), distributed.DistContext()
@@ -110,18 +120,22 @@ def run(
             extraction = ctx
         context = RunContext(suite_obj, paths, run_options, progress and ctx.is_main, extraction)
         records, loaded_index, loaded = [], None, None
-        for index, adapter in jobs:
-            if index != loaded_index:
-                loaded_index, loaded = index, None  # free the previous model before loading the next
-                loaded = _model(models[index], run_options.device, paths)
-            for task in tasks:
-                log.info("%s: %s on %s", task.name, loaded.name, adapter.name)
-                record = task.run(context, loaded, adapter)
-                if record is None:
-                    continue
-                if write:
-                    append_record(paths.results_dir, record)
-                records.append(record)
+        try:
+            for index, adapter in jobs:
+                if index != loaded_index:
+                    loaded_index, loaded = index, None  # free the previous model before loading the next
+                    loaded = _model(models[index], run_options.device, paths)
+                for task in tasks:
+                    log.info("%s: %s on %s", task.name, loaded.name, adapter.name)
+                    record = task.run(context, loaded, adapter)
+                    if record is None:
+                        continue
+                    if write:
+                        append_record(paths.results_dir, record)
+                    records.append(record)
+        except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
+            _keep_completed(exc, records, paths.results_dir if write else None)
+            raise
         if shard_jobs and ctx.enabled:  # collective: every rank has appended its records after this
             gathered = ctx.gather_to_main(records)
             records = [r for part in gathered for r in part] if gathered is not None else []
@@ -130,11 +144,25 @@ def run(
     return records
 
 
+def _keep_completed(exc: BaseException, records: list[dict], results_dir: Path | None) -> None:
+    """A failed run still publishes its completed rows: leaderboards regenerated, and the records on
+    ``exc.completed_records`` for the caller (the CLI prints their table before the error line)."""
+    if results_dir is not None and records:
+        try:
+            write_leaderboards(results_dir)
+        except Exception as lb_exc:  # never hide the original error behind this one
+            log.warning("could not regenerate the leaderboards after the failure: %s", lb_exc)
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.completed_records = list(records)
+
+
 def _check_results_dir(results_dir: Path) -> None:
     """One-line error up front if the results dir is unusable or holds records this version cannot read."""
     ensure_dir(results_dir)
+    for name in (RESULTS_FILE, LEADERBOARD_FILE, PIVOT_FILE):  # every output path, before any work
+        check_writable(results_dir / name, append=name == RESULTS_FILE)
     if (results_dir / RESULTS_FILE).is_file():
-        read_records(results_dir / RESULTS_FILE)  # raises on a newer schema or a foreign file
+        read_records(results_dir / RESULTS_FILE)  # raises on a newer schema; warns (once) about bad lines
 
 
 def _adapter(item: str | DatasetAdapter) -> DatasetAdapter:
@@ -153,11 +181,12 @@ def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextMo
     return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline)
 
 
-def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0) -> Comparison:
+def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
+            allow_mismatch: bool = False) -> Comparison:
     """See ``clipbench.comparison.compare``: the regression gate's verdict and its markdown table."""
     from clipbench.comparison import compare as _compare
 
-    return _compare(new, baseline, max_drop)
+    return _compare(new, baseline, max_drop, allow_mismatch)
 
 
 def list_suites() -> list[dict]:

@@ -3,17 +3,26 @@
 (Module named ``comparison`` so importing it cannot shadow the function ``clipbench.compare``.)
 
 Inputs are a results directory, a ``results.jsonl`` or a long ``leaderboard.csv``. A row is
-(model, dataset, task, variant); see ``clipbench.results.record_variant``. The gate fails when a baseline row's primary metric dropped by more than
-``max_drop`` points, or when a baseline row is missing from the new results (a silently skipped
-dataset must not pass CI). Rows only in the new results are shown but never fail the gate.
+(model, dataset, task, variant); see ``clipbench.results.record_variant``. The gate fails when a
+baseline row's primary metric dropped by more than ``max_drop`` points, when a baseline row is
+missing from the new results (a silently skipped dataset must not pass CI), or when a row is *not
+comparable*: its ``model_identity``, ``dataset_fingerprint`` or primary metric differs between the
+two sides (other weights, other data), unless ``allow_mismatch``. Rows only in the new results are
+shown but never fail the gate.
+
+What the gate cannot judge is an error (``ClipbenchError``, exit 2), never a pass or a "regression":
+a NaN, infinite or missing primary metric, an unreadable line of a ``results.jsonl``, an input without
+rows. Values are compared at the stored precision of the coarser side (``leaderboard.csv`` holds 4
+decimals, ``results.jsonl`` full floats), so an identical run never shows as ``-0.00 DROP``.
 """
 
 from __future__ import annotations
 
 import csv
+import decimal
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.errors import ClipbenchError
@@ -21,11 +30,35 @@ from clipbench.results import RESULTS_FILE, latest_records, read_records, record
 
 Row = tuple[str, str, str, str]  # model, dataset, task, variant
 
+#: Fields that say what a number was computed from; a row whose fields differ is not comparable.
+IDENTITY_FIELDS = ("model_identity", "dataset_fingerprint")
+
 
 @dataclass(frozen=True)
 class PrimaryValue:
     metric: str
     value: float
+    decimals: int | None = field(default=None, compare=False)  # stored digits after the point (None: full float)
+    identity: dict[str, str | None] = field(default_factory=dict)
+
+
+def _row_name(key: Row) -> str:
+    return "/".join(k for k in key[:3]) + (f" [{key[3]}]" if key[3] else "")
+
+
+def _checked(path: Path, key: Row, metric: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ClipbenchError(f"{path}: row {_row_name(key)} has {metric} = {value}; the gate cannot judge a "
+                             "non-finite value")
+    return value
+
+
+def _decimals(text: str) -> int | None:
+    try:
+        exponent = decimal.Decimal(text.strip()).as_tuple().exponent
+    except decimal.InvalidOperation:
+        return None
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
 def _from_leaderboard(path: Path) -> dict[Row, PrimaryValue]:
@@ -39,19 +72,31 @@ def _from_leaderboard(path: Path) -> dict[Row, PrimaryValue]:
         raise ClipbenchError(f"{path} is not a long leaderboard CSV (needs columns {', '.join(sorted(needed))})")
     grouped: dict[Row, list[dict]] = {}
     for row in rows:
+        if any(row.get(k) is None for k in needed):
+            raise ClipbenchError(f"{path}: a row has fewer columns than the header (a torn file?)")
         key = (row["model"], row["dataset"], row["task"], row.get("variant") or "")
         grouped.setdefault(key, []).append(row)
     out = {}
     for key, group in grouped.items():
-        chosen = None
-        if group[0].get("primary_metric"):
-            chosen = next((r for r in group if r["metric"] == r["primary_metric"]), None)
-        chosen = chosen or next((r for r in group if r.get("ci_low")), None)
-        chosen = chosen or next((r for r in group if r["metric"] in ("top1", "mean_per_class_recall")), group[0])
+        primary = group[0].get("primary_metric")
+        if primary:
+            chosen = next((r for r in group if r["metric"] == primary), None)
+            if chosen is None:
+                raise ClipbenchError(f"{path}: row {_row_name(key)} lacks its primary metric {primary!r}")
+        else:
+            chosen = next((r for r in group if r.get("ci_low")), None)
+            chosen = chosen or next((r for r in group if r["metric"] in ("top1", "mean_per_class_recall")), group[0])
+        text = chosen["value"]
+        if not text.strip():  # the leaderboard writes NaN as an empty cell
+            raise ClipbenchError(f"{path}: row {_row_name(key)} has no {chosen['metric']} value (NaN or missing); "
+                                 "the gate cannot judge it")
         try:
-            out[key] = PrimaryValue(chosen["metric"], float(chosen["value"]))
+            value = float(text)
         except ValueError as exc:
-            raise ClipbenchError(f"{path}: value {chosen['value']!r} for {key} is not a number") from exc
+            raise ClipbenchError(f"{path}: value {text!r} for row {_row_name(key)} is not a number") from exc
+        identity = {f: (chosen.get(f) or None) for f in IDENTITY_FIELDS if f in chosen}
+        out[key] = PrimaryValue(chosen["metric"], _checked(path, key, chosen["metric"], value), _decimals(text),
+                                identity)
     return out
 
 
@@ -64,16 +109,45 @@ def load_primary(source: str | os.PathLike) -> dict[Row, PrimaryValue]:
         raise ClipbenchError(f"results not found: {path} (expected a results directory, results.jsonl or "
                              "leaderboard.csv)")
     if path.suffix == ".csv":
-        return _from_leaderboard(path)
-    out = {}
-    for r in latest_records(read_records(path)):
-        metric = r.get("primary_metric") or "top1"
-        if metric not in r["metrics"]:
-            raise ClipbenchError(f"{path}: record for {r['model']}/{r['dataset']}/{r['task']} lacks metric {metric!r}")
-        out[record_key(r)] = PrimaryValue(metric, float(r["metrics"][metric]))
+        out = _from_leaderboard(path)
+    else:
+        out = {}
+        for r in latest_records(read_records(path, strict=True)):  # the gate judges only files it can read whole
+            key = record_key(r)
+            metric = r.get("primary_metric") or "top1"
+            value = r["metrics"].get(metric)
+            if value is None:
+                raise ClipbenchError(f"{path}: row {_row_name(key)} lacks its primary metric {metric!r}")
+            identity = {f: (r.get(f) or None) for f in IDENTITY_FIELDS}
+            out[key] = PrimaryValue(metric, _checked(path, key, metric, float(value)), None, identity)
+    if not out:
+        raise ClipbenchError(f"{path} holds no results: nothing to compare")
     return out
 
 
+def identity_mismatch(baseline: PrimaryValue, new: PrimaryValue) -> tuple[str, ...]:
+    """What differs between two sides of a row: the primary metric, or an identity field.
+
+    A field counts when either side records it: both equal, fine; one side lacks it, or they
+    differ, and the row is not comparable. Inputs that record neither (hand-made files) match.
+    """
+    out = []
+    if baseline.metric != new.metric:
+        out.append("metric")
+    for name in IDENTITY_FIELDS:
+        b, n = baseline.identity.get(name), new.identity.get(name)
+        if (b or n) and b != n:
+            out.append(name)
+    return tuple(out)
+
+
+def _at_common_precision(baseline: PrimaryValue, new: PrimaryValue) -> tuple[float, float]:
+    """Both values rounded to the coarser side's stored decimals (a 4-decimal CSV vs a full float)."""
+    stored = [d for d in (baseline.decimals, new.decimals) if d is not None]
+    if not stored:
+        return baseline.value, new.value
+    digits = min(stored)
+    return round(baseline.value, digits), round(new.value, digits)
 @dataclass(frozen=True)
 class ComparisonRow:
     model: str
@@ -83,11 +157,19 @@ class ComparisonRow:
     metric: str
     baseline: float | None
     new: float | None
-    status: str  # "ok", "improved", "DROP", "MISSING", "new"
+    status: str  # "ok", "improved", "DROP", "MISSING", "new", "NOT COMPARABLE"
+    mismatch: tuple[str, ...] = ()  # what differs between the sides (see identity_mismatch)
+    delta_value: float | None = None  # new - baseline at the common stored precision
 
     @property
     def delta(self) -> float | None:
+        if self.delta_value is not None:
+            return self.delta_value
         return None if self.baseline is None or self.new is None else self.new - self.baseline
+
+    @property
+    def status_text(self) -> str:
+        return self.status + (f" ({', '.join(self.mismatch)} differ)" if self.mismatch else "")
 
 
 @dataclass(frozen=True)
@@ -97,7 +179,7 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        return any(r.status in ("DROP", "MISSING") for r in self.rows)
+        return any(r.status in ("DROP", "MISSING", "NOT COMPARABLE") for r in self.rows)
 
     def to_markdown(self) -> str:
         def num(v: float | None, sign: bool = False) -> str:
@@ -107,19 +189,25 @@ class Comparison:
                  "|---|---|---|---|---|---:|---:|---:|---|"]
         for r in self.rows:
             lines.append(f"| {r.model} | {r.dataset} | {r.task} | {r.variant or '-'} | {r.metric} | {num(r.baseline)} | {num(r.new)} | "
-                         f"{num(r.delta, sign=True)} | {r.status} |")
+                         f"{num(r.delta, sign=True)} | {r.status_text} |")
         drops = sum(r.status == "DROP" for r in self.rows)
         missing = sum(r.status == "MISSING" for r in self.rows)
+        foreign = sum(r.status == "NOT COMPARABLE" for r in self.rows)
         verdict = "FAIL" if self.failed else "PASS"
         lines.append("")
         lines.append(f"{verdict}: {drops} dropped by more than {self.max_drop:g} points, {missing} missing, "
-                     f"{len(self.rows)} rows compared.")
+                     f"{foreign} not comparable, {len(self.rows)} rows compared.")
+        if foreign:
+            lines.append("Not comparable: other weights or other data than the baseline's; regenerate the baseline, "
+                         "or pass --allow-mismatch to compare the numbers anyway.")
         return "\n".join(lines)
 
 
-def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0) -> Comparison:
+def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
+            allow_mismatch: bool = False) -> Comparison:
     """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict."""
-    if not isinstance(max_drop, (int, float)) or math.isnan(max_drop) or max_drop < 0:
+    if (not isinstance(max_drop, (int, float)) or isinstance(max_drop, bool) or not math.isfinite(max_drop)
+            or max_drop < 0):
         raise ClipbenchError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
     base_rows, new_rows = load_primary(baseline), load_primary(new)
     rows = []
@@ -130,7 +218,11 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
         elif n is None:
             rows.append(ComparisonRow(*key, b.metric, b.value, None, "MISSING"))
         else:
-            delta = n.value - b.value
+            mismatch = identity_mismatch(b, n)
+            b_value, n_value = _at_common_precision(b, n)
+            delta = n_value - b_value
             status = "DROP" if delta < -max_drop - 1e-9 else "improved" if delta > 1e-9 else "ok"
-            rows.append(ComparisonRow(*key, b.metric, b.value, n.value, status))
+            if mismatch and not allow_mismatch:
+                status = "NOT COMPARABLE"
+            rows.append(ComparisonRow(*key, b.metric, b.value, n.value, status, mismatch, delta))
     return Comparison(rows, float(max_drop))

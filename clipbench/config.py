@@ -6,11 +6,16 @@ resolves one from its arguments), so tests and users can point it anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from clipbench.errors import ClipbenchError
 
 ENV_CACHE = "CLIPBENCH_CACHE"
 ENV_DATA = "CLIPBENCH_DATA"
@@ -45,6 +50,60 @@ def resolve_offline(offline: bool | None = None) -> bool:
     if offline is not None and offline:
         return True
     return _truthy(os.environ.get(ENV_OFFLINE))
+
+
+#: The Hugging Face libraries' own offline switches. They read the environment when first
+#: imported, so ``hf_offline`` also sets the module constants of those already imported.
+HF_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+_HF_OFFLINE_CONSTANTS = (("huggingface_hub.constants", "HF_HUB_OFFLINE"), ("datasets.config", "HF_HUB_OFFLINE"),
+                         ("datasets.config", "HF_DATASETS_OFFLINE"), ("transformers.utils.hub", "_is_offline_mode"))
+
+
+@contextlib.contextmanager
+def hf_offline(enabled: bool = True) -> Iterator[None]:
+    """Offline mode for ``hf:`` models and datasets: nothing reaches the Hub while this is active.
+
+    Without this, ``datasets.load_dataset`` ignores clipbench's ``--offline`` and retries the
+    network for half a minute. Restores the environment and the constants afterwards.
+    """
+    if not enabled:
+        yield
+        return
+    saved_env = {name: os.environ.get(name) for name in HF_OFFLINE_ENV}
+    saved_consts = {}
+    for module_name, attr in _HF_OFFLINE_CONSTANTS:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attr):
+            saved_consts[(module_name, attr)] = getattr(module, attr)
+            setattr(module, attr, True)
+    os.environ.update(dict.fromkeys(HF_OFFLINE_ENV, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        was = any(_truthy(v) for v in saved_env.values())
+        for module_name, attr in _HF_OFFLINE_CONSTANTS:  # modules imported meanwhile read "1": undo that too
+            module = sys.modules.get(module_name)
+            if module is not None and hasattr(module, attr):
+                setattr(module, attr, saved_consts.get((module_name, attr), was))
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can run clipbench on it; a one-line error for unknown or data-less devices."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "meta":
+        raise ClipbenchError(f"--device {device}: the meta device holds no data, so nothing can be evaluated on it; "
+                             "use cpu or cuda")
+    return device
 
 
 def debug_enabled() -> bool:

@@ -6,11 +6,17 @@ joins the process group (NCCL for CUDA devices, gloo for the CPU) and splits wor
 
 * **sharded extraction** (default): every split's sample indices are cut into one contiguous,
   batch-aligned range per rank (no padding, no duplicates, unlike ``DistributedSampler``); each
-  rank writes its range as shards of the feature store, and after a barrier rank 0 assembles them
-  in order and alone runs the tasks and writes results. Because the ranges start on multiples of
-  the batch size, every batch holds exactly the samples it holds in a single-process run, so the
-  features are the same numbers. Shards already in the store are skipped, so rerunning after a
-  failed rank recomputes only that rank's missing samples.
+  rank writes its range as shards of the feature store (which all ranks share), and rank 0
+  assembles them in order and alone runs the tasks and writes results. Because the ranges start on
+  multiples of the batch size, every batch holds exactly the samples it holds in a single-process
+  run, so the features are the same numbers. Shards already in the store are skipped, so rerunning
+  after a failed rank recomputes only that rank's missing samples.
+
+  There is no collective in this mode. Ranks other than 0 write their shards of every split and
+  exit; rank 0 waits on the *feature store's progress*: it polls for the other ranks' shards and
+  reports a peer that produced none for ``CLIPBENCH_DIST_STALL_TIMEOUT`` seconds (default 300) in
+  one line naming the rank, the split and the samples (a hung or dead peer). Rank 0's own long
+  work (a probe's C sweep) never trips it, since nobody waits on rank 0.
 * **sharded jobs** (``--shard-jobs``): each rank runs a contiguous share of the (model, dataset)
   jobs end to end; records are appended with the locked JSONL append and rank 0 regenerates the
   leaderboards once, after a barrier.
@@ -24,6 +30,7 @@ import contextlib
 import datetime as _dt
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -35,10 +42,16 @@ from clipbench.errors import ClipbenchError
 
 log = logging.getLogger(__name__)
 
-#: Seconds a collective (barrier, gather) may wait. Rank 0 scores tasks (a probe's C sweep can take
-#: a while) while the others already wait at the next split's barrier, so the default is generous.
+#: Seconds a collective may wait (joining the group; the records gather of ``--shard-jobs``, where
+#: ranks finish their jobs at different times, so the default is generous).
 ENV_TIMEOUT = "CLIPBENCH_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 4 * 3600
+
+#: Seconds rank 0 waits for a peer's next feature shard before reporting the peer as stalled. One
+#: shard is at most 16 batches (``features.extraction.SHARD_BATCHES``); raise this for very slow ranks.
+ENV_STALL_TIMEOUT = "CLIPBENCH_DIST_STALL_TIMEOUT"
+DEFAULT_STALL_TIMEOUT_S = 300.0
+POLL_INTERVAL_S = 0.5
 
 T = TypeVar("T")
 
@@ -162,6 +175,53 @@ def _timeout() -> _dt.timedelta:
     return _dt.timedelta(seconds=seconds)
 
 
+def stall_timeout() -> float:
+    """``CLIPBENCH_DIST_STALL_TIMEOUT`` in seconds (default 300); a one-line error if it is not a positive number."""
+    value = os.environ.get(ENV_STALL_TIMEOUT)
+    try:
+        seconds = float(value) if value else DEFAULT_STALL_TIMEOUT_S
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ClipbenchError(f"{ENV_STALL_TIMEOUT}={value!r} is not a positive number of seconds")
+    return seconds
+
+
+def wait_for_shards(store, key, split, ctx: DistContext, batch_size: int, *, timeout: float | None = None,
+                    poll: float = POLL_INTERVAL_S, clock=time.monotonic, sleep=time.sleep) -> None:
+    """Rank 0: return once every rank's range of ``key`` is covered by complete shards in ``store``.
+
+    Progress is any newly covered sample; ``timeout`` seconds without progress raise a one-line
+    ``ClipbenchError`` naming the rank(s) whose samples are still missing and what they were doing.
+    """
+    timeout = stall_timeout() if timeout is None else timeout
+    covered_before, last_progress = -1, clock()
+    while True:
+        _, gaps = store.plan(key)
+        if not gaps:
+            return
+        covered = key.n_samples - sum(b - a for a, b in gaps)
+        now = clock()
+        if covered > covered_before:
+            covered_before, last_progress = covered, now
+        elif now - last_progress > timeout:
+            raise ClipbenchError(_stall_message(key, split, ctx, batch_size, gaps, timeout))
+        sleep(poll)
+
+
+def _stall_message(key, split, ctx: DistContext, batch_size: int, gaps, timeout: float) -> str:
+    stalled = []
+    for rank in range(ctx.world_size):
+        start, end = rank_range(key.n_samples, ctx.world_size, rank, batch_size)
+        missing = sum(max(0, min(b, end) - max(a, start)) for a, b in gaps)
+        if missing:
+            stalled.append(f"rank {rank} ({missing} of its samples [{start}, {end}) missing)")
+    who = ", ".join(stalled) or "a peer"
+    return (f"distributed run stalled: {who} produced no feature shard for {timeout:g} s while extracting "
+            f"{split.dataset_name}/{split.split} features; that rank is hung or dead "
+            f"(rank 0 waits on its shards; set {ENV_STALL_TIMEOUT} to wait longer)")
+
+
 def _bind_device(device: str, env: LaunchEnv) -> str:
     """Pin this process to the GPU of its LOCAL_RANK; returns the backend for ``device``."""
     try:
@@ -214,7 +274,8 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
     """Collective ``extract_features``: each rank extracts its batch-aligned range, rank 0 assembles.
 
     Every rank must call this for the same splits in the same order. Returns the ``FeatureSet`` on
-    rank 0 and None elsewhere. Samples already covered by complete shards (from any earlier run,
+    rank 0 (after waiting for the other ranks' shards, see ``wait_for_shards``) and None elsewhere,
+    at once. Samples already covered by complete shards (from any earlier run,
     whatever its world size) are not recomputed.
     """
     from clipbench.features import extract_features, extract_range, feature_key
@@ -233,14 +294,15 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
             if a < b:
                 extract_range(model, split, store, key, a, b, batch_size=batch_size, workers=workers,
                               shard_size=shard_size, progress=progress)
-    ctx.barrier()
-    if not ctx.is_main:
+    if not ctx.is_main:  # done with this split: no collective, nobody waits for rank 0
         return None
+    wait_for_shards(store, key, split, ctx, batch_size)
     # Every range now has its shards: this assembles them in order and verifies them (a damaged
     # shard is discarded and recomputed here, by rank 0 alone).
     return extract_features(model, split, store, projected=projected, precision=precision, batch_size=batch_size,
                             workers=workers, shard_size=shard_size, progress=progress)
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ENV_TIMEOUT", "DistContext", "LaunchEnv", "balanced_ranges", "env_rank",
-           "extract_features_sharded", "is_main_process", "launch_env", "rank_range", "session"]
+__all__ = ["DEFAULT_STALL_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "ENV_STALL_TIMEOUT", "ENV_TIMEOUT", "DistContext",
+           "LaunchEnv", "balanced_ranges", "env_rank", "extract_features_sharded", "is_main_process", "launch_env",
+           "rank_range", "session", "stall_timeout", "wait_for_shards"]

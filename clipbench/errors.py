@@ -1,9 +1,18 @@
 """Errors a user can cause. The CLI turns these into one line on stderr and exit code 2.
 
-Anything else escaping to the CLI is a bug and is reported as such (with the trace under --debug).
+Anything else escaping to the CLI is a bug and is reported as such, with its own exit code
+(``EXIT_BUG``) so that CI never mistakes a crash for a regression (``EXIT_REGRESSION``).
 """
 
 from __future__ import annotations
+
+#: The CLI's exit codes (README, "Guarantees"; ``clipbench --help``).
+EXIT_OK = 0
+EXIT_REGRESSION = 1  # only `compare`: a baseline row dropped or is missing, or a row is not comparable
+EXIT_USAGE = 2  # bad input or an unusable environment: one line on stderr
+EXIT_BUG = 3  # an unexpected exception inside clipbench: one line, --debug for the traceback
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C); 128 + 2 as shells report it
+EXIT_TERMINATED = 143  # SIGTERM; 128 + 15
 
 
 class ClipbenchError(Exception):
@@ -31,3 +40,8 @@ class DataError(ClipbenchError):
 
 class CacheCorruptError(Exception):
     """A cache entry failed verification. Internal: callers recompute it and log a warning."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised by the CLI's signal handler: cleanup (leaderboards, the table of completed rows)
+    runs exactly as for Ctrl-C, because it is a ``KeyboardInterrupt``."""

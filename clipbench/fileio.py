@@ -3,6 +3,10 @@
 The rule: a file under its final name is complete. Writers write to a temporary name in the same
 directory, fsync, then ``os.replace`` (atomic on POSIX), then fsync the directory. Readers that
 need more than existence (features, checkpoints) also check a recorded size and SHA-256.
+
+Published files get the mode an ordinary ``open(path, "w")`` would give (0666 minus the umask) and
+directories 0777 minus the umask, so a teammate can read a shared results dir or cache: mkstemp
+and mkdtemp create 0600 / 0700, which is right for the temporary name but not for the final one.
 """
 
 from __future__ import annotations
@@ -46,6 +50,35 @@ def fsync_dir(path: str | os.PathLike) -> None:
             os.close(fd)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (``os.umask`` is a set-and-get)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """What a plain ``open(path, "w")`` creates: 0666 minus the umask."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """What a plain ``mkdir`` creates: 0777 minus the umask."""
+    return 0o777 & ~current_umask()
+
+
+def make_temp_dir(prefix: str, dir: str | os.PathLike) -> Path:  # noqa: A002 - mkdtemp's own name
+    """``tempfile.mkdtemp`` for a folder that will be renamed into place: given the ordinary directory mode."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
+    os.chmod(path, dir_mode())
+    return path
+
+
 def _friendly_os_error(exc: OSError, path: Path) -> ClipbenchError:
     if exc.errno == errno.ENOSPC:
         return ClipbenchError(f"no space left on device while writing {path}")
@@ -76,6 +109,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     except OSError as exc:
         raise _friendly_os_error(exc, path) from exc
     try:
+        os.fchmod(fd, file_mode())  # mkstemp made it 0600; the published file must be readable like any other
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
@@ -162,6 +196,19 @@ def append_line_locked(path: str | os.PathLike, line: str) -> None:
                 raise
     except OSError as exc:
         raise _friendly_os_error(exc, path) from exc
+
+
+def check_writable(path: str | os.PathLike, append: bool = False) -> None:
+    """Fail now, in one line, if ``path`` could not be written later (a directory in its place, a read-only
+    folder or file): a run checks every output path before hours of work, not after them."""
+    path = Path(path)
+    if path.is_dir():
+        raise ClipbenchError(f"cannot write {path}: it is a directory, expected a file (remove or rename it)")
+    ensure_dir(path.parent)
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # atomic writes create a sibling and rename it
+        raise ClipbenchError(f"cannot write {path}: {path.parent} is not writable")
+    if append and path.exists() and not os.access(path, os.W_OK):
+        raise ClipbenchError(f"cannot write {path}: the file is not writable")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:

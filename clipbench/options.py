@@ -25,6 +25,10 @@ def an_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def a_seed(v: Any) -> bool:  # numpy, torch and scikit-learn all accept [0, 2**32)
+    return an_int(v) and 0 <= v < 2**32
+
+
 def non_negative_int(v: Any) -> bool:
     return an_int(v) and v >= 0
 
@@ -84,7 +88,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "fp16/bf16 use autocast (fp16: CUDA only)", str, ("fp32", "fp16", "bf16")),
     Option("limit", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "evaluate a seeded random subset of N samples per split (quick check)", int),
-    Option("seed", 0, an_int, "an integer", "seed for subsets, the validation carve and the bootstrap", int),
+    Option("seed", 0, a_seed, "an integer from 0 to 2**32-1", "seed for subsets, the validation carve and the bootstrap", int),
     Option("bootstrap", 1000, non_negative_int, "a non-negative integer (0 disables the CI)",
            "bootstrap resamples for the 95%% CI (0: no CI; default 1000)", int),
     Option("offline", False, a_bool, "true or false", "never download anything", bool),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from clipbench.config import hf_offline, resolve_offline
 from clipbench.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
 from clipbench.text_classifier import build_text_classifier
@@ -64,6 +66,22 @@ def read_image(source: str | os.PathLike | Image.Image) -> Image.Image:
         raise ClipbenchError(f"cannot read image {path}: not a readable JPEG/PNG/WebP image ({exc})") from exc
 
 
+def check_template(template: str) -> str:
+    """A prompt template with exactly the placeholder ``{c}`` (the label); anything else is a one-line error."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # a lone "{" or "}"
+        raise ClipbenchError(f"template {template!r} is not a valid prompt template ({exc}); "
+                             "write {{ and }} for literal braces") from exc
+    others = sorted({name for name in fields if name != "c"})
+    if others:
+        raise ClipbenchError(f"template {template!r} has placeholder(s) {', '.join('{' + n + '}' for n in others)}; "
+                             "only {c} (the label) is filled in; write {{ and }} for literal braces")
+    if "c" not in fields:
+        raise ClipbenchError(f"template must contain '{{c}}' where the label goes, got {template!r}")
+    return template
+
+
 def parse_labels(labels: str | Sequence[str]) -> list[str]:
     """``"cat, dog"`` or ``["cat", "dog"]`` -> ["cat", "dog"]; empty labels and duplicates are errors."""
     items = labels.split(",") if isinstance(labels, str) else list(labels)
@@ -103,8 +121,8 @@ def predict(
         raise ClipbenchError("give either labels (e.g. labels='cat,dog') or a dataset name for its classes, not both")
     if top < 1:
         raise ClipbenchError(f"top must be at least 1, got {top}")
-    if template is not None and "{c}" not in template:
-        raise ClipbenchError(f"template must contain '{{c}}' where the label goes, got {template!r}")
+    if template is not None:
+        check_template(template)
     pil = read_image(image)  # fail on a bad image before spending time on the model
     if labels is not None:
         names = parse_labels(labels)
@@ -116,7 +134,8 @@ def predict(
     else:
         from clipbench.models import load_model
 
-        clip_model = load_model(model, device=device, cache_dir=cache_dir, offline=offline)
+        with hf_offline(resolve_offline(offline)):
+            clip_model = load_model(model, device=device, cache_dir=cache_dir, offline=offline)
     classifier = build_text_classifier(clip_model, prompts)
     with torch.inference_mode():
         pixels = clip_model.preprocess(pil).unsqueeze(0).to(clip_model.device)

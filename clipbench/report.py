@@ -115,7 +115,8 @@ def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, P
     path = _resolve_source(source)
     frame = _records_frame(path) if path.suffix == ".jsonl" else _leaderboard_frame(path)
     if frame.empty:
-        raise ClipbenchError(f"{path} holds no results")
+        raise ClipbenchError(f"{path} holds no readable result records" if path.suffix == ".jsonl"
+                             else f"{path} holds no results")
     frame = frame.drop_duplicates(["model", "dataset", "task"], keep="last")
     for col in ("value", "ci_low", "ci_high"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")

@@ -18,6 +18,7 @@ docs/ARCHITECTURE.md; a record from a newer ``schema_version`` is refused with o
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -49,30 +50,105 @@ def append_record(results_dir: str | os.PathLike, record: dict) -> Path:
     return path
 
 
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """Records of a ``results.jsonl`` (or a results directory), in append order."""
+_REQUIRED = ("model", "dataset", "task", "metrics")
+#: optional fields the readers use, and the types they must have when present (None is always allowed)
+_OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
+    "primary_metric": (str,), "ci95": (dict,), "probe": (dict,), "limit": (int,), "precision": (str,),
+    "n_samples": (int,), "model_identity": (str,), "dataset_fingerprint": (str,), "variant": (str,),
+}
+_WARNED: set[tuple[str, int, str]] = set()  # (file, line, text hash): each bad line is reported once
+_HINTED: set[str] = set()  # files whose repair hint was given
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type(value) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def record_problem(record) -> str | None:
+    """Why a decoded JSON line is not a usable result record, or None if it is."""
+    if not isinstance(record, dict):
+        return f"a JSON {_type(record)}, not an object"
+    missing = [k for k in _REQUIRED if k not in record]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    for key in ("model", "dataset", "task"):
+        if not isinstance(record[key], str) or not record[key]:
+            return f"{key!r} is {_type(record[key])}, expected a non-empty string"
+    metrics = record["metrics"]
+    if not isinstance(metrics, dict):
+        return f"'metrics' is {_type(metrics)}, expected an object of metric names to numbers"
+    for name, value in metrics.items():
+        if value is not None and not _number(value):
+            return f"metric {name!r} is {_type(value)}, expected a number"
+    for key, types in _OPTIONAL_TYPES.items():
+        value = record.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            return f"{key!r} is {_type(value)}, expected {' or '.join(t.__name__ for t in types)}"
+    ci = record.get("ci95")
+    if ci is not None and not all(_number(ci.get(k)) for k in ("low", "high")):
+        return "'ci95' needs numbers low and high"
+    if not isinstance(record.get("schema_version", 1), int):
+        return f"'schema_version' is {_type(record['schema_version'])}, expected an integer"
+    return None
+
+
+def _repair_hint(path: Path, bad_lines: list[int]) -> str:
+    lines = ";".join(f"{n}d" for n in bad_lines[:20])
+    return (f"to repair {path}, delete the unreadable line(s) (e.g. `sed -i.bak '{lines}' {path}`); "
+            "every other record is kept")
+
+
+def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
+    """Records of a ``results.jsonl`` (or a results directory), in append order.
+
+    A line that is not a record (torn by a crash, garbage, valid JSON of the wrong shape or types)
+    is skipped with one warning naming it, plus once per file a hint how to repair it; with
+    ``strict`` (the CI gate, which must not judge a file it cannot fully read) it is an error.
+    A record from a newer clipbench is always an error.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
         raise ClipbenchError(f"results file not found: {path}")
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s:%d is not a complete JSON record (an interrupted write?); skipped", path, lineno)
-                continue
-            if not isinstance(record, dict) or not {"model", "dataset", "task", "metrics"} <= set(record):
-                raise ClipbenchError(f"{path}:{lineno} is not a clipbench result record")
-            version = record.get("schema_version", 1)
-            if not isinstance(version, int) or version > RESULT_SCHEMA:
-                raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
-                                     f"understands ({RESULT_SCHEMA}); upgrade clipbench")
-            records.append(record)
+    records, bad_lines, new_warnings = [], [], False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = list(fh)
+    except OSError as exc:
+        raise ClipbenchError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            problem = "is not a complete JSON record (an interrupted write?)"
+        else:
+            reason = record_problem(record)
+            problem = None if reason is None else f"is not a clipbench result record ({reason})"
+        if problem is not None:
+            bad_lines.append(lineno)
+            if strict:
+                raise ClipbenchError(f"{path}:{lineno} {problem}; {_repair_hint(path, [lineno])}")
+            key = (str(path.resolve()), lineno, hashlib.sha256(line.encode("utf-8", "replace")).hexdigest())
+            if key not in _WARNED:
+                _WARNED.add(key)
+                new_warnings = True
+                log.warning("%s:%d %s; skipped", path, lineno, problem)
+            continue
+        version = record.get("schema_version", 1)
+        if version > RESULT_SCHEMA:
+            raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
+                                 f"understands ({RESULT_SCHEMA}); upgrade clipbench")
+        records.append(record)
+    if new_warnings and str(path.resolve()) not in _HINTED:
+        _HINTED.add(str(path.resolve()))
+        log.warning("%s", _repair_hint(path, bad_lines))
     return records
 
 

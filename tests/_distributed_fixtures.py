@@ -6,7 +6,9 @@ around ``clipbench.cli.main`` that applies per-rank test hooks before running th
 * ``CLIPBENCH_TEST_SHARD_BATCHES=K``: shards of K batches (so a killed rank leaves partial work);
 * ``CLIPBENCH_TEST_KILL_RANK=R``: on rank R only, sets the engine's interrupt hook to SIGKILL the
   process after ``CLIPBENCH_TEST_KILL_AFTER`` batches (default 1);
-* ``CLIPBENCH_TEST_FORWARD_LOG_PREFIX=P``: each rank logs its encoder forwards to ``P.rank<R>``.
+* ``CLIPBENCH_TEST_FORWARD_LOG_PREFIX=P``: each rank logs its encoder forwards to ``P.rank<R>``;
+* ``CLIPBENCH_TEST_HANG_RANK=R``: rank R hangs (sleeps for an hour) after its first image batch;
+* ``CLIPBENCH_TEST_SLOW_PROBE_S=S``: rank 0's linear probe takes S seconds longer.
 """
 
 from __future__ import annotations
@@ -75,6 +77,30 @@ def _worker() -> int:
     prefix = os.environ.get("CLIPBENCH_TEST_FORWARD_LOG_PREFIX")
     if prefix:
         os.environ["CLIPBENCH_TEST_FORWARD_LOG"] = f"{prefix}.rank{rank}"
+    if os.environ.get("CLIPBENCH_TEST_HANG_RANK") == rank:
+        import time
+
+        import clipbench.features.extraction as extraction
+
+        real_note = extraction._note_forward
+
+        def note_then_hang(n: int) -> None:
+            real_note(n)
+            time.sleep(3600)
+
+        extraction._note_forward = note_then_hang
+    if os.environ.get("CLIPBENCH_TEST_SLOW_PROBE_S") and rank == "0":
+        import time
+
+        import clipbench.tasks.linear_probe as probe_module
+
+        real_probe, delay = probe_module.linear_probe, float(os.environ["CLIPBENCH_TEST_SLOW_PROBE_S"])
+
+        def slow_probe(*args, **kwargs):
+            time.sleep(delay)
+            return real_probe(*args, **kwargs)
+
+        probe_module.linear_probe = slow_probe
     from clipbench.cli import main
 
     return main(sys.argv[1:])

@@ -89,3 +89,79 @@ def test_torchrun_world_size_one_equals_plain_run(tmp_path, monkeypatch, capsys)
     assert [{k: v for k, v in r.items() if k not in volatile} for r in single] == \
            [{k: v for k, v in r.items() if k not in volatile} for r in plain]
     assert single_out == plain_out and "results appended to RES" in plain_out
+
+
+class _FakeStore:
+    """``plan`` answers from a script of gap lists, one per poll (the last one repeats)."""
+
+    def __init__(self, script):
+        self.script, self.polls = list(script), 0
+
+    def plan(self, key):
+        gaps = self.script[min(self.polls, len(self.script) - 1)]
+        self.polls += 1
+        return [], gaps
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def _key_split(n=40):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(n_samples=n), SimpleNamespace(dataset_name="pets", split="test")
+
+
+def test_wait_for_shards_returns_when_every_range_is_covered():
+    from clipbench.distributed import wait_for_shards
+
+    key, split = _key_split()
+    clock = _Clock()
+    store = _FakeStore([[(20, 40)], [(28, 40)], [(36, 40)], []])
+    wait_for_shards(store, key, split, DistContext(0, 2), 4, timeout=1.0, poll=0.9, clock=clock, sleep=clock.sleep)
+    assert store.polls == 4  # progress on every poll, so 2.7 s in total never counts as a stall
+
+
+def test_wait_for_shards_names_the_stalled_rank_and_the_phase():
+    from clipbench.distributed import wait_for_shards
+
+    key, split = _key_split()
+    clock = _Clock()
+    store = _FakeStore([[(20, 40)], [(24, 40)]])  # rank 1 wrote one shard, then nothing
+    with pytest.raises(ClipbenchError) as info:
+        wait_for_shards(store, key, split, DistContext(0, 3), 4, timeout=5.0, poll=1.0, clock=clock,
+                        sleep=clock.sleep)
+    message = str(info.value)
+    assert "\n" not in message and "stalled" in message and "pets/test" in message and "extracting" in message
+    # 40 samples, batch 4, 3 ranks: [0, 16), [16, 28), [28, 40); 24-28 are rank 1's, 28-40 rank 2's
+    assert "rank 1 (4 of its samples [16, 28) missing)" in message
+    assert "rank 2 (12 of its samples [28, 40) missing)" in message and "rank 0 (" not in message
+    assert 5.0 < clock.now <= 7.0  # reported right after the timeout
+
+
+@pytest.mark.parametrize("value, expected", [(None, 300.0), ("2.5", 2.5), ("600", 600.0)])
+def test_stall_timeout_from_the_environment(monkeypatch, value, expected):
+    from clipbench.distributed import ENV_STALL_TIMEOUT, stall_timeout
+
+    if value is None:
+        monkeypatch.delenv(ENV_STALL_TIMEOUT, raising=False)
+    else:
+        monkeypatch.setenv(ENV_STALL_TIMEOUT, value)
+    assert stall_timeout() == expected
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf"])
+def test_bad_stall_timeout_is_one_line(monkeypatch, value):
+    from clipbench.distributed import ENV_STALL_TIMEOUT, stall_timeout
+
+    monkeypatch.setenv(ENV_STALL_TIMEOUT, value)
+    with pytest.raises(ClipbenchError, match="CLIPBENCH_DIST_STALL_TIMEOUT"):
+        stall_timeout()

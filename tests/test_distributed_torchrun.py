@@ -9,6 +9,7 @@ bit-identical features.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,34 @@ def test_shard_jobs_runs_each_job_once_and_rank0_writes_the_leaderboard(setup, t
     pivot = (base / "res-jobs" / "leaderboard_pivot.csv").read_text().splitlines()
     assert len(pivot) == 2 and pivot[1].count(",") == pivot[0].count(",")  # one row, both datasets
     assert proc.stdout.count("results appended to") == 1 and proc.stdout.count("zeroshot") == 2
+
+
+def test_hung_rank_is_reported_in_one_line_naming_rank_and_phase(setup):
+    """Rank 1 hangs after one batch; rank 0 reports it after the stall timeout, not after hours."""
+    base, argv = setup
+    started = time.monotonic()
+    proc = torchrun(2, [WORKER, *argv("hang")], child_env(CLIPBENCH_TEST_HANG_RANK="1",
+                                                           CLIPBENCH_DIST_STALL_TIMEOUT="4"), base, timeout=150)
+    elapsed = time.monotonic() - started
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("clipbench: error:")]
+    assert len(lines) == 1, proc.stderr
+    assert "rank 1" in lines[0] and "stalled" in lines[0] and "extracting" in lines[0] and "/test" in lines[0]
+    assert "rank 0" not in lines[0].split("while")[0]  # rank 0 finished its own samples
+    assert "CLIPBENCH_DIST_STALL_TIMEOUT" in lines[0]
+    assert "internal error" not in proc.stderr
+    assert elapsed < 140
+
+
+def test_long_probe_on_rank_0_never_trips_the_stall_timeout(setup, tmp_path):
+    """Rank 0's probe on the first dataset outlasts both timeouts while rank 1 moves on to the second
+    dataset's splits: nobody waits on rank 0, so the run succeeds with every record."""
+    base, argv = setup
+    other = write_png_dataset(tmp_path / "more", sizes={"train": 9, "test": 9}, seed=1)
+    args = argv("slowprobe", "--dataset", f"folder:{base / 'pets'},folder:{other}")
+    proc = torchrun(2, [WORKER, *args], child_env(CLIPBENCH_TEST_SLOW_PROBE_S="12", CLIPBENCH_DIST_STALL_TIMEOUT="4",
+                                                  CLIPBENCH_DIST_TIMEOUT_S="10"), base)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    records = read_records(base / "res-slowprobe")
+    assert sorted((Path(r["dataset"]).name, r["task"]) for r in records) == [
+        ("more", "linear_probe"), ("more", "zeroshot"), ("pets", "linear_probe"), ("pets", "zeroshot")]

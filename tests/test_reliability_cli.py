@@ -49,8 +49,8 @@ def inputs(tmp_path_factory):
     return base
 
 
-def _run(base, *extra, model=None):
-    return ["run", "--model", str(model or base / "tiny.pt"), "--suite", "zeroshot", "--device", "cpu",
+def _run(base, *extra, model=None, suite="zeroshot", device="cpu"):
+    return ["run", "--model", str(model or base / "tiny.pt"), "--suite", suite, "--device", device,
             "--no-progress", "--workers", "0", "--cache-dir", str(base / "cache"),
             "--results-dir", str(base / "res"), *extra]
 
@@ -87,6 +87,23 @@ CATALOGUE = {
     "conflicting flags: probe solver on zero-shot": (lambda b: _run(b, "--solver", "sklearn"),
                                                      "--solver applies to the linear probe"),
     "negative workers": (lambda b: _run(b, "--workers", "-1"), "--workers must be non-negative"),
+    # issue 18: these were internal errors with exit 1 (the gate's "regression" code)
+    "negative seed": (lambda b: _run(b, "--dataset", f"folder:{b / 'pets'}", "--seed", "-1"),
+                      "seed must be an integer from 0 to 2**32-1, got -1"),
+    "negative few-shot seeds": (lambda b: _run(b, "--dataset", f"folder:{b / 'pets'}", "--fewshot-k", "1",
+                                               "--seeds=-1,-2", suite="linear_probe"),
+                                "seeds must be a non-empty list of integers from 0 to 2**32-1"),
+    "meta device": (lambda b: _run(b, "--dataset", f"folder:{b / 'pets'}", device="meta"),
+                    "the meta device holds no data"),
+    "predict on the meta device": (lambda b: ["predict", str(b / "pets" / "cat" / "img_000.png"), "--labels", "a,b",
+                                              "--model", str(b / "tiny.pt"), "--device", "meta"],
+                                   "the meta device holds no data"),
+    "predict template with another placeholder": (
+        lambda b: ["predict", str(b / "pets" / "cat" / "img_000.png"), "--labels", "a,b", "--model",
+                   str(b / "tiny.pt"), "--template", "a {x} of {c}"], "has placeholder(s) {x}; only {c}"),
+    "predict template with a lone brace": (
+        lambda b: ["predict", str(b / "pets" / "cat" / "img_000.png"), "--labels", "a,b", "--model",
+                   str(b / "tiny.pt"), "--template", "a {c} }"], "not a valid prompt template"),
     "newer results schema: run": (lambda b: [*_run(b, "--dataset", f"folder:{b / 'pets'}")[:-2], "--results-dir",
                                              str(b / "newer")], "schema_version 99"),
     "newer results schema: compare": (lambda b: ["compare", str(b / "newer"), "--baseline", str(b / "newer")],

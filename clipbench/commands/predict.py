@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from clipbench.config import check_device
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from clipbench.prediction import DEFAULT_MODEL, format_predictions, predict
 
+    check_device(args.device)
     model = args.model or DEFAULT_MODEL
     results = predict(args.image, labels=args.labels, dataset=args.dataset, model=model, top=args.top,
                       template=args.template, device=args.device, cache_dir=args.cache_dir, offline=args.offline)

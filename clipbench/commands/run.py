@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from clipbench.config import check_device
 from clipbench.errors import ClipbenchError
 from clipbench.options import add_arguments, all_options, overrides_from_args
 
@@ -34,10 +35,16 @@ def handler(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
             raise ClipbenchError(f"--{flag.replace('_', '-')} must be {'non-negative' if flag in ('workers', 'bootstrap') else 'positive'}, got {value}")
-    records = run(args.model, suite=args.suite, datasets=args.dataset, data_root=args.data_root,
-                  cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
-                  progress=not args.no_progress, shard_jobs=args.shard_jobs,
-                  **overrides_from_args(args, all_options().values()))
+    if args.device is not None:
+        check_device(args.device)
+    try:
+        records = run(args.model, suite=args.suite, datasets=args.dataset, data_root=args.data_root,
+                      cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
+                      progress=not args.no_progress, shard_jobs=args.shard_jobs,
+                      **overrides_from_args(args, all_options().values()))
+    except BaseException as exc:  # failed or interrupted: show what completed, then the CLI prints the error
+        _print_completed(getattr(exc, "completed_records", None), args.results_dir)
+        raise
     from clipbench.distributed import is_main_process
 
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
@@ -48,6 +55,18 @@ def handler(args: argparse.Namespace) -> int:
 
         print(f"\nresults appended to {Paths.resolve(results_dir=args.results_dir).results_dir / 'results.jsonl'}")
     return 0
+
+
+def _print_completed(records: list[dict] | None, results_dir: str | None) -> None:
+    from clipbench.distributed import is_main_process
+
+    if not records or not is_main_process():
+        return
+    from clipbench.config import Paths
+
+    print(format_records(records))
+    print(f"\n{len(records)} completed result(s) kept in "
+          f"{Paths.resolve(results_dir=results_dir).results_dir / 'results.jsonl'}; the run did not finish:", flush=True)
 
 
 def format_records(records: list[dict]) -> str:

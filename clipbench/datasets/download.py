@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from urllib.parse import urlparse
 from tqdm.auto import tqdm
 
 from clipbench.errors import DataError, OfflineError
-from clipbench.fileio import atomic_write_json, file_lock, fsync_dir, remove_stale_temps
+from clipbench.fileio import atomic_write_json, file_lock, fsync_dir, make_temp_dir, remove_stale_temps
 from clipbench.http_download import download_verified
 
 log = logging.getLogger(__name__)
@@ -158,7 +157,7 @@ def download_dataset(
         downloads_dir = data_root / ".downloads"
         _remove_leftovers(adapter, data_root, downloads_dir)
         files = [fetch_archive(a, downloads_dir) for a in adapter.downloads]  # every MD5 checked before any extraction
-        staging = Path(tempfile.mkdtemp(prefix=f".{adapter.folder}.partial-", dir=data_root))
+        staging = make_temp_dir(f".{adapter.folder}.partial-", data_root)  # 0777 - umask, not 0700
         try:
             for archive, path in tqdm(list(zip(adapter.downloads, files, strict=True)), desc=f"extracting {adapter.name}", leave=False):
                 log.info("extracting %s into %s", path, staging)

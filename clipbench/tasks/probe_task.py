@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from clipbench.errors import ClipbenchError
-from clipbench.options import Option, a_bool, an_int, one_of, positive_int
+from clipbench.options import Option, a_bool, a_seed, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext
 
 _FEWSHOT_TASK = re.compile(r"^linear_probe_\d+shot$")
@@ -26,8 +26,8 @@ class LinearProbeTask(Task):
     options = (
         Option("fewshot_k", None, lambda v: v is None or positive_int(v), "a positive integer or null",
                "few-shot linear probe with K training images per class", int, owner="linear_probe"),
-        Option("seeds", None, lambda v: isinstance(v, list) and v and all(an_int(s) for s in v),
-               "a non-empty list of integers", "few-shot seeds, comma-separated (e.g. 0,1,2)", int,
+        Option("seeds", None, lambda v: isinstance(v, list) and v and all(a_seed(s) for s in v),
+               "a non-empty list of integers from 0 to 2**32-1", "few-shot seeds, comma-separated (e.g. 0,1,2)", int,
                owner="linear_probe", is_list=True),
         Option("probe_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
                "linear-probe features (default: projected)", str, ("projected", "pre_projection"),
