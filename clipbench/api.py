@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,12 +109,14 @@ def run(
             jobs, extraction = ctx.share(jobs), distributed.DistContext()
         else:  # every rank extracts a slice of every split; rank 0 scores
             extraction = ctx
-        context = RunContext(suite_obj, paths, run_options, progress and ctx.is_main, extraction)
+        context = RunContext(suite_obj, paths, run_options, progress and ctx.is_main, extraction, write=write)
         records, loaded_index, loaded = [], None, None
         for index, adapter in jobs:
             if index != loaded_index:
                 loaded_index, loaded = index, None  # free the previous model before loading the next
+                load_start = time.perf_counter()
                 loaded = _model(models[index], run_options.device, paths)
+                context.model_loaded(loaded, time.perf_counter() - load_start)
             for task in tasks:
                 log.info("%s: %s on %s", task.name, loaded.name, adapter.name)
                 record = task.run(context, loaded, adapter)

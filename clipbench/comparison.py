@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class ComparisonRow:
     baseline: float | None
     new: float | None
     status: str  # "ok", "improved", "DROP", "MISSING", "new"
+    note: str = ""  # the judge's verdict in words (clipbench.significance), "" without one
 
     @property
     def delta(self) -> float | None:
@@ -117,8 +119,17 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0) -> Comparison:
-    """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict."""
+#: A row judge: (row, baseline value, new value, status by the fixed rule) -> (status, note).
+Judge = Callable[[Row, PrimaryValue, PrimaryValue, str], tuple[str, str]]
+
+
+def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
+            judge: Judge | None = None) -> Comparison:
+    """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict.
+
+    ``judge`` may overrule the fixed rule's status of each row present on both sides (the
+    significance-tested gate of ``clipbench.significance`` does).
+    """
     if not isinstance(max_drop, (int, float)) or math.isnan(max_drop) or max_drop < 0:
         raise ClipbenchError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
     base_rows, new_rows = load_primary(baseline), load_primary(new)
@@ -132,5 +143,8 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
         else:
             delta = n.value - b.value
             status = "DROP" if delta < -max_drop - 1e-9 else "improved" if delta > 1e-9 else "ok"
-            rows.append(ComparisonRow(*key, b.metric, b.value, n.value, status))
+            note = ""
+            if judge is not None:
+                status, note = judge(key, b, n, status)
+            rows.append(ComparisonRow(*key, b.metric, b.value, n.value, status, note))
     return Comparison(rows, float(max_drop))

@@ -1,4 +1,7 @@
-"""`clipbench compare NEW --baseline BASE [--max-drop P]`: the CI regression gate (exit 1 on a regression)."""
+"""`clipbench compare NEW --baseline BASE [--max-drop P] [--alpha A] [--tolerances FILE]`: the CI regression gate.
+
+Exit codes: 0 pass, 1 regression, 2 bad input (one line on stderr).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,25 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compare", help="compare results with a baseline (exit 1 on a regression)",
-        description="Markdown diff of primary metrics; exits 1 if any dropped by more than --max-drop points "
-                    "or a baseline row is missing, else 0. Inputs: results dir, results.jsonl or leaderboard.csv.")
+        description="Markdown diff of primary metrics. Where both sides have per-sample predictions for the same "
+                    "samples (results dir or results.jsonl), a row fails only on a drop larger than --max-drop AND "
+                    "significant at --alpha (exact McNemar for accuracy, paired bootstrap otherwise); elsewhere "
+                    "(e.g. leaderboard.csv) on any drop larger than --max-drop. A missing baseline row fails. "
+                    "Exit 0 pass, 1 regression, 2 bad input.")
     p.add_argument("new", help="new results (directory, results.jsonl or leaderboard.csv)")
     p.add_argument("--baseline", required=True, help="baseline results (same formats)")
     p.add_argument("--max-drop", type=float, default=0.0, help="tolerated drop in points (default: 0)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the paired tests (default: 0.05)")
+    p.add_argument("--tolerances", metavar="FILE.yaml",
+                   help="per-dataset / per-task max-drop (keys: default, datasets, tasks)")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.api import compare
+    from clipbench.significance import gated_compare
 
-    result = compare(args.new, args.baseline, max_drop=args.max_drop)
+    result = gated_compare(args.new, args.baseline, max_drop=args.max_drop, alpha=args.alpha,
+                           tolerances=args.tolerances)
     print(result.to_markdown())
     return 1 if result.failed else 0
