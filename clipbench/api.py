@@ -36,6 +36,7 @@ from clipbench.runner import (
     resolve_options,
     suite_tasks,
 )
+from clipbench.samples import discard_samples
 from clipbench.suites import Suite, load_suite
 from clipbench.threads import torch_threads
 
@@ -123,7 +124,11 @@ def run(
                 if record is None:
                     continue
                 if write:
-                    append_record(paths.results_dir, record)
+                    try:
+                        append_record(paths.results_dir, record)
+                    except BaseException:  # no per-sample file without the record that references it
+                        discard_samples(paths.results_dir, record)
+                        raise
                 records.append(record)
         if shard_jobs and ctx.enabled:  # collective: every rank has appended its records after this
             gathered = ctx.gather_to_main(records)

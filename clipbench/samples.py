@@ -23,6 +23,7 @@ sample exists; compare falls back to the fixed-threshold rule for them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -264,3 +265,11 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     out = ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.insert(1, "  " + "  ".join("-" * w for w in widths))
     return out
+
+
+def discard_samples(results_dir: str | os.PathLike, record: dict) -> None:
+    """Remove the per-sample file of a record that was never stored (its append failed)."""
+    path = samples_path(results_dir, record)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()

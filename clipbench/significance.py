@@ -198,6 +198,8 @@ class Tolerances:
         unknown = sorted(set(data) - {"default", "datasets", "tasks"})
         if unknown:
             raise ClipbenchError(f"{source}: unknown key {unknown[0]!r} (expected default, datasets, tasks)")
+        if not isinstance(data.get("datasets") or {}, dict) or not isinstance(data.get("tasks") or {}, dict):
+            raise ClipbenchError(f"{source}: datasets and tasks must be mappings")
         default = None if data.get("default") is None else _points(data["default"], f"{source}: default")
         datasets: dict[str, float | dict[str, float]] = {}
         for name, value in (data.get("datasets") or {}).items():
@@ -206,8 +208,6 @@ class Tolerances:
             else:
                 datasets[str(name)] = _points(value, f"{source}: datasets.{name}")
         tasks = {str(t): _points(v, f"{source}: tasks.{t}") for t, v in (data.get("tasks") or {}).items()}
-        if not isinstance(data.get("datasets") or {}, dict) or not isinstance(data.get("tasks") or {}, dict):
-            raise ClipbenchError(f"{source}: datasets and tasks must be mappings")
         return cls(default, datasets, tasks, source)
 
     def max_drop(self, dataset: str, task: str, fallback: float) -> float:
