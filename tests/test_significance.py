@@ -258,3 +258,33 @@ def test_bad_alpha_is_bad_input(baseline, capsys):
     base = str(baseline / "base")
     assert main(["compare", base, "--baseline", base, "--alpha", "1.5"]) == 2
     assert "--alpha must be a number between 0 and 1" in capsys.readouterr().err
+
+
+# --- the repository's own gate (.ci/run) ------------------------------------------------------
+
+REPO_BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline"
+
+
+def test_the_committed_baseline_has_verified_sample_files():
+    from clipbench.comparison import load_primary
+    from clipbench.samples import read_samples
+
+    records = read_records(REPO_BASELINE)
+    assert sorted(r["task"] for r in records) == ["linear_probe", "zeroshot"]
+    for record in records:
+        log = read_samples(REPO_BASELINE, record)  # path, SHA-256, record id and fingerprint all check out
+        assert 100 * log.correct.mean() == pytest.approx(record["metrics"]["top1"])
+    # the same numbers as the leaderboard baseline it replaces
+    old = load_primary(REPO_BASELINE.parent / "baseline.csv")
+    new = load_primary(REPO_BASELINE)
+    assert old.keys() == new.keys() and all(abs(old[k].value - new[k].value) < 1e-3 for k in old)
+
+
+def test_a_broken_preprocessing_step_fails_the_repository_gate(tmp_path, capsys):
+    """What .ci/run would see if someone broke the normalisation constants."""
+    clipbench.run(_tiny(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)), suite="ci", cache_dir=tmp_path / "cache",
+                  results_dir=tmp_path / "res", device="cpu", progress=False)
+    assert main(["compare", str(tmp_path / "res"), "--baseline", str(REPO_BASELINE), "--max-drop", "0.5"]) == 1
+    out = capsys.readouterr().out
+    zeroshot = next(line for line in out.splitlines() if line.startswith("- clipbench-tiny / digits / zeroshot"))
+    assert ": regression (McNemar" in zeroshot and "p < 0.001" in zeroshot
