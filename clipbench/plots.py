@@ -153,5 +153,5 @@ def throughput_plot(rows: list[dict]) -> bytes:
         ax.set_title(f"{task}: accuracy vs throughput")
         ax.grid(alpha=0.3)
         ax.margins(x=0.2, y=0.2)
-        ax.legend(title="image tower", frameon=False, fontsize=8)
+        ax.legend(title="image tower", frameon=False, fontsize=8, loc="best")
     return _png(fig)

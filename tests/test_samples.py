@@ -155,3 +155,22 @@ def test_samples_command_shows_confident_errors_and_confusions(run_dir, capsys):
     assert first_error.startswith(f"  {log.index[most]} ")  # the most confident error comes first
     assert main(["samples", "ffffffffff", "--results", str(res)]) == 2
     assert "no record with id 'ffffffffff'" in capsys.readouterr().err
+
+
+def test_two_concurrent_runs_each_reference_an_intact_sample_file(tmp_path):
+    from _fault_fixtures import expect_ok, start_cli
+
+    (tmp_path / "suite.yaml").write_text("version: 1\ndatasets: [digits]\ntasks: [zeroshot]\n"
+                                         "options: {offline: true, bootstrap: 0, threads: 1}\n")
+    argv = ["run", "--model", "clipbench-tiny", "--suite", str(tmp_path / "suite.yaml"), "--limit", "60",
+            "--device", "cpu", "--no-progress", "--cache-dir", str(tmp_path / "cache"),
+            "--results-dir", str(tmp_path / "res")]
+    procs = [start_cli(argv) for _ in range(2)]
+    for proc in procs:
+        expect_ok(proc)
+    records = read_records(tmp_path / "res")
+    assert len(records) == 2 and len({r["samples"]["path"] for r in records}) == 2
+    for record in records:
+        assert len(read_samples(tmp_path / "res", record)) == 60
+    assert sorted(p.name for p in (tmp_path / "res" / "samples").iterdir()) == sorted(
+        f"{r['record_id']}.parquet" for r in records)  # no temporary or orphaned files
