@@ -123,15 +123,17 @@ def baseline(tmp_path_factory):
     return root
 
 
-def _flip(results: Path, n: int) -> float:
-    """Make ``n`` right zero-shot predictions wrong (as a retrained model might); returns the new top-1."""
+def _flip(results: Path, n: int, label: int | None = None, primary: str = "top1") -> float:
+    """Make ``n`` right zero-shot predictions (of class ``label`` if given) wrong, as a retrained model might;
+    returns the new top-1. ``primary`` becomes the record's primary metric."""
     file = results / "results.jsonl"
     (record,) = read_records(file)
     path = results / record["samples"]["path"]
     table = pq.read_table(path)
     rank = table.column("label_rank").to_numpy().copy()
+    labels = table.column("label").to_numpy()
     top5 = np.array(table.column("top5").to_pylist())
-    right = np.flatnonzero(rank == 0)[:n]
+    right = np.flatnonzero((rank == 0) & ((labels == label) if label is not None else True))[:n]
     rank[right] = 1
     top5[right, 0], top5[right, 1] = top5[right, 1], top5[right, 0].copy()
     meta = table.schema.metadata
@@ -140,6 +142,8 @@ def _flip(results: Path, n: int) -> float:
         table = table.set_column(table.schema.get_field_index(name), name, column)
     pq.write_table(table.replace_schema_metadata(meta), path)
     record["metrics"]["top1"] = float(100.0 * (rank == 0).mean())
+    record["metrics"]["mean_per_class_recall"] = mean_per_class_recall(np.where(rank == 0, labels, -1), labels)
+    record["primary_metric"] = primary
     record["samples"]["sha256"] = sha256_file(path)
     file.write_text(json.dumps(record) + "\n")
     write_leaderboards(results)
@@ -167,6 +171,25 @@ def test_a_drop_of_4_samples_out_of_797_passes_but_the_fixed_rule_fails_it(basel
     assert main(["compare", str(noisy / "leaderboard.csv"), "--baseline", str(base), "--max-drop", "0.25"]) == 1
     out = capsys.readouterr().out
     assert "drop of 0.50, > max-drop 0.25: regression (fixed rule: the new is a leaderboard CSV" in out
+
+
+def test_mean_per_class_recall_rows_get_a_paired_bootstrap(baseline, tmp_path):
+    base = tmp_path / "base"
+    shutil.copytree(baseline / "base", base)
+    _flip(base, 0, primary="mean_per_class_recall")  # the same predictions, judged on mean per-class recall
+    for n, expected in ((3, "ok"), (40, "DROP")):
+        new = tmp_path / f"new{n}"
+        shutil.copytree(baseline / "base", new)
+        _flip(new, n, label=3, primary="mean_per_class_recall")  # errors concentrated in one class
+        result = gated_compare(new, base, max_drop=0.0)  # any significant drop fails
+        (row,) = result.rows
+        test = result.tests[row.model, row.dataset, row.task, row.variant]
+        assert row.metric == "mean_per_class_recall" and test.test == "bootstrap" and test.discordant is None
+        assert test.difference == pytest.approx(row.delta) and row.delta < 0
+        assert test.ci_low <= test.difference <= test.ci_high
+        assert row.status == expected and "(paired bootstrap)" in row.note
+        assert ("not significant at alpha 0.05" in row.note) == (n == 3)
+    assert test.p_value < 0.001
 
 
 def test_a_broken_normalisation_fails_the_gate(baseline, tmp_path, capsys):
