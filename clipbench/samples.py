@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, sha256_bytes
@@ -86,32 +87,35 @@ class SampleLog:
         return self.label_rank < k
 
 
-def _softmax_top(scores: np.ndarray) -> np.ndarray:
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return (1.0 / exp.sum(axis=1)).astype(np.float32)  # the max entry is exp(0) = 1
-
-
 def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     """The pyarrow table of one split's predictions (``score_kind``: logits or probabilities)."""
     import pyarrow as pa
 
-    scores = np.asarray(scores, dtype=np.float32)
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     if scores.ndim != 2 or labels.shape != (scores.shape[0],):
         raise ValueError(f"expected scores [N, C] and labels [N], got {scores.shape} and {labels.shape}")
     n, c = scores.shape
     k = min(TOPK, c)
-    # stable descending order: ties go to the lower class index, as in clipbench.metrics.topk_correct
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    top_scores = np.take_along_axis(scores, order, axis=1)
+    # the k best per row (torch.topk: no full sort of [N, C]), then ordered by descending score with
+    # ties to the lower class index, as in clipbench.metrics.topk_correct
+    tensor = torch.from_numpy(scores)
+    best_scores, best = (t.numpy() for t in torch.topk(tensor, k, dim=1))
+    within = np.lexsort((best, -best_scores), axis=1)
+    order = np.take_along_axis(best, within, axis=1)
+    top_scores = np.take_along_axis(best_scores, within, axis=1)
+    first = scores.argmax(axis=1)  # topk breaks ties arbitrarily; the first column must be argmax exactly
+    for row in np.flatnonzero(order[:, 0] != first):
+        rest = [j for j in order[row] if j != first[row]][:k - 1]
+        order[row] = [first[row], *rest]
+        top_scores[row] = scores[row, order[row]]
     true_score = scores[np.arange(n), labels]
     rank = (scores > true_score[:, None]).sum(axis=1) + (
         (scores == true_score[:, None]) & (np.arange(c)[None, :] < labels[:, None])).sum(axis=1)
     if score_kind == "probabilities":
         confidence = top_scores[:, 0].astype(np.float32)
-    elif score_kind == "logits":
-        confidence = _softmax_top(scores)
+    elif score_kind == "logits":  # softmax of the top-1 class: exp(max - logsumexp)
+        confidence = torch.exp(torch.from_numpy(top_scores[:, 0].copy()) - torch.logsumexp(tensor, dim=1)).numpy()
     else:
         raise ValueError(f"unknown score kind {score_kind!r}")
     fixed = pa.list_(pa.int64(), k)

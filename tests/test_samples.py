@@ -65,6 +65,10 @@ def test_build_table_ranks_and_confidence_match_the_metrics():
     assert rank[0] == labels[0]  # everything ties at 0: the true class is ranked by its index
     exp = np.exp(scores - scores.max(1, keepdims=True))
     assert np.allclose(table.column("confidence").to_numpy(), exp.max(1) / exp.sum(1), atol=1e-6)
+    scores[1:10] = np.round(scores[1:10])  # more ties
+    top5 = np.array(build_table(scores, labels, "logits").column("top5").to_pylist())
+    assert np.array_equal(top5[:, 0], scores.argmax(1))  # the first column is the prediction, exactly
+    assert (np.take_along_axis(scores, top5, 1) == -np.sort(-scores, 1)[:, :5]).all()  # and the best 5 scores
     with pytest.raises(ValueError, match="unknown score kind"):
         build_table(scores, labels, "votes")
 
