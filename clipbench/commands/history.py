@@ -9,7 +9,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "history", help="each row's primary metric over time, with CIs, git commits and tags",
         description="Every record of a results.jsonl (append-only, so a history), grouped by (model, dataset, task, "
-                    "variant) in time order: value, 95%% CI, change against the previous run, git commit and tag.")
+                    "variant) in time order: value, 95% CI, change against the previous run, git commit and tag.")
     p.add_argument("results", nargs="?", default="results", help="results directory or results.jsonl (default: results/)")
     p.add_argument("--model", help="only this model")
     p.add_argument("--dataset", help="only this dataset")
