@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from clipbench.runner import (
     resolve_options,
     suite_tasks,
 )
+from clipbench.samples import discard_samples
 from clipbench.suites import Suite, load_suite
 from clipbench.threads import torch_threads
 
@@ -118,20 +120,26 @@ def run(
             jobs, extraction = ctx.share(jobs), distributed.DistContext()
         else:  # every rank extracts a slice of every split; rank 0 scores
             extraction = ctx
-        context = RunContext(suite_obj, paths, run_options, progress and ctx.is_main, extraction)
+        context = RunContext(suite_obj, paths, run_options, progress and ctx.is_main, extraction, write=write)
         records, loaded_index, loaded = [], None, None
         try:
             for index, adapter in jobs:
                 if index != loaded_index:
                     loaded_index, loaded = index, None  # free the previous model before loading the next
+                    load_start = time.perf_counter()
                     loaded = _model(models[index], run_options.device, paths)
+                    context.model_loaded(loaded, time.perf_counter() - load_start)
                 for task in tasks:
                     log.info("%s: %s on %s", task.name, loaded.name, adapter.name)
                     record = task.run(context, loaded, adapter)
                     if record is None:
                         continue
                     if write:
-                        append_record(paths.results_dir, record)
+                        try:
+                            append_record(paths.results_dir, record)
+                        except BaseException:  # no per-sample file without the record that references it
+                            discard_samples(paths.results_dir, record)
+                            raise
                     records.append(record)
         except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
             _keep_completed(exc, records, paths.results_dir if write else None)

@@ -38,6 +38,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.run",
     "clipbench.commands.list",
     "clipbench.commands.compare",
+    "clipbench.commands.samples",
+    "clipbench.commands.history",
     "clipbench.commands.cache",
     "clipbench.commands.report",
     "clipbench.commands.predict",

@@ -22,6 +22,7 @@ import csv
 import decimal
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +161,7 @@ class ComparisonRow:
     status: str  # "ok", "improved", "DROP", "MISSING", "new", "NOT COMPARABLE"
     mismatch: tuple[str, ...] = ()  # what differs between the sides (see identity_mismatch)
     delta_value: float | None = None  # new - baseline at the common stored precision
+    note: str = ""  # the judge's verdict in words (clipbench.significance), "" without one
 
     @property
     def delta(self) -> float | None:
@@ -203,9 +205,17 @@ class Comparison:
         return "\n".join(lines)
 
 
+#: A row judge: (row, baseline value, new value, status by the fixed rule) -> (status, note).
+Judge = Callable[[Row, PrimaryValue, PrimaryValue, str], tuple[str, str]]
+
+
 def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
-            allow_mismatch: bool = False) -> Comparison:
-    """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict."""
+            allow_mismatch: bool = False, judge: Judge | None = None) -> Comparison:
+    """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict.
+
+    ``judge`` may overrule the fixed rule's status of each comparable row present on both sides
+    (the significance-tested gate of ``clipbench.significance`` does).
+    """
     if (not isinstance(max_drop, (int, float)) or isinstance(max_drop, bool) or not math.isfinite(max_drop)
             or max_drop < 0):
         raise ClipbenchError(f"--max-drop must be a non-negative number of points, got {max_drop!r}")
@@ -222,7 +232,10 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
             b_value, n_value = _at_common_precision(b, n)
             delta = n_value - b_value
             status = "DROP" if delta < -max_drop - 1e-9 else "improved" if delta > 1e-9 else "ok"
+            note = ""
             if mismatch and not allow_mismatch:
                 status = "NOT COMPARABLE"
-            rows.append(ComparisonRow(*key, b.metric, b.value, n.value, status, mismatch, delta))
+            elif judge is not None:
+                status, note = judge(key, b, n, status)
+            rows.append(ComparisonRow(*key, b.metric, b.value, n.value, status, mismatch, delta, note))
     return Comparison(rows, float(max_drop))

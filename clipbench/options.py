@@ -98,6 +98,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "between machines; costs one read of the data)", bool),
     Option("threads", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "torch CPU threads (recorded in each result; default: torch's)", int),
+    Option("log_samples", "auto", lambda v: isinstance(v, bool) or v in ("auto", "always", "never"),
+           "auto, always, never, true or false",
+           "per-sample predictions beside the results (auto: splits of at most 50,000 samples; "
+           "clipbench compare tests them for significance)", str, ("auto", "always", "never")),
+    Option("tag", None, lambda v: v is None or (isinstance(v, str) and v.strip() != "" and "\n" not in v),
+           "a non-empty one-line string or null", "a label stored in each record (see clipbench history)", str),
 )
 
 

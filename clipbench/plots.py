@@ -114,3 +114,65 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     ax.set_ylim(0, _y_top(points["y"].to_numpy(dtype=float)))
     ax.legend(title="image tower", frameon=False, loc="best")
     return _png(fig)
+
+
+def trend_plot(points) -> bytes:
+    """Primary metric over time: one line per (model, dataset, task, variant), 95% CI band, tags annotated.
+
+    ``points`` are ``clipbench.history.HistoryPoint`` in row-then-time order.
+    """
+    frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "time": pd.to_datetime(p.timestamp, utc=True),
+                           "value": p.value, "low": p.ci_low, "high": p.ci_high, "tag": p.tag,
+                           "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")} for p in points])
+    frame[["low", "high"]] = frame[["low", "high"]].astype(float)
+    rows = list(dict.fromkeys(frame["row"]))
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    for i, row in enumerate(rows):
+        group = frame[frame["row"] == row].sort_values("time", kind="stable")
+        colour = colours[i % 10]
+        ax.plot(group["time"], group["value"], marker="o", color=colour, label=row, zorder=3)
+        has_ci = group["low"].notna() & group["high"].notna()
+        if has_ci.any():
+            ax.fill_between(group["time"][has_ci], group["low"][has_ci], group["high"][has_ci], color=colour,
+                            alpha=0.15, linewidth=0)
+        for _, point in group.iterrows():
+            text = point["tag"] or point["commit"]
+            if text:
+                ax.annotate(str(text), (point["time"], point["value"]), textcoords="offset points", xytext=(4, 6),
+                            fontsize=7, color=colour)
+    ax.set_ylabel("primary metric (%), 95% CI band")
+    ax.set_xlabel("run time (UTC)")
+    ax.set_title("History: primary metric per run")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    return _png(fig)
+
+
+def throughput_plot(rows: list[dict]) -> bytes:
+    """Accuracy against measured end-to-end images/s, one panel per task, coloured by image-tower family.
+
+    ``rows``: dicts with model, family, task, dataset, x (images/s), y (primary metric).
+    """
+    frame = pd.DataFrame(rows)
+    tasks = list(dict.fromkeys(frame["task"]))
+    several_datasets = frame["dataset"].nunique() > 1
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.0 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        group = frame[frame["task"] == task]
+        for family, members in group.groupby("family", sort=True):
+            ax.scatter(members["x"], members["y"], s=60, color=FAMILY_COLOURS.get(family, FAMILY_COLOURS["other"]),
+                       edgecolor="black", linewidth=0.5, label=family, zorder=3)
+            for _, row in members.iterrows():
+                label = f"{row['model']} ({row['dataset']})" if several_datasets else str(row["model"])
+                ax.annotate(label, (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        if (group["x"] > 0).all() and group["x"].max() / max(group["x"].min(), 1e-12) > 5:
+            ax.set_xscale("log")
+        ax.set_xlabel("measured images/s, end to end (extraction)")
+        ax.set_ylabel("primary metric (%)")
+        ax.set_title(f"{task}: accuracy vs throughput")
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.2, y=0.2)
+        ax.legend(title="image tower", frameon=False, fontsize=8, loc="best")
+    return _png(fig)

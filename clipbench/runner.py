@@ -149,40 +149,55 @@ def versions() -> dict[str, str]:
 
 
 class RunContext:
-    """What tasks get from the engine in one run: splits, cached features and text, record building."""
+    """What tasks get from the engine in one run: splits, cached features and text, record building.
+
+    It also meters each record's cost (``clipbench.history.Meter``) and writes its per-sample
+    predictions (``log_samples``) when the run writes results and ``--log-samples`` asks for them.
+    """
 
     def __init__(self, suite: Suite, paths: Paths, options: RunOptions, progress: bool,
-                 dist: distributed.DistContext | None = None) -> None:
+                 dist: distributed.DistContext | None = None, write: bool = True) -> None:
+        from clipbench.history import Meter
+
         self.suite, self.paths, self.options, self.progress = suite, paths, options, progress
         self.store = FeatureStore(paths.features_dir)
         self.dist = dist or distributed.DistContext()  # ranks that share each split's extraction
         self._provenance: list[dict] = []  # how the features served since the last record were extracted
+        self.write = write
+        self.meter = Meter(options.device)
+
+    def model_loaded(self, model: ImageTextModel, seconds: float) -> None:
+        """The engine loaded ``model`` in ``seconds`` (the load phase of each of its records)."""
+        self.meter.model_loaded(model.name, seconds)
 
     def evaluation_split(self, adapter: DatasetAdapter) -> SplitData:
         from clipbench.datasets.splits import load_split
 
         o = self.options
-        split = load_split(adapter, adapter.evaluation_split, self.paths.data_root, verify_data=o.verify_data)
-        return limit_split(split, o.limit, o.seed)
+        with self.meter.phase("data"):
+            split = load_split(adapter, adapter.evaluation_split, self.paths.data_root, verify_data=o.verify_data)
+            return limit_split(split, o.limit, o.seed)
 
     def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
         from clipbench.datasets import probe_splits
 
         o = self.options
-        train, val, test = probe_splits(adapter, self.paths.data_root, o.val_fraction, o.seed,
-                                        verify_data=o.verify_data)
-        return tuple(limit_split(s, o.limit, o.seed) for s in (train, val, test))
+        with self.meter.phase("data"):
+            train, val, test = probe_splits(adapter, self.paths.data_root, o.val_fraction, o.seed,
+                                            verify_data=o.verify_data)
+            return tuple(limit_split(s, o.limit, o.seed) for s in (train, val, test))
 
     def features(self, model: ImageTextModel, split: SplitData, projected: bool = True):
         """The split's features; under torchrun every rank extracts a slice and only rank 0 gets them (else None)."""
         o = self.options
-        if self.dist.enabled:
-            feats = distributed.extract_features_sharded(
-                model, split, self.store, self.dist, projected=projected, precision=o.precision,
-                batch_size=o.batch_size, workers=o.workers, progress=self.progress)
-        else:
-            feats = extract_features(model, split, self.store, projected=projected, precision=o.precision,
-                                     batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+        with self.meter.extraction():
+            if self.dist.enabled:
+                feats = distributed.extract_features_sharded(
+                    model, split, self.store, self.dist, projected=projected, precision=o.precision,
+                    batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+            else:
+                feats = extract_features(model, split, self.store, projected=projected, precision=o.precision,
+                                         batch_size=o.batch_size, workers=o.workers, progress=self.progress)
         if feats is not None and getattr(feats, "provenance", None):
             self._provenance.append(feats.provenance)
         return feats
@@ -191,8 +206,24 @@ class RunContext:
         from clipbench.text_classifier import text_classifier
 
         o = self.options
-        return text_classifier(model, class_prompts, self.paths.text_dir, batch_size=o.batch_size,
-                               precision=o.precision)
+        with self.meter.phase("text"):
+            return text_classifier(model, class_prompts, self.paths.text_dir, batch_size=o.batch_size,
+                                   precision=o.precision)
+
+    def log_samples(self, record: dict, scores, labels, score_kind: str = "logits",
+                    classnames: Sequence[str] | None = None) -> bool:
+        """Write ``record``'s per-sample predictions beside the results and reference them from it.
+
+        Only when results are written and ``--log-samples`` asks for this split's size; returns
+        whether a file was written. ``scores`` [N, C] are logits or probabilities (``score_kind``).
+        """
+        from clipbench.samples import should_log, write_samples
+
+        if not self.write or not should_log(self.options.get("log_samples", "auto"), int(len(labels))):
+            return False
+        record["samples"] = write_samples(self.paths.results_dir, record, np.asarray(scores), np.asarray(labels),
+                                          score_kind, list(classnames) if classnames is not None else None)
+        return True
 
     def record(self, model: ImageTextModel, adapter: DatasetAdapter, split: SplitData, task: str,
                **fields: Any) -> dict:
@@ -211,6 +242,7 @@ class RunContext:
             "torch_threads": torch.get_num_threads(),
             "versions": versions(), "time_extract_s": None, "time_task_s": None,
             "verify_data": o.verify_data, "data_identity": split.fingerprint_inputs,
+            "tag": o.get("tag"), "git": self.meter.git(), "cost": self.meter.record_cost(model.name),
         }
         if self._provenance:  # the settings the scored features were actually extracted with
             from clipbench.features import merge_provenance

@@ -22,7 +22,7 @@ from clipbench.features import FeatureKey, FeatureStore
 from clipbench.results import read_records
 
 WORKER = str(Path(__file__).with_name("_distributed_fixtures.py"))
-VOLATILE = {"record_id", "timestamp", "time_extract_s", "time_task_s"}
+VOLATILE = {"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"}  # cost: timings; samples: named by record_id
 
 
 @pytest.fixture(scope="module")

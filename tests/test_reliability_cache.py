@@ -153,7 +153,7 @@ def _run(tmp_path, model):
 
 
 def _snapshot(res):
-    return {p.name: p.read_bytes() for p in res.iterdir() if not p.name.startswith(".")}
+    return {str(p.relative_to(res)): p.read_bytes() for p in res.rglob("*") if p.is_file() and not p.name.startswith(".")}
 
 
 def _disk_full(monkeypatch):
@@ -181,8 +181,8 @@ def test_disk_full_while_appending_a_record_leaves_results_byte_identical(tmp_pa
     _run(tmp_path, FakeModel())
     before = _snapshot(tmp_path / "res")
     with monkeypatch.context() as m:
-        _disk_full(m)  # features and text classifier are cached: the first write is the record append
-        with pytest.raises(ClipbenchError, match="no space left on device while writing .*results.jsonl"):
+        _disk_full(m)  # features and text classifier are cached: the first writes are the sample file and record
+        with pytest.raises(ClipbenchError, match=r"no space left on device while writing .*(results\.jsonl|\.parquet)"):
             _run(tmp_path, FakeModel())
     assert _snapshot(tmp_path / "res") == before  # no torn or extra line
 

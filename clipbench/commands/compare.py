@@ -1,4 +1,7 @@
-"""`clipbench compare NEW --baseline BASE [--max-drop P]`: the CI regression gate (exit 1 on a regression)."""
+"""`clipbench compare NEW --baseline BASE [--max-drop P] [--alpha A] [--tolerances FILE]`: the CI regression gate.
+
+Exit codes: 0 pass, 1 regression, 2 bad input (one line on stderr).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +13,28 @@ from clipbench.errors import EXIT_OK, EXIT_REGRESSION
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compare", help="compare results with a baseline (exit 1 on a regression)",
-        description="Markdown diff of primary metrics; exits 1 if any dropped by more than --max-drop points, "
-                    "a baseline row is missing or a row is not comparable (other weights or data), else 0. "
-                    "A value it cannot judge (NaN, missing, unreadable input) exits 2. "
-                    "Inputs: results dir, results.jsonl or leaderboard.csv.")
+        description="Markdown diff of primary metrics. Where both sides have per-sample predictions for the same "
+                    "samples (results dir or results.jsonl), a row fails only on a drop larger than --max-drop AND "
+                    "significant at --alpha (exact McNemar for accuracy, paired bootstrap otherwise); elsewhere "
+                    "(e.g. leaderboard.csv) on any drop larger than --max-drop. A missing baseline row fails, and so "
+                    "does a row that is not comparable (other weights or data). Exit 0 pass, 1 regression; a value it "
+                    "cannot judge (NaN, missing, unreadable input) exits 2.")
     p.add_argument("new", help="new results (directory, results.jsonl or leaderboard.csv)")
     p.add_argument("--baseline", required=True, help="baseline results (same formats)")
     p.add_argument("--max-drop", type=float, default=0.0, help="tolerated drop in points (default: 0)")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the paired tests (default: 0.05)")
+    p.add_argument("--tolerances", metavar="FILE.yaml",
+                   help="per-dataset / per-task max-drop (keys: default, datasets, tasks)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="compare rows whose model_identity or dataset_fingerprint differ instead of failing them")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.comparison import compare
+    from clipbench.significance import gated_compare
 
-    result = compare(args.new, args.baseline, max_drop=args.max_drop, allow_mismatch=args.allow_mismatch)
+    result = gated_compare(args.new, args.baseline, max_drop=args.max_drop, alpha=args.alpha,
+                           tolerances=args.tolerances, allow_mismatch=args.allow_mismatch)
     print(result.to_markdown())
     return EXIT_REGRESSION if result.failed else EXIT_OK

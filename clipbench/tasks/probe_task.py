@@ -95,7 +95,8 @@ class LinearProbeTask(Task):
         o = ctx.options
         f_train, f_val, f_test = feats
         result = linear_probe(train=(f_train.features, f_train.labels), val=(f_val.features, f_val.labels),
-                              test=(f_test.features, f_test.labels), **self._probe_kwargs(ctx, adapter, o.seed))
+                              test=(f_test.features, f_test.labels), **self._probe_kwargs(ctx, adapter, o.seed),
+                              return_probabilities=True)
         record = ctx.record(model, adapter, test, self.name, metrics=_probe_metrics(result), C=float(result.C),
                             sweep=jsonable(getattr(result, "sweep", None)))
         convergence = _convergence(result)
@@ -106,6 +107,9 @@ class LinearProbeTask(Task):
             low, high = bootstrap_ci(predictions, f_test.labels, adapter.primary_metric, len(adapter.classnames),
                                      o.bootstrap, o.seed)
             record["ci95"] = {"low": low, "high": high}
+        probabilities = getattr(result, "probabilities", None)
+        if probabilities is not None and hasattr(ctx, "log_samples"):
+            ctx.log_samples(record, probabilities, f_test.labels, "probabilities", adapter.classnames)
         return record
 
     def _fewshot(self, ctx: TaskContext, model, adapter, test, feats) -> dict:

@@ -67,6 +67,7 @@ class ZeroShotTask(Task):
     inputs = "evaluation split; projected image features; class-prompt text features"
 
     def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        from clipbench.metrics import score_classification
         from clipbench.text_classifier import prompt_hash
 
         o = ctx.options
@@ -78,11 +79,14 @@ class ZeroShotTask(Task):
         t1 = time.perf_counter()
         prompts = adapter.class_prompts()
         weights = ctx.text_classifier(model, prompts)
-        result = zeroshot(feats.features, feats.labels, weights, adapter.primary_metric, o.bootstrap, o.seed,
-                          adapter.classnames if o.per_class else None)
+        logits = zeroshot_logits(feats.features, weights).numpy()
+        result = score_classification(logits, feats.labels, adapter.primary_metric, o.bootstrap, o.seed,
+                                      adapter.classnames if o.per_class else None)
         record = ctx.record(model, adapter, split, self.name, metrics=result.metrics, ci95=result.ci95,
                             prompt_hash=prompt_hash(prompts), time_extract_s=round(t1 - t0, 4),
                             time_task_s=round(time.perf_counter() - t1, 4))
         if result.per_class is not None:
             record["per_class"] = result.per_class
+        if hasattr(ctx, "log_samples"):  # a TaskContext without per-sample logs (e.g. a test double) skips it
+            ctx.log_samples(record, logits, feats.labels, "logits", adapter.classnames)
         return record

@@ -1,0 +1,279 @@
+"""Per-sample predictions: one Parquet file per record, beside the results, referenced by path and SHA-256.
+
+What a paired significance test (``clipbench.significance``) and an error analysis
+(``clipbench samples``) need, and nothing more: for each sample of the scored split, its position
+in the split (the split's fingerprint names exactly which samples those are), its label, the
+top-5 predicted classes with their scores, the rank of the true class and whether top-1 was
+right. Scores are the task's own (zero-shot: logits = 100 x cosine; linear probe: softmax
+probabilities); ``confidence`` is the softmax probability of the top-1 class either way.
+
+The file is ``<results-dir>/samples/<record_id>.parquet``, written atomically (temporary name,
+fsync, rename) before the record that references it is appended, so a record never points at a
+half-written file; a crash in between leaves at most an unreferenced file. The record carries
+``samples = {"path": "samples/<record_id>.parquet", "sha256": ..., "n": ..., "bytes": ...}``
+(path relative to the results directory). Readers verify size, hash, row count, the record id
+and the split fingerprint stored in the file, and raise ``SampleFileError`` on any mismatch.
+
+``--log-samples``: ``auto`` (default) logs records of at most ``AUTO_MAX_SAMPLES`` samples
+(50,000: ImageNet's validation set and everything smaller), ``always`` logs every record,
+``never`` none (booleans in a suite mean always/never). Few-shot probe records are not logged:
+their metric is a mean over seeds, each seed a different classifier, so no single prediction per
+sample exists; compare falls back to the fixed-threshold rule for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from clipbench.errors import ClipbenchError
+from clipbench.fileio import atomic_write_bytes, sha256_bytes
+
+log = logging.getLogger(__name__)
+
+SAMPLES_DIR = "samples"
+SAMPLES_FORMAT = "clipbench-samples-v1"
+#: ``--log-samples auto`` logs a record when its split has at most this many samples.
+AUTO_MAX_SAMPLES = 50_000
+LOG_SAMPLES_CHOICES = ("auto", "always", "never")
+TOPK = 5
+
+
+class SampleFileError(ClipbenchError):
+    """A record's per-sample file is missing, damaged or does not belong to it."""
+
+
+def valid_log_samples(value) -> bool:
+    return isinstance(value, bool) or value in LOG_SAMPLES_CHOICES
+
+
+def should_log(setting, n_samples: int) -> bool:
+    """Whether ``--log-samples`` (auto/always/never or a bool) asks for a file for a split of ``n_samples``."""
+    if setting is True or setting == "always":
+        return True
+    if setting is False or setting == "never":
+        return False
+    return n_samples <= AUTO_MAX_SAMPLES
+
+
+@dataclass
+class SampleLog:
+    """The per-sample predictions of one record (arrays of length n; top5 arrays [n, k])."""
+
+    index: np.ndarray  # int64 position within the split (the record's dataset_fingerprint)
+    label: np.ndarray  # int64
+    top5: np.ndarray  # int64 [n, k], best first; k = min(5, classes)
+    top5_scores: np.ndarray  # float32 [n, k]
+    label_rank: np.ndarray  # int64, 0 = the true class scored highest
+    confidence: np.ndarray  # float32, softmax probability of the top-1 class
+    meta: dict
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.label_rank == 0
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+    def correct_at(self, k: int) -> np.ndarray:
+        return self.label_rank < k
+
+
+def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
+    """The pyarrow table of one split's predictions (``score_kind``: logits or probabilities)."""
+    import pyarrow as pa
+
+    scores = np.ascontiguousarray(scores, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    if scores.ndim != 2 or labels.shape != (scores.shape[0],):
+        raise ValueError(f"expected scores [N, C] and labels [N], got {scores.shape} and {labels.shape}")
+    n, c = scores.shape
+    k = min(TOPK, c)
+    # the k best per row (torch.topk: no full sort of [N, C]), then ordered by descending score with
+    # ties to the lower class index, as in clipbench.metrics.topk_correct
+    tensor = torch.from_numpy(scores)
+    best_scores, best = (t.numpy() for t in torch.topk(tensor, k, dim=1))
+    within = np.lexsort((best, -best_scores), axis=1)
+    order = np.take_along_axis(best, within, axis=1)
+    top_scores = np.take_along_axis(best_scores, within, axis=1)
+    first = scores.argmax(axis=1)  # topk breaks ties arbitrarily; the first column must be argmax exactly
+    for row in np.flatnonzero(order[:, 0] != first):
+        rest = [j for j in order[row] if j != first[row]][:k - 1]
+        order[row] = [first[row], *rest]
+        top_scores[row] = scores[row, order[row]]
+    true_score = scores[np.arange(n), labels]
+    rank = (scores > true_score[:, None]).sum(axis=1) + (
+        (scores == true_score[:, None]) & (np.arange(c)[None, :] < labels[:, None])).sum(axis=1)
+    if score_kind == "probabilities":
+        confidence = top_scores[:, 0].astype(np.float32)
+    elif score_kind == "logits":  # softmax of the top-1 class: exp(max - logsumexp)
+        confidence = torch.exp(torch.from_numpy(top_scores[:, 0].copy()) - torch.logsumexp(tensor, dim=1)).numpy()
+    else:
+        raise ValueError(f"unknown score kind {score_kind!r}")
+    fixed = pa.list_(pa.int64(), k)
+    fixed_f = pa.list_(pa.float32(), k)
+    return pa.table({
+        "index": pa.array(np.arange(n, dtype=np.int64)),
+        "label": pa.array(labels),
+        "top5": pa.FixedSizeListArray.from_arrays(pa.array(order.astype(np.int64).ravel()), type=fixed),
+        "top5_scores": pa.FixedSizeListArray.from_arrays(pa.array(top_scores.ravel()), type=fixed_f),
+        "label_rank": pa.array(rank.astype(np.int64)),
+        "correct": pa.array(rank == 0),
+        "confidence": pa.array(confidence),
+    })
+
+
+def write_samples(results_dir: str | os.PathLike, record: dict, scores: np.ndarray, labels: np.ndarray,
+                  score_kind: str = "logits", classnames: list[str] | None = None) -> dict:
+    """Write ``record``'s per-sample file atomically; returns the reference to store as ``record["samples"]``."""
+    import pyarrow.parquet as pq
+
+    table = build_table(scores, labels, score_kind)
+    meta = {"format": SAMPLES_FORMAT, "record_id": record["record_id"], "model": record.get("model"),
+            "dataset": record.get("dataset"), "task": record.get("task"),
+            "dataset_fingerprint": record.get("dataset_fingerprint"), "score_kind": score_kind,
+            "classnames": list(classnames) if classnames is not None else None}
+    table = table.replace_schema_metadata({"clipbench": json.dumps(meta, sort_keys=True)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    data = buffer.getvalue()
+    rel = f"{SAMPLES_DIR}/{record['record_id']}.parquet"
+    atomic_write_bytes(Path(results_dir) / rel, data)
+    return {"path": rel, "sha256": sha256_bytes(data), "n": int(table.num_rows), "bytes": len(data)}
+
+
+def samples_path(results_dir: str | os.PathLike, record: dict) -> Path | None:
+    ref = record.get("samples")
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
+        return None
+    return Path(results_dir) / ref["path"]
+
+
+def read_samples(results_dir: str | os.PathLike, record: dict) -> SampleLog:
+    """The record's per-sample predictions, verified against its reference; ``SampleFileError`` otherwise."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    where = f"{record.get('model')}/{record.get('dataset')}/{record.get('task')}"
+    path = samples_path(results_dir, record)
+    if path is None:
+        raise SampleFileError(f"{where}: the record has no per-sample file")
+    ref = record["samples"]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SampleFileError(f"{where}: per-sample file {path} unreadable ({exc.strerror or exc})") from exc
+    if sha256_bytes(data) != ref.get("sha256"):
+        raise SampleFileError(f"{where}: per-sample file {path} does not match the SHA-256 in its record "
+                              "(damaged or replaced)")
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+        meta = json.loads((table.schema.metadata or {}).get(b"clipbench", b"{}"))
+        cols = {name: table.column(name) for name in
+                ("index", "label", "top5", "top5_scores", "label_rank", "confidence")}
+    except (pa.ArrowException, KeyError, ValueError, OSError) as exc:
+        raise SampleFileError(f"{where}: per-sample file {path} is not a clipbench sample file ({exc})") from exc
+    if meta.get("format") != SAMPLES_FORMAT or meta.get("record_id") != record.get("record_id"):
+        raise SampleFileError(f"{where}: per-sample file {path} belongs to another record")
+    if meta.get("dataset_fingerprint") != record.get("dataset_fingerprint") or table.num_rows != ref.get("n"):
+        raise SampleFileError(f"{where}: per-sample file {path} is for other samples than its record")
+
+    def fixed(column) -> np.ndarray:
+        flat = column.combine_chunks()
+        width = flat.type.list_size
+        return flat.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+
+    return SampleLog(
+        index=cols["index"].to_numpy().astype(np.int64), label=cols["label"].to_numpy().astype(np.int64),
+        top5=fixed(cols["top5"]).astype(np.int64), top5_scores=fixed(cols["top5_scores"]).astype(np.float32),
+        label_rank=cols["label_rank"].to_numpy().astype(np.int64),
+        confidence=cols["confidence"].to_numpy().astype(np.float32), meta=meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# error analysis for `clipbench samples`
+
+
+def confident_errors(log_: SampleLog, n: int = 10) -> list[dict]:
+    """The ``n`` wrong top-1 predictions with the highest confidence, most confident first."""
+    wrong = np.flatnonzero(~log_.correct)
+    order = wrong[np.argsort(-log_.confidence[wrong], kind="stable")][:n]
+    return [{"index": int(log_.index[i]), "label": int(log_.label[i]), "predicted": int(log_.top5[i, 0]),
+             "confidence": float(log_.confidence[i]), "label_rank": int(log_.label_rank[i])} for i in order]
+
+
+def confusion_pairs(log_: SampleLog, n: int = 10) -> list[dict]:
+    """The ``n`` most frequent (true class, predicted class) pairs among the errors."""
+    wrong = ~log_.correct
+    pairs: dict[tuple[int, int], int] = {}
+    for t, p in zip(log_.label[wrong].tolist(), log_.top5[wrong, 0].tolist(), strict=True):
+        pairs[(t, p)] = pairs.get((t, p), 0) + 1
+    support = np.bincount(log_.label)
+    ranked = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return [{"label": t, "predicted": p, "count": c, "share_of_class": 100.0 * c / support[t]}
+            for (t, p), c in ranked]
+
+
+def find_record(source: str | os.PathLike, result_id: str) -> tuple[Path, dict]:
+    """(results dir, record) of the record whose id is or starts with ``result_id`` (unique)."""
+    from clipbench.results import RESULTS_FILE, read_records
+
+    path = Path(source).expanduser()
+    results_dir, file = (path, path / RESULTS_FILE) if path.is_dir() else (path.parent, path)
+    if not file.is_file():
+        raise ClipbenchError(f"results not found: {file}")
+    matches = [r for r in read_records(file) if str(r.get("record_id", "")).startswith(result_id)]
+    if not result_id or not matches:
+        raise ClipbenchError(f"no record with id {result_id!r} in {file}")
+    if len({r["record_id"] for r in matches}) > 1:
+        raise ClipbenchError(f"record id prefix {result_id!r} is ambiguous in {file} ({len(matches)} records)")
+    return results_dir, matches[-1]
+
+
+def describe_record(source: str | os.PathLike, result_id: str, top: int = 10) -> str:
+    """Plain text for ``clipbench samples``: summary, most confident errors, top confusion pairs."""
+    results_dir, record = find_record(source, result_id)
+    samples = read_samples(results_dir, record)
+    names = samples.meta.get("classnames") or []
+
+    def name(c: int) -> str:
+        return f"{names[c]} ({c})" if 0 <= c < len(names) else str(c)
+
+    n, right = len(samples), int(samples.correct.sum())
+    lines = [f"{record['model']} / {record['dataset']} / {record['task']} (record {record['record_id']}, "
+             f"split {record.get('split')}, fingerprint {record.get('dataset_fingerprint')})",
+             f"{n} samples, {right} right at top-1 ({100.0 * right / max(n, 1):.2f}%), "
+             f"{int(samples.correct_at(5).sum())} within the top 5", "", "Most confident errors:"]
+    rows = [("index", "label", "predicted", "confidence", "label rank")]
+    rows += [(str(e["index"]), name(e["label"]), name(e["predicted"]), f"{e['confidence']:.3f}",
+              str(e["label_rank"] + 1)) for e in confident_errors(samples, top)]
+    lines += _table(rows) if len(rows) > 1 else ["  (none)"]
+    lines += ["", "Top confusion pairs (true -> predicted):"]
+    rows = [("label", "predicted", "count", "% of class")]
+    rows += [(name(p["label"]), name(p["predicted"]), str(p["count"]), f"{p['share_of_class']:.1f}")
+             for p in confusion_pairs(samples, top)]
+    lines += _table(rows) if len(rows) > 1 else ["  (none)"]
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.insert(1, "  " + "  ".join("-" * w for w in widths))
+    return out
+
+
+def discard_samples(results_dir: str | os.PathLike, record: dict) -> None:
+    """Remove the per-sample file of a record that was never stored (its append failed)."""
+    path = samples_path(results_dir, record)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
