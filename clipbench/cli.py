@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import logging
+import re
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Iterator
+from typing import NoReturn
 
 from clipbench.config import debug_enabled, hf_offline, resolve_offline
 from clipbench.errors import (
@@ -60,18 +63,67 @@ EPILOG = f"""exit codes:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse exits 2 on bad arguments already; keep its message to one line plus usage."""
+    """Bad arguments are one line (with close matches) plus a pointer to ``--help``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            options = [c.strip(" '") for c in choice.group(2).split(",")]
+            message += _did_you_mean(choice.group(1), options)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _did_you_mean(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _add_common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """--debug and -v, accepted before and after the subcommand (after it they override)."""
+    default_debug, default_verbose = (False, 0) if top else (argparse.SUPPRESS, argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", default=default_debug,
+                        help="show full tracebacks (also CLIPBENCH_DEBUG=1)")
+    parser.add_argument("-v", "--verbose", action="count", default=default_verbose,
+                        help="more logging (-vv for debug logs)")
+
+
+def _version() -> str:
+    from clipbench import __version__
+
+    return f"clipbench {__version__}"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="clipbench", description="Benchmark CLIP-style image-text models.",
                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks (also CLIPBENCH_DEBUG=1)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug logs)")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=_version())
+    _add_common(parser, top=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
+    for sub in subparsers.choices.values():
+        _add_common(sub, top=False)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """parse_args, with a close match for a misspelt flag of the chosen subcommand."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = _subparser(parser, getattr(args, "command", None))
+        target = sub or parser
+        flags = [o for action in target._actions for o in action.option_strings]
+        first = extra[0].split("=", 1)[0]
+        hint = _did_you_mean(first, flags) if first.startswith("-") else ""
+        target.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return None
 
 
 def _setup_logging(verbose: int) -> None:
@@ -98,7 +150,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     debug = args.debug or debug_enabled()
     _setup_logging(args.verbose if not debug else max(args.verbose, 2))
     if not getattr(args, "func", None):
