@@ -1,9 +1,13 @@
 """Datasets the user brings: ``folder:PATH``, ``csv:PATH`` and ``hf:NAME_OR_PATH``.
 
 * ``folder:PATH``: one sub-folder per class (``PATH/<class>/*.jpg``, one split called ``test``), or
-  split folders of class folders (``PATH/train/<class>/``, ``PATH/val/``, ``PATH/test/``).
+  split folders of class folders (``PATH/train/<class>/``, ``PATH/val/``, ``PATH/test/``); split
+  folders beside other folders are an error (is ``test/`` a class?), not a guess.
 * ``csv:PATH``: one row per image with an image-path column and a label column (and optionally a
-  ``split`` column); relative paths are resolved against the CSV's folder.
+  ``split`` column); relative paths are resolved against the CSV's folder. UTF-8 with or without a
+  BOM; one image under two labels is an error; integer labels with gaps warn about the empty classes.
+
+Every kind needs two classes or more: a one-class classifier scores 100% whatever the model does.
 * ``hf:NAME_OR_PATH``: a Hugging Face ``datasets`` dataset; a local folder written by
   ``save_to_disk`` is read with ``load_from_disk`` (offline), anything else with ``load_dataset``.
 
@@ -104,7 +108,8 @@ def _folder_layout(root: Path, spec: str) -> tuple[dict[str, Path], list[str]]:
             raise DataError(f"{spec}: split folder {p} has no class sub-folders "
                             f"(expected {p.name}/<class>/<image>, one sub-folder per class)")
     split_dirs: dict[str, Path] = {}
-    for p in split_like:
+    order = ("train", "val", "test")
+    for p in sorted(split_like, key=lambda p: order.index(_split_name(p.name))):
         split = _split_name(p.name)
         if split in split_dirs:
             raise DataError(f"{spec}: both {split_dirs[split].name}/ and {p.name}/ are the {split!r} split; keep one")

@@ -90,7 +90,7 @@ def decode_error(exc: BaseException, where: str) -> DataError:
         limit = Image.MAX_IMAGE_PIXELS
         return DataError(
             f"image {where} is too large: {f'{pixels:,}' if pixels else 'its'} pixels are over PIL's "
-            f"decompression-bomb limit{f' of {2 * limit:,}' if limit else ''} (twice PIL.Image.MAX_IMAGE_PIXELS); "
+            f"decompression-bomb limit{f' of {2 * limit:,} pixels' if limit else ''} (twice PIL.Image.MAX_IMAGE_PIXELS); "
             f"if you trust the file, allow it with {MAX_PIXELS_ENV}={pixels or 'N'} ('none' lifts the limit), "
             f"or downscale it"
         )
