@@ -129,6 +129,9 @@ def predict(
         prompts = [[template.format(c=name) if template is not None else name] for name in names]
     else:
         names, prompts = dataset_prompts(dataset)
+    if len(names) < 2:  # a softmax over one label is 100% whatever the image shows
+        raise ClipbenchError(f"predict needs at least 2 labels to choose between, got {len(names)} ({', '.join(names)}); "
+                             f"with one, it is 100% for any image")
     if isinstance(model, ImageTextModel):
         clip_model = model.to(device)
     else:

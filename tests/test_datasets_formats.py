@@ -220,6 +220,7 @@ def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match="no class sub-folders"):
         get_dataset(f"folder:{tmp_path / 'empty'}")
     (tmp_path / "noimg" / "cls").mkdir(parents=True)
+    (tmp_path / "noimg" / "cls2").mkdir()  # two classes: a single class is an error of its own
     (tmp_path / "noimg" / "cls" / "readme.txt").write_text("not an image")
     with pytest.raises(DataError, match="no images under"):
         get_dataset(f"folder:{tmp_path / 'noimg'}").load_split("test", None)

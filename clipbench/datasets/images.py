@@ -4,11 +4,20 @@ Corrupt images: a sample that cannot be decoded stops the run with a one-line ``
 the file (or the sample), never a silent skip. Skipping would change the sample set behind a
 fingerprint that was computed up front (from the labels and the files' manifest), so scores would
 no longer be comparable across runs or models; stopping makes the user fix or remove the file.
+
+Very large images: PIL refuses images over twice ``PIL.Image.MAX_IMAGE_PIXELS`` (about 179 million
+pixels by default) as possible decompression bombs, and warns above the limit itself. The refusal
+is a ``DataError`` that says so and names ``CLIPBENCH_MAX_IMAGE_PIXELS`` (which sets PIL's limit;
+``none`` lifts it); the warning becomes one clipbench log line per process instead of PIL's raw
+warning text for every image.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,25 +30,91 @@ from clipbench.datasets.base import SplitData
 from clipbench.datasets.identity import array_identity, files_identity, tree_files
 from clipbench.errors import DataError
 
+log = logging.getLogger(__name__)
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 #: what PIL raises for unreadable or truncated image files
 DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+#: environment variable that sets ``PIL.Image.MAX_IMAGE_PIXELS`` (a pixel count, or ``none`` for no limit)
+MAX_PIXELS_ENV = "CLIPBENCH_MAX_IMAGE_PIXELS"
+_large_image_logged = False
 
 
 def is_image_file(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
+def apply_pixel_limit() -> None:
+    """Set PIL's decompression-bomb limit from ``CLIPBENCH_MAX_IMAGE_PIXELS`` when it is set (read at
+    every decode, so DataLoader workers and later changes see it); unset leaves PIL's limit alone."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return
+    if raw.lower() in ("none", "off", "0"):
+        Image.MAX_IMAGE_PIXELS = None
+        return
+    try:
+        limit = int(raw.replace("_", ""))
+    except ValueError:
+        limit = -1
+    if limit < 1:
+        raise DataError(f"{MAX_PIXELS_ENV}={raw!r} is not a pixel count (expected a positive integer, or 'none')")
+    Image.MAX_IMAGE_PIXELS = limit
+
+
+def _pixels(message: str) -> int | None:
+    """The pixel count in PIL's "Image size (N pixels) exceeds limit ..." message."""
+    found = re.search(r"\((\d+) pixels\)", message)
+    return int(found.group(1)) if found else None
+
+
+def _log_large_image(caught: list[warnings.WarningMessage], where: str) -> None:
+    """PIL's DecompressionBombWarning (an image over the limit, under twice it) as one log line per process."""
+    global _large_image_logged
+    bombs = [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+    if _large_image_logged or not bombs:
+        return
+    _large_image_logged = True
+    pixels = _pixels(str(bombs[0].message))
+    log.warning("large image %s%s: over PIL's decompression-bomb warning limit of %s pixels, decoded anyway "
+                "(%s sets the limit; further large images are not reported)", where,
+                f" ({pixels:,} pixels)" if pixels else "", f"{Image.MAX_IMAGE_PIXELS:,}", MAX_PIXELS_ENV)
+
+
+def decode_error(exc: BaseException, where: str) -> DataError:
+    """The one-line DataError for an image PIL could not decode (a decompression bomb is said as such)."""
+    if isinstance(exc, Image.DecompressionBombError):
+        pixels = _pixels(str(exc))
+        limit = Image.MAX_IMAGE_PIXELS
+        return DataError(
+            f"image {where} is too large: {f'{pixels:,}' if pixels else 'its'} pixels are over PIL's "
+            f"decompression-bomb limit{f' of {2 * limit:,} pixels' if limit else ''} (twice PIL.Image.MAX_IMAGE_PIXELS); "
+            f"if you trust the file, allow it with {MAX_PIXELS_ENV}={pixels or 'N'} ('none' lifts the limit), "
+            f"or downscale it"
+        )
+    return DataError(f"corrupt image {where}: cannot decode it ({type(exc).__name__}); expected a readable image")
+
+
 def open_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an RGB image, or raise ``DataError`` naming it."""
+    apply_pixel_limit()
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                rgb = img.convert("RGB")
     except FileNotFoundError as exc:
         raise DataError(f"image file {path} is missing (expected a readable image)") from exc
     except DECODE_ERRORS as exc:
-        raise DataError(f"corrupt image {path}: cannot decode it ({type(exc).__name__}); expected a readable image") from exc
+        raise decode_error(exc, str(path)) from exc
+    _log_large_image(caught, str(path))
+    for w in caught:  # anything else PIL warned about goes on as it would have
+        if not issubclass(w.category, Image.DecompressionBombWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return rgb
 
 
 def to_rgb(image: Any, where: str) -> Image.Image:
@@ -48,7 +123,7 @@ def to_rgb(image: Any, where: str) -> Image.Image:
         try:
             return image.convert("RGB")
         except DECODE_ERRORS as exc:
-            raise DataError(f"corrupt image {where}: cannot decode it ({type(exc).__name__})") from exc
+            raise decode_error(exc, where) from exc
     array = np.asarray(image)
     if array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)
@@ -146,17 +221,23 @@ class _WrappedDataset(Dataset):
         return str(path) if path else f"sample {index} of {self.where}"
 
     def __getitem__(self, index: int):
+        apply_pixel_limit()
         try:
-            image = self.inner[index][0]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", Image.DecompressionBombWarning)
+                image = self.inner[index][0]
+                rgb = to_rgb(image, self._describe(index))
         except DataError:
             raise
         except FileNotFoundError as exc:
             raise DataError(f"image file {self._describe(index)} is missing (expected a readable image)") from exc
         except DECODE_ERRORS as exc:
-            raise DataError(
-                f"corrupt image {self._describe(index)}: cannot decode it ({type(exc).__name__}); expected a readable image"
-            ) from exc
-        return self.transform(to_rgb(image, self._describe(index))), int(self.labels[index])
+            raise decode_error(exc, self._describe(index)) from exc
+        _log_large_image(caught, self._describe(index))
+        for w in caught:
+            if not issubclass(w.category, Image.DecompressionBombWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return self.transform(rgb), int(self.labels[index])
 
 
 class WrappedSplit(SplitData):

@@ -38,7 +38,7 @@ def get_dataset(name: str, prompts: str | os.PathLike | None = None) -> DatasetA
     ``prompts``: a YAML/JSON file with custom ``classnames`` and/or ``templates`` for this run.
     """
     prefix, colon, rest = name.partition(":")
-    if colon and prefix.lower() in SPEC_PREFIXES and rest:
+    if colon and prefix.lower() in SPEC_PREFIXES:
         builder = {"folder": FolderAdapter.from_path, "csv": CSVAdapter.from_path, "hf": HFAdapter.from_spec}[prefix.lower()]
         adapter = builder(rest, name=name)
     else:
