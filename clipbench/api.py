@@ -61,10 +61,14 @@ def _split_names(value: str | Sequence[Any] | None) -> list[Any] | None:
         items = [v.strip() for v in value.split(",")]
         if not items or any(not v for v in items):
             raise ClipbenchError(f"expected a comma-separated list without empty entries, got {value!r}")
-        return items
-    items = list(value)
+    else:
+        items = list(value)
     if not items:
         raise ClipbenchError("expected at least one name")
+    names = [i for i in items if isinstance(i, str)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ClipbenchError(f"{', '.join(repeated)} given more than once")
     return items
 
 
@@ -111,6 +115,7 @@ def run(
         _check_results_dir(paths.results_dir)  # fail before hours of work, not after
     with hf_offline(paths.offline):  # hf: datasets load here
         adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
+    adapters, skipped = _present_datasets(adapters, paths.data_root, run_options.skip_missing)
     tasks = suite_tasks(suite_obj)
     check_task_fits(tasks, adapters)
     with (distributed.session(run_options.device) as ctx, torch_threads(run_options.threads),
@@ -149,7 +154,40 @@ def run(
             records = [r for part in gathered for r in part] if gathered is not None else []
     if write and records:
         write_leaderboards(paths.results_dir)
-    return records
+    return RunRecords(records, skipped)
+
+
+class RunRecords(list):
+    """The records of a run (a list), plus ``skipped``: the datasets ``skip_missing`` left out, with how
+    to get each (``[{"dataset", "how"}]``)."""
+
+    def __init__(self, records: Sequence[dict] = (), skipped: Sequence[dict] = ()) -> None:
+        super().__init__(records)
+        self.skipped = list(skipped)
+
+
+def _present_datasets(adapters: list[DatasetAdapter], data_root: Path, skip_missing: bool
+                      ) -> tuple[list[DatasetAdapter], list[dict]]:
+    """Check every dataset is on disk before any model is loaded; list the missing ones with how to get them."""
+    from clipbench.datasets.download import describe_download
+
+    missing = []
+    for adapter in adapters:
+        knows = type(adapter).is_present is not DatasetAdapter.is_present  # an adapter that cannot tell: try it
+        if knows and not adapter.is_present(data_root):
+            missing.append({"dataset": adapter.name, "how": describe_download(adapter).replace("<data-root>",
+                                                                                              str(data_root))})
+    if not missing:
+        return adapters, []
+    listing = "; ".join(f"{m['dataset']} ({m['how']})" for m in missing)
+    if not skip_missing:
+        raise ClipbenchError(f"{len(missing)} of {len(adapters)} datasets are not under {data_root}: {listing}. "
+                             "Get them, or pass --skip-missing to run the others")
+    present = [a for a in adapters if a.name not in {m["dataset"] for m in missing}]
+    if not present:
+        raise ClipbenchError(f"none of the suite's datasets is under {data_root}: {listing}")
+    log.warning("skipping %d missing dataset(s): %s", len(missing), listing)
+    return present, missing
 
 
 def _keep_completed(exc: BaseException, records: list[dict], results_dir: Path | None) -> None:
@@ -256,5 +294,5 @@ def list_tasks() -> list[dict]:
     return [task.describe() for _, task in TASKS.items()]
 
 
-__all__ = ["DEFAULTS", "RunOptions", "cache_entries", "clear_cache", "compare", "default_device", "limit_indices",
+__all__ = ["DEFAULTS", "RunOptions", "RunRecords", "cache_entries", "clear_cache", "compare", "default_device", "limit_indices",
            "limit_split", "list_datasets", "list_models", "list_suites", "list_tasks", "resolve_options", "run"]

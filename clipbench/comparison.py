@@ -174,6 +174,10 @@ class ComparisonRow:
         return self.status + (f" ({', '.join(self.mismatch)} differ)" if self.mismatch else "")
 
 
+#: Row statuses that fail the gate.
+FAILING = ("DROP", "MISSING", "NOT COMPARABLE")
+
+
 @dataclass(frozen=True)
 class Comparison:
     rows: list[ComparisonRow]
@@ -181,7 +185,14 @@ class Comparison:
 
     @property
     def failed(self) -> bool:
-        return any(r.status in ("DROP", "MISSING", "NOT COMPARABLE") for r in self.rows)
+        return any(r.status in FAILING for r in self.rows)
+
+    def row_dicts(self) -> list[dict]:
+        """One plain dict per row (for ``--format json|csv``): keys, values, delta, status and the verdict."""
+        return [{"model": r.model, "dataset": r.dataset, "task": r.task, "variant": r.variant, "metric": r.metric,
+                 "baseline": r.baseline, "new": r.new, "delta": r.delta, "status": r.status,
+                 "mismatch": list(r.mismatch), "note": r.note, "failed": r.status in FAILING}
+                for r in self.rows]
 
     def to_markdown(self) -> str:
         def num(v: float | None, sign: bool = False) -> str:

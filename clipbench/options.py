@@ -96,6 +96,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("verify_data", False, a_bool, "true or false",
            "fingerprint data by hashing every image's bytes, not by path/size/mtime (for data copied "
            "between machines; costs one read of the data)", bool),
+    Option("skip_missing", False, a_bool, "true or false",
+           "run the suite's datasets that are present and list the missing ones (default: stop, listing them)",
+           bool),
     Option("threads", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "torch CPU threads (recorded in each result; default: torch's)", int),
     Option("log_samples", "auto", lambda v: isinstance(v, bool) or v in ("auto", "always", "never"),

@@ -163,6 +163,7 @@ class RunContext:
         self.store = FeatureStore(paths.features_dir)
         self.dist = dist or distributed.DistContext()  # ranks that share each split's extraction
         self._provenance: list[dict] = []  # how the features served since the last record were extracted
+        self._limited = False  # whether --limit cut any split served since the last record
         self.write = write
         self.meter = Meter(options.device)
 
@@ -176,7 +177,7 @@ class RunContext:
         o = self.options
         with self.meter.phase("data"):
             split = load_split(adapter, adapter.evaluation_split, self.paths.data_root, verify_data=o.verify_data)
-            return limit_split(split, o.limit, o.seed)
+            return self._limit(split)
 
     def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
         from clipbench.datasets import probe_splits
@@ -185,7 +186,13 @@ class RunContext:
         with self.meter.phase("data"):
             train, val, test = probe_splits(adapter, self.paths.data_root, o.val_fraction, o.seed,
                                             verify_data=o.verify_data)
-            return tuple(limit_split(s, o.limit, o.seed) for s in (train, val, test))
+            return tuple(self._limit(s) for s in (train, val, test))
+
+    def _limit(self, split: SplitData) -> SplitData:
+        """``--limit``; a limit at least the split's size leaves it whole (a full run, not a variant)."""
+        limited = limit_split(split, self.options.limit, self.options.seed)
+        self._limited = self._limited or limited is not split
+        return limited
 
     def features(self, model: ImageTextModel, split: SplitData, projected: bool = True):
         """The split's features; under torchrun every rank extracts a slice and only rank 0 gets them (else None)."""
@@ -238,7 +245,8 @@ class RunContext:
                                                                               ).primary_metric(adapter),
             "metrics": {}, "ci95": None, "C": None, "sweep": None, "prompt_hash": None,
             "suite": self.suite.name, "suite_version": self.suite.version, "seed": o.seed,
-            "precision": o.precision, "device": o.device, "limit": o.limit, "batch_size": o.batch_size,
+            "precision": o.precision, "device": o.device, "limit": o.limit if self._limited else None,
+            "batch_size": o.batch_size,
             "torch_threads": torch.get_num_threads(),
             "versions": versions(), "time_extract_s": None, "time_task_s": None,
             "verify_data": o.verify_data, "data_identity": split.fingerprint_inputs,
@@ -249,6 +257,7 @@ class RunContext:
 
             record["extraction"] = merge_provenance(self._provenance)
             self._provenance = []
+        self._limited = False
         record.update(fields)
         return record
 

@@ -356,6 +356,9 @@ class GatedComparison:
     def failed(self) -> bool:
         return self.comparison.failed
 
+    def row_dicts(self) -> list[dict]:
+        return self.comparison.row_dicts()
+
     def to_markdown(self) -> str:
         lines = [self.comparison.to_markdown(), ""]
         tol = f"; tolerances from {self.tolerances.source}" if self.tolerances else ""

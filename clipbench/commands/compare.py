@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="significance level of the paired tests (default: 0.05)")
     p.add_argument("--tolerances", metavar="FILE.yaml",
                    help="per-dataset / per-task max-drop (keys: default, datasets, tasks)")
+    p.add_argument("--format", choices=("markdown", "json", "csv"), default="markdown",
+                   help="output format (default: markdown; json and csv list one object per row for scripts)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="compare rows whose model_identity or dataset_fingerprint differ instead of failing them")
     p.set_defaults(func=handler)
@@ -36,5 +38,10 @@ def handler(args: argparse.Namespace) -> int:
 
     result = gated_compare(args.new, args.baseline, max_drop=args.max_drop, alpha=args.alpha,
                            tolerances=args.tolerances, allow_mismatch=args.allow_mismatch)
-    print(result.to_markdown())
+    if args.format == "markdown":
+        print(result.to_markdown())
+    else:
+        from clipbench.tables import render
+
+        print(render(result.row_dicts(), args.format))
     return EXIT_REGRESSION if result.failed else EXIT_OK

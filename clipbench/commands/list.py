@@ -11,6 +11,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("what", choices=("models", "datasets", "suites", "tasks"))
     p.add_argument("--cache-dir", help="model cache, to show which checkpoints are downloaded")
     p.add_argument("--data-root", help="datasets directory, to show which datasets are present")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="output format (default: table; json and csv for scripts)")
     p.set_defaults(func=handler)
 
 
@@ -25,30 +27,14 @@ def handler(args: argparse.Namespace) -> int:
         rows = api.list_tasks()
     else:
         rows = api.list_suites()
-    print(format_table(rows))
+    from clipbench.tables import render
+
+    print(render(rows, args.format))
     return 0
 
 
 def format_table(rows: list[dict]) -> str:
     """Columns in the order of the first row's keys; lists shown comma-separated."""
-    if not rows:
-        return "(none)"
-    columns = list(rows[0])
-    for row in rows[1:]:
-        columns += [c for c in row if c not in columns]
+    from clipbench.tables import render
 
-    def cell(v) -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, (list, tuple)):
-            return ",".join(map(str, v))
-        return str(v)
-
-    table = [[cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in table]
-    return "\n".join(lines)
+    return render(rows, "table")

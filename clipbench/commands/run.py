@@ -12,16 +12,21 @@ from clipbench.options import add_arguments, all_options, overrides_from_args
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("run", help="evaluate models on a suite (zero-shot, linear probe)",
                               description="Evaluate one or more models on a suite; features are cached and reused.")
-    p.add_argument("--model", help="model name(s), checkpoint path(s) or openclip:/hf: specs, comma-separated "
+    p.add_argument("--model", action="append",
+                   help="model name(s), checkpoint path(s) or openclip:/hf: specs, comma-separated or repeated; a "
+                        "path that contains a comma: repeat --model, or write the comma as \\, "
                                    "(default: the suite's model)")
     p.add_argument("--suite", default="smoke", help="built-in suite name or a suite YAML path (default: smoke)")
-    p.add_argument("--dataset", help="only these datasets, comma-separated (default: the suite's)")
+    p.add_argument("--dataset", action="append",
+                   help="only these datasets, comma-separated or repeated (default: the suite's)")
     p.add_argument("--data-root", help="datasets directory (default: $CLIPBENCH_DATA)")
     p.add_argument("--cache-dir", help="models/features cache (default: $CLIPBENCH_CACHE)")
     p.add_argument("--results-dir", help="where results.jsonl and the leaderboards go (default: results/)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     add_arguments(p, all_options().values())
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="how the run's summary is printed (default: table; json and csv for scripts)")
     p.add_argument("--shard-jobs", action="store_true",
                    help="under torchrun: give each process whole (model, dataset) jobs instead of a slice of "
                         "every split (for many small jobs)")
@@ -38,7 +43,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.device is not None:
         check_device(args.device)
     try:
-        records = run(args.model, suite=args.suite, datasets=args.dataset, data_root=args.data_root,
+        records = run(split_list_flag(args.model), suite=args.suite, datasets=split_list_flag(args.dataset), data_root=args.data_root,
                       cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
                       progress=not args.no_progress, shard_jobs=args.shard_jobs,
                       **overrides_from_args(args, all_options().values()))
@@ -49,12 +54,40 @@ def handler(args: argparse.Namespace) -> int:
 
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
         return 0
+    if args.format != "table":
+        from clipbench.tables import render
+
+        rows = summary_rows(records) + [{"dataset": m["dataset"], "note": f"skipped: not present ({m['how']})"}
+                                        for m in getattr(records, "skipped", [])]
+        print(render(rows, args.format))
+        return 0
     print(format_records(records))
+    for item in getattr(records, "skipped", []):
+        print(f"skipped {item['dataset']}: not present ({item['how']})")
     if records:
         from clipbench.config import Paths
 
         print(f"\nresults appended to {Paths.resolve(results_dir=args.results_dir).results_dir / 'results.jsonl'}")
     return 0
+
+
+def split_list_flag(values: list[str] | None) -> list[str] | None:
+    """Repeated, comma-separated flag values as one list; ``\\,`` is a literal comma, and a value that is an
+    existing file keeps its commas."""
+    if not values:
+        return None
+    import os
+    import re
+
+    items = []
+    for value in values:
+        if "," in value and os.path.exists(value):
+            items.append(value)
+            continue
+        items += [part.replace("\\,", ",").strip() for part in re.split(r"(?<!\\),", value)]
+    if any(not item for item in items):
+        raise ClipbenchError(f"expected a comma-separated list without empty entries, got {','.join(values)!r}")
+    return items
 
 
 def _print_completed(records: list[dict] | None, results_dir: str | None) -> None:
@@ -67,6 +100,22 @@ def _print_completed(records: list[dict] | None, results_dir: str | None) -> Non
     print(format_records(records))
     print(f"\n{len(records)} completed result(s) kept in "
           f"{Paths.resolve(results_dir=results_dir).results_dir / 'results.jsonl'}; the run did not finish:", flush=True)
+
+
+def summary_rows(records: list[dict]) -> list[dict]:
+    """The run's summary as plain rows (``--format json|csv``): one per record, primary metric first."""
+    from clipbench.results import record_variant
+    from clipbench.tasks.registry import task_for_record
+
+    rows = []
+    for r in records:
+        ci, task = r.get("ci95") or {}, task_for_record(r["task"])
+        rows.append({"model": r["model"], "dataset": r["dataset"], "task": r["task"], "variant": record_variant(r),
+                     "metric": r["primary_metric"], "value": r["metrics"].get(r["primary_metric"]),
+                     "ci_low": ci.get("low"), "ci_high": ci.get("high"), **r["metrics"], "C": r.get("C"),
+                     "n": r["n_samples"], "note": task.table_note(r) if task is not None else "",
+                     "record_id": r.get("record_id")})
+    return rows
 
 
 def format_records(records: list[dict]) -> str:

@@ -46,6 +46,20 @@ class Suite:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears more than once", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def builtin_suite_names() -> list[str]:
     folder = resources.files(__name__)
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
@@ -84,7 +98,7 @@ def load_suite(name_or_path: str | os.PathLike, check_dataset: Callable[[str], N
         raise UnknownNameError(f"unknown suite {text_name!r} (built-in: {', '.join(builtins)}; or pass a .yaml path)"
                                f"{_close(text_name, builtins)}")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -42,8 +42,12 @@ class LinearProbeTask(Task):
         return task_name == self.name or bool(_FEWSHOT_TASK.match(task_name))
 
     def check_options(self, merged: dict[str, Any]) -> None:
-        if merged.get("seeds") is not None and merged.get("fewshot_k") is None:
+        seeds = merged.get("seeds")
+        if seeds is not None and merged.get("fewshot_k") is None:
             raise ClipbenchError("--seeds only applies to few-shot probes; give --fewshot-k K as well")
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            raise ClipbenchError(f"--seeds lists a seed more than once: {','.join(map(str, seeds))} (each seed is "
+                                 "one probe; a repeat would count it twice in the mean)")
 
     def variant_parts(self, record: dict) -> list[str]:
         probe = record.get("probe") or {}

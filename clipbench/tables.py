@@ -1,0 +1,55 @@
+"""Rows of dicts as a terminal table, JSON or CSV: the one formatter behind `--format table|json|csv`.
+
+Scripts read ``json`` (a list of objects, values as given) or ``csv`` (a header row, then one line
+per row); people read ``table`` (aligned columns, lists comma-joined, ``-`` for missing values).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+
+FORMATS = ("table", "json", "csv")
+
+
+def columns_of(rows: Sequence[dict]) -> list[str]:
+    """Column order: the first row's keys, then any new keys of later rows in order of appearance."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    return columns
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    columns = list(columns) if columns is not None else columns_of(rows)
+    if fmt == "json":
+        return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, default=str)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in columns])
+        return buffer.getvalue().rstrip("\n")
+    if not rows:
+        return "(none)"
+    table = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    return "\n".join(lines)
