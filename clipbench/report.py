@@ -494,6 +494,10 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         block, files = _task_block(task, frame[frame["task"] == task], names, facts, families, out, plots)
         blocks.append(block)
         written += files
+    if path.suffix == ".jsonl":
+        block, files = _history_block(path, out, plots, names)
+        blocks.append(block)
+        written += files
     if published:
         pub_header, pub_rows = _published_rows(frame)
         if pub_rows:
@@ -512,6 +516,36 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
     atomic_write_text(out / "report.md", _render_markdown(str(path), counts, blocks))
     atomic_write_text(out / "report.html", _render_html(str(path), counts, blocks))
     return Report(out, out / "report.md", out / "report.html", written)
+
+
+def _history_block(path: Path, out: Path, plots, names: dict[str, str]) -> tuple[_Block, list[Path]]:
+    """Primary metric over time per row (with CIs and tags), and accuracy against measured throughput."""
+    from clipbench.history import history_points, throughput_points
+
+    points = history_points(path)
+    by_row: dict[tuple, list] = {}
+    for p in points:
+        by_row.setdefault((p.model, p.dataset, p.task, p.variant), []).append(p)
+    rows = [[names.get(m, m), d, t, v or "-", str(len(ps)), f"{ps[0].value:.2f}", f"{ps[-1].value:.2f}",
+             f"{ps[-1].value - ps[0].value:+.2f}"] for (m, d, t, v), ps in by_row.items()]
+    block = _Block("History and cost", ["model", "dataset", "task", "variant", "runs", "first", "latest", "change"],
+                   rows, "Every record in results.jsonl, oldest first; clipbench history lists them run by run.")
+    files: list[Path] = []
+    if any(len(ps) > 1 for ps in by_row.values()):
+        atomic_write_bytes(out / "trend.png", plots.trend_plot(points))
+        block.figures.append(("Primary metric over time per row (band: 95% CI; labels: --tag)", "trend.png"))
+        files.append(out / "trend.png")
+    else:
+        block.missing.append("No trend plot: every row has a single run so far.")
+    throughput = throughput_points(path)
+    if throughput:
+        atomic_write_bytes(out / "throughput.png", plots.throughput_plot(throughput))
+        block.figures.append(("Primary metric against measured end-to-end images/s (extraction), per task",
+                              "throughput.png"))
+        files.append(out / "throughput.png")
+    else:
+        block.missing.append("No throughput plot: no record measured an extraction (all features came from the cache).")
+    return block, files
 
 
 def _representatives(labels: list[str]) -> list[str]:

@@ -112,3 +112,14 @@ def test_trend_and_throughput_plots_are_pngs(history_dir, tmp_path, capsys):
     assert trend.read_bytes().startswith(PNG) and speed.read_bytes().startswith(PNG)
     assert main(["history", str(res), "--task", "linear_probe", "--throughput-plot", str(speed)]) == 2
     assert "no matching record has a measured throughput" in capsys.readouterr().err
+
+
+def test_report_has_a_history_and_cost_section(history_dir, tmp_path):
+    from clipbench.report import build_report
+
+    report = build_report(history_dir / "res", out_dir=tmp_path / "report")
+    md = report.markdown.read_text()
+    assert "## History and cost" in md
+    names = {p.name for p in report.images}
+    assert {"trend.png", "throughput.png"} <= names
+    assert (tmp_path / "report" / "trend.png").read_bytes().startswith(PNG)

@@ -77,7 +77,8 @@ def test_every_image_loads_and_the_tables_are_in_the_dom(report, tmp_path):
         with Image.open(report.out_dir / src) as img:
             assert complete and (width, height) == img.size, f"{src} did not load in Chromium"
     tables = re.findall(r"<h2>([^<]+)</h2>\s*<table>", dom)
-    assert tables == ["Models", "Zero-shot classification", "Linear probe", "Published numbers", "Provenance"]
+    assert tables == ["Models", "Zero-shot classification", "Linear probe", "History and cost", "Published numbers",
+                      "Provenance"]
     assert dom.count("<tr>") >= 3 + 1 + 4 + 4 + 4  # header rows plus model rows (the variant row included)
 
 
