@@ -57,10 +57,12 @@ def task_order(task_name: str) -> int:
 
 def _register_builtins() -> None:
     from clipbench.tasks.probe_task import LinearProbeTask
+    from clipbench.tasks.retrieval import ZeroShotRetrievalTask
     from clipbench.tasks.zeroshot import ZeroShotTask
 
     register_task(ZeroShotTask())
     register_task(LinearProbeTask())
+    register_task(ZeroShotRetrievalTask())
 
 
 def _load_plugins() -> None:
