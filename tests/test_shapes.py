@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipbench.datasets import get_dataset
-from clipbench.datasets import shapes
+from clipbench.datasets import get_dataset, shapes
 
 
 def _digest(folder) -> str:
