@@ -103,3 +103,16 @@ def test_cli_flags_and_table(data_root, tmp_path, capsys):
     assert "recall-k must be a list of distinct positive integers" in capsys.readouterr().err
     assert main(["run", "--suite", "smoke", "--caption-prefix", "x"]) == 2
     assert "applies to the zero-shot retrieval" in capsys.readouterr().err
+
+
+def test_report_sets_retrieval_next_to_the_published_numbers(smoke_record, tmp_path):
+    """A retrieval record flows through the report's task sections and its published-numbers table unchanged."""
+    from clipbench.report import build_report
+    from clipbench.results import append_record
+
+    append_record(tmp_path / "results", smoke_record)
+    append_record(tmp_path / "results", {**smoke_record, "model": "ViT-B/32", "dataset": "flickr30k"})
+    md = build_report(tmp_path / "results", tmp_path / "report").markdown.read_text()
+    assert "## Zero-shot retrieval" in md
+    # measured 61.5 vs open_clip's ViT-B/32 Flickr30k mean recall (78.9+94.9+98.2+58.8+83.6+90.0)/6 = 84.07
+    assert "| ViT-B/32 | flickr30k | zeroshot_retrieval | 61.5 |" in md and "| 84.1 | -22.6 |" in md
