@@ -68,6 +68,6 @@ def describe_datasets(data_root: str | os.PathLike | None = None) -> list[dict[s
             "metric": adapter.primary_metric,
             "present": bool(adapter.is_present(root)),
             "download": (f"clipbench download {name}" if getattr(adapter, "downloads", ()) else
-                         "bundled" if name == "digits" else "manual"),
+                         "bundled" if name in ("digits", "shapes") else "manual"),
         })
     return rows
