@@ -39,7 +39,7 @@ from clipbench.errors import DataError
 
 KIND = "image_text"
 PRIMARY_METRIC = "mean_recall"
-IMAGE_COLUMNS = ("image", "image_path", "filepath", "file_name", "filename", "file", "path", "img", "url")
+IMAGE_COLUMNS = ("image", "image_path", "filepath", "file_name", "filename", "file", "path", "img")
 CAPTION_COLUMNS = ("caption", "captions", "text", "sentence", "sentences", "raw", "txt")
 SPLIT_ALIASES = {"train": "train", "restval": "train", "training": "train", "val": "val", "valid": "val",
                  "validation": "val", "dev": "val", "test": "test", "testing": "test"}
