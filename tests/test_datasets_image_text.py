@@ -208,3 +208,43 @@ def test_image_text_datasets_are_refused_by_classification_tasks(tmp_path):
     with pytest.raises(Exception, match="zeroshot_retrieval does not apply to digits"):
         check_task_fits([get_task("zeroshot_retrieval")], [digits])
     assert get_task("zeroshot_retrieval").accepts(shapes) and not get_task("zeroshot_retrieval").accepts(digits)
+
+
+def test_hf_save_to_disk_with_caption_lists(tmp_path):
+    """A Hugging Face ``save_to_disk`` copy with an Image column and a list-of-strings caption column (the layout
+    of e.g. nlphuji/flickr30k's ``caption`` field)."""
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "caption": datasets.Sequence(datasets.Value("string")),
+                                  "img_id": datasets.Value("string")})
+
+    def part(n: int, offset: int):
+        files = [str(write_image(tmp_path / "src" / f"{offset + i}.png", offset + i)) for i in range(n)]
+        return datasets.Dataset.from_dict({"image": files, "img_id": [str(offset + i) for i in range(n)],
+                                           "caption": [[f"picture {offset + i}", f"photo {offset + i}"][: 1 + i % 2]
+                                                       for i in range(n)]}, features=features)
+
+    path = tmp_path / "saved"
+    datasets.DatasetDict({"train": part(3, 0), "test": part(4, 100)}).save_to_disk(str(path))
+    adapter = get_dataset(f"hf:{path}")
+    assert adapter.kind == "image_text" and adapter.splits == ("train", "test") and adapter.evaluation_split == "test"
+    test = adapter.load_split("test")
+    assert test.captions == [["picture 100"], ["picture 101", "photo 101"], ["picture 102"], ["picture 103", "photo 103"]]
+    image, label = test.torch_dataset(clip_preprocess(16))[3]
+    assert tuple(image.shape) == (3, 16, 16) and label == 3 and test.labels.tolist() == [0, 1, 2, 3]
+    again = get_dataset(f"hf:{path}").load_split("test")
+    assert again.fingerprint == test.fingerprint != adapter.load_split("train").fingerprint
+    sub = test.subset([1, 3], "limit=2")
+    assert sub.captions == [test.captions[1], test.captions[3]] and sub.fingerprint != test.fingerprint
+    assert len(sub.torch_dataset(clip_preprocess(16))) == 2
+    from clipbench import api
+
+    (record,) = api.run(suite="smoke-retrieval", datasets=[f"hf:{path}"], bootstrap=0, data_root=tmp_path,
+                        cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False)
+    assert record["n_samples"] == 4 and record["n_captions"] == 6 and record["dataset_fingerprint"] == test.fingerprint
+    # a labelled HF dataset still goes to the classification adapter
+    labelled = datasets.Dataset.from_dict({"image": [str(tmp_path / "src" / "0.png")], "label": [0]},
+                                          features=datasets.Features({"image": datasets.Image(),
+                                                                      "label": datasets.ClassLabel(names=["a"])}))
+    labelled.save_to_disk(str(tmp_path / "labelled"))
+    assert getattr(get_dataset(f"hf:{tmp_path / 'labelled'}"), "kind", "classification") == "classification"

@@ -17,6 +17,8 @@ Adapters here:
   column; rows with the same image are grouped in first-appearance order; a caption cell may hold a
   list (a JSON list in jsonl, or a JSON-encoded list in csv/tsv); an optional ``split`` column.
 * ``captions:DIR``: image files with same-named ``.txt`` files beside them, one caption per line.
+* ``hf:NAME_OR_PATH`` with an image column and a caption (or caption-list) column but no class
+  label: ``HFAdapter.from_spec`` hands such a dataset to ``HFCaptionAdapter``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.download import Archive
-from clipbench.datasets.images import FileSplit, images_in
+from clipbench.datasets.images import FileSplit, WrappedSplit, images_in
 from clipbench.errors import DataError
 
 KIND = "image_text"
@@ -73,24 +75,10 @@ def file_manifest(paths: Sequence[str], root: str | os.PathLike | None, content_
     return rows
 
 
-class ImageTextSplit(FileSplit):
-    """Image files and each image's captions; labels are the image indices (0..N-1)."""
+class _Captions:
+    """What every image-text split offers besides its images: ``captions[i]`` of image i."""
 
-    def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike],
-                 captions: Sequence[Sequence[str]], root: str | os.PathLike | None = None,
-                 content_hash: bool = False, subset_spec: str = "") -> None:
-        super().__init__(dataset_name, split, paths, np.arange(len(paths), dtype=np.int64))
-        self.captions = [[str(c) for c in caps] for caps in captions]
-        if len(self.captions) != len(self.paths):
-            raise ValueError("one caption list per image")
-        empty = [p for p, caps in zip(self.paths, self.captions, strict=True) if not caps]
-        if empty:
-            raise DataError(f"{dataset_name}/{split}: image {empty[0]} has no caption ({len(empty)} such images; "
-                            "every image needs at least one)")
-        self.root = os.fspath(root) if root is not None else None
-        self.content_hash = content_hash
-        self.subset_spec = subset_spec
-        self._fingerprint: str | None = None
+    captions: list[list[str]]
 
     @property
     def n_captions(self) -> int:
@@ -101,6 +89,31 @@ class ImageTextSplit(FileSplit):
         texts = [c for caps in self.captions for c in caps]
         owner = np.repeat(np.arange(len(self.captions), dtype=np.int64), [len(c) for c in self.captions])
         return texts, owner
+
+
+def _checked_captions(captions, where: Sequence[str], dataset_name: str, split: str) -> list[list[str]]:
+    out = [[str(c) for c in caps] for caps in captions]
+    if len(out) != len(where):
+        raise ValueError("one caption list per image")
+    empty = [w for w, caps in zip(where, out, strict=True) if not caps]
+    if empty:
+        raise DataError(f"{dataset_name}/{split}: image {empty[0]} has no caption ({len(empty)} such images; "
+                        "every image needs at least one)")
+    return out
+
+
+class ImageTextSplit(_Captions, FileSplit):
+    """Image files and each image's captions; labels are the image indices (0..N-1)."""
+
+    def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike],
+                 captions: Sequence[Sequence[str]], root: str | os.PathLike | None = None,
+                 content_hash: bool = False, subset_spec: str = "") -> None:
+        super().__init__(dataset_name, split, paths, np.arange(len(paths), dtype=np.int64))
+        self.captions = _checked_captions(captions, self.paths, dataset_name, split)
+        self.root = os.fspath(root) if root is not None else None
+        self.content_hash = content_hash
+        self.subset_spec = subset_spec
+        self._fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -384,11 +397,93 @@ class CaptionFolderAdapter(ImageTextAdapter):
         return ImageTextSplit(self.name, split, paths, captions, root=self.path)
 
 
+# ------------------------------------------------------------------------------ hf: with captions
+
+
+class _HFImages:
+    """Item i = (row i's image, i) of a Hugging Face dataset (picklable into DataLoader workers)."""
+
+    def __init__(self, dataset, image_column: str) -> None:
+        self.dataset, self.image_column = dataset, image_column
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset[int(index)][self.image_column], int(index)
+
+
+def _hf_image_row(inner: _HFImages, index: int) -> str:
+    return f"row {index} (column {inner.image_column!r}) of a Hugging Face dataset"
+
+
+class HFImageTextSplit(_Captions, WrappedSplit):
+    """Rows of a Hugging Face dataset: an image column plus a caption (or caption-list) column."""
+
+    def __init__(self, dataset_name: str, split: str, dataset, image_column: str, captions: Sequence[Sequence[str]],
+                 subset_spec: str = "") -> None:
+        super().__init__(dataset_name, split, _HFImages(dataset, image_column), np.arange(len(dataset)), _hf_image_row)
+        self.dataset, self.image_column = dataset, image_column
+        self.captions = _checked_captions(captions, [f"row {i}" for i in range(len(dataset))], dataset_name, split)
+        self.subset_spec = subset_spec
+
+    @property
+    def fingerprint(self) -> str:
+        """Covers the dataset's own content fingerprint (``datasets`` keeps one per table) and the captions."""
+        payload = json.dumps({"kind": KIND, "dataset": self.dataset_name, "split": self.split,
+                              "subset": self.subset_spec, "n": len(self.captions),
+                              "hf_fingerprint": getattr(self.dataset, "_fingerprint", None),
+                              "captions_sha256": captions_digest(self.captions)}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    def subset(self, indices: Sequence[int], spec: str) -> SplitData:
+        idx = [int(i) for i in indices]
+        return HFImageTextSplit(self.dataset_name, self.split, self.dataset.select(idx), self.image_column,
+                                [self.captions[i] for i in idx],
+                                f"{self.subset_spec}|{spec}" if self.subset_spec else spec)
+
+
+@dataclass
+class HFCaptionAdapter(ImageTextAdapter):
+    """``hf:NAME_OR_PATH`` whose rows hold an image and a caption (or a list of captions) and no class label."""
+
+    spec: str = ""
+    image_column: str = "image"
+    caption_column: str = "caption"
+    split_names: dict | None = None
+    source: object = None
+
+    @classmethod
+    def from_source(cls, spec: str, name: str | None, source, image_column: str, columns: Sequence[str]
+                    ) -> HFCaptionAdapter:
+        """Built by ``HFAdapter.from_spec`` when the loaded dataset has captions instead of labels."""
+        caption_col = _pick_column(columns, CAPTION_COLUMNS, "caption", f"hf:{spec}")
+        split_names = {SPLIT_ALIASES.get(s.lower(), s): s for s in source}
+        splits = tuple(s for s in ("train", "val", "test") if s in split_names) + tuple(
+            s for s in split_names if s not in ("train", "val", "test"))
+        return cls(**_image_text_fields(name or f"hf:{spec}", splits, f"Hugging Face image-caption dataset {spec}"),
+                   spec=spec, image_column=image_column, caption_column=caption_col, split_names=split_names,
+                   source=source)
+
+    def is_present(self, data_root: Path | None = None) -> bool:
+        return self.source is not None
+
+    def load_split(self, split: str, data_root: Path | None = None) -> SplitData:
+        self.check_split(split)
+        dataset = self.source[self.split_names[split]]
+        if len(dataset) == 0:
+            raise DataError(f"{self.name}: split {split!r} is empty")
+        captions = [_cell_captions(v, f"{self.name} {split} row {i}")
+                    for i, v in enumerate(dataset[self.caption_column])]
+        return HFImageTextSplit(self.name, split, dataset, self.image_column, captions)
+
+
 #: ``get_dataset`` spec prefixes of image-text data the user points at
 SPEC_BUILDERS: dict[str, Callable[..., DatasetAdapter]] = {
     "pairs": PairsAdapter.from_path,
     "captions": CaptionFolderAdapter.from_path,
 }
 
-__all__ = ["KIND", "SPEC_BUILDERS", "CaptionFolderAdapter", "ImageTextAdapter", "ImageTextSplit", "KarpathyAdapter",
+__all__ = ["KIND", "SPEC_BUILDERS", "CaptionFolderAdapter", "HFCaptionAdapter", "HFImageTextSplit", "ImageTextAdapter",
+           "ImageTextSplit", "KarpathyAdapter",
            "PairsAdapter", "captions_digest", "file_manifest", "karpathy_adapters", "split_captions"]
