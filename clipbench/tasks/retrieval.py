@@ -1,4 +1,4 @@
-"""Zero-shot image-text retrieval (CLIP paper section 3.1.5 / Table 13; CLIP_benchmark's ``zeroshot_retrieval``).
+"""Zero-shot image-text retrieval (the CLIP paper's Table 13; CLIP_benchmark's ``zeroshot_retrieval``).
 
 Protocol (the one CLIP_benchmark and open_clip report):
 
@@ -15,8 +15,9 @@ Ties (exactly equal float32 similarities, e.g. duplicate captions or duplicate i
 by index: of two equally similar items the one with the lower index ranks first, so a rank is
 1 + (items with a higher score) + (items with the same score and a lower index). For an image with
 several captions the correct item is its best caption under that same order. Scores are computed
-in float64 from the float32 features and rounded to float32, so no number depends on the block
-shape. The optional top-k lists (``retrieval_topk``) use the same order through one int64 key per
+in float64 from the float32 features and rounded to float32, so they do not depend on the block
+shape: float64 summation-order differences (~1e-16) vanish in the rounding except right at a
+float32 rounding boundary (odds of order 1e-9 per score). The optional top-k lists (``retrieval_topk``) use the same order through one int64 key per
 (query, item), ``order-preserving bits of the float32 score << 32 | (2^32 - 1 - item index)``, with
 a running ``torch.topk`` merged block by block.
 
