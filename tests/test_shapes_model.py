@@ -31,3 +31,18 @@ def test_retraining_reproduces_the_shipped_checkpoint(tmp_path):
     assert result.steps == 256 and result.settings == recipe("shapes")
     assert result.epoch_losses[-1] < result.epoch_losses[0] - 1.5
     assert sha == _info().sha256, f"retrained SHA-256 {sha} after {cpu:.0f} s CPU differs from the shipped file"
+
+
+def test_cli_train_tiny_dataset_shapes(tmp_path, monkeypatch, capsys):
+    from clipbench.cli import main
+    from clipbench.models.loading import load_model
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-tiny", "--dataset", "shapes", "--steps", "2", "--data-root", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "wrote clipbench-shapes.pt" in out and "after 2 steps" in out
+    model = load_model(str(tmp_path / "clipbench-shapes.pt"))
+    assert model.encode_text(model.tokenize(["a small red circle above a large blue square"])).shape == (1, 64)
+    with pytest.raises(SystemExit):  # argparse rejects an unknown training dataset
+        main(["train-tiny", "--dataset", "cifar10"])
+    assert "invalid choice: 'cifar10'" in capsys.readouterr().err
