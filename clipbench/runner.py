@@ -232,6 +232,13 @@ class RunContext:
                                           score_kind, list(classnames) if classnames is not None else None)
         return True
 
+    def text_features(self, model: ImageTextModel, texts):
+        """Unnormalised float32 [len(texts), D] features of the exact ``texts`` (cached, verified)."""
+        from clipbench.features.text_store import text_features
+
+        o = self.options
+        return text_features(model, texts, self.paths.text_dir, batch_size=o.batch_size, precision=o.precision)
+
     def record(self, model: ImageTextModel, adapter: DatasetAdapter, split: SplitData, task: str,
                **fields: Any) -> dict:
         o = self.options

@@ -69,7 +69,7 @@ def test_cli_run_on_a_labelled_product_folder(tmp_path, capsys):
             pixels = np.clip(np.array(rgb) + rng.normal(0, 20, size=(24, 24, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{i}.png")
     argv = ["run", "--suite", "image_retrieval", "--dataset", f"folder:{tmp_path / 'photos'}", "--bootstrap", "50",
-            "--retrieval-k", "1,3", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
+            "--image-retrieval-k", "1,3", "--results-dir", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"),
             "--no-progress"]
     assert main(argv) == 0
     assert "map_at_r" in capsys.readouterr().out

@@ -385,6 +385,11 @@ class HFAdapter(DatasetAdapter):
         if image_col is None:
             image_col = _pick(columns, None, IMAGE_COLUMNS, "image", local)
         label_col = label_column or next((c for c in columns if isinstance(features[c], datasets.ClassLabel)), None)
+        if label_col is None and not any(c.lower() in LABEL_COLUMNS for c in columns):
+            from clipbench.datasets.image_text import CAPTION_COLUMNS, HFCaptionAdapter
+
+            if any(c.lower() in CAPTION_COLUMNS for c in columns):  # an image-caption dataset
+                return HFCaptionAdapter.from_source(spec, name, source, image_col, columns)
         if label_col is None:
             label_col = _pick(columns, None, LABEL_COLUMNS, "label", local)
         for col in (image_col, label_col):

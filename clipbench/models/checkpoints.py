@@ -138,4 +138,9 @@ PACKAGED_CHECKPOINTS: tuple[CheckpointInfo, ...] = (
         sha256="3b5c882679a43326c3946f7cacde6777960cee006cfd16184fb0002349d393ec",
         resolution=32, embed_dim=64, family="ViT", params=3_382_849,
     ),
+    CheckpointInfo.packaged(
+        "clipbench-shapes", "assets/clipbench-shapes.pt",
+        sha256="df63c9b916eb72fc122dbe6c40e7cd237744a281fd2c9ed4c6c93475cb2edad8",
+        resolution=32, embed_dim=64, family="ViT", params=3_382_849,
+    ),
 )

@@ -90,10 +90,10 @@ class ImageRetrievalTask(Task):
     metrics = ("map_at_r", "recall_at_1", "recall_at_5", "recall_at_10")
     inputs = "evaluation split (leave-one-out queries, class = relevance); image features"
     options = (
-        Option("retrieval_features", "projected", one_of("projected", "pre_projection"),
+        Option("image_retrieval_features", "projected", one_of("projected", "pre_projection"),
                "projected or pre_projection", "image retrieval features (default: projected)", str,
                ("projected", "pre_projection"), owner="image_retrieval"),
-        Option("retrieval_k", list(DEFAULT_KS), lambda v: isinstance(v, list) and v and all(positive_int(k) for k in v),
+        Option("image_retrieval_k", list(DEFAULT_KS), lambda v: isinstance(v, list) and v and all(positive_int(k) for k in v),
                "a non-empty list of positive integers", "image retrieval: recall@k cut-offs, comma-separated "
                "(default: 1,5,10)", int, owner="image_retrieval", is_list=True),
     )
@@ -114,11 +114,11 @@ class ImageRetrievalTask(Task):
         o = ctx.options
         split = ctx.evaluation_split(adapter)
         t0 = time.perf_counter()
-        feats = ctx.features(model, split, o.retrieval_features == "projected")
+        feats = ctx.features(model, split, o.image_retrieval_features == "projected")
         if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
             return None
         t1 = time.perf_counter()
-        ks = tuple(sorted(set(int(k) for k in o.retrieval_k)))
+        ks = tuple(sorted(set(int(k) for k in o.image_retrieval_k)))
         scores = retrieval_scores(feats.features, feats.labels, ks, o.device)
         if len(scores["queries"]) == 0:
             raise DataError(f"{adapter.name}: no class has two images, so no query has anything to retrieve")
@@ -126,7 +126,7 @@ class ImageRetrievalTask(Task):
         metrics.update({f"recall_at_{k}": 100.0 * float(scores["hits"][k].mean()) for k in ks})
         return ctx.record(model, adapter, split, self.name, metrics=metrics,
                           ci95=_bootstrap(scores["ap_at_r"], o.bootstrap, o.seed),
-                          image_retrieval={"features": o.retrieval_features, "k": list(ks),
+                          image_retrieval={"features": o.image_retrieval_features, "k": list(ks),
                                            "n_queries": int(len(scores["queries"])),
                                            "n_excluded": int(len(split) - len(scores["queries"]))},
                           time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))

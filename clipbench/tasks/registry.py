@@ -59,11 +59,13 @@ def _register_builtins() -> None:
     from clipbench.tasks.image_retrieval import ImageRetrievalTask
     from clipbench.tasks.knn import KnnTask
     from clipbench.tasks.probe_task import LinearProbeTask
+    from clipbench.tasks.retrieval import ZeroShotRetrievalTask
     from clipbench.tasks.zeroshot import ZeroShotTask
 
     register_task(ZeroShotTask())
     register_task(LinearProbeTask())
     register_task(KnnTask())
+    register_task(ZeroShotRetrievalTask())
     register_task(ImageRetrievalTask())
 
 

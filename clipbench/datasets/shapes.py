@@ -1,0 +1,175 @@
+"""``shapes``: clipbench's own compositional image-caption set, rendered with PIL, so retrieval runs offline.
+
+Each 32 x 32 image shows two objects on a dark background, side by side or one above the other.
+An object has a shape (circle, square, triangle), a colour (red, green, blue, yellow) and a size
+(small, large); the two objects of an image never share both shape and colour. Every image has
+three captions that say so, e.g. for a large red circle left of a small blue square:
+
+    "a large red circle to the left of a small blue square"
+    "a small blue square to the right of a large red circle"
+    "a large red circle and a small blue square"
+
+so retrieval has to get attributes *and* the spatial relation right to tell close images apart.
+
+Determinism: split ``s`` is drawn from ``numpy.random.default_rng([SEED, index of s])``; shapes are
+drawn at 4x and downsampled with a box filter (PIL), so the same code and PIL give the same
+pixels. ``train`` (2,000 images) trains ``clipbench-shapes``; ``test`` (300 images, 900 captions)
+is what the suites score. The data is generated on first use into ``<data-root>/shapes-v<VERSION>/``
+(staging folder + marker + rename, under a lock: never half-written) in a second or two.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from clipbench.datasets.base import SplitData
+from clipbench.datasets.image_text import ImageTextAdapter, ImageTextSplit, _image_text_fields
+from clipbench.errors import DataError
+from clipbench.fileio import atomic_write_json, ensure_dir, file_lock, fsync_dir
+
+VERSION = 1
+SEED = 20240
+SIZE = 32
+SCALE = 4
+SPLIT_SIZES = {"train": 2000, "test": 300}
+SHAPES = ("circle", "square", "triangle")
+COLOURS = {"red": (220, 50, 47), "green": (60, 180, 75), "blue": (60, 100, 235), "yellow": (240, 210, 40)}
+#: radius in output pixels
+SIZES = {"small": 3.5, "large": 6.5}
+BACKGROUND = (28, 28, 28)
+MARKER = ".clipbench-complete.json"
+CAPTIONS_FILE = "captions.json"
+
+
+@dataclass(frozen=True)
+class Obj:
+    shape: str
+    colour: str
+    size: str
+
+    def words(self) -> str:
+        return f"{self.size} {self.colour} {self.shape}"
+
+
+def _draw(draw: ImageDraw.ImageDraw, obj: Obj, cx: float, cy: float) -> None:
+    r = SIZES[obj.size] * SCALE
+    cx, cy = cx * SCALE, cy * SCALE
+    fill = COLOURS[obj.colour]
+    if obj.shape == "circle":
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
+    elif obj.shape == "square":
+        s = r * 0.9
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    else:
+        draw.polygon([(cx, cy - r), (cx + r, cy + r * 0.8), (cx - r, cy + r * 0.8)], fill=fill)
+
+
+def _random_obj(rng: np.random.Generator) -> Obj:
+    return Obj(SHAPES[rng.integers(len(SHAPES))], list(COLOURS)[rng.integers(len(COLOURS))],
+               list(SIZES)[rng.integers(len(SIZES))])
+
+
+def render_sample(rng: np.random.Generator) -> tuple[Image.Image, list[str]]:
+    """One image and its three captions, drawn from ``rng``."""
+    first = _random_obj(rng)
+    second = _random_obj(rng)
+    while (second.shape, second.colour) == (first.shape, first.colour):
+        second = _random_obj(rng)
+    horizontal = bool(rng.integers(2))
+    # first object in the left (or top) half, second in the right (or bottom) half
+    a_main, b_main = rng.uniform(7.5, 10.5), rng.uniform(21.5, 24.5)
+    a_cross, b_cross = rng.uniform(8.5, 23.5), rng.uniform(8.5, 23.5)
+    image = Image.new("RGB", (SIZE * SCALE, SIZE * SCALE), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    if horizontal:
+        _draw(draw, first, a_main, a_cross)
+        _draw(draw, second, b_main, b_cross)
+        relation, inverse = "to the left of", "to the right of"
+    else:
+        _draw(draw, first, a_cross, a_main)
+        _draw(draw, second, b_cross, b_main)
+        relation, inverse = "above", "below"
+    image = image.resize((SIZE, SIZE), Image.Resampling.BOX)
+    captions = [f"a {first.words()} {relation} a {second.words()}",
+                f"a {second.words()} {inverse} a {first.words()}",
+                f"a {first.words()} and a {second.words()}"]
+    return image, captions
+
+
+def generate(dest: str | os.PathLike) -> dict[str, list[list[str]]]:
+    """Render every split into ``dest`` (``<split>/<index>.png`` + ``captions.json``); returns the captions."""
+    dest = Path(dest)
+    captions: dict[str, list[list[str]]] = {}
+    for split_index, (split, n) in enumerate(SPLIT_SIZES.items()):
+        rng = np.random.default_rng([SEED, split_index])
+        folder = dest / split
+        folder.mkdir(parents=True, exist_ok=True)
+        captions[split] = []
+        for i in range(n):
+            image, caps = render_sample(rng)
+            image.save(folder / f"{i:06d}.png", format="PNG")
+            captions[split].append(caps)
+    (dest / CAPTIONS_FILE).write_text(json.dumps(captions, indent=1) + "\n", encoding="utf-8")
+    return captions
+
+
+def ensure_generated(data_root: str | os.PathLike) -> Path:
+    """``<data-root>/shapes-v<VERSION>``, generated first if absent (atomically, under a lock)."""
+    root = ensure_dir(Path(data_root).expanduser())
+    target = root / f"shapes-v{VERSION}"
+    if (target / MARKER).is_file():
+        return target
+    with file_lock(target):
+        if (target / MARKER).is_file():
+            return target
+        if target.exists():  # no marker: an interrupted older layout; rebuild it
+            shutil.rmtree(target)
+        for stale in root.glob(f".{target.name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=root))
+        try:
+            generate(staging)
+            atomic_write_json(staging / MARKER, {"dataset": "shapes", "version": VERSION, "seed": SEED,
+                                                 "splits": SPLIT_SIZES})
+            os.replace(staging, target)
+            fsync_dir(root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return target
+
+
+@dataclass
+class ShapesAdapter(ImageTextAdapter):
+    def is_present(self, data_root: Path | None = None) -> bool:
+        return True  # generated on first use
+
+    def load_split(self, split: str, data_root: Path | None = None) -> SplitData:
+        self.check_split(split)
+        if data_root is None:
+            from clipbench.config import resolve_data_root
+
+            data_root = resolve_data_root()
+        folder = ensure_generated(data_root)
+        try:
+            captions = json.loads((folder / CAPTIONS_FILE).read_text(encoding="utf-8"))[split]
+        except (OSError, json.JSONDecodeError, KeyError) as exc:
+            raise DataError(f"shapes: {folder / CAPTIONS_FILE} is unreadable ({type(exc).__name__}); remove {folder} "
+                            "and it is generated again") from exc
+        paths = [str(folder / split / f"{i:06d}.png") for i in range(len(captions))]
+        return ImageTextSplit(self.name, split, paths, captions, root=folder, content_hash=True)
+
+
+def shapes_adapter() -> ShapesAdapter:
+    return ShapesAdapter(**_image_text_fields(
+        "shapes", ("train", "test"),
+        "clipbench's compositional shapes (PIL-rendered, generated offline): 300 test images x 3 captions",
+        origin=f"clipbench.datasets.shapes v{VERSION}, seed {SEED}"))

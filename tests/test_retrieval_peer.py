@@ -1,0 +1,75 @@
+"""Peer agreement: clipbench's zeroshot_retrieval equals CLIP_benchmark's ``zeroshot_retrieval.evaluate``.
+
+Same weights (a random-weight, real-size ViT-B/32 built by OpenAI's reference code and loaded by
+clipbench from its state dict), same images, captions and preprocessing (OpenAI's ``_transform``),
+recall@1/5/10 in both directions. CLIP_benchmark calls image->text ``text_retrieval_recall@k`` and
+text->image ``image_retrieval_recall@k`` and reports fractions (clipbench: percent).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from _models_fixtures import REAL_CONFIGS, clip, make_reference
+from clip_benchmark.metrics import zeroshot_retrieval
+
+from clipbench import api
+from clipbench.datasets.shapes import render_sample
+
+N_IMAGES, CAPTIONS_PER_IMAGE, KS = 16, 2, (1, 5, 10)
+
+
+class _Pairs(torch.utils.data.Dataset):
+    def __init__(self, paths, captions, transform):
+        self.paths, self.captions, self.transform = paths, captions, transform
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as img:
+            return self.transform(img.convert("RGB")), self.captions[i]
+
+
+def _collate(batch):
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+
+
+@pytest.mark.slow
+def test_recall_at_k_equals_clip_benchmark(tmp_path):
+    rng = np.random.default_rng(7)
+    paths, captions = [], []
+    for i in range(N_IMAGES):
+        image, caps = render_sample(rng)
+        path = tmp_path / "images" / f"{i:02d}.png"
+        path.parent.mkdir(exist_ok=True)
+        image.resize((96, 96)).save(path)
+        paths.append(str(path))
+        captions.append(caps[:CAPTIONS_PER_IMAGE])
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"image": p, "captions": c}) for p, c in zip(paths, captions, strict=True)),
+                     encoding="utf-8")
+
+    reference = make_reference(REAL_CONFIGS["ViT-B/32"], seed=3)
+    weights = tmp_path / "vit-b-32-random.pt"
+    torch.save(reference.state_dict(), weights)
+
+    (ours,) = api.run(model=str(weights), suite="smoke-retrieval", datasets=[f"pairs:{pairs}"], bootstrap=0,
+                      data_root=tmp_path, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
+                      progress=False, batch_size=8)
+
+    loader = torch.utils.data.DataLoader(_Pairs(paths, captions, clip.clip._transform(224)), batch_size=8,
+                                         collate_fn=_collate)
+    theirs = zeroshot_retrieval.evaluate(reference, loader, lambda texts: clip.tokenize(texts), "cpu", amp=False,
+                                         recall_k_list=list(KS))
+    assert ours["n_samples"] == N_IMAGES and ours["n_captions"] == N_IMAGES * CAPTIONS_PER_IMAGE
+    for k in KS:
+        assert ours["metrics"][f"i2t_recall@{k}"] == pytest.approx(100 * theirs[f"text_retrieval_recall@{k}"], abs=1e-4)
+        assert ours["metrics"][f"t2i_recall@{k}"] == pytest.approx(100 * theirs[f"image_retrieval_recall@{k}"], abs=1e-4)
+    # the comparison is not vacuous: the random model ranks some but not all correctly at k=1
+    assert 0 < ours["metrics"]["t2i_recall@1"] < 100 or 0 < ours["metrics"]["i2t_recall@1"] < 100
