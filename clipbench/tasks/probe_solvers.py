@@ -48,7 +48,8 @@ which is exact but 1e4-1e6 times pessimistic at large C.
 
 Each fit's ``convergence`` is JSON-able: ``{"C", "iterations", "objective", "grad_norm",
 "decrement", "tol", "criterion", "converged"}`` plus ``cg_iterations``, ``hessians`` and
-``matmuls`` (n x d x k matrix products) for the torch solver and ``max_iter`` for scikit-learn.
+``matmuls`` (n x d x k matrix products) for the torch solver, and ``max_iter`` and ``check_s`` (the
+seconds of the float64 check, not part of scikit-learn's own cost) for scikit-learn.
 ``iterations`` are Newton steps (torch) or L-BFGS iterations (scikit-learn); ``grad_norm`` is
 ||dF/d(W, b)||_2 at the returned point in float64; ``decrement`` is the relative Newton decrement
 (torch: before the last step; scikit-learn: at its answer); ``tol`` is the tolerance of
@@ -427,13 +428,14 @@ class SklearnSolver:
     def _check(self, weight: np.ndarray, bias: np.ndarray, C: float, n_iter: int, converged: bool,
                criterion: str, tol: float) -> dict[str, Any]:
         """The convergence record of a scikit-learn answer, with the float64 optimality check."""
+        start = time.perf_counter()
         obj = self.checker()
         w = torch.as_tensor(np.asarray(weight, dtype=np.float64))
         b = torch.as_tensor(np.asarray(bias, dtype=np.float64).reshape(-1))
         loss, g_norm, decrement = obj.optimality(w, b + w @ obj.mean, C)
         return {"C": float(C), "iterations": int(n_iter), "objective": loss, "grad_norm": g_norm,
                 "decrement": decrement, "tol": tol, "criterion": criterion, "converged": bool(converged),
-                "max_iter": self.max_iter}
+                "max_iter": self.max_iter, "check_s": time.perf_counter() - start}
 
     def fit(self, C: float, init: LinearFit | None = None) -> LinearFit:
         start = time.perf_counter()
