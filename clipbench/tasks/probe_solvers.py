@@ -33,7 +33,8 @@ which is exact but 1e4-1e6 times pessimistic at large C.
 * ``TorchSolver`` (default, ``torch``): damped Newton in float64 torch (CPU or GPU) on mean-centred
   features (an exact reparametrisation: the unpenalised bias absorbs the mean), warm-started from
   the caller's nearest previous solution. Newton steps come from the full Hessian (Cholesky) when
-  it has at most ``HESSIAN_LIMIT`` rows, i.e. rows * (d + 1) <= 4096, otherwise from conjugate
+  it has at most ``HESSIAN_LIMIT`` rows, i.e. rows * (d + 1) <= 2048 (about where building it costs
+  as much as the conjugate-gradient iterations it replaces), otherwise from conjugate
   gradients on Hessian-vector products (two n x d x k matrix products each; Jacobi-preconditioned,
   relative residual <= 0.1, so the decrement is accurate to ~10%). A fit that reaches ``max_iter``
   Newton steps is reported unconverged, never silently scored as converged.
@@ -75,7 +76,8 @@ DEFAULT_TOL = 1e-4  # scikit-learn's own tol (the literal solver)
 DEFAULT_MAX_ITER = 1000  # the paper's cap (the literal solver)
 DEFAULT_RTOL = 1e-9  # certified relative suboptimality of the exact solvers
 EXACT_MAX_ITER = 1000  # the exact solvers' cap (Newton steps): a safety net, reported if hit
-HESSIAN_LIMIT = 4096  # parameters up to which Newton uses the full Hessian (Cholesky)
+HESSIAN_LIMIT = 2048  # parameters up to which Newton uses the full Hessian (Cholesky)
+SKLEARN_HESSIAN_LIMIT = 4096  # parameters up to which sklearn_exact uses newton-cholesky
 
 
 @dataclass
@@ -460,7 +462,7 @@ class ExactSklearnSolver(SklearnSolver):
         self.mean = np.asarray(X, dtype=np.float64).mean(axis=0)
         self.X_centred = np.asarray(X, dtype=np.float64) - self.mean
         rows = 1 if num_classes == 2 else num_classes
-        self.solver = "newton-cholesky" if rows * (X.shape[1] + 1) <= HESSIAN_LIMIT else "lbfgs"
+        self.solver = "newton-cholesky" if rows * (X.shape[1] + 1) <= SKLEARN_HESSIAN_LIMIT else "lbfgs"
         self.method = f"sklearn {self.solver}, max_iter={max_iter}, tol=1e-12, float64, centred"
 
     def fit(self, C: float, init: LinearFit | None = None) -> LinearFit:
