@@ -62,11 +62,10 @@ def make_features(n: int, dim: int, classes: int, *, rank: int = 64, separation:
 
 
 def run_solver(solver: str, train, test, *, threads: int | None, max_iter: int, device: str) -> dict:
+    import sklearn.linear_model  # noqa: F401  (imported before the clock starts)
     from threadpoolctl import threadpool_limits
 
     from clipbench.tasks.linear_probe import linear_probe
-
-    import sklearn.linear_model  # noqa: F401  (imported before the clock starts)
 
     with threadpool_limits(limits=threads):
         start = time.perf_counter()
