@@ -143,15 +143,21 @@ class Objective:
     def __call__(self, weight: torch.Tensor, bias: torch.Tensor, C: float,
                  with_grad: bool = True) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
         logits = self.logits(weight, bias)
-        lse = torch.logsumexp(logits, dim=1)
         picked = logits[self._row_index, self.y]
+        # CE = softplus(logsumexp over the wrong classes of z_j - z_y): accurate even when CE ~ 1e-10,
+        # where lse - z_y would cancel (well-separated fits at large C)
+        others = logits - picked[:, None]
+        others[self._row_index, self.y] = -math.inf
+        margin = torch.logsumexp(others, dim=1)
         reg = 1.0 / (C * self.n)
-        loss = float((lse - picked).sum(dtype=torch.float64) / self.n
+        loss = float(torch.nn.functional.softplus(margin).sum(dtype=torch.float64) / self.n
                      + 0.5 * reg * weight.pow(2).sum(dtype=torch.float64))
         if not with_grad:
             return loss, None, None
+        lse = picked + torch.nn.functional.softplus(margin)
         resid = torch.exp(logits - lse[:, None])
-        resid[self._row_index, self.y] -= 1.0
+        resid[self._row_index, self.y] = 0.0
+        resid[self._row_index, self.y] = -resid.sum(dim=1)  # p_y - 1 = -(sum of the others), no cancellation
         if self.rows == 1:
             resid = resid[:, 1:]
         resid /= self.n
