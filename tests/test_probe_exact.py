@@ -188,8 +188,9 @@ def test_no_warm_started_fit_at_split_seed_1_stops_before_moving(digits_features
     iterations and reported themselves converged: the same model scored under different C."""
     train, val, test = digits_split(digits_features, 1)
     result = clipbench.linear_probe(train=train, val=val, test=test, num_classes=10)
+    assert len(result.n_iter["sweep"]) == 15 and min(result.n_iter["sweep"]) >= 1, result.n_iter["sweep"]
     sweep = result.convergence["sweep"]
-    assert len(sweep) == 15 and all(fit["iterations"] >= 1 for fit in sweep)
+    assert [fit["iterations"] for fit in sweep] == result.n_iter["sweep"]
     assert all(fit["converged"] and fit["decrement"] <= fit["tol"] <= 1e-9 for fit in sweep)
     assert [fit["C"] for fit in sweep] == pytest.approx([c for c, _ in result.sweep])
     objectives = [fit["objective"] for fit in sweep]
