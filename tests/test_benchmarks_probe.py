@@ -8,7 +8,7 @@ from _benchmark_fixtures import run_quick
 def test_probe_benchmark_quick_writes_summary(tmp_path):
     out = tmp_path / "probe.json"
     stdout, summary = run_quick("probe.py", out, "--threads", "1")
-    assert "sklearn / torch time" in stdout
+    assert "sklearn / torch time" in stdout and "matrix products" in stdout
     assert summary["benchmark"] == "probe"
     assert summary["problem"]["n_train"] == 600
     for solver in ("torch", "sklearn"):

@@ -3,6 +3,10 @@
 Each seed draws its own k-per-class subset of ``train`` (``fewshot_subset``) and runs the full
 ``linear_probe`` on it; without an explicit ``val`` the validation split is carved from the k-shot
 subset itself (so k >= 2), which keeps the probe honestly few-shot.
+
+``FewShotResult.convergence`` is one entry per seed, ``{"seed", "sweep", "refit", "all_converged",
+"method"}`` (the run's ``LinearProbeResult.convergence`` plus its seed), and ``all_converged`` says
+whether every fit of every seed converged.
 """
 
 from __future__ import annotations
@@ -42,9 +46,18 @@ class FewShotResult:
     std: dict[str, float]
     runs: list[LinearProbeResult] = field(repr=False)
 
+    @property
+    def convergence(self) -> list[dict[str, Any]]:
+        """Per seed: that run's convergence record (JSON-able), with its seed."""
+        return [{"seed": seed, **run.convergence} for seed, run in zip(self.seeds, self.runs, strict=True)]
+
+    @property
+    def all_converged(self) -> bool:
+        return all(run.convergence["all_converged"] for run in self.runs)
+
     def to_dict(self) -> dict[str, Any]:
         return {"k": self.k, "seeds": self.seeds, "mean": self.mean, "std": self.std,
-                "runs": [run.to_dict() for run in self.runs]}
+                "all_converged": self.all_converged, "runs": [run.to_dict() for run in self.runs]}
 
 
 def fewshot_linear_probe(train: Any, test: Any, *, k: int, seeds: Sequence[int] = (0, 1, 2),
