@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from clipbench import distributed
-from clipbench.comparison import Comparison
 from clipbench.config import Paths, hf_offline
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.errors import ClipbenchError
@@ -180,12 +179,13 @@ def _present_datasets(adapters: list[DatasetAdapter], data_root: Path, skip_miss
     if not missing:
         return adapters, []
     listing = "; ".join(f"{m['dataset']} ({m['how']})" for m in missing)
+    where = f"the data root {data_root}" + ("" if Path(data_root).is_dir() else " (which does not exist)")
     if not skip_missing:
-        raise ClipbenchError(f"{len(missing)} of {len(adapters)} datasets are not under {data_root}: {listing}. "
+        raise ClipbenchError(f"{len(missing)} of {len(adapters)} datasets are not under {where}: {listing}. "
                              "Get them, or pass --skip-missing to run the others")
     present = [a for a in adapters if a.name not in {m["dataset"] for m in missing}]
     if not present:
-        raise ClipbenchError(f"none of the suite's datasets is under {data_root}: {listing}")
+        raise ClipbenchError(f"none of the suite's datasets is under {where}: {listing}")
     log.warning("skipping %d missing dataset(s): %s", len(missing), listing)
     return present, missing
 
@@ -228,11 +228,119 @@ def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextMo
 
 
 def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
-            allow_mismatch: bool = False) -> Comparison:
-    """See ``clipbench.comparison.compare``: the regression gate's verdict and its markdown table."""
-    from clipbench.comparison import compare as _compare
+            allow_mismatch: bool = False, alpha: float | None = None,
+            tolerances: str | os.PathLike | None = None):
+    """The regression gate (``clipbench.significance.gated_compare``): paired tests on per-sample files where
+    both sides have them, else the fixed ``max_drop`` rule; ``.failed`` is the verdict, ``.to_markdown()`` the table."""
+    from clipbench.significance import DEFAULT_ALPHA, gated_compare
 
-    return _compare(new, baseline, max_drop, allow_mismatch)
+    return gated_compare(new, baseline, max_drop=max_drop, alpha=DEFAULT_ALPHA if alpha is None else alpha,
+                         tolerances=tolerances, allow_mismatch=allow_mismatch)
+
+
+def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True):
+    """Markdown + HTML report with plots (``clipbench.report.build_report``)."""
+    from clipbench.report import build_report
+
+    return build_report(source, out_dir=out_dir, published=published)
+
+
+def history(source: str | os.PathLike = "results", model: str | None = None, dataset: str | None = None,
+            task: str | None = None, plot: str | os.PathLike | None = None,
+            throughput_plot: str | os.PathLike | None = None) -> tuple[list, list[Path]]:
+    """Each row's primary metric over time (``HistoryPoint``s); optionally written as a trend PNG and an
+    accuracy-vs-throughput PNG. Returns (points, files written)."""
+    from clipbench import plots
+    from clipbench.fileio import atomic_write_bytes
+    from clipbench.history import history_points, throughput_points
+
+    points, written = history_points(source, model, dataset, task), []
+    if plot:
+        if not points:
+            raise ClipbenchError("no records match; nothing to plot")
+        atomic_write_bytes(plot, plots.trend_plot(points))
+        written.append(Path(plot))
+    if throughput_plot:
+        rows = [p for p in throughput_points(source, task)
+                if (not model or p["model"] == model) and (not dataset or p["dataset"] == dataset)]
+        if not rows:
+            raise ClipbenchError("no matching record has a measured throughput (were all features cached?)")
+        atomic_write_bytes(throughput_plot, plots.throughput_plot(rows))
+        written.append(Path(throughput_plot))
+    return points, written
+
+
+def samples(source: str | os.PathLike, result_id: str, top: int = 10) -> str:
+    """The most confident errors and top confusion pairs of one record's per-sample file, as text."""
+    from clipbench.samples import describe_record
+
+    if top < 1:
+        raise ClipbenchError(f"--top must be positive, got {top}")
+    return describe_record(source, result_id, top)
+
+
+def download(name: str, data_root: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+             offline: bool | None = None) -> str:
+    """Fetch one dataset or model (verified); returns a line saying where it is."""
+    from clipbench.datasets import DATASETS, download_dataset
+    from clipbench.errors import UnknownNameError
+
+    paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, offline=offline)
+    if name in DATASETS:
+        target = download_dataset(DATASETS.get(name), paths.data_root, offline=paths.offline)
+        return f"{DATASETS.canonical(name)}: {target if target is not None else 'bundled, nothing to download'}"
+    from clipbench.models import MODELS
+    from clipbench.models.loading import checkpoint_path
+
+    if name in MODELS:
+        info = MODELS.get(name)
+        return f"{info.name}: {checkpoint_path(info, cache_dir=paths.cache_dir, offline=paths.offline)}"
+    raise UnknownNameError(_unknown_download(name, DATASETS.names(), MODELS.names()))
+
+
+def _unknown_download(name: str, datasets: list[str], models: list[str]) -> str:
+    """`download` takes datasets and models alike, so suggest the closest names of both."""
+    import difflib
+
+    norm = {n.lower().replace("-", "").replace("_", "").replace("/", ""): n for n in [*datasets, *models]}
+    wanted = name.lower().replace("-", "").replace("_", "").replace("/", "")
+    close = [norm[k] for k in difflib.get_close_matches(wanted, list(norm), n=3, cutoff=0.6)]
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return (f"unknown dataset or model {name!r}{hint} (datasets: `clipbench list datasets`, "
+            f"models: `clipbench list models`)")
+
+
+def predict(image, **kwargs):
+    """Zero-shot predictions for one image (``clipbench.prediction.predict``)."""
+    from clipbench.prediction import predict as _predict
+
+    return _predict(image, **kwargs)
+
+
+def build_index(folder, model=None, index_dir=None, **kwargs):
+    """Embed a photo folder into a search index, encoding only new or changed files (``clipbench.search``)."""
+    from clipbench.search import build_index as _build_index
+
+    return _build_index(folder, model, index_dir, **kwargs)
+
+
+def search(query, index, top: int = 5, **kwargs):
+    """Nearest indexed images for an image path or a text (``clipbench.search.search``)."""
+    from clipbench.search import search as _search
+
+    return _search(query, index, top, **kwargs)
+
+
+def is_main_process() -> bool:
+    """False on torchrun ranks other than 0 (which neither print nor write results)."""
+    from clipbench.distributed import is_main_process as _is_main
+
+    return _is_main()
+
+
+def results_file(results_dir: str | os.PathLike | None = None) -> Path:
+    """Where ``run`` appends its records for ``results_dir`` (default: results/)."""
+    return Paths.resolve(results_dir=results_dir).results_dir / RESULTS_FILE
 
 
 def list_suites() -> list[dict]:
@@ -294,5 +402,7 @@ def list_tasks() -> list[dict]:
     return [task.describe() for _, task in TASKS.items()]
 
 
-__all__ = ["DEFAULTS", "RunOptions", "RunRecords", "cache_entries", "clear_cache", "compare", "default_device", "limit_indices",
-           "limit_split", "list_datasets", "list_models", "list_suites", "list_tasks", "resolve_options", "run"]
+__all__ = ["DEFAULTS", "RunOptions", "RunRecords", "build_index", "cache_entries", "clear_cache", "compare",
+           "default_device", "download", "history", "is_main_process", "limit_indices", "limit_split", "list_datasets",
+           "list_models", "list_suites", "list_tasks", "predict", "report", "resolve_options", "results_file", "run",
+           "samples", "search"]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.comparison import Comparison, PrimaryValue, Row, compare
+from clipbench.comparison import Comparison, PrimaryValue, Row, _at_common_precision, compare
 from clipbench.errors import ClipbenchError
 from clipbench.results import RESULTS_FILE, latest_records, read_records, record_key
 from clipbench.samples import SampleFileError, SampleLog, read_samples
@@ -287,7 +287,8 @@ class SignificanceJudge:
     def __call__(self, key: Row, base: PrimaryValue, new: PrimaryValue, status: str) -> tuple[str, str]:
         model, dataset, task, _ = key
         tol = self.tolerances.max_drop(dataset, task, self.max_drop) if self.tolerances else self.max_drop
-        delta = new.value - base.value
+        b_value, n_value = _at_common_precision(base, new)  # like with like: a rounded CSV side rounds both
+        delta = n_value - b_value
         if not (math.isfinite(delta)):  # leave non-numbers to the fixed rule's own handling
             return status, ""
         reason = ""

@@ -111,7 +111,7 @@ def test_missing_datasets_are_listed_before_any_model_is_loaded(tmp_path, capsys
     assert main(["run", "--suite", "zeroshot", "--model", "ViT-B/32", "--data-root", str(empty),
                  "--results-dir", str(tmp_path / "r")]) == 2
     err = _one_line_error(capsys)
-    assert "19 of 19 datasets are not under" in err and "cifar10 (clipbench download cifar10)" in err
+    assert "19 of 19 datasets are not under the data root" in err and "cifar10 (clipbench download cifar10)" in err
     assert "--skip-missing" in err and "imagenet1k (ImageNet needs a licence" in err
 
 

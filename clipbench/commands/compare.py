@@ -34,10 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.significance import gated_compare
+    from clipbench import api
 
-    result = gated_compare(args.new, args.baseline, max_drop=args.max_drop, alpha=args.alpha,
-                           tolerances=args.tolerances, allow_mismatch=args.allow_mismatch)
+    result = api.compare(args.new, args.baseline, max_drop=args.max_drop, alpha=args.alpha,
+                         tolerances=args.tolerances, allow_mismatch=args.allow_mismatch)
     if args.format == "markdown":
         print(result.to_markdown())
     else:

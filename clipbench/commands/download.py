@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from clipbench.errors import UnknownNameError
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,37 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=handler)
 
 
-def download(name: str, data_root=None, cache_dir=None, offline=None) -> str:
-    """Fetch one dataset or model; returns a line saying where it is."""
-    from clipbench.config import Paths
-    from clipbench.datasets import DATASETS, download_dataset
-
-    paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, offline=offline)
-    if name in DATASETS:
-        target = download_dataset(DATASETS.get(name), paths.data_root, offline=paths.offline)
-        return f"{DATASETS.canonical(name)}: {target if target is not None else 'bundled, nothing to download'}"
-    from clipbench.models import MODELS
-    from clipbench.models.loading import checkpoint_path
-
-    if name in MODELS:
-        info = MODELS.get(name)
-        return f"{info.name}: {checkpoint_path(info, cache_dir=paths.cache_dir, offline=paths.offline)}"
-    raise UnknownNameError(_unknown_message(name, DATASETS.names(), MODELS.names()))
-
-
-def _unknown_message(name: str, datasets: list[str], models: list[str]) -> str:
-    """`download` takes datasets and models alike, so suggest the closest names of both."""
-    import difflib
-
-    norm = {n.lower().replace("-", "").replace("_", "").replace("/", ""): n for n in [*datasets, *models]}
-    wanted = name.lower().replace("-", "").replace("_", "").replace("/", "")
-    close = [norm[k] for k in difflib.get_close_matches(wanted, list(norm), n=3, cutoff=0.6)]
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return (f"unknown dataset or model {name!r}{hint} (datasets: `clipbench list datasets`, "
-            f"models: `clipbench list models`)")
-
-
 def handler(args: argparse.Namespace) -> int:
+    from clipbench.api import download
+
     for name in args.names:
         print(download(name, data_root=args.data_root, cache_dir=args.cache_dir, offline=args.offline))
     return 0

@@ -21,26 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.errors import ClipbenchError
-    from clipbench.fileio import atomic_write_bytes
-    from clipbench.history import format_history, history_points, throughput_points
+    from clipbench import api
+    from clipbench.history import format_history
 
-    points = history_points(args.results, args.model, args.dataset, args.task)
+    points, written = api.history(args.results, args.model, args.dataset, args.task, plot=args.plot,
+                                  throughput_plot=args.throughput_plot)
     print(format_history(points))
-    if args.plot:
-        if not points:
-            raise ClipbenchError("no records match; nothing to plot")
-        from clipbench.plots import trend_plot
-
-        atomic_write_bytes(args.plot, trend_plot(points))
-        print(f"wrote {args.plot}")
-    if args.throughput_plot:
-        rows = [p for p in throughput_points(args.results, args.task)
-                if (not args.model or p["model"] == args.model) and (not args.dataset or p["dataset"] == args.dataset)]
-        if not rows:
-            raise ClipbenchError("no matching record has a measured throughput (were all features cached?)")
-        from clipbench.plots import throughput_plot
-
-        atomic_write_bytes(args.throughput_plot, throughput_plot(rows))
-        print(f"wrote {args.throughput_plot}")
+    for path in written:
+        print(f"wrote {path}")
     return 0

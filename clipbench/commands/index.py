@@ -27,8 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from clipbench.api import build_index
     from clipbench.errors import ClipbenchError
-    from clipbench.search import build_index
 
     if args.workers < 0:
         raise ClipbenchError(f"--workers must be non-negative, got {args.workers}")

@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.prediction import DEFAULT_MODEL, format_predictions, predict
+    from clipbench.api import predict
+    from clipbench.prediction import DEFAULT_MODEL, format_predictions
 
     check_device(args.device)
     model = args.model or DEFAULT_MODEL

@@ -20,9 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.report import build_report
+    from clipbench import api
 
-    report = build_report(args.results, out_dir=args.out, published=not args.no_published)
+    report = api.report(args.results, out_dir=args.out, published=not args.no_published)
     print(f"wrote {report.markdown}")
     print(f"wrote {report.html}")
     for image in report.images:

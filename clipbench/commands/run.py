@@ -50,7 +50,7 @@ def handler(args: argparse.Namespace) -> int:
     except BaseException as exc:  # failed or interrupted: show what completed, then the CLI prints the error
         _print_completed(getattr(exc, "completed_records", None), args.results_dir)
         raise
-    from clipbench.distributed import is_main_process
+    from clipbench.api import is_main_process, results_file
 
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
         return 0
@@ -65,9 +65,7 @@ def handler(args: argparse.Namespace) -> int:
     for item in getattr(records, "skipped", []):
         print(f"skipped {item['dataset']}: not present ({item['how']})")
     if records:
-        from clipbench.config import Paths
-
-        print(f"\nresults appended to {Paths.resolve(results_dir=args.results_dir).results_dir / 'results.jsonl'}")
+        print(f"\nresults appended to {results_file(args.results_dir)}")
     return 0
 
 
@@ -91,15 +89,13 @@ def split_list_flag(values: list[str] | None) -> list[str] | None:
 
 
 def _print_completed(records: list[dict] | None, results_dir: str | None) -> None:
-    from clipbench.distributed import is_main_process
+    from clipbench.api import is_main_process, results_file
 
     if not records or not is_main_process():
         return
-    from clipbench.config import Paths
-
     print(format_records(records))
-    print(f"\n{len(records)} completed result(s) kept in "
-          f"{Paths.resolve(results_dir=results_dir).results_dir / 'results.jsonl'}; the run did not finish:", flush=True)
+    print(f"\n{len(records)} completed result(s) kept in {results_file(results_dir)}; the run did not finish:",
+          flush=True)
 
 
 def summary_rows(records: list[dict]) -> list[dict]:

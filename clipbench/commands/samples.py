@@ -17,10 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from clipbench.errors import ClipbenchError
-    from clipbench.samples import describe_record
+    from clipbench import api
 
-    if args.top < 1:
-        raise ClipbenchError(f"--top must be positive, got {args.top}")
-    print(describe_record(args.results, args.result_id, args.top))
+    print(api.samples(args.results, args.result_id, args.top))
     return 0

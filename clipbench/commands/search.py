@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from clipbench.search import search
+    from clipbench.api import search
 
     result = search(args.query, args.index, args.top, model=args.model, kind=args.kind, backend=args.backend,
                     approx=args.approx, device=args.device, cache_dir=args.cache_dir, offline=args.offline)
