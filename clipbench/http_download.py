@@ -13,10 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from clipbench.errors import ChecksumError, ClipbenchError
 from clipbench.fileio import atomic_open
+from clipbench.progress import progress_bar
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -40,7 +39,7 @@ def download_verified(url: str, target: Path, algorithm: str, expected: str, dis
         total = int(length) if length and length.isdigit() else None
         digest = hashlib.new(algorithm, usedforsecurity=False)
         received = 0
-        with atomic_open(target, "wb") as fh, tqdm(
+        with atomic_open(target, "wb") as fh, progress_bar(
             total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name, leave=False
         ) as bar:
             while True:

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tqdm.auto import tqdm
-
 from clipbench.errors import DataError, OfflineError
 from clipbench.fileio import atomic_write_json, file_lock, fsync_dir, make_temp_dir, remove_stale_temps
 from clipbench.http_download import download_verified
+from clipbench.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ def download_dataset(
         files = [fetch_archive(a, downloads_dir) for a in adapter.downloads]  # every MD5 checked before any extraction
         staging = make_temp_dir(f".{adapter.folder}.partial-", data_root)  # 0777 - umask, not 0700
         try:
-            for archive, path in tqdm(list(zip(adapter.downloads, files, strict=True)), desc=f"extracting {adapter.name}", leave=False):
+            for archive, path in progress_bar(list(zip(adapter.downloads, files, strict=True)), desc=f"extracting {adapter.name}", leave=False):
                 log.info("extracting %s into %s", path, staging)
                 _place(archive, path, staging)
             atomic_write_json(staging / MARKER, {

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from clipbench.datasets.base import SplitData
 from clipbench.errors import CacheCorruptError, ClipbenchError
 from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
 from clipbench.models.base import ImageTextModel
+from clipbench.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def extract_range(
     current = next(range_iter)
     filled = 0
     desc = f"{split.dataset_name}/{split.split} {model.name}"
-    with tqdm(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
+    with progress_bar(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
             torch.inference_mode(), autocast_context(device, key.precision):
         for images, labels in _worker_errors_unwrapped(loader):
             images = images.to(device, non_blocking=True)

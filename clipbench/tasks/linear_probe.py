@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from clipbench.errors import ClipbenchError
 from clipbench.metrics import mean_per_class_recall, topk_accuracy
+from clipbench.progress import progress_bar
 from clipbench.tasks.probe_solvers import SOLVERS, LinearFit, make_solver
 from clipbench.threads import torch_threads
 
@@ -272,7 +272,7 @@ def linear_probe(
         start = time.perf_counter()
         fitter = make_solver(solver, X_train, y_train, num_classes, **options)
         method = fitter.method
-        bar = tqdm(total=len(GRID_LOG10_LAMBDA) + 2 * len(SEARCH_STEPS), desc=f"C sweep ({solver})",
+        bar = progress_bar(total=len(GRID_LOG10_LAMBDA) + 2 * len(SEARCH_STEPS), desc=f"C sweep ({solver})",
                    disable=not progress, leave=False)
 
         def evaluate(log10_lambda: float, init: LinearFit | None) -> tuple[float, LinearFit]:

@@ -41,13 +41,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, sha256_bytes
 from clipbench.models.architecture import CLIP, ClipConfig
 from clipbench.models.preprocess import clip_preprocess
 from clipbench.models.tokenizer import tokenize
+from clipbench.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +257,7 @@ def train(
         max_log_scale = math.log(100)
         epoch_losses: list[float] = []
         step = 0
-        with tqdm(total=total, desc="train-tiny", unit="step", disable=not progress) as bar:
+        with progress_bar(total=total, desc="train-tiny", unit="step", disable=not progress) as bar:
             while step < total:
                 order = torch.randperm(n, generator=generator)
                 losses = []
