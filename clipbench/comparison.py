@@ -18,7 +18,6 @@ decimals, ``results.jsonl`` full floats), so an identical run never shows as ``-
 
 from __future__ import annotations
 
-import csv
 import decimal
 import math
 import os
@@ -27,12 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.errors import ClipbenchError
-from clipbench.results import RESULTS_FILE, latest_records, read_records, record_key
+from clipbench.results_source import IDENTITY_FIELDS, Row, latest_rows, primary_rows, row_name
 
-Row = tuple[str, str, str, str]  # model, dataset, task, variant
-
-#: Fields that say what a number was computed from; a row whose fields differ is not comparable.
-IDENTITY_FIELDS = ("model_identity", "dataset_fingerprint")
+__all__ = ["IDENTITY_FIELDS", "Comparison", "ComparisonRow", "PrimaryValue", "Row", "compare", "load_primary"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +40,7 @@ class PrimaryValue:
 
 
 def _row_name(key: Row) -> str:
-    return "/".join(k for k in key[:3]) + (f" [{key[3]}]" if key[3] else "")
+    return row_name(key)
 
 
 def _checked(path: Path, key: Row, metric: str, value: float) -> float:
@@ -62,65 +58,17 @@ def _decimals(text: str) -> int | None:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def _from_leaderboard(path: Path) -> dict[Row, PrimaryValue]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ClipbenchError(f"cannot read {path} as a leaderboard CSV: {exc}") from exc
-    needed = {"model", "dataset", "task", "metric", "value"}
-    if not rows or not needed <= set(rows[0]):
-        raise ClipbenchError(f"{path} is not a long leaderboard CSV (needs columns {', '.join(sorted(needed))})")
-    grouped: dict[Row, list[dict]] = {}
-    for row in rows:
-        if any(row.get(k) is None for k in needed):
-            raise ClipbenchError(f"{path}: a row has fewer columns than the header (a torn file?)")
-        key = (row["model"], row["dataset"], row["task"], row.get("variant") or "")
-        grouped.setdefault(key, []).append(row)
-    out = {}
-    for key, group in grouped.items():
-        primary = group[0].get("primary_metric")
-        if primary:
-            chosen = next((r for r in group if r["metric"] == primary), None)
-            if chosen is None:
-                raise ClipbenchError(f"{path}: row {_row_name(key)} lacks its primary metric {primary!r}")
-        else:
-            chosen = next((r for r in group if r.get("ci_low")), None)
-            chosen = chosen or next((r for r in group if r["metric"] in ("top1", "mean_per_class_recall")), group[0])
-        text = chosen["value"]
-        if not text.strip():  # the leaderboard writes NaN as an empty cell
-            raise ClipbenchError(f"{path}: row {_row_name(key)} has no {chosen['metric']} value (NaN or missing); "
-                                 "the gate cannot judge it")
-        try:
-            value = float(text)
-        except ValueError as exc:
-            raise ClipbenchError(f"{path}: value {text!r} for row {_row_name(key)} is not a number") from exc
-        identity = {f: (chosen.get(f) or None) for f in IDENTITY_FIELDS if f in chosen}
-        out[key] = PrimaryValue(chosen["metric"], _checked(path, key, chosen["metric"], value), _decimals(text),
-                                identity)
-    return out
-
-
 def load_primary(source: str | os.PathLike) -> dict[Row, PrimaryValue]:
-    """(model, dataset, task, variant) -> primary metric value from a results dir, results.jsonl or leaderboard.csv."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.is_file():
-        raise ClipbenchError(f"results not found: {path} (expected a results directory, results.jsonl or "
-                             "leaderboard.csv)")
-    if path.suffix == ".csv":
-        out = _from_leaderboard(path)
-    else:
-        out = {}
-        for r in latest_records(read_records(path, strict=True)):  # the gate judges only files it can read whole
-            key = record_key(r)
-            metric = r.get("primary_metric") or "top1"
-            value = r["metrics"].get(metric)
-            if value is None:
-                raise ClipbenchError(f"{path}: row {_row_name(key)} lacks its primary metric {metric!r}")
-            identity = {f: (r.get(f) or None) for f in IDENTITY_FIELDS}
-            out[key] = PrimaryValue(metric, _checked(path, key, metric, float(value)), None, identity)
+    """(model, dataset, task, variant) -> primary metric value from a results dir, results.jsonl or leaderboard.csv
+    (read by ``results_source``, the one reader; the newest record per row wins)."""
+    rows, path = primary_rows(source, strict=True)  # the gate judges only files it can read whole
+    out = {}
+    for key, row in latest_rows(rows).items():
+        if row.value is None:  # the leaderboard writes NaN as an empty cell
+            raise ClipbenchError(f"{path}: row {_row_name(key)} has no {row.metric} value (NaN or missing); "
+                                 "the gate cannot judge it")
+        decimals = _decimals(row.text) if row.text is not None else None
+        out[key] = PrimaryValue(row.metric, _checked(path, key, row.metric, row.value), decimals, dict(row.identity))
     if not out:
         raise ClipbenchError(f"{path} holds no results: nothing to compare")
     return out

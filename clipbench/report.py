@@ -32,7 +32,8 @@ import pandas as pd
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, atomic_write_text
-from clipbench.results import read_records, record_variant
+from clipbench.results import record_variant
+from clipbench.results_source import primary_rows
 from clipbench.tasks.registry import task_order, task_title
 
 log = logging.getLogger(__name__)
@@ -41,18 +42,6 @@ _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", 
 
 
 # ---------------------------------------------------------------- reading results
-
-
-def _resolve_source(source: str | os.PathLike) -> Path:
-    path = Path(source).expanduser()
-    if path.is_dir():
-        for name in ("results.jsonl", "leaderboard.csv"):
-            if (path / name).is_file():
-                return path / name
-        raise ClipbenchError(f"no results.jsonl or leaderboard.csv in {path}; run `clipbench run` first")
-    if not path.is_file():
-        raise ClipbenchError(f"results not found: {path} (expected a results directory, results.jsonl or leaderboard.csv)")
-    return path
 
 
 def _labelled(model: str, variant: str) -> str:
@@ -64,59 +53,19 @@ def _unlabelled(model: str) -> str:
     return re.sub(r" \[[^\]]*\]$", "", model)
 
 
-def _records_frame(path: Path) -> pd.DataFrame:
-    """results.jsonl -> one primary-metric row per record, oldest first (newest wins downstream)."""
-    rows = []
-    for order, rec in enumerate(read_records(path)):
-        metric = rec.get("primary_metric")
-        if metric not in rec["metrics"]:
-            raise ClipbenchError(f"{path}: record for {rec['model']}/{rec['dataset']}/{rec['task']} lacks its "
-                                 f"primary metric {metric!r}")
-        ci = rec.get("ci95") or {}
-        rows.append({
-            "model": _labelled(rec["model"], record_variant(rec)), "dataset": rec["dataset"], "task": rec["task"],
-            "metric": metric, "value": rec["metrics"][metric], "ci_low": ci.get("low"), "ci_high": ci.get("high"),
-            "n_samples": rec.get("n_samples"), "model_family": rec.get("model_family"),
-            "timestamp": rec.get("timestamp") or "", "_order": order,
-        })
-    frame = pd.DataFrame(rows, columns=[*_COLUMNS, "_order"])
-    return frame.sort_values(["timestamp", "_order"]).drop(columns="_order")
-
-
-def _leaderboard_frame(path: Path) -> pd.DataFrame:
-    """Long leaderboard.csv -> primary-metric rows (the metric that carries a CI, else the only one)."""
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ClipbenchError(f"cannot read {path} as a leaderboard CSV: {exc}") from exc
-    missing = {"model", "dataset", "task", "metric", "value"} - set(frame.columns)
-    if missing:
-        raise ClipbenchError(f"{path} is not a long leaderboard CSV: missing columns {', '.join(sorted(missing))}")
-    for col in _COLUMNS:
-        if col not in frame.columns:
-            frame[col] = None
-    frame["timestamp"] = frame["timestamp"].fillna("").astype(str)
-    if "variant" in frame.columns:
-        frame["model"] = [_labelled(m, v) for m, v in zip(frame["model"], frame["variant"].fillna(""), strict=True)]
-    if "primary_metric" in frame.columns:
-        frame = frame[frame["metric"] == frame["primary_metric"]]
-    else:
-        keys = ["model", "dataset", "task"]
-        with_ci = frame[frame["ci_low"].notna()]
-        keep = with_ci if len(with_ci.groupby(keys)) == len(frame.groupby(keys)) else frame
-        preference = {"top1": 0, "mean_per_class_recall": 0}  # equal: only used when no CI says which
-        keep = keep.assign(_pref=keep["metric"].map(preference).fillna(1))
-        frame = keep.sort_values("_pref").groupby(keys, as_index=False, sort=False).first().drop(columns="_pref")
-    return frame[_COLUMNS].sort_values("timestamp", kind="stable")
-
-
 def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, Path]:
-    """Primary-metric rows (newest per model x dataset x task) and the file they came from."""
-    path = _resolve_source(source)
-    frame = _records_frame(path) if path.suffix == ".jsonl" else _leaderboard_frame(path)
-    if frame.empty:
+    """Primary-metric rows (newest per model x dataset x task x variant) and the file they came from, read by
+    ``clipbench.results_source`` (the reader the gate uses, so both agree on which metric is primary)."""
+    rows, path = primary_rows(source)
+    if not rows:
         raise ClipbenchError(f"{path} holds no readable result records" if path.suffix == ".jsonl"
                              else f"{path} holds no results")
+    frame = pd.DataFrame(
+        [{"model": _labelled(r.model, r.variant), "dataset": r.dataset, "task": r.task, "metric": r.metric,
+          "value": r.value, "ci_low": r.ci_low, "ci_high": r.ci_high, "n_samples": r.n_samples,
+          "model_family": r.model_family, "timestamp": r.timestamp, "_order": i} for i, r in enumerate(rows)],
+        columns=[*_COLUMNS, "_order"])
+    frame = frame.sort_values(["timestamp", "_order"], kind="stable").drop(columns="_order")
     frame = frame.drop_duplicates(["model", "dataset", "task"], keep="last")
     for col in ("value", "ci_low", "ci_high"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")

@@ -36,3 +36,11 @@ def test_disabled_bar_writes_nothing():
     for _ in progress_bar(range(3), desc="quiet", file=log, disable=True):
         pass
     assert log.getvalue() == ""
+
+
+def test_a_loop_shorter_than_the_interval_leaves_no_lines(monkeypatch):
+    monkeypatch.setenv("CLIPBENCH_PROGRESS_INTERVAL", "60")
+    log = io.StringIO()
+    for _ in progress_bar(range(3), desc="quick", file=log):
+        pass
+    assert log.getvalue() == ""
