@@ -13,30 +13,33 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clipbench import distributed
 from clipbench.comparison import Comparison
 from clipbench.config import Paths
-from clipbench.datasets.base import DatasetAdapter
 from clipbench.errors import ClipbenchError
-from clipbench.features import FeatureStore
 from clipbench.fileio import ensure_dir
-from clipbench.models.base import ImageTextModel
 from clipbench.options import defaults
 from clipbench.results import RESULTS_FILE, append_record, read_records, write_leaderboards
-from clipbench.runner import (
-    RunContext,
-    RunOptions,
-    check_task_fits,
-    default_device,
-    limit_indices,
-    limit_split,
-    resolve_options,
-    suite_tasks,
-)
 from clipbench.suites import Suite, load_suite
-from clipbench.threads import torch_threads
+
+if TYPE_CHECKING:  # torch-heavy: imported where used, so `clipbench list` and `compare` start without torch
+    from clipbench.datasets.base import DatasetAdapter
+    from clipbench.models.base import ImageTextModel
+    from clipbench.runner import RunOptions, default_device, limit_indices, limit_split, resolve_options  # noqa: F401
+
+#: Names re-exported from torch-importing modules, resolved on first access (PEP 562).
+_LAZY = {name: "clipbench.runner" for name in
+         ("RunOptions", "default_device", "limit_indices", "limit_split", "resolve_options")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,11 @@ def run(
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
     a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records.
     """
+    from clipbench import distributed
+    from clipbench.models.base import ImageTextModel
+    from clipbench.runner import RunContext, check_task_fits, resolve_options, suite_tasks
+    from clipbench.threads import torch_threads
+
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     if options.get("offline") is False:  # False means "not forced", never "online despite the suite"
         options["offline"] = None
@@ -138,17 +146,21 @@ def _check_results_dir(results_dir: Path) -> None:
 
 
 def _adapter(item: str | DatasetAdapter) -> DatasetAdapter:
+    from clipbench.datasets import get_dataset
+    from clipbench.datasets.base import DatasetAdapter
+
     if isinstance(item, DatasetAdapter):
         return item
-    from clipbench.datasets import get_dataset
 
     return get_dataset(item)
 
 
 def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextModel:
+    from clipbench.models import load_model
+    from clipbench.models.base import ImageTextModel
+
     if isinstance(spec, ImageTextModel):
         return spec.to(device)
-    from clipbench.models import load_model
 
     return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline)
 
@@ -180,6 +192,8 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
 
 def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
     """Feature-store entries and text classifiers with their sizes (for `clipbench cache list`)."""
+    from clipbench.features import FeatureStore
+
     paths = Paths.resolve(cache_dir=cache_dir)
     out = []
     for e in FeatureStore(paths.features_dir).entries():
@@ -199,6 +213,8 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
 def clear_cache(cache_dir: str | os.PathLike | None = None, what: str = "all") -> int:
     """Delete cached features and/or text classifiers (``what``: features|text|all); returns bytes freed."""
     import shutil
+
+    from clipbench.features import FeatureStore
 
     if what not in ("features", "text", "all"):
         raise ClipbenchError(f"unknown cache part {what!r}; expected features, text or all")

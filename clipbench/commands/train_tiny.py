@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from clipbench.training.tiny import TrainSettings, settings_with, train_tiny
+from clipbench.training.settings import TrainSettings, settings_with
 
 _DEFAULTS = TrainSettings()
 
@@ -30,6 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clipbench.training.tiny import train_tiny  # torch: only when training
+
     settings = settings_with(seed=args.seed, epochs=args.epochs, max_steps=args.steps)
     start = time.perf_counter()
     result, sha256 = train_tiny(args.out, settings, data_root=args.data_root)

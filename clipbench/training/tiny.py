@@ -25,7 +25,6 @@ The result is written as an OpenAI-format state dict in fp16 (like OpenAI's rele
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import logging
 import math
@@ -43,6 +42,7 @@ from clipbench.fileio import atomic_write_bytes, sha256_bytes
 from clipbench.models.architecture import CLIP, ClipConfig
 from clipbench.models.preprocess import clip_preprocess
 from clipbench.models.tokenizer import tokenize
+from clipbench.training.settings import TrainSettings, settings_with  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -63,34 +63,6 @@ TINY_CONFIG = ClipConfig(
 
 #: Dataset the tiny model is trained on (its train split only).
 TRAIN_DATASET = "digits"
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that decides the trained weights besides the data and the code."""
-
-    seed: int = 0
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_epochs: int = 1
-    #: random translation of each training image by up to this many pixels (at model resolution)
-    max_shift: int = 0
-    #: stop after this many optimiser steps (None: run all epochs); for quick checks and tests
-    max_steps: int | None = None
-    threads: int = 2
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "threads"):
-            if getattr(self, name) < 1:
-                raise ClipbenchError(f"train-tiny: {name} must be at least 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ClipbenchError(f"train-tiny: steps must be at least 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ClipbenchError(f"train-tiny: learning rate must be positive, got {self.lr}")
-        if self.max_shift < 0:
-            raise ClipbenchError(f"train-tiny: max shift must be >= 0, got {self.max_shift}")
 
 
 @dataclass
@@ -289,8 +261,3 @@ def train_tiny(
     result = train(images, labels, tokens, settings, progress=progress)
     sha = save_checkpoint(result.state_dict, out) if out is not None else None
     return result, sha
-
-
-def settings_with(**overrides: object) -> TrainSettings:
-    """Default settings with the non-None ``overrides`` applied (what the CLI passes through)."""
-    return dataclasses.replace(TrainSettings(), **{k: v for k, v in overrides.items() if v is not None})
