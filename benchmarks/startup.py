@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[tuple[str, str], dict] = {}
     for name, cmd in cmds.items():
-        for tree_name, tree in trees.items():
+        for tree_name in trees:
             results[(tree_name, name)] = {"warm": [], "cold": None, "imports": None}
         for _ in range(args.repeats):  # interleaved trees
             for tree_name, tree in trees.items():

@@ -32,7 +32,7 @@ def handler(args: argparse.Namespace) -> int:
 
     for flag in ("batch_size", "workers", "limit", "fewshot_k", "bootstrap", "threads"):
         value = getattr(args, flag)
-        if value is not None and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
+        if isinstance(value, int) and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
             raise ClipbenchError(f"--{flag.replace('_', '-')} must be {'non-negative' if flag in ('workers', 'bootstrap') else 'positive'}, got {value}")
     records = run(args.model, suite=args.suite, datasets=args.dataset, data_root=args.data_root,
                   cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,

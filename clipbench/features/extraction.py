@@ -32,6 +32,7 @@ from clipbench.datasets.base import SplitData
 from clipbench.errors import CacheCorruptError, ClipbenchError
 from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
 from clipbench.models.base import ImageTextModel
+from clipbench.workers import loader_options
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def extract_range(
     end: int,
     *,
     batch_size: int = 256,
-    workers: int = 0,
+    workers: int | str = 0,
     shard_size: int | None = None,
     progress: bool = True,
 ) -> list[ShardInfo]:
@@ -178,13 +179,8 @@ def extract_range(
     device = model.device
     labels_all = np.asarray(split.labels, dtype=np.int64)
     dataset = split.torch_dataset(model.preprocess)
-    loader = DataLoader(
-        dataset,
-        batch_sampler=_batches(ranges, batch_size),
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    loader = DataLoader(dataset, batch_sampler=_batches(ranges, batch_size),
+                        **loader_options(workers, device, sum(b - a for a, b in ranges)))
     total = sum(b - a for a, b in ranges)
     written: list[ShardInfo] = []
     pending_feats: list[np.ndarray] = []
@@ -232,7 +228,7 @@ def extract_features(
     projected: bool = True,
     precision: str = "fp32",
     batch_size: int = 256,
-    workers: int = 0,
+    workers: int | str = 0,
     shard_size: int | None = None,
     progress: bool = True,
 ) -> FeatureSet:
