@@ -20,6 +20,8 @@ def test_text_tower_quick_writes_summary(tmp_path):
     # sorting never runs more positions than file order; open_clip runs all 77 for every prompt
     assert methods["clipbench sorted"]["token_positions"] <= methods["clipbench file order"]["token_positions"]
     assert methods["open_clip per class"]["token_positions"] == 48 * 77
+    full = {m: methods[m]["full_build_token_positions"] for m in methods}
+    assert full["clipbench sorted"] < full["clipbench file order"] < full["open_clip per class"] == 1000 * 8 * 77
 
 
 def test_text_tower_rejects_bad_sizes():
