@@ -127,17 +127,26 @@ def main(argv: list[str] | None = None) -> int:
         print("error: need --images >= --classes, --classes in 2..1000, --templates in 1..80, --repeats >= 1",
               file=sys.stderr)
         return 2
-    import open_clip
-    import torch
-    from _common import machine_info, print_table, write_summary
-    from extract import register_quick_archs
+    from _common import write_summary
     from zeroshot_text import imagenet_prompts
 
     all_classes, all_templates, source = imagenet_prompts()
     step = len(all_classes) / args.classes
     classnames = [all_classes[int(i * step)] for i in range(args.classes)]
     templates = all_templates[: args.templates]
-    tmp = Path(tempfile.mkdtemp(prefix="clipbench-bench-e2e-"))
+    with tempfile.TemporaryDirectory(prefix="clipbench-bench-e2e-") as folder:
+        summary = measure(args, Path(folder), classnames, templates, source)
+    write_summary(args.out, summary)
+    return 0 if summary["accuracy_equal"] else 1
+
+
+def measure(args, tmp: Path, classnames: list[str], templates: list[str], source: str) -> dict:
+    """Every timed run, in ``tmp``; prints the table and returns the JSON summary."""
+    import open_clip
+    import torch
+    from _common import machine_info, print_table
+    from extract import register_quick_archs
+
     quick_cfg = "-"
     if args.quick:
         register_quick_archs(tmp)
@@ -208,11 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                "warm_ratio": warm_ratio, "targets": {"cold": COLD_TARGET, "warm": WARM_TARGET},
                "meets_targets": {"cold": cold_ratio >= COLD_TARGET, "warm": warm_ratio >= WARM_TARGET},
                "accuracy_equal": equal, "accuracies": accuracies, "top1": top1, "mean_per_class_recall": recall}
-    write_summary(args.out, summary)
-    import shutil
-
-    shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if equal else 1
+    return summary
 
 
 if __name__ == "__main__":
