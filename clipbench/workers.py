@@ -5,9 +5,11 @@
 * on CUDA: every CPU this process may use (its share under torchrun), at most ``CUDA_WORKERS``:
   one worker decodes and resizes roughly 70-100 images/s (benchmarks/pipeline.py), a GPU encodes
   thousands, so a GPU wants as many workers as the machine has;
-* on CPU: 0 for a split of at most ``CPU_INLINE_SAMPLES`` images (starting workers costs more than
-  it saves there, and the encoder's own threads already use every core), else one worker per four
-  CPUs (at least one), which overlaps decoding with the encoder without starving its threads.
+* on CPU: one worker per four CPUs (at least one), which overlaps decoding with the encoder
+  without taking many cores from its threads (measured on 2 shared cores, ViT-B/32, 64 JPEGs:
+  one worker 8.7 s vs inline 9.9 s, medians of 6, see benchmarks/README.md), except for a split of
+  at most ``CPU_INLINE_SAMPLES`` images (one default batch), where there is nothing to overlap and
+  a worker would only add its start-up.
 
 An explicit count far above the machine (``--workers 999``) is a mistake, not a request.
 """
@@ -22,8 +24,8 @@ AUTO = "auto"
 
 #: Most workers ``auto`` gives one CUDA device.
 CUDA_WORKERS = 16
-#: On CPU, splits up to this size are decoded in the main process under ``auto``.
-CPU_INLINE_SAMPLES = 2048
+#: On CPU, splits up to this size (one default batch) are decoded in the main process under ``auto``.
+CPU_INLINE_SAMPLES = 256
 
 
 def cpu_share() -> int:

@@ -26,7 +26,7 @@ def test_auto_is_the_default():
 
 
 def test_auto_resolves_by_device_and_split_size(eight_cpus, monkeypatch):
-    assert w.resolve_workers("auto", torch.device("cpu"), 500) == 0  # small split: decode inline
+    assert w.resolve_workers("auto", torch.device("cpu"), w.CPU_INLINE_SAMPLES) == 0  # one batch: decode inline
     assert w.resolve_workers("auto", "cpu", w.CPU_INLINE_SAMPLES + 1) == 2  # one worker per four CPUs
     assert w.resolve_workers("auto", torch.device("cuda", 0), 10) == 8  # every CPU feeds a GPU
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun: four ranks share the eight CPUs
