@@ -159,7 +159,7 @@ def torchrun(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="clipbench-gpu-torchrun-") as tmp:
         for mode in ("plain", "torchrun"):
             launcher = [sys.executable] if mode == "plain" else [sys.executable, "-m", "torch.distributed.run",
-                                                                 "--nproc_per_node", "1"]
+                                                                 "--standalone", "--nproc_per_node", "1"]
             cmd = [*launcher, "-m", "clipbench", "run", "--suite", "smoke", "--device", "cuda", "--no-progress",
                    "--cache-dir", f"{tmp}/{mode}/cache", "--results-dir", f"{tmp}/{mode}/res"]
             start = time.perf_counter()
