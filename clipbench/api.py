@@ -15,15 +15,11 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from clipbench import distributed
 from clipbench.config import Paths, hf_offline
-from clipbench.datasets.base import DatasetAdapter
 from clipbench.errors import ClipbenchError
-from clipbench.features import FeatureStore
 from clipbench.fileio import check_writable, ensure_dir
-from clipbench.models.base import ImageTextModel
 from clipbench.options import defaults
 from clipbench.results import (
     LEADERBOARD_FILE,
@@ -33,19 +29,25 @@ from clipbench.results import (
     read_records,
     write_leaderboards,
 )
-from clipbench.runner import (
-    RunContext,
-    RunOptions,
-    check_task_fits,
-    default_device,
-    limit_indices,
-    limit_split,
-    resolve_options,
-    suite_tasks,
-)
-from clipbench.samples import discard_samples
 from clipbench.suites import Suite, load_suite
-from clipbench.threads import torch_threads
+
+if TYPE_CHECKING:  # torch-heavy: imported where used, so `clipbench list` and `compare` start without torch
+    from clipbench.datasets.base import DatasetAdapter
+    from clipbench.models.base import ImageTextModel
+    from clipbench.runner import RunOptions, default_device, limit_indices, limit_split, resolve_options  # noqa: F401
+
+#: Names re-exported from torch-importing modules, resolved on first access (PEP 562).
+_LAZY = {name: "clipbench.runner" for name in
+         ("RunOptions", "default_device", "limit_indices", "limit_split", "resolve_options")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,12 @@ def run(
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
     a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records.
     """
+    from clipbench import distributed
+    from clipbench.models.base import ImageTextModel
+    from clipbench.runner import RunContext, check_task_fits, resolve_options, suite_tasks
+    from clipbench.samples import discard_samples
+    from clipbench.threads import torch_threads
+
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     if options.get("offline") is False:  # False means "not forced", never "online despite the suite"
         options["offline"] = None
@@ -168,6 +176,7 @@ class RunRecords(list):
 def _present_datasets(adapters: list[DatasetAdapter], data_root: Path, skip_missing: bool
                       ) -> tuple[list[DatasetAdapter], list[dict]]:
     """Check every dataset is on disk before any model is loaded; list the missing ones with how to get them."""
+    from clipbench.datasets.base import DatasetAdapter
     from clipbench.datasets.download import describe_download
 
     missing = []
@@ -212,17 +221,21 @@ def _check_results_dir(results_dir: Path) -> None:
 
 
 def _adapter(item: str | DatasetAdapter) -> DatasetAdapter:
+    from clipbench.datasets import get_dataset
+    from clipbench.datasets.base import DatasetAdapter
+
     if isinstance(item, DatasetAdapter):
         return item
-    from clipbench.datasets import get_dataset
 
     return get_dataset(item)
 
 
 def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextModel:
+    from clipbench.models import load_model
+    from clipbench.models.base import ImageTextModel
+
     if isinstance(spec, ImageTextModel):
         return spec.to(device)
-    from clipbench.models import load_model
 
     return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline)
 
@@ -363,6 +376,8 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
 
 def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
     """Feature-store entries and text classifiers with their sizes (for `clipbench cache list`)."""
+    from clipbench.features import FeatureStore
+
     paths = Paths.resolve(cache_dir=cache_dir)
     out = []
     for e in FeatureStore(paths.features_dir).entries():
@@ -382,6 +397,8 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
 def clear_cache(cache_dir: str | os.PathLike | None = None, what: str = "all") -> int:
     """Delete cached features and/or text classifiers (``what``: features|text|all); returns bytes freed."""
     import shutil
+
+    from clipbench.features import FeatureStore
 
     if what not in ("features", "text", "all"):
         raise ClipbenchError(f"unknown cache part {what!r}; expected features, text or all")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipbench.errors import ClipbenchError
+from clipbench.workers import AUTO, max_workers, workers_flag, workers_ok
 
 
 def positive_int(v: Any) -> bool:
@@ -83,7 +84,9 @@ class Option:
 #: Options every task shares (extraction, subsetting, statistics, the run's environment).
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("batch_size", 256, positive_int, "a positive integer", "images per forward pass", int),
-    Option("workers", 0, non_negative_int, "a non-negative integer", "DataLoader worker processes", int),
+    Option("workers", AUTO, workers_ok, f"'auto' or an integer from 0 to {max_workers()}",
+           "DataLoader worker processes ('auto', the default: as many as the device needs and the CPUs allow)",
+           workers_flag),
     Option("precision", "fp32", one_of("fp32", "fp16", "bf16"), "one of fp32, fp16, bf16",
            "fp16/bf16 use autocast (fp16: CUDA only)", str, ("fp32", "fp16", "bf16")),
     Option("limit", None, lambda v: v is None or positive_int(v), "a positive integer or null",

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import atomic_write_bytes, sha256_bytes
@@ -90,6 +89,7 @@ class SampleLog:
 def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     """The pyarrow table of one split's predictions (``score_kind``: logits or probabilities)."""
     import pyarrow as pa
+    import torch  # only when writing: compare and `clipbench samples` read without torch
 
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)

@@ -1,6 +1,6 @@
 """Zero-shot class weights (the CLIP paper's prompt ensemble), cached on disk.
 
-Each prompt is encoded (all classes' prompts batched together), L2-normalised; a class's
+Each prompt is encoded (all classes' prompts batched together, by token length), L2-normalised; a class's
 embeddings are averaged and the mean renormalised. The result [C, D] is cached under
 ``Paths.text_dir`` keyed by model identity, the exact prompts, precision and a schema version,
 with a recorded size and SHA-256 checked on every read.
@@ -34,6 +34,15 @@ def prompt_hash(class_prompts: Sequence[Sequence[str]]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:32]
 
 
+def length_order(tokens: torch.Tensor) -> torch.Tensor:
+    """Prompt indices sorted by end-of-text position (stable), so each batch holds prompts of one length.
+
+    CLIP's end-of-text token has the largest id, so ``argmax`` (first maximum) finds it; for a
+    tokenizer where it does not, the order is merely less useful: the output never depends on it.
+    """
+    return torch.sort(tokens.argmax(dim=-1), stable=True).indices
+
+
 @torch.inference_mode()
 def build_text_classifier(
     model: ImageTextModel,
@@ -41,17 +50,26 @@ def build_text_classifier(
     batch_size: int = 256,
     precision: str = "fp32",
 ) -> torch.Tensor:
-    """[C, D] float32 unit-norm class weights on CPU."""
+    """[C, D] float32 unit-norm class weights on CPU.
+
+    Prompts are encoded in order of token length: the text tower stops each batch at its longest
+    end-of-text token (``CLIP.encode_text``), so sorted batches skip the padding that file order
+    would run through. Embeddings go back to their prompt's place before the per-class means.
+    """
     if not class_prompts or any(len(p) == 0 for p in class_prompts):
         raise ClipbenchError("every class needs at least one prompt")
     flat = [p for prompts in class_prompts for p in prompts]
     owner = torch.tensor([c for c, prompts in enumerate(class_prompts) for _ in prompts])
-    chunks = []
+    tokens = model.tokenize(flat)
+    order = length_order(tokens)
+    embeddings = None
     with autocast_context(model.device, precision):
         for start in range(0, len(flat), batch_size):
-            emb = model.encode_text(model.tokenize(flat[start:start + batch_size])).float().cpu()
-            chunks.append(emb / emb.norm(dim=-1, keepdim=True))
-    embeddings = torch.cat(chunks)
+            rows = order[start:start + batch_size]
+            emb = model.encode_text(tokens[rows]).float().cpu()
+            if embeddings is None:
+                embeddings = torch.empty(len(flat), emb.shape[1])
+            embeddings[rows] = emb / emb.norm(dim=-1, keepdim=True)
     if not torch.isfinite(embeddings).all():
         raise ClipbenchError(f"{model.name} produced NaN/Inf text embeddings at precision {precision}")
     sums = torch.zeros(len(class_prompts), embeddings.shape[1]).index_add_(0, owner, embeddings)

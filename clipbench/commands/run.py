@@ -38,7 +38,7 @@ def handler(args: argparse.Namespace) -> int:
 
     for flag in ("batch_size", "workers", "limit", "fewshot_k", "bootstrap", "threads"):
         value = getattr(args, flag)
-        if value is not None and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
+        if isinstance(value, int) and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
             raise ClipbenchError(f"--{flag.replace('_', '-')} must be {'non-negative' if flag in ('workers', 'bootstrap') else 'positive'}, got {value}")
     if args.device is not None:
         check_device(args.device)

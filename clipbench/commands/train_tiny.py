@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from clipbench.training.tiny import RECIPES, TRAIN_DATASET, settings_with, train_tiny
+from clipbench.training.settings import RECIPES, TRAIN_DATASET, settings_with
 
 #: the packaged model each training dataset's recipe produces
 MODEL_NAMES = {"digits": "clipbench-tiny", "shapes": "clipbench-shapes"}
@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="training data and recipe: digits (clipbench-tiny) or shapes (clipbench-shapes)")
     parser.add_argument("--out", type=Path, default=None,
                         help="checkpoint file to write (default: <model name>.pt, e.g. clipbench-tiny.pt)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help=f"random seed (default {RECIPES[TRAIN_DATASET].seed})")
     parser.add_argument("--epochs", type=int, default=None,
                         help="passes over the train split (default: the recipe's, " +
                         ", ".join(f"{d} {s.epochs}" for d, s in RECIPES.items()) + ")")
@@ -38,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clipbench.training.tiny import train_tiny  # torch: only when training
+
     out = args.out if args.out is not None else Path(f"{MODEL_NAMES[args.dataset]}.pt")
     settings = settings_with(args.dataset, seed=args.seed, epochs=args.epochs, max_steps=args.steps)
     start = time.perf_counter()

@@ -20,7 +20,7 @@ from clipbench.registry import Registry
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
 
 #: prefixes of ``get_dataset`` specs that name data on disk instead of a registered adapter
-SPEC_PREFIXES = ("folder", "csv", "hf", *IMAGE_TEXT_SPECS)
+SPEC_PREFIXES = ("folder", "csv", "hf", "wds", *IMAGE_TEXT_SPECS)
 
 
 def register_dataset(adapter: DatasetAdapter, aliases: tuple[str, ...] = ()) -> DatasetAdapter:
@@ -35,15 +35,22 @@ for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(),
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
 
 
+def _webdataset(pattern: str, name: str) -> DatasetAdapter:
+    """``wds:PATTERN`` (webdataset tar shards); the module and its library load only when named."""
+    from clipbench.datasets.webdataset_source import WebDatasetAdapter
+
+    return WebDatasetAdapter.from_pattern(pattern, name=name)
+
+
 def get_dataset(name: str, prompts: str | os.PathLike | None = None) -> DatasetAdapter:
-    """A registered adapter by name/alias, or ``folder:PATH`` / ``csv:PATH`` / ``hf:NAME_OR_PATH``.
+    """A registered adapter by name/alias, or ``folder:PATH`` / ``csv:PATH`` / ``hf:NAME_OR_PATH`` / ``wds:PATTERN``.
 
     ``prompts``: a YAML/JSON file with custom ``classnames`` and/or ``templates`` for this run.
     """
     prefix, colon, rest = name.partition(":")
     if colon and prefix.lower() in SPEC_PREFIXES:
         builder = {"folder": FolderAdapter.from_path, "csv": CSVAdapter.from_path, "hf": HFAdapter.from_spec,
-                   **IMAGE_TEXT_SPECS}[prefix.lower()]
+                   "wds": _webdataset, **IMAGE_TEXT_SPECS}[prefix.lower()]
         adapter = builder(rest, name=name)
     else:
         adapter = DATASETS.get(name)

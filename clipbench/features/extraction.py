@@ -33,6 +33,7 @@ from clipbench.errors import CacheCorruptError, ClipbenchError
 from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
 from clipbench.models.base import ImageTextModel
 from clipbench.progress import progress_bar
+from clipbench.workers import loader_options
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def extract_range(
     end: int,
     *,
     batch_size: int | None = None,
-    workers: int = 0,
+    workers: int | str = 0,
     shard_size: int | None = None,
     progress: bool = True,
 ) -> list[ShardInfo]:
@@ -205,13 +206,8 @@ def extract_range(
     device = model.device
     labels_all = np.asarray(split.labels, dtype=np.int64)
     dataset = split.torch_dataset(model.preprocess)
-    loader = DataLoader(
-        dataset,
-        batch_sampler=_batches(ranges, batch_size),
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    loader = DataLoader(dataset, batch_sampler=_batches(ranges, batch_size),
+                        **loader_options(workers, device, sum(b - a for a, b in ranges)))
     total = sum(b - a for a, b in ranges)
     provenance = extraction_provenance(model, key)
     written: list[ShardInfo] = []
@@ -266,7 +262,7 @@ def extract_features(
     projected: bool = True,
     precision: str = "fp32",
     batch_size: int = 256,
-    workers: int = 0,
+    workers: int | str = 0,
     shard_size: int | None = None,
     progress: bool = True,
 ) -> FeatureSet:

@@ -37,13 +37,15 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from clipbench.errors import ClipbenchError
 from clipbench.options import Option, a_bool, positive_int
 from clipbench.tasks.base import Task, TaskContext
+
+if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
+    import numpy as np
+    import torch
 
 DEFAULT_KS = (1, 5, 10)
 TIE_RULE = "equal float32 similarities: the lower-index item ranks first"
@@ -64,6 +66,8 @@ class RetrievalRanks:
 
 def _keys(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """int64 keys ordering by (score desc, index asc); ``index`` broadcasts against ``scores``."""
+    import torch
+
     bits = (scores + 0.0).contiguous().view(torch.int32)  # + 0.0 turns -0.0 into +0.0 (equal scores, equal bits)
     ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
     del bits
@@ -75,6 +79,8 @@ def _keys(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def _key_score(keys: torch.Tensor) -> torch.Tensor:
     """The float32 score a key was made from (inverse of the high half of ``_keys``)."""
+    import torch
+
     ordered = (keys >> 32).to(torch.int32)
     return torch.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered).view(torch.float32)
 
@@ -86,6 +92,8 @@ def _key_index(keys: torch.Tensor) -> torch.Tensor:
 def _block_scores(images: torch.Tensor, texts: torch.Tensor, step: int) -> torch.Tensor:
     """float32 [R, C] similarities, computed in float64 (``step`` rows at a time) and rounded to float32, so
     that no score depends on the block shape."""
+    import torch
+
     out = torch.empty((images.shape[0], texts.shape[0]), dtype=torch.float32, device=images.device)
     texts64 = texts.double().T
     buffer = torch.empty((min(step, images.shape[0]), texts.shape[0]), dtype=torch.float64, device=images.device)
@@ -133,6 +141,9 @@ def retrieval_ranks(
     Blocks of ``block_rows`` images x ``block_cols`` captions (default: the largest that fit
     ``budget_bytes``); the result is the same for any blocks.
     """
+    import numpy as np
+    import torch
+
     device = torch.device(device)
     img = torch.as_tensor(np.asarray(image_features, dtype=np.float32), device=device)
     txt = torch.as_tensor(np.asarray(text_features, dtype=np.float32), device=device)
@@ -231,6 +242,8 @@ def metric_names(ks: Sequence[int]) -> list[str]:
 
 def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Median (numpy's convention: mean of the two middle values) of ``values`` repeated ``weights[b]`` times, per row b."""
+    import numpy as np
+
     order = np.argsort(values, kind="stable")
     sorted_values = values[order].astype(np.float64)
     cum = np.cumsum(weights[:, order], axis=1)
@@ -243,6 +256,8 @@ def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 def _metrics_from_counts(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, ks: Sequence[int],
                          counts: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric for each row of ``counts`` [B, n_images] (how often each image is drawn)."""
+    import numpy as np
+
     counts = counts.astype(np.float64)
     cap_counts = counts[:, text_image]  # a drawn image brings all its captions
     n_i, n_t = counts.sum(axis=1), cap_counts.sum(axis=1)
@@ -270,6 +285,8 @@ class RetrievalResult:
 def score_retrieval(ranks: RetrievalRanks, text_image: np.ndarray, ks: Sequence[int] = DEFAULT_KS,
                     n_bootstrap: int = 1000, seed: int = 0, chunk: int = 64) -> RetrievalResult:
     """Metrics (recalls in percent, ranks as ranks) and, with ``n_bootstrap``, 95% percentile CIs over images."""
+    import numpy as np
+
     text_image = np.asarray(text_image, dtype=np.int64)
     n_img = ranks.i2t_rank.shape[0]
     point = _metrics_from_counts(ranks.i2t_rank, ranks.t2i_rank, text_image, ks, np.ones((1, n_img)))
@@ -292,6 +309,8 @@ def score_retrieval(ranks: RetrievalRanks, text_image: np.ndarray, ks: Sequence[
 
 def chance_recalls(text_image: np.ndarray, n_images: int, ks: Sequence[int] = DEFAULT_KS) -> dict[str, float]:
     """Expected recalls (percent) of a model that ranks uniformly at random (ties impossible)."""
+    import numpy as np
+
     per_image = np.bincount(np.asarray(text_image, dtype=np.int64), minlength=n_images)
     n_txt = int(per_image.sum())
     out = {}
@@ -307,6 +326,8 @@ def chance_recalls(text_image: np.ndarray, n_images: int, ks: Sequence[int] = DE
 
 
 def normalised(features: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     feats = np.asarray(features, dtype=np.float32)
     norms = np.linalg.norm(feats, axis=1, keepdims=True)
     if (norms == 0).any():
@@ -376,6 +397,8 @@ class ZeroShotRetrievalTask(Task):
         return f"R@{'/'.join(map(str, ks))} i2t {i2t}  t2i {t2i}"
 
     def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+        import numpy as np
+
         from clipbench.datasets.image_text import split_captions
         from clipbench.features.text_store import texts_hash
 

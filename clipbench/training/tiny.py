@@ -30,7 +30,6 @@ about 35 s of CPU; one thread because two threads on a busy machine spin far mor
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import logging
 import math
@@ -48,6 +47,15 @@ from clipbench.models.architecture import CLIP, ClipConfig
 from clipbench.models.preprocess import clip_preprocess
 from clipbench.models.tokenizer import tokenize
 from clipbench.progress import progress_bar
+from clipbench.training.settings import (  # noqa: F401  (re-exported: the settings live torch-free)
+    RECIPES,
+    SHAPES_EPOCHS,
+    TRAIN_DATASET,
+    TRAIN_DATASETS,
+    TrainSettings,
+    recipe,
+    settings_with,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,48 +73,6 @@ TINY_CONFIG = ClipConfig(
     transformer_heads=1,
     transformer_layers=2,
 )
-
-#: Dataset the tiny model is trained on (its train split only).
-TRAIN_DATASET = "digits"
-#: Epochs of the shapes recipe (``clipbench-shapes``).
-SHAPES_EPOCHS = 8
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that decides the trained weights besides the data and the code."""
-
-    seed: int = 0
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    warmup_epochs: int = 1
-    #: random translation of each training image by up to this many pixels (at model resolution)
-    max_shift: int = 0
-    #: stop after this many optimiser steps (None: run all epochs); for quick checks and tests
-    max_steps: int | None = None
-    threads: int = 2
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "threads"):
-            if getattr(self, name) < 1:
-                raise ClipbenchError(f"train-tiny: {name} must be at least 1, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ClipbenchError(f"train-tiny: steps must be at least 1, got {self.max_steps}")
-        if self.lr <= 0:
-            raise ClipbenchError(f"train-tiny: learning rate must be positive, got {self.lr}")
-        if self.max_shift < 0:
-            raise ClipbenchError(f"train-tiny: max shift must be >= 0, got {self.max_shift}")
-
-
-#: The shipped recipe per training dataset: ``clipbench-tiny`` (digits) and ``clipbench-shapes`` (shapes).
-RECIPES: dict[str, TrainSettings] = {
-    "digits": TrainSettings(),
-    "shapes": TrainSettings(epochs=SHAPES_EPOCHS, batch_size=64, lr=2e-3, threads=1),
-}
-TRAIN_DATASETS = tuple(RECIPES)
-
 
 @dataclass
 class TrainResult:
@@ -315,14 +281,3 @@ def train_tiny(
     sha = save_checkpoint(result.state_dict, out) if out is not None else None
     return result, sha
 
-
-def recipe(dataset: str = TRAIN_DATASET) -> TrainSettings:
-    """The shipped training settings for ``dataset``."""
-    if dataset not in RECIPES:
-        raise ClipbenchError(f"train-tiny: unknown dataset {dataset!r}; expected one of {', '.join(RECIPES)}")
-    return RECIPES[dataset]
-
-
-def settings_with(dataset: str = TRAIN_DATASET, **overrides: object) -> TrainSettings:
-    """``dataset``'s recipe with the non-None ``overrides`` applied (what the CLI passes through)."""
-    return dataclasses.replace(recipe(dataset), **{k: v for k, v in overrides.items() if v is not None})

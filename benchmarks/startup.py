@@ -1,0 +1,111 @@
+"""Start-up wall time of light `clipbench` commands, and whether they import torch.
+
+Each command runs in a fresh interpreter (``python -m clipbench.cli ...``) with the source tree
+under test first on ``PYTHONPATH``. *Warm*: the median of ``--repeats`` runs with the usual
+byte-code caches (the OS file cache is warm too). *Cold*: one run with ``PYTHONPYCACHEPREFIX`` set
+to an empty folder, so every module, torch's included, is compiled from source as on the first run
+after an install (the OS file cache is not dropped: that would need root and disturb a shared
+machine). ``--before DIR`` times another source tree (e.g. ``git archive`` of an older commit) the
+same way, interleaved.
+
+    python benchmarks/startup.py --before /tmp/clipbench-old --out startup.json
+    python benchmarks/startup.py --quick --out /tmp/startup.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+PROBE = """
+import json, sys
+from clipbench import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "torchvision": "torchvision" in sys.modules}),
+      file=sys.stderr)
+"""
+
+
+def commands() -> dict[str, list[str]]:
+    baseline = str(ROOT / "results" / "baseline.csv")
+    return {"--help": ["--help"], "list suites": ["list", "suites"],
+            "compare": ["compare", baseline, "--baseline", baseline]}
+
+
+def time_once(tree: Path, argv: list[str], pycache: str | None) -> tuple[float, dict]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
+    env["PYTHONPATH"] = str(tree)
+    if pycache:
+        env["PYTHONPYCACHEPREFIX"] = pycache
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env,
+                          cwd=tempfile.gettempdir(), timeout=600)
+    seconds = time.perf_counter() - start
+    return seconds, json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, default=None, help="another clipbench source tree to time the same way")
+    parser.add_argument("--repeats", type=int, default=5, help="warm runs per command (median)")
+    parser.add_argument("--no-cold", action="store_true", help="skip the cold (empty byte-code cache) runs")
+    parser.add_argument("--quick", action="store_true", help="one warm run of --help, no cold run (for tests)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        print("error: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    cmds = commands()
+    if args.quick:
+        args.repeats, args.no_cold, cmds = 1, True, {"--help": cmds["--help"]}
+    trees = {"now": ROOT}
+    if args.before is not None:
+        trees["before"] = args.before.resolve()
+    from _common import machine_info, print_table, write_summary
+
+    results: dict[tuple[str, str], dict] = {}
+    for name, cmd in cmds.items():
+        for tree_name in trees:
+            results[(tree_name, name)] = {"warm": [], "cold": None, "imports": None}
+        for _ in range(args.repeats):  # interleaved trees
+            for tree_name, tree in trees.items():
+                seconds, info = time_once(tree, cmd, None)
+                entry = results[(tree_name, name)]
+                entry["warm"].append(seconds)
+                entry["imports"] = info
+        if not args.no_cold:
+            for tree_name, tree in trees.items():
+                with tempfile.TemporaryDirectory(prefix="clipbench-pycache-") as empty:
+                    results[(tree_name, name)]["cold"] = time_once(tree, cmd, empty)[0]
+    rows, runs = [], []
+    for (tree_name, name), entry in results.items():
+        warm = statistics.median(entry["warm"])
+        info = entry["imports"]
+        runs.append({"tree": tree_name, "command": name, "warm_median_s": warm, "warm_s": entry["warm"],
+                     "cold_s": entry["cold"], "exit_code": info["code"], "imports_torch": info["torch"],
+                     "imports_torchvision": info["torchvision"]})
+        rows.append([f"clipbench {name}", tree_name, warm, entry["cold"], "yes" if info["torch"] else "no",
+                     "yes" if info["torchvision"] else "no"])
+    summary = {"benchmark": "startup", "machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},
+               "runs": runs}
+    print_table(f"Start-up wall time (warm: median of {args.repeats}; cold: empty byte-code cache, one run)",
+                ["command", "tree", "warm s", "cold s", "torch", "torchvision"], rows)
+    write_summary(args.out, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

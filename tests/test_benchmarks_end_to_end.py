@@ -1,0 +1,16 @@
+"""benchmarks/end_to_end.py on a tiny open_clip architecture: both tools run, accuracies agree (no timing checks)."""
+
+from __future__ import annotations
+
+import pytest
+from _benchmark_fixtures import run_quick
+
+
+@pytest.mark.slow
+def test_end_to_end_quick_runs_both_tools_with_equal_accuracy(tmp_path):
+    stdout, summary = run_quick("end_to_end.py", tmp_path / "e2e.json")
+    assert "CLIP_benchmark / clipbench" in stdout and "linear probe asserts a CUDA device" in stdout
+    assert summary["benchmark"] == "end_to_end" and summary["accuracy_equal"] is True
+    assert len(summary["accuracies"]["clipbench"]) == len(summary["accuracies"]["CLIP_benchmark"]) == 2
+    assert set(summary["median_s"]) == {"clipbench cold", "clipbench warm", "CLIP_benchmark cold", "CLIP_benchmark warm"}
+    assert summary["cold_ratio"] > 0 and summary["warm_ratio"] > 0

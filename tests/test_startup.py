@@ -1,0 +1,66 @@
+"""`clipbench --help`, `list` and `compare` start without importing torch or torchvision."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "results" / "baseline.csv"
+
+PROBE = """
+import json, sys
+from clipbench import cli
+try:
+    code = cli.main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "heavy": sorted(m for m in ("torch", "torchvision") if m in sys.modules)}),
+      file=sys.stderr)
+"""
+
+
+def loaded_after(*argv: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=ROOT)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [
+    ("--help",),
+    ("list", "suites"),
+    ("list", "tasks"),
+    ("compare", str(BASELINE), "--baseline", str(BASELINE)),
+    ("train-tiny", "--help"),
+    ("run", "--help"),
+], ids=lambda a: " ".join(a[:2]).replace(str(BASELINE), "baseline.csv"))
+def test_light_commands_import_no_torch(argv):
+    result = loaded_after(*argv)
+    assert result["code"] == 0, result
+    assert result["heavy"] == [], f"clipbench {' '.join(argv)} imported {result['heavy']}"
+
+
+def test_train_tiny_help_shows_the_settings_defaults():
+    from clipbench.training.settings import RECIPES, TrainSettings
+
+    proc = subprocess.run([sys.executable, "-m", "clipbench.cli", "train-tiny", "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert f"(default {TrainSettings().seed})" in text
+    assert ", ".join(f"{d} {s.epochs}" for d, s in RECIPES.items()) in text  # each recipe's epochs
+
+
+def test_api_reexports_resolve_lazily():
+    from clipbench import api, runner
+
+    assert api.limit_split is runner.limit_split and api.RunOptions is runner.RunOptions
+    with pytest.raises(AttributeError):
+        api.no_such_name  # noqa: B018
