@@ -14,6 +14,7 @@ import contextlib
 import difflib
 import importlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -161,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
             offline = resolve_offline(getattr(args, "offline", None))
             with hf_offline(offline):  # the Hugging Face libraries' own switches, for every command
                 return int(args.func(args) or 0)
+    except BrokenPipeError:  # `clipbench ... | head`: the reader left; not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ClipbenchError as exc:
         if debug:
             traceback.print_exc()
