@@ -1,0 +1,173 @@
+"""The choices dataset kind: choices:FILE.jsonl, SugarCrepe in its on-disk layout, shapes_compositional's
+generated negatives, fingerprints, one-line errors, and Winoground-style groups end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from PIL import Image
+
+from clipbench import api
+from clipbench.datasets import get_dataset
+from clipbench.datasets.choices import SUGARCREPE_SUBSETS, ChoicesFileAdapter
+from clipbench.datasets.download import download_dataset
+from clipbench.datasets.shapes import COMPOSITIONAL_SUBSETS, compositional_items, parse_caption
+from clipbench.errors import DataError
+
+
+def _image(path, colour):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (8, 8), colour).save(path)
+    return path
+
+
+def _write_jsonl(path, rows):
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_choices_file_reads_items_relative_to_the_file(tmp_path):
+    _image(tmp_path / "img" / "a.png", "red")
+    _image(tmp_path / "img" / "b.png", "blue")
+    file = _write_jsonl(tmp_path / "items.jsonl", [
+        {"image": "img/a.png", "positive": "a red square", "negatives": ["a blue square", "a green square"],
+         "subset": "colour"},
+        {"image": "img/b.png", "positive": "a blue square", "negatives": ["a red square"]},
+    ])
+    adapter = get_dataset(f"choices:{file}")
+    assert adapter.kind == "choices" and adapter.splits == ("test",) and adapter.primary_metric == "accuracy"
+    split = adapter.load_split("test")
+    assert len(split) == 2 and split.labels.tolist() == [0, 1]
+    assert split.paths == [str((tmp_path / "img" / n).resolve()) for n in ("a.png", "b.png")]
+    assert split.candidates(0) == ["a red square", "a blue square", "a green square"]
+    assert split.subsets == ["colour", "all"] and split.groups == [None, None]
+    sub = split.subset([1], "limit=1")
+    assert sub.positives == ["a blue square"] and sub.fingerprint != split.fingerprint
+
+
+def test_fingerprint_follows_texts_and_images(tmp_path):
+    img = _image(tmp_path / "a.png", "red")
+    rows = [{"image": "a.png", "positive": "a red square", "negatives": ["a blue square"]}]
+    base = ChoicesFileAdapter.from_path(_write_jsonl(tmp_path / "x.jsonl", rows)).load_split("test").fingerprint
+    again = ChoicesFileAdapter.from_path(tmp_path / "x.jsonl").load_split("test").fingerprint
+    assert base == again
+    rows[0]["negatives"] = ["a green square"]
+    edited = ChoicesFileAdapter.from_path(_write_jsonl(tmp_path / "x.jsonl", rows)).load_split("test").fingerprint
+    assert edited != base
+    Image.new("RGB", (9, 9), "red").save(img)
+    os.utime(img, ns=(1, 1))
+    replaced = ChoicesFileAdapter.from_path(tmp_path / "x.jsonl").load_split("test").fingerprint
+    assert replaced != edited
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"positive": "p", "negatives": ["n"]}, '"image" must be a non-empty path'),
+    ({"image": "a.png", "negatives": ["n"]}, '"positive" must be a non-empty caption'),
+    ({"image": "a.png", "positive": "p", "negatives": []}, '"negatives" must be a non-empty list'),
+    ({"image": "a.png", "positive": "p", "negatives": [3]}, '"negatives" must be a non-empty list'),
+    ({"image": "a.png", "positive": "p", "negatives": ["n"], "subset": ""}, '"subset" must be a non-empty'),
+])
+def test_bad_rows_are_one_line_errors(tmp_path, row, message):
+    file = _write_jsonl(tmp_path / "bad.jsonl", [row])
+    with pytest.raises(DataError, match=message):
+        get_dataset(f"choices:{file}").load_split("test")
+
+
+def test_missing_file_and_missing_image(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        get_dataset(f"choices:{tmp_path / 'nope.jsonl'}")
+    file = _write_jsonl(tmp_path / "x.jsonl", [{"image": "gone.png", "positive": "p", "negatives": ["n"]}])
+    with pytest.raises(DataError, match="gone.png is missing"):
+        _ = get_dataset(f"choices:{file}").load_split("test").fingerprint
+
+
+# ------------------------------------------------------------------------------ SugarCrepe
+
+
+def _sugarcrepe_tree(root):
+    """SugarCrepe's layout: <root>/sugarcrepe/<subset>.json (ids need not be contiguous) + val2017/*.jpg."""
+    base = root / "sugarcrepe"
+    for k, subset in enumerate(SUGARCREPE_SUBSETS):
+        entries = {}
+        for j in range(2):
+            filename = f"{k * 10 + j:012d}.jpg"
+            _image(base / "val2017" / filename, (k * 30, j * 100, 50))
+            entries[str(k * 7 + j * 3)] = {"filename": filename, "caption": f"{subset} true {j}",
+                                           "negative_caption": f"{subset} false {j}"}
+        (base / f"{subset}.json").write_text(json.dumps(entries), encoding="utf-8")
+    return base
+
+
+def test_sugarcrepe_on_disk_layout(tmp_path):
+    adapter = get_dataset("sugarcrepe")
+    assert not adapter.is_present(tmp_path)
+    with pytest.raises(DataError, match="cannot be downloaded automatically.*replace_obj.json"):
+        download_dataset(adapter, tmp_path)
+    with pytest.raises(DataError, match="val2017"):
+        adapter.load_split("test", tmp_path)
+    base = _sugarcrepe_tree(tmp_path)
+    assert adapter.is_present(tmp_path)
+    split = adapter.load_split("test", tmp_path)
+    assert len(split) == 14 and list(dict.fromkeys(split.subsets)) == list(SUGARCREPE_SUBSETS)
+    assert split.candidates(0) == ["replace_obj true 0", "replace_obj false 0"]
+    assert split.paths[3] == str(base / "val2017" / f"{11:012d}.jpg")
+    (base / "swap_att.json").write_text('{"0": {"filename": "x.jpg"}}', encoding="utf-8")
+    with pytest.raises(DataError, match="swap_att.json is not a SugarCrepe file"):
+        adapter.load_split("test", tmp_path)
+
+
+# ------------------------------------------------------------------------------ shapes_compositional
+
+
+def test_shapes_negatives_are_the_promised_edits():
+    caps = [["a large red circle to the left of a small blue square"], ["a small green triangle above a small green circle"]]
+    items = compositional_items(caps)
+    by = {(i, s): n for i, _, n, s in items}
+    assert by[0, "swap_colour"] == "a large blue circle to the left of a small red square"
+    assert by[0, "swap_shape"] == "a large red square to the left of a small blue circle"
+    assert by[0, "swap_size"] == "a small red circle to the left of a large blue square"
+    assert by[0, "swap_relation"] == "a large red circle to the right of a small blue square"
+    assert by[1, "swap_relation"] == "a small green triangle below a small green circle"
+    assert (1, "swap_colour") not in by and (1, "swap_size") not in by  # same colour / size: no negative
+    for _i, positive, negative, subset in items:
+        first, _, second = parse_caption(positive)
+        assert negative != positive and subset in COMPOSITIONAL_SUBSETS
+        if subset.startswith("replace_"):
+            new_first, _, new_second = parse_caption(negative)
+            changed = [a != b for a, b in ((first, new_first), (second, new_second))]
+            assert sum(changed) == 1
+    assert compositional_items(caps) == items  # deterministic
+
+
+def test_shapes_compositional_dataset(tmp_path):
+    split = get_dataset("shapes_compositional").load_split("test", tmp_path)
+    shapes = get_dataset("shapes").load_split("test", tmp_path)
+    assert set(split.subsets) == set(COMPOSITIONAL_SUBSETS) and 300 * 3 < len(split) <= 300 * 6
+    assert all(p in shapes.paths for p in split.paths[:50])
+    assert sum(s == "swap_relation" for s in split.subsets) == 300
+    assert split.fingerprint == get_dataset("shapes_compositional").load_split("test", tmp_path).fingerprint
+
+
+# ------------------------------------------------------------------------------ groups end to end
+
+
+def test_winoground_style_groups_end_to_end(tmp_path):
+    """Two shapes images per group, each with its own caption vs the other's: text/image/group scores recorded."""
+    shapes = get_dataset("shapes").load_split("test", tmp_path)
+    rows = []
+    for g in range(20):
+        a, b = 2 * g, 2 * g + 1
+        ca, cb = shapes.captions[a][0], shapes.captions[b][0]
+        rows.append({"image": shapes.paths[a], "positive": ca, "negatives": [cb], "group": f"g{g}", "subset": "wino"})
+        rows.append({"image": shapes.paths[b], "positive": cb, "negatives": [ca], "group": f"g{g}", "subset": "wino"})
+    file = _write_jsonl(tmp_path / "wino.jsonl", rows)
+    (r,) = api.run(suite="smoke-compositional", datasets=[f"choices:{file}"], data_root=tmp_path,
+                   cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
+    m = r["metrics"]
+    assert r["n_groups"] == 20 and r["n_samples"] == 40
+    assert {"text_score", "image_score", "group_score"} <= set(m)
+    assert m["group_score"] <= min(m["text_score"], m["image_score"])
+    assert m["text_score"] <= m["accuracy"]  # a group's text score needs both of its items right
+    assert m["text_score"] > 50 and r["chance"]["group_score"] == pytest.approx(100 / 6)  # unrelated captions: easy
