@@ -171,3 +171,46 @@ def test_winoground_style_groups_end_to_end(tmp_path):
     assert m["group_score"] <= min(m["text_score"], m["image_score"])
     assert m["text_score"] <= m["accuracy"]  # a group's text score needs both of its items right
     assert m["text_score"] > 50 and r["chance"]["group_score"] == pytest.approx(100 / 6)  # unrelated captions: easy
+
+
+# ------------------------------------------------------------------------------ Winoground
+
+
+def _winoground_copy(root, shapes, n=6):
+    """A datasets.save_to_disk folder with Winoground's columns (id, image_0/1, caption_0/1, collapsed_tag)."""
+    import datasets
+
+    feats = datasets.Features({"id": datasets.Value("int32"), "image_0": datasets.Image(), "image_1": datasets.Image(),
+                               "caption_0": datasets.Value("string"), "caption_1": datasets.Value("string"),
+                               "tag": datasets.Value("string"), "collapsed_tag": datasets.Value("string")})
+    rows = {k: [] for k in feats}
+    for r in range(n):
+        for j in range(2):
+            rows[f"image_{j}"].append(Image.open(shapes.paths[2 * r + j]).convert("RGB"))
+            rows[f"caption_{j}"].append(shapes.captions[2 * r + j][0])
+        rows["id"].append(100 + r)
+        rows["tag"].append("Noun")
+        rows["collapsed_tag"].append("Object" if r % 2 else "Relation")
+    datasets.Dataset.from_dict(rows, features=feats).save_to_disk(str(root / "winoground"))
+
+
+def test_winoground_save_to_disk_layout(tmp_path):
+    adapter = get_dataset("winoground")
+    with pytest.raises(DataError, match="gated on Hugging Face.*save_to_disk"):
+        adapter.load_split("test", tmp_path)
+    shapes = get_dataset("shapes").load_split("test", tmp_path)
+    _winoground_copy(tmp_path, shapes)
+    assert adapter.is_present(tmp_path)
+    split = adapter.load_split("test", tmp_path)
+    assert len(split) == 12 and split.groups[:4] == ["100", "100", "101", "101"]
+    assert split.candidates(0) == [shapes.captions[0][0], shapes.captions[1][0]]
+    assert split.candidates(1) == [shapes.captions[1][0], shapes.captions[0][0]]
+    assert split.subsets[:4] == ["Relation", "Relation", "Object", "Object"]
+    image, index = split.torch_dataset(lambda im: im.size)[3]
+    assert index == 3 and image == (32, 32)
+    sub = split.subset([3, 4], "limit=2")  # items of rows 1 and 2: both rows, whole
+    assert sub.groups == ["101", "101", "102", "102"] and sub.fingerprint != split.fingerprint
+    (r,) = api.run(suite="smoke-compositional", datasets=["winoground"], data_root=tmp_path,
+                   cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
+    assert r["n_groups"] == 6 and {"text_score", "image_score", "group_score"} <= set(r["metrics"])
+    assert set(r["per_subset"]) == {"Relation", "Object"}

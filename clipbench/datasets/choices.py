@@ -16,6 +16,7 @@ Adapters here:
 * ``choices:FILE.jsonl``: one JSON object per line, ``{"image": path relative to the file,
   "positive": str, "negatives": [str, ...], "subset": optional str, "group": optional str}``;
 * ``sugarcrepe``: SugarCrepe's 7 JSON files over COCO val2017 images (placed by hand);
+* ``winoground``: a ``datasets.save_to_disk`` copy of the gated Hugging Face dataset (placed by hand);
 * ``shapes_compositional``: hard negatives generated from the bundled shapes test split (offline).
 """
 
@@ -34,7 +35,7 @@ import numpy as np
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.download import Archive
 from clipbench.datasets.image_text import file_manifest
-from clipbench.datasets.images import FileSplit
+from clipbench.datasets.images import FileSplit, WrappedSplit
 from clipbench.errors import DataError
 
 KIND = "choices"
@@ -46,29 +47,25 @@ def _str_list(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
 
 
-class ChoicesSplit(FileSplit):
-    """Items (image, positive, negatives, subset, group); labels are the item indices (0..N-1)."""
+class _ChoiceTexts:
+    """What every choices split offers besides its images: each item's captions, subset and group."""
 
-    def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike], positives: Sequence[str],
-                 negatives: Sequence[Sequence[str]], subsets: Sequence[str] | None = None,
-                 groups: Sequence[str | None] | None = None, root: str | os.PathLike | None = None,
-                 content_hash: bool = False, subset_spec: str = "") -> None:
-        super().__init__(dataset_name, split, paths, np.arange(len(paths), dtype=np.int64))
-        n = len(self.paths)
+    positives: list[str]
+    negatives: list[list[str]]
+    subsets: list[str]
+    groups: list[str | None]
+
+    def _set_texts(self, n: int, where: Sequence[str], positives, negatives, subsets, groups) -> None:
         self.positives = [str(p) for p in positives]
         self.negatives = [[str(c) for c in negs] for negs in negatives]
         self.subsets = [str(s) for s in subsets] if subsets is not None else [DEFAULT_SUBSET] * n
         self.groups = [None if g is None else str(g) for g in groups] if groups is not None else [None] * n
         if not (len(self.positives) == len(self.negatives) == len(self.subsets) == len(self.groups) == n):
             raise ValueError("one positive, negative list, subset and group per image")
-        empty = [p for p, negs in zip(self.paths, self.negatives, strict=True) if not negs]
+        empty = [w for w, negs in zip(where, self.negatives, strict=True) if not negs]
         if empty:
-            raise DataError(f"{dataset_name}/{split}: item of image {empty[0]} has no negative caption "
+            raise DataError(f"{self.dataset_name}/{self.split}: item of image {empty[0]} has no negative caption "
                             f"({len(empty)} such items; every item needs at least one)")
-        self.root = os.fspath(root) if root is not None else None
-        self.content_hash = content_hash
-        self.subset_spec = subset_spec
-        self._fingerprint: str | None = None
 
     def candidates(self, i: int) -> list[str]:
         """Item i's captions: the positive first, then its negatives."""
@@ -77,6 +74,21 @@ class ChoicesSplit(FileSplit):
     def texts_digest(self) -> str:
         payload = json.dumps([self.positives, self.negatives, self.subsets, self.groups], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class ChoicesSplit(_ChoiceTexts, FileSplit):
+    """Items (image, positive, negatives, subset, group); labels are the item indices (0..N-1)."""
+
+    def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike], positives: Sequence[str],
+                 negatives: Sequence[Sequence[str]], subsets: Sequence[str] | None = None,
+                 groups: Sequence[str | None] | None = None, root: str | os.PathLike | None = None,
+                 content_hash: bool = False, subset_spec: str = "") -> None:
+        super().__init__(dataset_name, split, paths, np.arange(len(paths), dtype=np.int64))
+        self._set_texts(len(self.paths), self.paths, positives, negatives, subsets, groups)
+        self.root = os.fspath(root) if root is not None else None
+        self.content_hash = content_hash
+        self.subset_spec = subset_spec
+        self._fingerprint: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -100,8 +112,8 @@ class ChoicesSplit(FileSplit):
                             self.content_hash, f"{self.subset_spec}|{spec}" if self.subset_spec else spec)
 
 
-def split_choices(split: SplitData) -> ChoicesSplit:
-    if not isinstance(split, ChoicesSplit):
+def split_choices(split: SplitData) -> _ChoiceTexts:
+    if not isinstance(split, _ChoiceTexts):
         raise DataError(f"{split.dataset_name}/{split.split} is not a choices split (it carries no candidate captions)")
     return split
 
@@ -255,6 +267,112 @@ def sugarcrepe_adapter() -> SugarCrepeAdapter:
                "000000xxxxxx.jpg exist"))
 
 
+# ------------------------------------------------------------------------------ Winoground
+
+
+class _WinoImages:
+    """Item k = (image ``k % 2`` of row ``k // 2``, k) of the Winoground table (picklable into workers)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return 2 * len(self.dataset)
+
+    def __getitem__(self, k: int):
+        return self.dataset[int(k) // 2][f"image_{int(k) % 2}"], int(k)
+
+
+def _wino_row(inner: _WinoImages, k: int) -> str:
+    return f"row {k // 2} (column 'image_{k % 2}') of the Winoground dataset"
+
+
+class WinogroundSplit(_ChoiceTexts, WrappedSplit):
+    """Two items per Winoground example: image 0 with caption 0 (vs caption 1), image 1 with caption 1 (vs 0)."""
+
+    def __init__(self, dataset_name: str, split: str, dataset, root: str, subset_spec: str = "",
+                 rows: Sequence[int] | None = None) -> None:
+        self.rows = list(range(len(dataset))) if rows is None else [int(r) for r in rows]
+        table = dataset if rows is None else dataset.select(self.rows)
+        super().__init__(dataset_name, split, _WinoImages(table), np.arange(2 * len(table)), _wino_row, root=root,
+                         data_files=[f["filename"] for f in getattr(dataset, "cache_files", [])] or None)
+        self.dataset, self.table, self.subset_spec = dataset, table, subset_spec
+        try:
+            cols = {c: table[c] for c in ("caption_0", "caption_1")}
+        except KeyError as exc:
+            raise DataError(f"{dataset_name}: the dataset has no column {exc} (expected Winoground's image_0, "
+                            "image_1, caption_0, caption_1)") from exc
+        ids = table["id"] if "id" in table.column_names else self.rows
+        tags = table["collapsed_tag"] if "collapsed_tag" in table.column_names else [DEFAULT_SUBSET] * len(table)
+        positives, negatives, subsets, groups = [], [], [], []
+        for c0, c1, gid, tag in zip(cols["caption_0"], cols["caption_1"], ids, tags, strict=True):
+            positives += [c0, c1]
+            negatives += [[c1], [c0]]
+            subsets += [str(tag or DEFAULT_SUBSET)] * 2
+            groups += [str(gid)] * 2
+        self._set_texts(2 * len(table), [f"row {r}" for r in self.rows for _ in range(2)], positives, negatives,
+                        subsets, groups)
+
+    @property
+    def fingerprint(self) -> str:
+        files = [str(f) for f in (self.data_files or [])]
+        payload = json.dumps({"kind": KIND, "dataset": self.dataset_name, "split": self.split,
+                              "subset": self.subset_spec, "n": len(self.positives),
+                              "files_sha256": hashlib.sha256(json.dumps(file_manifest(files, self.root)).encode()
+                                                             ).hexdigest(),
+                              "texts_sha256": self.texts_digest()}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+    def subset(self, indices: Sequence[int], spec: str) -> SplitData:
+        """Whole examples: every row that any chosen item belongs to (a group is never split)."""
+        rows = sorted({self.rows[int(i) // 2] for i in indices})
+        return WinogroundSplit(self.dataset_name, self.split, self.dataset, self.root,
+                               f"{self.subset_spec}|{spec}" if self.subset_spec else spec, rows)
+
+
+@dataclass
+class WinogroundAdapter(ChoicesAdapter):
+    """Winoground (Thrush et al., 2022), a ``datasets.save_to_disk`` copy at ``<data-root>/winoground/``."""
+
+    folder: str = "winoground"
+    downloads: tuple[Archive, ...] = ()
+    manual: str = ""
+
+    def root(self, data_root: str | Path) -> Path:
+        return Path(data_root).expanduser() / self.folder
+
+    def is_present(self, data_root: str | Path) -> bool:
+        base = self.root(data_root)
+        return (base / "dataset_info.json").is_file() or (base / "dataset_dict.json").is_file()
+
+    def load_split(self, split: str, data_root: Path) -> SplitData:
+        self.check_split(split)
+        base = self.root(data_root)
+        if not self.is_present(data_root):
+            raise DataError(f"{self.name}: no saved dataset at {base}; "
+                            f"{self.manual.replace('<data-root>', str(data_root))}")
+        import datasets
+
+        try:
+            table = datasets.load_from_disk(str(base))
+        except (OSError, ValueError, FileNotFoundError) as exc:
+            raise DataError(f"{self.name}: {base} is not a datasets.save_to_disk folder ({exc})") from exc
+        if isinstance(table, datasets.DatasetDict):
+            if "test" not in table:
+                raise DataError(f"{self.name}: {base} holds splits {', '.join(table)}; expected 'test'")
+            table = table["test"]
+        return WinogroundSplit(self.name, split, table, str(base))
+
+
+def winoground_adapter() -> WinogroundAdapter:
+    return WinogroundAdapter(**_choices_fields(
+        "winoground", "Winoground: 400 examples x 2 images x 2 captions (text, image and group scores)",
+        origin="huggingface.co/datasets/facebook/winoground (gated)",
+        manual="Winoground is gated on Hugging Face: accept its terms at huggingface.co/datasets/facebook/winoground, "
+               "then run python -c \"import datasets; datasets.load_dataset('facebook/winoground', split='test', "
+               "token=True).save_to_disk('<data-root>/winoground')\" (after huggingface-cli login)"))
+
+
 # ------------------------------------------------------------------------------ shapes_compositional
 
 
@@ -288,4 +406,4 @@ SPEC_BUILDERS = {"choices": ChoicesFileAdapter.from_path}
 
 __all__ = ["KIND", "SPEC_BUILDERS", "SUGARCREPE_SUBSETS", "ChoicesAdapter", "ChoicesFileAdapter", "ChoicesSplit",
            "ShapesCompositionalAdapter", "SugarCrepeAdapter", "read_choices_file", "shapes_compositional_adapter",
-           "split_choices", "sugarcrepe_adapter"]
+           "split_choices", "sugarcrepe_adapter", "winoground_adapter"]
