@@ -214,3 +214,41 @@ def test_winoground_save_to_disk_layout(tmp_path):
                    cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
     assert r["n_groups"] == 6 and {"text_score", "image_score", "group_score"} <= set(r["metrics"])
     assert set(r["per_subset"]) == {"Relation", "Object"}
+
+
+# ------------------------------------------------------------------------------ ARO
+
+
+def test_aro_vg_layout_crops_each_box(tmp_path):
+    """ARO's layout: <root>/aro/visual_genome_{relation,attribution}.json (a list) + images/*.jpg."""
+    adapter = get_dataset("aro_vg_relation")
+    with pytest.raises(DataError, match="ARO is placed by hand.*vgr_vga_images.zip"):
+        adapter.load_split("test", tmp_path)
+    base = tmp_path / "aro"
+    img = Image.new("RGB", (40, 30), "black")
+    img.paste((255, 0, 0), (10, 5, 30, 25))  # a red region exactly at the box
+    (base / "images").mkdir(parents=True)
+    img.save(base / "images" / "2316491.jpg", quality=100)
+    rel = [{"image_id": "2316491", "image_path": "2316491.jpg", "bbox_x": 10, "bbox_y": 5, "bbox_w": 20,
+            "bbox_h": 20, "true_caption": "the horse is eating the grass",
+            "false_caption": "the grass is eating the horse", "relation_name": "eating"}]
+    att = [{**rel[0], "true_caption": "the red door and the white car", "false_caption": "the white door and the red car",
+            "attributes": ["red", "white"]}]
+    (base / "visual_genome_relation.json").write_text(json.dumps(rel), encoding="utf-8")
+    assert adapter.is_present(tmp_path) and not get_dataset("aro_vg_attribution").is_present(tmp_path)
+    (base / "visual_genome_attribution.json").write_text(json.dumps(att), encoding="utf-8")
+    split = adapter.load_split("test", tmp_path)
+    assert split.candidates(0) == ["the horse is eating the grass", "the grass is eating the horse"]
+    assert split.subsets == ["vg_relation"] and split.boxes == [(10.0, 5.0, 30.0, 25.0)]
+    crop, index = split.torch_dataset(lambda im: im)[0]
+    assert index == 0 and crop.size == (20, 20)
+    assert all(abs(a - b) <= 8 for a, b in zip(crop.getpixel((10, 10)), (255, 0, 0), strict=True))  # inside the box
+    attribution = get_dataset("aro_vg_attribution").load_split("test", tmp_path)
+    assert attribution.positives == ["the red door and the white car"] and attribution.fingerprint != split.fingerprint
+    assert split.subset([0], "limit=1").boxes == split.boxes
+    (r,) = api.run(suite="smoke-compositional", datasets=["aro_vg_relation"], data_root=tmp_path,
+                   cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
+    assert r["n_samples"] == 1 and list(r["per_subset"]) == ["vg_relation"] and r["chance"]["accuracy"] == 50.0
+    (base / "visual_genome_relation.json").write_text(json.dumps([{"image_path": "x.jpg"}]), encoding="utf-8")
+    with pytest.raises(DataError, match="is not an ARO file"):
+        adapter.load_split("test", tmp_path)

@@ -16,6 +16,7 @@ Adapters here:
 * ``choices:FILE.jsonl``: one JSON object per line, ``{"image": path relative to the file,
   "positive": str, "negatives": [str, ...], "subset": optional str, "group": optional str}``;
 * ``sugarcrepe``: SugarCrepe's 7 JSON files over COCO val2017 images (placed by hand);
+* ``aro_vg_relation`` / ``aro_vg_attribution``: ARO's JSON files and VG images, each item a box crop;
 * ``winoground``: a ``datasets.save_to_disk`` copy of the gated Hugging Face dataset (placed by hand);
 * ``shapes_compositional``: hard negatives generated from the bundled shapes test split (offline).
 """
@@ -35,7 +36,7 @@ import numpy as np
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.download import Archive
 from clipbench.datasets.image_text import file_manifest
-from clipbench.datasets.images import FileSplit, WrappedSplit
+from clipbench.datasets.images import FileSplit, WrappedSplit, open_rgb
 from clipbench.errors import DataError
 
 KIND = "choices"
@@ -82,9 +83,14 @@ class ChoicesSplit(_ChoiceTexts, FileSplit):
     def __init__(self, dataset_name: str, split: str, paths: Sequence[str | os.PathLike], positives: Sequence[str],
                  negatives: Sequence[Sequence[str]], subsets: Sequence[str] | None = None,
                  groups: Sequence[str | None] | None = None, root: str | os.PathLike | None = None,
-                 content_hash: bool = False, subset_spec: str = "") -> None:
+                 content_hash: bool = False, subset_spec: str = "",
+                 boxes: Sequence[Sequence[float]] | None = None) -> None:
         super().__init__(dataset_name, split, paths, np.arange(len(paths), dtype=np.int64))
         self._set_texts(len(self.paths), self.paths, positives, negatives, subsets, groups)
+        #: optional (left, top, right, bottom) crop of each item's image (ARO's VG regions)
+        self.boxes = [tuple(float(v) for v in b) for b in boxes] if boxes is not None else None
+        if self.boxes is not None and len(self.boxes) != len(self.paths):
+            raise ValueError("one box per image")
         self.root = os.fspath(root) if root is not None else None
         self.content_hash = content_hash
         self.subset_spec = subset_spec
@@ -99,17 +105,36 @@ class ChoicesSplit(_ChoiceTexts, FileSplit):
                 "n": len(self.paths), "paths": [os.path.relpath(p, self.root) if self.root else p for p in self.paths],
                 "images_sha256": hashlib.sha256(json.dumps(file_manifest(unique, self.root, self.content_hash)
                                                            ).encode()).hexdigest(),
-                "texts_sha256": self.texts_digest(),
+                "texts_sha256": self.texts_digest(), "boxes": self.boxes,
             }, sort_keys=True)
             self._fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:32]
         return self._fingerprint
+
+    def torch_dataset(self, transform):
+        if self.boxes is None:
+            return super().torch_dataset(transform)
+        return _CroppedDataset(self.paths, self.boxes, transform)
 
     def subset(self, indices: Sequence[int], spec: str) -> SplitData:
         idx = [int(i) for i in indices]
         return ChoicesSplit(self.dataset_name, self.split, [self.paths[i] for i in idx],
                             [self.positives[i] for i in idx], [self.negatives[i] for i in idx],
                             [self.subsets[i] for i in idx], [self.groups[i] for i in idx], self.root,
-                            self.content_hash, f"{self.subset_spec}|{spec}" if self.subset_spec else spec)
+                            self.content_hash, f"{self.subset_spec}|{spec}" if self.subset_spec else spec,
+                            [self.boxes[i] for i in idx] if self.boxes is not None else None)
+
+
+class _CroppedDataset:
+    """Item i = (the ``boxes[i]`` region of image i, transformed, i): a map-style dataset for DataLoader."""
+
+    def __init__(self, paths: Sequence[str], boxes: Sequence[tuple], transform) -> None:
+        self.paths, self.boxes, self.transform = paths, boxes, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        return self.transform(open_rgb(self.paths[index]).crop(self.boxes[index])), int(index)
 
 
 def split_choices(split: SplitData) -> _ChoiceTexts:
@@ -267,6 +292,66 @@ def sugarcrepe_adapter() -> SugarCrepeAdapter:
                "000000xxxxxx.jpg exist"))
 
 
+# ------------------------------------------------------------------------------ ARO (VG-Relation, VG-Attribution)
+
+
+@dataclass
+class AroVGAdapter(ChoicesAdapter):
+    """ARO's VG-Relation or VG-Attribution (Yuksekgonul et al., 2023): ``<data-root>/aro/<json_name>`` + images/.
+
+    The JSON is a list of ``{"image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption",
+    "false_caption", ...}``; each item is the box's region of the image (as ARO crops it), the true
+    caption against the false one (the relation's or attributes' order swapped).
+    """
+
+    folder: str = "aro"
+    json_name: str = ""
+    subset_name: str = ""
+    downloads: tuple[Archive, ...] = ()
+    manual: str = ""
+
+    def root(self, data_root: str | Path) -> Path:
+        return Path(data_root).expanduser() / self.folder
+
+    def is_present(self, data_root: str | Path) -> bool:
+        base = self.root(data_root)
+        return (base / self.json_name).is_file() and (base / "images").is_dir()
+
+    def load_split(self, split: str, data_root: Path) -> SplitData:
+        self.check_split(split)
+        base = self.root(data_root)
+        if not self.is_present(data_root):
+            raise DataError(f"{self.name}: {base / self.json_name} or {base / 'images'} not found; "
+                            f"{self.manual.replace('<data-root>', str(data_root))}")
+        file = base / self.json_name
+        try:
+            entries = json.loads(file.read_text(encoding="utf-8"))
+            rows = [(str(e["image_path"]), float(e["bbox_x"]), float(e["bbox_y"]), float(e["bbox_w"]),
+                     float(e["bbox_h"]), str(e["true_caption"]), str(e["false_caption"])) for e in entries]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{file} is not an ARO file ({type(exc).__name__}); expected a list of "
+                            '{"image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption", '
+                            '"false_caption"}') from exc
+        if not rows:
+            raise DataError(f"{file} lists no items")
+        return ChoicesSplit(self.name, split, [str(base / "images" / r[0]) for r in rows], [r[5] for r in rows],
+                            [[r[6]] for r in rows], [self.subset_name] * len(rows), root=base,
+                            boxes=[(x, y, x + w, y + h) for _, x, y, w, h, _, _ in rows])
+
+
+def aro_adapters() -> list[AroVGAdapter]:
+    manual = ("ARO is placed by hand (github.com/mertyg/vision-language-models-are-bows, dataset_zoo/aro_datasets.py "
+              "names the Google Drive files): put visual_genome_relation.json and visual_genome_attribution.json in "
+              "<data-root>/aro/ and extract vgr_vga_images.zip so that <data-root>/aro/images/*.jpg exist")
+    return [AroVGAdapter(**_choices_fields(name, description, origin="github.com/mertyg/vision-language-models-are-bows"),
+                         json_name=json_name, subset_name=subset, manual=manual)
+            for name, json_name, subset, description in (
+                ("aro_vg_relation", "visual_genome_relation.json", "vg_relation",
+                 "ARO VG-Relation: a Visual Genome region, its relation caption vs the objects swapped"),
+                ("aro_vg_attribution", "visual_genome_attribution.json", "vg_attribution",
+                 "ARO VG-Attribution: a Visual Genome region, its attributes caption vs the attributes swapped"))]
+
+
 # ------------------------------------------------------------------------------ Winoground
 
 
@@ -405,5 +490,5 @@ def shapes_compositional_adapter() -> ShapesCompositionalAdapter:
 SPEC_BUILDERS = {"choices": ChoicesFileAdapter.from_path}
 
 __all__ = ["KIND", "SPEC_BUILDERS", "SUGARCREPE_SUBSETS", "ChoicesAdapter", "ChoicesFileAdapter", "ChoicesSplit",
-           "ShapesCompositionalAdapter", "SugarCrepeAdapter", "read_choices_file", "shapes_compositional_adapter",
+           "AroVGAdapter", "ShapesCompositionalAdapter", "aro_adapters", "SugarCrepeAdapter", "read_choices_file", "shapes_compositional_adapter",
            "split_choices", "sugarcrepe_adapter", "winoground_adapter"]

@@ -9,7 +9,12 @@ from typing import Any
 from clipbench.config import resolve_data_root
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.datasets.choices import SPEC_BUILDERS as CHOICES_SPECS
-from clipbench.datasets.choices import shapes_compositional_adapter, sugarcrepe_adapter, winoground_adapter
+from clipbench.datasets.choices import (
+    aro_adapters,
+    shapes_compositional_adapter,
+    sugarcrepe_adapter,
+    winoground_adapter,
+)
 from clipbench.datasets.digits import digits_adapter
 from clipbench.datasets.generic import CSVAdapter, FolderAdapter, HFAdapter
 from clipbench.datasets.image_text import SPEC_BUILDERS as IMAGE_TEXT_SPECS
@@ -34,7 +39,7 @@ register_dataset(digits_adapter())
 _ALIASES = {"oxford_pets": ("pets", "oxford_iiit_pet"), "fgvc_aircraft": ("aircraft",), "dtd": ("describable_textures",),
             "stanford_cars": ("cars",), "flowers102": ("flowers",), "imagenet1k": ("imagenet",)}
 for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(), *karpathy_adapters(),
-                 shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter()):
+                 shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
 
 
