@@ -47,6 +47,18 @@ def test_choices_file_reads_items_relative_to_the_file(tmp_path):
     assert sub.positives == ["a blue square"] and sub.fingerprint != split.fingerprint
 
 
+def test_a_subset_keeps_groups_whole(tmp_path):
+    for n in "abcd":
+        _image(tmp_path / f"{n}.png", "red")
+    rows = [{"image": "a.png", "positive": "A", "negatives": ["B"], "group": "1"},
+            {"image": "b.png", "positive": "B", "negatives": ["A"], "group": "1"},
+            {"image": "c.png", "positive": "C", "negatives": ["x"]},
+            {"image": "d.png", "positive": "D", "negatives": ["y"]}]
+    split = get_dataset(f"choices:{_write_jsonl(tmp_path / 'g.jsonl', rows)}").load_split("test")
+    assert split.subset([1, 3], "limit=2").positives == ["A", "B", "D"]
+    assert split.subset([2], "limit=1").positives == ["C"]
+
+
 def test_fingerprint_follows_texts_and_images(tmp_path):
     img = _image(tmp_path / "a.png", "red")
     rows = [{"image": "a.png", "positive": "a red square", "negatives": ["a blue square"]}]

@@ -116,7 +116,10 @@ class ChoicesSplit(_ChoiceTexts, FileSplit):
         return _CroppedDataset(self.paths, self.boxes, transform)
 
     def subset(self, indices: Sequence[int], spec: str) -> SplitData:
-        idx = [int(i) for i in indices]
+        """Items at ``indices``, plus the other members of any group they belong to (a group is never split)."""
+        chosen = {int(i) for i in indices}
+        groups = {self.groups[i] for i in chosen} - {None}
+        idx = [i for i in range(len(self.paths)) if i in chosen or (self.groups[i] is not None and self.groups[i] in groups)]
         return ChoicesSplit(self.dataset_name, self.split, [self.paths[i] for i in idx],
                             [self.positives[i] for i in idx], [self.negatives[i] for i in idx],
                             [self.subsets[i] for i in idx], [self.groups[i] for i in idx], self.root,
