@@ -226,6 +226,7 @@ def test_winoground_save_to_disk_layout(tmp_path):
                    cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
     assert r["n_groups"] == 6 and {"text_score", "image_score", "group_score"} <= set(r["metrics"])
     assert set(r["per_subset"]) == {"Relation", "Object"}
+    assert r["per_subset"]["Object"]["n_groups"] == 3 and "group_score" in r["per_subset"]["Relation"]
 
 
 # ------------------------------------------------------------------------------ ARO

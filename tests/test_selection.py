@@ -69,7 +69,9 @@ def _winoground(s00, s01, s10, s11):
 def test_winoground_scores_on_known_2x2(matrix, text, image):
     s = _winoground(*matrix)
     assert s.group_text.tolist() == [text] and s.group_image.tolist() == [image]
-    out = score_selection(s, ["wino", "wino"], [1, 1], n_bootstrap=0)["metrics"]
+    full = score_selection(s, ["wino", "wino"], [1, 1], n_bootstrap=0)
+    out = full["metrics"]
+    assert full["per_subset"]["wino"]["group_score"] == 100.0 * (text and image)
     assert out["text_score"] == 100.0 * text and out["image_score"] == 100.0 * image
     assert out["group_score"] == 100.0 * (text and image)
     # item accuracy = per image, own caption first: the text score's two halves

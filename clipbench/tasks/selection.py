@@ -19,7 +19,8 @@ positive being its own caption. Per group, as Winoground defines them: *text sco
 image, its own caption scores higher than the group's other captions; *image score* = for every
 caption, its own image scores higher than the group's other images; *group score* = both.
 ``text_score``, ``image_score`` and ``group_score`` are the percentages of groups (chance for
-2 x 2: 25, 25, 16.67), with bootstrap intervals over groups.
+2 x 2: 25, 25, 16.67), with bootstrap intervals over groups; ``per_subset`` also holds them per subset
+(a group's subset is its first item's).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class SelectionScores:
     group_ids: list[str]
     group_text: np.ndarray  # bool [G]
     group_image: np.ndarray  # bool [G]
+    group_first: np.ndarray | None = None  # int [G]: the first item of each group (its subset is the group's)
 
 
 def _normalised(x) -> np.ndarray:
@@ -93,7 +95,7 @@ def selection_scores(image_features, text_features, counts: Sequence[int], group
     correct, tie = positive > best_neg, positive == best_neg
 
     group_ids: list[str] = []
-    g_text, g_image = [], []
+    g_text, g_image, g_first = [], [], []
     if groups is not None:
         members: dict[str, list[int]] = {}
         for i, g in enumerate(groups):
@@ -108,10 +110,11 @@ def selection_scores(image_features, text_features, counts: Sequence[int], group
             others = scores.copy()
             np.fill_diagonal(others, -np.inf)
             group_ids.append(gid)
+            g_first.append(items[0])
             g_text.append(bool((diag > others.max(axis=1)).all()))  # each image prefers its own caption
             g_image.append(bool((diag > others.max(axis=0)).all()))  # each caption prefers its own image
     return SelectionScores(correct, tie, positive - best_neg, group_ids, np.array(g_text, dtype=bool),
-                           np.array(g_image, dtype=bool))
+                           np.array(g_image, dtype=bool), np.array(g_first, dtype=np.int64))
 
 
 def _mean_ci(outcomes: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> tuple[float, dict | None]:
@@ -145,6 +148,13 @@ def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives
         chance[f"acc/{name}"] = float(chance_item[mask].mean())
         per_subset[name] = {"accuracy": value, "ci95": ci, "n_items": int(mask.sum()),
                             "chance": chance[f"acc/{name}"], "n_ties": int(scores.tie[mask].sum())}
+        if scores.group_ids:
+            in_subset = subsets[scores.group_first] == name
+            if in_subset.any():
+                text, image = scores.group_text[in_subset], scores.group_image[in_subset]
+                per_subset[name].update({"n_groups": int(in_subset.sum()), "text_score": 100.0 * float(text.mean()),
+                                         "image_score": 100.0 * float(image.mean()),
+                                         "group_score": 100.0 * float((text & image).mean())})
     if scores.group_ids:
         outcomes = {"text_score": scores.group_text, "image_score": scores.group_image,
                     "group_score": scores.group_text & scores.group_image}
