@@ -96,3 +96,4 @@ def test_selection_equals_clip_benchmark(tmp_path):
     assert m["group_score"] == pytest.approx(100 * wino_theirs["acc"], abs=1e-4)
     # not vacuous: the random model gets some but not all items right
     assert 0 < m["acc/sugar"] < 100 and 0 < m["acc/wino"] < 100
+    assert 0 < m["text_score"] < 100 and 0 < m["image_score"] < 100  # 25 and 12.5 measured
