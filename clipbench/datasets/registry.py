@@ -8,6 +8,13 @@ from typing import Any
 
 from clipbench.config import resolve_data_root
 from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.choices import SPEC_BUILDERS as CHOICES_SPECS
+from clipbench.datasets.choices import (
+    aro_adapters,
+    shapes_compositional_adapter,
+    sugarcrepe_adapter,
+    winoground_adapter,
+)
 from clipbench.datasets.digits import digits_adapter
 from clipbench.datasets.generic import CSVAdapter, FolderAdapter, HFAdapter
 from clipbench.datasets.image_text import SPEC_BUILDERS as IMAGE_TEXT_SPECS
@@ -20,7 +27,7 @@ from clipbench.registry import Registry
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
 
 #: prefixes of ``get_dataset`` specs that name data on disk instead of a registered adapter
-SPEC_PREFIXES = ("folder", "csv", "hf", "wds", *IMAGE_TEXT_SPECS)
+SPEC_PREFIXES = ("folder", "csv", "hf", "wds", *IMAGE_TEXT_SPECS, *CHOICES_SPECS)
 
 
 def register_dataset(adapter: DatasetAdapter, aliases: tuple[str, ...] = ()) -> DatasetAdapter:
@@ -31,7 +38,8 @@ def register_dataset(adapter: DatasetAdapter, aliases: tuple[str, ...] = ()) -> 
 register_dataset(digits_adapter())
 _ALIASES = {"oxford_pets": ("pets", "oxford_iiit_pet"), "fgvc_aircraft": ("aircraft",), "dtd": ("describable_textures",),
             "stanford_cars": ("cars",), "flowers102": ("flowers",), "imagenet1k": ("imagenet",)}
-for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(), *karpathy_adapters()):
+for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(), *karpathy_adapters(),
+                 shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
 
 
@@ -50,7 +58,7 @@ def get_dataset(name: str, prompts: str | os.PathLike | None = None) -> DatasetA
     prefix, colon, rest = name.partition(":")
     if colon and prefix.lower() in SPEC_PREFIXES:
         builder = {"folder": FolderAdapter.from_path, "csv": CSVAdapter.from_path, "hf": HFAdapter.from_spec,
-                   "wds": _webdataset, **IMAGE_TEXT_SPECS}[prefix.lower()]
+                   "wds": _webdataset, **IMAGE_TEXT_SPECS, **CHOICES_SPECS}[prefix.lower()]
         adapter = builder(rest, name=name)
     else:
         adapter = DATASETS.get(name)
@@ -75,6 +83,6 @@ def describe_datasets(data_root: str | os.PathLike | None = None) -> list[dict[s
             "metric": adapter.primary_metric,
             "present": bool(adapter.is_present(root)),
             "download": (f"clipbench download {name}" if getattr(adapter, "downloads", ()) else
-                         "bundled" if name in ("digits", "shapes") else "manual"),
+                         "bundled" if name in ("digits", "shapes", "shapes_compositional") else "manual"),
         })
     return rows

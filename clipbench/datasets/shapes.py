@@ -173,3 +173,68 @@ def shapes_adapter() -> ShapesAdapter:
         "shapes", ("train", "test"),
         "clipbench's compositional shapes (PIL-rendered, generated offline): 300 test images x 3 captions",
         origin=f"clipbench.datasets.shapes v{VERSION}, seed {SEED}"))
+
+
+# ------------------------------------------------------------------------------ compositional hard negatives
+
+#: the subsets of ``shapes_compositional``, one hard negative each per test image (where it differs)
+COMPOSITIONAL_SUBSETS = ("swap_colour", "swap_shape", "swap_size", "swap_relation", "replace_colour",
+                         "replace_shape")
+_INVERSE = {"to the left of": "to the right of", "above": "below"}
+
+
+def parse_caption(caption: str) -> tuple[Obj, str, Obj]:
+    """(first object, relation, second object) of a generated ``"a X <relation> a Y"`` caption."""
+    for relation in _INVERSE:
+        head, sep, tail = caption.partition(f" {relation} ")
+        if sep and head.startswith("a ") and tail.startswith("a "):
+            objs = [part[2:].split(" ") for part in (head, tail)]
+            if all(len(o) == 3 for o in objs):
+                (s1, c1, h1), (s2, c2, h2) = objs
+                return Obj(h1, c1, s1), relation, Obj(h2, c2, s2)
+    raise ValueError(f"not a shapes relation caption: {caption!r}")
+
+
+def compositional_items(captions: list[list[str]], seed: int = SEED) -> list[tuple[int, str, str, str]]:
+    """(image index, positive, hard negative, subset) for every image and subset, deterministically.
+
+    The positive is the image's first caption (``"a X <relation> a Y"``). Negatives: swap the colours,
+    shapes or sizes of the two objects (skipped where both objects share that attribute, as the caption
+    would not change), invert the relation with the objects in place (``X to the right of Y``), or
+    replace one object's colour or shape by another value (object and value drawn from
+    ``default_rng([seed, 15, image index])``).
+    """
+    items = []
+    for i, caps in enumerate(captions):
+        first, relation, second = parse_caption(caps[0])
+        rng = np.random.default_rng([seed, 15, i])
+
+        def text(a: Obj, rel: str, b: Obj) -> str:
+            return f"a {a.words()} {rel} a {b.words()}"
+
+        negatives = {}
+        if first.colour != second.colour:
+            negatives["swap_colour"] = text(Obj(first.shape, second.colour, first.size), relation,
+                                            Obj(second.shape, first.colour, second.size))
+        if first.shape != second.shape:
+            negatives["swap_shape"] = text(Obj(second.shape, first.colour, first.size), relation,
+                                           Obj(first.shape, second.colour, second.size))
+        if first.size != second.size:
+            negatives["swap_size"] = text(Obj(first.shape, first.colour, second.size), relation,
+                                          Obj(second.shape, second.colour, first.size))
+        negatives["swap_relation"] = text(first, _INVERSE[relation], second)
+        which = int(rng.integers(2))
+        objs = [first, second]
+        colour = [c for c in COLOURS if c != objs[which].colour][int(rng.integers(len(COLOURS) - 1))]
+        changed = list(objs)
+        changed[which] = Obj(objs[which].shape, colour, objs[which].size)
+        negatives["replace_colour"] = text(changed[0], relation, changed[1])
+        which = int(rng.integers(2))
+        shape = [s for s in SHAPES if s != objs[which].shape][int(rng.integers(len(SHAPES) - 1))]
+        changed = list(objs)
+        changed[which] = Obj(shape, objs[which].colour, objs[which].size)
+        negatives["replace_shape"] = text(changed[0], relation, changed[1])
+        for subset in COMPOSITIONAL_SUBSETS:
+            if subset in negatives:
+                items.append((i, caps[0], negatives[subset], subset))
+    return items

@@ -60,6 +60,7 @@ def _register_builtins() -> None:
     from clipbench.tasks.knn import KnnTask
     from clipbench.tasks.probe_task import LinearProbeTask
     from clipbench.tasks.retrieval import ZeroShotRetrievalTask
+    from clipbench.tasks.selection import ImageCaptionSelectionTask
     from clipbench.tasks.zeroshot import ZeroShotTask
 
     register_task(ZeroShotTask())
@@ -67,6 +68,7 @@ def _register_builtins() -> None:
     register_task(KnnTask())
     register_task(ZeroShotRetrievalTask())
     register_task(ImageRetrievalTask())
+    register_task(ImageCaptionSelectionTask())
 
 
 def _load_plugins() -> None:

@@ -1,0 +1,99 @@
+"""Peer agreement: clipbench's image_caption_selection equals CLIP_benchmark's ``image_caption_selection.evaluate``.
+
+Same weights (a random-weight, real-size ViT-B/32 built by OpenAI's reference code and loaded by
+clipbench from its state dict), same images (shapes renders), captions and preprocessing (OpenAI's
+``_transform``). SugarCrepe-style items (one image, positive + one hard negative): CLIP_benchmark's
+``text_acc`` = clipbench's accuracy. Winoground-style groups (2 images x 2 captions): its
+``text_acc`` / ``image_acc`` / ``acc`` = clipbench's ``text_score`` / ``image_score`` / ``group_score``.
+CLIP_benchmark reports fractions (clipbench: percent).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from _models_fixtures import REAL_CONFIGS, clip, make_reference
+from clip_benchmark.metrics import image_caption_selection
+
+from clipbench import api
+from clipbench.datasets.shapes import compositional_items, render_sample
+
+N_ITEMS, N_GROUPS = 24, 8
+
+
+class _Items(torch.utils.data.Dataset):
+    """(images [nim, C, H, W] or [C, H, W], captions) per instance, as CLIP_benchmark's loaders yield them."""
+
+    def __init__(self, instances, transform):
+        self.instances, self.transform = instances, transform
+
+    def __len__(self):
+        return len(self.instances)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        paths, captions = self.instances[i]
+        images = []
+        for path in paths:
+            with Image.open(path) as img:
+                images.append(self.transform(img.convert("RGB")))
+        return (images[0] if len(images) == 1 else torch.stack(images)), captions
+
+
+def _collate(batch):
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+
+
+@pytest.mark.slow
+def test_selection_equals_clip_benchmark(tmp_path):
+    rng = np.random.default_rng(11)
+    paths, captions = [], []
+    for i in range(N_ITEMS + 2 * N_GROUPS):
+        image, caps = render_sample(rng)
+        path = tmp_path / "images" / f"{i:02d}.png"
+        path.parent.mkdir(exist_ok=True)
+        image.resize((96, 96)).save(path)
+        paths.append(str(path))
+        captions.append(caps)
+    # SugarCrepe-style: image i's caption vs one generated hard negative (subsets in turn)
+    generated = compositional_items(captions[:N_ITEMS])
+    sugar = [generated[k] for k in range(0, len(generated), max(1, len(generated) // N_ITEMS))][:N_ITEMS]
+    rows = [{"image": paths[i], "positive": pos, "negatives": [neg], "subset": "sugar"} for i, pos, neg, _ in sugar]
+    groups = []
+    for g in range(N_GROUPS):
+        a, b = N_ITEMS + 2 * g, N_ITEMS + 2 * g + 1
+        ca, cb = captions[a][0], captions[b][0]
+        rows.append({"image": paths[a], "positive": ca, "negatives": [cb], "subset": "wino", "group": str(g)})
+        rows.append({"image": paths[b], "positive": cb, "negatives": [ca], "subset": "wino", "group": str(g)})
+        groups.append(([paths[a], paths[b]], [ca, cb]))
+    file = tmp_path / "items.jsonl"
+    file.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+    reference = make_reference(REAL_CONFIGS["ViT-B/32"], seed=5)
+    weights = tmp_path / "vit-b-32-random.pt"
+    torch.save(reference.state_dict(), weights)
+    (ours,) = api.run(model=str(weights), suite="smoke-compositional", datasets=[f"choices:{file}"], bootstrap=0,
+                      data_root=tmp_path, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
+                      progress=False, batch_size=8)
+
+    def theirs(instances):
+        loader = torch.utils.data.DataLoader(_Items(instances, clip.clip._transform(224)), batch_size=8,
+                                             collate_fn=_collate)
+        return image_caption_selection.evaluate(reference, loader, lambda texts: clip.tokenize(texts), "cpu",
+                                                amp=False)
+
+    sugar_theirs = theirs([([paths[i]], [pos, neg]) for i, pos, neg, _ in sugar])
+    wino_theirs = theirs(groups)
+    m = ours["metrics"]
+    assert ours["n_samples"] == N_ITEMS + 2 * N_GROUPS and ours["n_groups"] == N_GROUPS and ours["n_ties"] == 0
+    assert m["acc/sugar"] == pytest.approx(100 * sugar_theirs["text_acc"], abs=1e-4)
+    assert m["text_score"] == pytest.approx(100 * wino_theirs["text_acc"], abs=1e-4)
+    assert m["image_score"] == pytest.approx(100 * wino_theirs["image_acc"], abs=1e-4)
+    assert m["group_score"] == pytest.approx(100 * wino_theirs["acc"], abs=1e-4)
+    # not vacuous: the random model gets some but not all items right
+    assert 0 < m["acc/sugar"] < 100 and 0 < m["acc/wino"] < 100
+    assert 0 < m["text_score"] < 100 and 0 < m["image_score"] < 100  # 25 and 12.5 measured
