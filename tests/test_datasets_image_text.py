@@ -243,8 +243,9 @@ def test_hf_save_to_disk_with_caption_lists(tmp_path):
                         cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False)
     assert record["n_samples"] == 4 and record["n_captions"] == 6 and record["dataset_fingerprint"] == test.fingerprint
     # a labelled HF dataset still goes to the classification adapter
-    labelled = datasets.Dataset.from_dict({"image": [str(tmp_path / "src" / "0.png")], "label": [0]},
+    labelled = datasets.Dataset.from_dict({"image": [str(tmp_path / "src" / "0.png"), str(tmp_path / "src" / "1.png")],
+                                           "label": [0, 1]},  # two classes: one class is refused for classification
                                           features=datasets.Features({"image": datasets.Image(),
-                                                                      "label": datasets.ClassLabel(names=["a"])}))
+                                                                      "label": datasets.ClassLabel(names=["a", "b"])}))
     labelled.save_to_disk(str(tmp_path / "labelled"))
     assert getattr(get_dataset(f"hf:{tmp_path / 'labelled'}"), "kind", "classification") == "classification"

@@ -45,7 +45,9 @@ def test_two_concurrent_runs_extract_each_shard_once_and_write_every_row(tmp_pat
     for r in rows:
         assert abs(float(r["value"]) - by_dataset[r["dataset"]][0]["metrics"][r["metric"]]) < 1e-4
     pivot = (tmp_path / "res" / "leaderboard_pivot.csv").read_text().splitlines()
-    assert len(pivot) == 2  # one model x task row
+    # one model x task row per variant: --limit 40 cuts digits (a limit=40 row) but not the smaller
+    # folder set, whose run is the full one (no variant)
+    assert len(pivot) == 3 and sorted(line.split(",")[2] for line in pivot[1:]) == ["", "limit=40"]
     entries = [p for p in (tmp_path / "cache" / "features").iterdir() if p.is_dir()]
     assert len(entries) == 2 and all((e / "manifest.json").is_file() for e in entries)
     assert not list((tmp_path / "cache").rglob("*.tmp"))

@@ -422,7 +422,10 @@ class HFImageTextSplit(_Captions, WrappedSplit):
 
     def __init__(self, dataset_name: str, split: str, dataset, image_column: str, captions: Sequence[Sequence[str]],
                  subset_spec: str = "") -> None:
-        super().__init__(dataset_name, split, _HFImages(dataset, image_column), np.arange(len(dataset)), _hf_image_row)
+        from clipbench.datasets.generic import hf_source
+
+        super().__init__(dataset_name, split, _HFImages(dataset, image_column), np.arange(len(dataset)), _hf_image_row,
+                         data_files=[f["filename"] for f in dataset.cache_files], source=hf_source(dataset))
         self.dataset, self.image_column = dataset, image_column
         self.captions = _checked_captions(captions, [f"row {i}" for i in range(len(dataset))], dataset_name, split)
         self.subset_spec = subset_spec
