@@ -5,6 +5,7 @@ and suites over datasets a user only partly has (checked before any model is loa
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from _engine_fixtures import write_tiny_clip
@@ -125,3 +126,18 @@ def test_skip_missing_runs_what_is_present_and_says_what_it_skipped(tmp_path, ca
     assert "skipped cifar10: not present (clipbench download cifar10)" in out
     records = [json.loads(line) for line in (tmp_path / "r" / "results.jsonl").read_text().splitlines()]
     assert {r["dataset"] for r in records} == {"digits"}
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file"])
+def test_train_tiny_checks_its_output_before_training(tmp_path, capsys, monkeypatch, where):
+    import clipbench.training.tiny as tiny
+
+    monkeypatch.setattr(tiny, "train_tiny", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "out.pt" if where == "a directory" else tmp_path / "file" / "out.pt"
+    if where == "a directory":
+        out.mkdir()
+    assert main(["train-tiny", "--out", str(out), "--steps", "1"]) == 2
+    err = _one_line_error(capsys)
+    assert "cannot write" in err or "not a directory" in err
+    assert f"--out {out}" in err and not re.search(r"\.tmp[-_.]|tmp[a-z0-9_]{8}", err.replace(str(tmp_path), ""))

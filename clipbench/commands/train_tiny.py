@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from clipbench.errors import ClipbenchError
+from clipbench.fileio import check_writable
 from clipbench.training.settings import RECIPES, TRAIN_DATASET, settings_with
 
 #: the packaged model each training dataset's recipe produces
@@ -41,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from clipbench.training.tiny import train_tiny  # torch: only when training
 
     out = args.out if args.out is not None else Path(f"{MODEL_NAMES[args.dataset]}.pt")
+    try:
+        check_writable(out)  # before a minute of training, not after it
+    except ClipbenchError as exc:
+        raise ClipbenchError(f"train-tiny --out {out}: {exc}") from None
     settings = settings_with(args.dataset, seed=args.seed, epochs=args.epochs, max_steps=args.steps)
     start = time.perf_counter()
     result, sha256 = train_tiny(out, settings, data_root=args.data_root, dataset=args.dataset)
