@@ -201,3 +201,12 @@ def test_cli_smoke_knn_matches_sklearn_on_the_cached_digits_features(smoke_knn):
     assert uniform["metrics"]["top1"] == pytest.approx(100 * (predictions == test.labels).mean(), abs=1e-9)
     assert uniform["metrics"]["mean_per_class_recall"] == pytest.approx(
         mean_per_class_recall(predictions, test.labels, 10), abs=1e-9)
+
+
+def test_knn_records_log_per_sample_predictions_for_the_paired_gate(smoke_knn):
+    from clipbench.samples import read_samples
+
+    dino, _ = (json.loads(line) for line in (smoke_knn / "r" / "results.jsonl").read_text().splitlines())
+    log = read_samples(smoke_knn / "r", dino)
+    assert len(log.index) == dino["n_samples"]
+    assert 100 * np.mean(log.correct) == pytest.approx(dino["metrics"]["top1"], abs=1e-9)

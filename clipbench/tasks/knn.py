@@ -203,9 +203,8 @@ class KnnTask(Task):
         neighbour_labels = db_labels[idx]
         num_classes = len(adapter.classnames)
         classnames = adapter.classnames if o.per_class else None
-        main = score_classification(knn_class_scores(sims, neighbour_labels, num_classes, o.knn_weighting,
-                                                     temperature),
-                                    f_test.labels, adapter.primary_metric, o.bootstrap, o.seed, classnames)
+        votes = knn_class_scores(sims, neighbour_labels, num_classes, o.knn_weighting, temperature)
+        main = score_classification(votes, f_test.labels, adapter.primary_metric, o.bootstrap, o.seed, classnames)
         nearest = score_classification(knn_class_scores(sims[:, :1], neighbour_labels[:, :1], num_classes,
                                                         "uniform"),
                                        f_test.labels, adapter.primary_metric, o.bootstrap, o.seed)
@@ -221,4 +220,8 @@ class KnnTask(Task):
                                  "ci95_k1": nearest.ci95})
         if main.per_class is not None:
             record["per_class"] = main.per_class
+        if hasattr(ctx, "log_samples"):  # per-sample predictions: each class's share of the votes
+            shares = np.asarray(votes, dtype=np.float64)
+            shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
+            ctx.log_samples(record, shares.astype(np.float32), f_test.labels, "probabilities", adapter.classnames)
         return record
