@@ -99,7 +99,7 @@ def test_format_json_and_csv_for_list_and_compare(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("task,title,dataset_kinds")
     assert main(["compare", "results/baseline", "--baseline", "results/baseline", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {r["task"] for r in rows} == {"zeroshot", "linear_probe"} and not any(r["failed"] for r in rows)
+    assert {r["task"] for r in rows} == {"zeroshot", "linear_probe", "zeroshot_retrieval"} and not any(r["failed"] for r in rows)
 
 
 def test_missing_datasets_are_listed_before_any_model_is_loaded(tmp_path, capsys, monkeypatch):
