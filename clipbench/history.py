@@ -234,5 +234,6 @@ def throughput_points(source: str | os.PathLike, task: str | None = None) -> lis
         if rate is None or metric not in (r.get("metrics") or {}) or (task and r["task"] != task):
             continue
         latest[record_key(r)] = {"model": r["model"], "family": r.get("model_family") or "other", "task": r["task"],
-                                 "dataset": r["dataset"], "x": float(rate), "y": float(r["metrics"][metric])}
+                                 "dataset": r["dataset"], "metric": metric, "x": float(rate),
+                                 "y": float(r["metrics"][metric])}
     return list(latest.values())

@@ -136,11 +136,15 @@ def trend_plot(points) -> bytes:
         if has_ci.any():
             ax.fill_between(group["time"][has_ci], group["low"][has_ci], group["high"][has_ci], color=colour,
                             alpha=0.15, linewidth=0)
+        previous, placed = None, 0
         for _, point in group.iterrows():
             text = point["tag"] or point["commit"]
-            if text:
-                ax.annotate(str(text), (point["time"], point["value"]), textcoords="offset points", xytext=(4, 6),
-                            fontsize=7, color=colour)
+            if text and text != previous:  # label where the tag or commit changes, staggered so labels do not pile up
+                ax.annotate(str(text), (point["time"], point["value"]), textcoords="offset points",
+                            xytext=(4, 6 + 10 * (placed % 3)), fontsize=7, color=colour)
+                placed += 1
+            previous = text
+    ax.set_ylim(0, max(100.0, float(frame["value"].max()) * 1.05))
     ax.set_ylabel("primary metric (%), 95% CI band")
     ax.set_xlabel("run time (UTC)")
     ax.set_title("History: primary metric per run")
@@ -158,7 +162,7 @@ def throughput_plot(rows: list[dict]) -> bytes:
     frame = pd.DataFrame(rows)
     tasks = list(dict.fromkeys(frame["task"]))
     several_datasets = frame["dataset"].nunique() > 1
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.0 * len(tasks), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(7.0 * len(tasks), 4.5), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         group = frame[frame["task"] == task]
         for family, members in group.groupby("family", sort=True):
@@ -169,10 +173,14 @@ def throughput_plot(rows: list[dict]) -> bytes:
                 ax.annotate(label, (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
         if (group["x"] > 0).all() and group["x"].max() / max(group["x"].min(), 1e-12) > 5:
             ax.set_xscale("log")
+        from clipbench.tasks.registry import task_title
+
+        metrics = sorted(set(group.get("metric", pd.Series(dtype=str)).dropna()))
         ax.set_xlabel("measured images/s, end to end (extraction)")
-        ax.set_ylabel("primary metric (%)")
-        ax.set_title(f"{task}: accuracy vs throughput")
+        ax.set_ylabel(f"{task_title(task)}: {', '.join(metrics) or 'primary metric'} (%)")
+        ax.set_title(f"{task_title(task)}: accuracy vs measured throughput")
         ax.grid(alpha=0.3)
-        ax.margins(x=0.2, y=0.2)
-        ax.legend(title="image tower", frameon=False, fontsize=8, loc="best")
+        ax.margins(x=0.2)
+        ax.set_ylim(0, max(100.0, float(group["y"].max()) * 1.05))  # from 0: a small gap stays small
+        ax.legend(title="image tower", frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _png(fig)
