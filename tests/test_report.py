@@ -68,8 +68,9 @@ def test_report_has_tables_means_and_plots(results_dir, tmp_path):
     assert "openclip:ViT-B-16" not in published and "| RN50 | cifar10 | linear_probe | 80.0 | 88.7 | -8.7 |" in published
 
     names = sorted(p.name for p in report.images)
-    assert names == ["bars_linear_probe.png", "bars_zeroshot.png", "resnet_vs_vit_linear_probe.png",
-                     "resnet_vs_vit_zeroshot.png", "trend.png"]  # trend: some rows were run twice
+    assert names == ["bars_linear_probe.png", "bars_zeroshot.png", "classification_views.png",
+                     "resnet_vs_vit_linear_probe.png", "resnet_vs_vit_zeroshot.png",
+                     "trend.png"]  # views: zero-shot beside the probe; trend: some rows were run twice
     for path in report.images:
         assert path.stat().st_size > 5000
         with Image.open(path) as img:
@@ -136,3 +137,32 @@ def test_cli_report_default_out_and_errors(results_dir, tmp_path, capsys):
     bad.write_text(json.dumps({"model": "x"}) + "\n")  # skipped with a warning (issue 18, 6b): nothing left
     assert main(["report", str(bad)]) == 2
     assert "holds no readable result records" in capsys.readouterr().err
+
+
+def test_report_details_recall_at_k_subsets_and_classification_views(tmp_path):
+    """What primary metrics hide: recall@k per direction, accuracy per compositional subset, and zero-shot,
+    k-NN and probe side by side per model."""
+    from clipbench.report import build_report
+    from clipbench.results import append_record
+
+    def rec(task, dataset, metrics, primary, **extra):
+        return {"schema_version": 1, "model": "RN50", "model_family": "ResNet", "dataset": dataset, "task": task,
+                "primary_metric": primary, "metrics": metrics, "ci95": None, "n_samples": 10,
+                "timestamp": "2026-11-30T10:00:00+00:00", **extra}
+
+    recalls = {f"{d}_recall@{k}": v for d, base in (("i2t", 50.0), ("t2i", 30.0))
+               for k, v in zip((1, 5, 10), (base, base + 20, base + 30), strict=True)}
+    append_record(tmp_path, rec("zeroshot_retrieval", "flickr30k", {"mean_recall": 58.3, **recalls}, "mean_recall",
+                                recall_k=[1, 5, 10]))
+    append_record(tmp_path, rec("image_caption_selection", "sugarcrepe", {"accuracy": 80.0}, "accuracy",
+                                per_subset={"swap_att": {"accuracy": 70.0, "ci95": {"low": 60.0, "high": 80.0},
+                                                         "n_items": 100, "chance": 50.0}}))
+    for task, value in (("zeroshot", 60.0), ("knn", 65.0), ("linear_probe", 75.0)):
+        append_record(tmp_path, rec(task, "cifar10", {"top1": value}, "top1"))
+    report = build_report(tmp_path / "results.jsonl", out_dir=tmp_path / "report")
+    md = report.markdown.read_text()
+    assert "| RN50 | flickr30k | 50.0 | 70.0 | 80.0 | 30.0 | 50.0 | 60.0 | 58.3 |" in md
+    assert "| RN50 | sugarcrepe | swap_att | 70.0 [60.0, 80.0] | 50.0 | 100 |" in md
+    assert "| RN50 | 60.0 | 65.0 | 75.0 |" in md  # zero-shot, k-NN, linear probe
+    names = {p.name for p in report.images}
+    assert {"recall_at_k_flickr30k.png", "classification_views.png"} <= names

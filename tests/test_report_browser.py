@@ -72,13 +72,13 @@ def test_every_image_loads_and_the_tables_are_in_the_dom(report, tmp_path):
     assert match, "the page's load event did not fire in Chromium"
     images = json.loads(match[1].replace("&quot;", '"').replace("&amp;", "&"))
     expected = sorted(p.name for p in report.images)
-    assert sorted(src for src, *_ in images) == expected and len(expected) == 4
+    assert sorted(src for src, *_ in images) == expected and len(expected) == 5  # + the classification views
     for src, complete, width, height in images:
         with Image.open(report.out_dir / src) as img:
             assert complete and (width, height) == img.size, f"{src} did not load in Chromium"
     tables = re.findall(r"<h2>([^<]+)</h2>\s*<table>", dom)
-    assert tables == ["Models", "Zero-shot classification", "Linear probe", "History and cost", "Published numbers",
-                      "Provenance"]
+    assert tables == ["Models", "Zero-shot classification", "Linear probe", "Classification views per model",
+                      "History and cost", "Published numbers", "Provenance"]
     assert dom.count("<tr>") >= 3 + 1 + 4 + 4 + 4  # header rows plus model rows (the variant row included)
 
 
