@@ -231,16 +231,25 @@ class Objective:
         if self.direct:
             dw, db = self.newton_direction(probs, gw, gb, C)
             return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
+        if g_norm == 0.0:
+            return loss, g_norm, 0.0
+        dw, db, _ = self.cg_direction(probs, gw, gb, C, 1e-3 * g_norm, cg_max)
+        return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
+
+    def cg_direction(self, probs: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
+                     cg_max: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """-H^-1 g by Jacobi-preconditioned conjugate gradients, stopped when the residual norm is <= ``tol``
+        (or on non-positive curvature, or after ``cg_max`` Hessian-vector products); also returns that count."""
         precondition = self.diagonal(probs, C)
         dw, db = torch.zeros_like(gw), torch.zeros_like(gb)
-        rw, rb = gw.clone(), gb.clone()
+        rw, rb = -gw, -gb
         zw, zb = precondition(rw, rb)
         pw, pb = zw.clone(), zb.clone()
         rz = float((rw * zw).sum() + (rb * zb).sum())
+        products = 0
         for _ in range(cg_max):
-            if g_norm == 0.0:
-                break
             hw, hb = self.hessian_vector(probs, pw, pb, C)
+            products += 1
             curvature = float((pw * hw).sum() + (pb * hb).sum())
             if curvature <= 0:
                 break
@@ -249,15 +258,14 @@ class Objective:
             db.add_(pb, alpha=alpha)
             rw.add_(hw, alpha=-alpha)
             rb.add_(hb, alpha=-alpha)
-            if math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum())) <= 1e-3 * g_norm:
+            if math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum())) <= tol:
                 break
             zw, zb = precondition(rw, rb)
             rz_new = float((rw * zw).sum() + (rb * zb).sum())
             pw.mul_(rz_new / rz).add_(zw)
             pb.mul_(rz_new / rz).add_(zb)
             rz = rz_new
-        decrement = 0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
-        return loss, g_norm, decrement
+        return dw, db, products
 
     def to_centred(self, init: LinearFit) -> tuple[torch.Tensor, torch.Tensor]:
         """A fit in original coordinates -> (weight, bias) in this objective's centred parameters."""
@@ -322,33 +330,11 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
             dw, db = objective.newton_direction(curv, gw, gb, C)
             stats["hessians"] += 1
         else:
-            precondition = objective.diagonal(curv, C)
             # CG on H d = -g; Eisenstat-Walker forcing, but never looser than 0.1 so the decrement is accurate
             eta = min(0.1, math.sqrt(g_norm))
-            dw, db = torch.zeros_like(gw), torch.zeros_like(gb)
-            rw, rb = -gw, -gb
-            zw, zb = precondition(rw, rb)
-            pw, pb = zw.clone(), zb.clone()
-            rz = float((rw * zw).sum() + (rb * zb).sum())
-            for _ in range(cg_max):
-                hw, hb = objective.hessian_vector(curv, pw, pb, C)
-                stats["cg_iterations"] += 1
-                stats["matmuls"] += 2
-                curvature = float((pw * hw).sum() + (pb * hb).sum())
-                if curvature <= 0:
-                    break
-                alpha = rz / curvature
-                dw.add_(pw, alpha=alpha)
-                db.add_(pb, alpha=alpha)
-                rw.add_(hw, alpha=-alpha)
-                rb.add_(hb, alpha=-alpha)
-                if math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum())) <= eta * g_norm:
-                    break
-                zw, zb = precondition(rw, rb)
-                rz_new = float((rw * zw).sum() + (rb * zb).sum())
-                pw.mul_(rz_new / rz).add_(zw)
-                pb.mul_(rz_new / rz).add_(zb)
-                rz = rz_new
+            dw, db, products = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max)
+            stats["cg_iterations"] += products
+            stats["matmuls"] += 2 * products
         slope = float((gw * dw).sum() + (gb * db).sum())  # = -(Newton decrement)^2
         stats["decrement"] = -0.5 * slope / max(loss, 1e-300)
         done = stats["decrement"] <= rtol  # includes a decrement at float64 rounding noise (|.| ~ 1e-16)
