@@ -9,6 +9,8 @@ import contextlib
 import importlib
 import os
 import platform
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,17 @@ def write_summary(path: str | os.PathLike | None, summary: dict[str, Any]) -> No
     if path:
         atomic_write_json(Path(path), summary)
         print(f"\nwrote {path}")
+
+
+def interleaved_runs(methods: dict[str, Callable[[], Any]], repeats: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Time every method ``repeats`` times, alternating the order each round (so neither side always runs
+    warm or cold); returns the wall times per method and each method's last result."""
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    results: dict[str, Any] = {}
+    order = list(methods)
+    for round_index in range(repeats):
+        for method in (order if round_index % 2 == 0 else order[::-1]):
+            start = time.perf_counter()
+            results[method] = methods[method]()
+            times[method].append(time.perf_counter() - start)
+    return times, results

@@ -28,13 +28,12 @@ import logging
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, print_table, write_summary  # noqa: E402
+from _common import interleaved_runs, machine_info, print_table, write_summary  # noqa: E402
 from extract import identical_pair, register_quick_archs  # noqa: E402
 
 FULL_ARCH = ("ViT-B/32", "ViT-B-32-quickgelu")
@@ -132,14 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():  # untimed warm-up of every code path on one short prompt
         native.encode_text(native.tokenize(["a photo of a dog."]))
         reference.encode_text(ref_tokenizer(["a photo of a dog."]))
-    times: dict[str, list[float]] = {m: [] for m in methods}
-    results: dict[str, torch.Tensor] = {}
-    order = list(methods)
-    for round_index in range(args.repeats):
-        for method in (order if round_index % 2 == 0 else order[::-1]):
-            start = time.perf_counter()
-            results[method] = methods[method]()
-            times[method].append(time.perf_counter() - start)
+    times, results = interleaved_runs(methods, args.repeats)
 
     batched = results["clipbench batched"]
     prompts = args.classes * args.templates
