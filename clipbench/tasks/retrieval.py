@@ -188,6 +188,7 @@ def retrieval_ranks(
             keys = _keys(picked, txt_index[c:c_end][cap_idx])
             best_i2t[r:r_end] = best_i2t[r:r_end].scatter_reduce(0, rows_of, keys, "amax")
             correct_t2i[c + cap_idx] = picked
+            del scores, picked, keys  # free this block before the next one is allocated
     best_i2t_score, best_i2t_index = _key_score(best_i2t), _key_index(best_i2t)
 
     # pass 2: every block once, serving both directions; count the items ahead of the correct one
