@@ -120,9 +120,14 @@ def limit_indices(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     if limit >= len(classes):
         quota = np.maximum(quota, 1)
     quota = np.minimum(quota, counts)
-    while quota.sum() < limit:  # hand out the remainder to the largest fractional parts
+    # hand out the remainder to the largest fractional parts; equal parts (every class of a balanced
+    # set, every image of an image-text set, where each image is its own class) in a seeded random
+    # order, so that a limit is a random sample and not the first classes in label order
+    tiebreak = np.random.default_rng([seed, 1]).permutation(len(classes))
+    while quota.sum() < limit:
         room = np.where(quota < counts, exact - quota, -np.inf)
-        quota[int(np.argmax(room))] += 1
+        best = np.flatnonzero(room == room.max())
+        quota[best[np.argmin(tiebreak[best])]] += 1
     while quota.sum() > limit:  # the at-least-one rule overshot: take from the most over-served class
         excess = np.where(quota > 1, quota - exact, -np.inf)
         quota[int(np.argmax(excess))] -= 1

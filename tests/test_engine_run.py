@@ -111,6 +111,22 @@ def test_limit_indices_stratified_exact_and_seeded():
     assert len(limit_indices(labels, 3, 0)) == 3
 
 
+def test_limit_of_an_image_text_split_is_a_seeded_random_sample_not_the_first_images():
+    """Image-text splits label every image as its own class, so every class ties on its share of the
+    limit; the tie goes to a seeded random order, not to the lowest labels (the first N images)."""
+    from clipbench.api import limit_indices
+
+    labels = np.arange(1000)
+    picked = limit_indices(labels, 100, seed=0)
+    assert len(picked) == 100 and len(set(picked.tolist())) == 100 and np.all(np.diff(picked) > 0)
+    assert picked.max() > 500 and not np.array_equal(picked, np.arange(100))
+    assert np.array_equal(picked, limit_indices(labels, 100, seed=0))
+    assert not np.array_equal(picked, limit_indices(labels, 100, seed=1))
+    balanced = np.repeat(np.arange(10), 20)  # 25 of 200: five classes get a third sample, not always 0-4
+    thirds = {tuple(np.flatnonzero(np.bincount(balanced[limit_indices(balanced, 25, s)]) == 3)) for s in range(6)}
+    assert len(thirds) > 1 and all(len(t) == 5 for t in thirds)
+
+
 def test_threads_option_is_pinned_for_the_run_recorded_and_restored(tmp_path, monkeypatch):
     model, adapter = FakeModel(seed=4), FakeAdapter(sizes={"train": 20, "test": 20})
     before = torch.get_num_threads()
