@@ -237,6 +237,16 @@ class RunContext:
                                           score_kind, list(classnames) if classnames is not None else None)
         return True
 
+    def log_sample_table(self, record: dict, kind: str, build, n_samples: int, meta: dict | None = None) -> bool:
+        """Like ``log_samples`` for the other kinds (``clipbench.samples``): ``build()`` returns the table,
+        called only when the file is written (results written, ``--log-samples`` asks for ``n_samples``)."""
+        from clipbench.samples import should_log, write_sample_table
+
+        if not self.write or not should_log(self.options.get("log_samples", "auto"), int(n_samples)):
+            return False
+        record["samples"] = write_sample_table(self.paths.results_dir, record, build(), kind, meta)
+        return True
+
     def text_features(self, model: ImageTextModel, texts):
         """Unnormalised float32 [len(texts), D] features of the exact ``texts`` (cached, verified)."""
         from clipbench.features.text_store import text_features

@@ -14,6 +14,17 @@ half-written file; a crash in between leaves at most an unreferenced file. The r
 (path relative to the results directory). Readers verify size, hash, row count, the record id
 and the split fingerprint stored in the file, and raise ``SampleFileError`` on any mismatch.
 
+Kinds (``kind`` in the file's metadata; each has its own reader and paired test):
+
+* ``classification`` (zero-shot, linear probe, k-NN): the columns above;
+* ``retrieval`` (zero-shot retrieval; ``clipbench.samples_retrieval``): one row per query, each
+  image and each caption, with the rank of its correct item; resampled by image;
+* ``outcomes`` (image-caption selection, image retrieval; ``clipbench.samples_outcomes``): one
+  row per item or query with the outcomes its metrics average (correct, AP@R, hit@k).
+
+Every kind's log offers ``same_samples``, ``supports(metric)``, ``paired(metric, new)`` (the
+regression gate's test) and ``describe(record)`` (``clipbench samples``).
+
 ``--log-samples``: ``auto`` (default) logs records of at most ``AUTO_MAX_SAMPLES`` samples
 (50,000: ImageNet's validation set and everything smaller), ``always`` logs every record,
 ``never`` none (booleans in a suite mean always/never). Few-shot probe records are not logged:
@@ -85,6 +96,63 @@ class SampleLog:
     def correct_at(self, k: int) -> np.ndarray:
         return self.label_rank < k
 
+    def same_samples(self, other) -> bool:
+        return (isinstance(other, SampleLog) and np.array_equal(self.index, other.index)
+                and np.array_equal(self.label, other.label))
+
+    def supports(self, metric: str) -> bool:
+        from clipbench.significance import ACCURACY_METRICS
+
+        return metric in ACCURACY_METRICS or metric == "mean_per_class_recall"
+
+    def paired(self, metric: str, new: SampleLog, n_resamples: int, seed: int):
+        """McNemar (accuracies) or paired bootstrap (mean per-class recall) of ``new`` against this baseline."""
+        from clipbench.significance import paired_test
+
+        classnames = self.meta.get("classnames")
+        return paired_test(metric, self, new, len(classnames) if classnames else None, n_resamples, seed)
+
+    def describe(self, record: dict, top: int = 10) -> list[str]:
+        """Summary, the most confident errors and the top confusion pairs."""
+        names = self.meta.get("classnames") or []
+
+        def name(c: int) -> str:
+            return f"{names[c]} ({c})" if 0 <= c < len(names) else str(c)
+
+        n, right = len(self), int(self.correct.sum())
+        lines = [f"{n} samples, {right} right at top-1 ({100.0 * right / max(n, 1):.2f}%), "
+                 f"{int(self.correct_at(5).sum())} within the top 5", "", "Most confident errors:"]
+        rows = [("index", "label", "predicted", "confidence", "label rank")]
+        rows += [(str(e["index"]), name(e["label"]), name(e["predicted"]), f"{e['confidence']:.3f}",
+                  str(e["label_rank"] + 1)) for e in confident_errors(self, top)]
+        lines += text_table(rows)
+        lines += ["", "Top confusion pairs (true -> predicted):"]
+        rows = [("label", "predicted", "count", "% of class")]
+        rows += [(name(p["label"]), name(p["predicted"]), str(p["count"]), f"{p['share_of_class']:.1f}")
+                 for p in confusion_pairs(self, top)]
+        lines += text_table(rows)
+        return lines
+
+    @classmethod
+    def from_table(cls, table, meta: dict) -> SampleLog:
+        cols = {name: table.column(name) for name in
+                ("index", "label", "top5", "top5_scores", "label_rank", "confidence")}
+        return cls(
+            index=column_array(cols["index"], np.int64), label=column_array(cols["label"], np.int64),
+            top5=fixed_width(cols["top5"]).astype(np.int64), top5_scores=fixed_width(cols["top5_scores"]).astype(np.float32),
+            label_rank=column_array(cols["label_rank"], np.int64),
+            confidence=column_array(cols["confidence"], np.float32), meta=meta)
+
+
+def column_array(column, dtype) -> np.ndarray:
+    return column.to_numpy().astype(dtype)
+
+
+def fixed_width(column) -> np.ndarray:
+    """A FixedSizeList column as a [rows, width] array."""
+    flat = column.combine_chunks()
+    return flat.flatten().to_numpy(zero_copy_only=False).reshape(-1, flat.type.list_size)
+
 
 def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     """The pyarrow table of one split's predictions (``score_kind``: logits or probabilities)."""
@@ -133,21 +201,43 @@ def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
 
 def write_samples(results_dir: str | os.PathLike, record: dict, scores: np.ndarray, labels: np.ndarray,
                   score_kind: str = "logits", classnames: list[str] | None = None) -> dict:
-    """Write ``record``'s per-sample file atomically; returns the reference to store as ``record["samples"]``."""
+    """Write ``record``'s classification predictions atomically; returns the reference for ``record["samples"]``."""
+    return write_sample_table(results_dir, record, build_table(scores, labels, score_kind), "classification",
+                              {"score_kind": score_kind,
+                               "classnames": list(classnames) if classnames is not None else None})
+
+
+def write_sample_table(results_dir: str | os.PathLike, record: dict, table, kind: str, meta: dict | None = None) -> dict:
+    """Write one per-sample table of ``kind`` for ``record`` (atomically; zstd Parquet); returns its reference."""
     import pyarrow.parquet as pq
 
-    table = build_table(scores, labels, score_kind)
-    meta = {"format": SAMPLES_FORMAT, "record_id": record["record_id"], "model": record.get("model"),
+    if kind not in _KINDS:
+        raise ValueError(f"unknown per-sample kind {kind!r}")
+    full = {"format": SAMPLES_FORMAT, "kind": kind, "record_id": record["record_id"], "model": record.get("model"),
             "dataset": record.get("dataset"), "task": record.get("task"),
-            "dataset_fingerprint": record.get("dataset_fingerprint"), "score_kind": score_kind,
-            "classnames": list(classnames) if classnames is not None else None}
-    table = table.replace_schema_metadata({"clipbench": json.dumps(meta, sort_keys=True)})
+            "dataset_fingerprint": record.get("dataset_fingerprint"), **(meta or {})}
+    table = table.replace_schema_metadata({"clipbench": json.dumps(full, sort_keys=True)})
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     data = buffer.getvalue()
     rel = f"{SAMPLES_DIR}/{record['record_id']}.parquet"
     atomic_write_bytes(Path(results_dir) / rel, data)
     return {"path": rel, "sha256": sha256_bytes(data), "n": int(table.num_rows), "bytes": len(data)}
+
+
+#: per-sample kinds and the class that reads each ("module:Class"; imported on first use)
+_KINDS = {
+    "classification": "clipbench.samples:SampleLog",
+    "retrieval": "clipbench.samples_retrieval:RetrievalSamples",
+    "outcomes": "clipbench.samples_outcomes:OutcomeSamples",
+}
+
+
+def _kind_class(kind: str):
+    import importlib
+
+    module, name = _KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def samples_path(results_dir: str | os.PathLike, record: dict) -> Path | None:
@@ -157,8 +247,9 @@ def samples_path(results_dir: str | os.PathLike, record: dict) -> Path | None:
     return Path(results_dir) / ref["path"]
 
 
-def read_samples(results_dir: str | os.PathLike, record: dict) -> SampleLog:
-    """The record's per-sample predictions, verified against its reference; ``SampleFileError`` otherwise."""
+def read_samples(results_dir: str | os.PathLike, record: dict):
+    """The record's per-sample log (``SampleLog`` or another kind's), verified against its reference;
+    ``SampleFileError`` otherwise."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -177,25 +268,19 @@ def read_samples(results_dir: str | os.PathLike, record: dict) -> SampleLog:
     try:
         table = pq.read_table(pa.BufferReader(data))
         meta = json.loads((table.schema.metadata or {}).get(b"clipbench", b"{}"))
-        cols = {name: table.column(name) for name in
-                ("index", "label", "top5", "top5_scores", "label_rank", "confidence")}
-    except (pa.ArrowException, KeyError, ValueError, OSError) as exc:
+    except (pa.ArrowException, ValueError, OSError) as exc:
         raise SampleFileError(f"{where}: per-sample file {path} is not a clipbench sample file ({exc})") from exc
     if meta.get("format") != SAMPLES_FORMAT or meta.get("record_id") != record.get("record_id"):
         raise SampleFileError(f"{where}: per-sample file {path} belongs to another record")
     if meta.get("dataset_fingerprint") != record.get("dataset_fingerprint") or table.num_rows != ref.get("n"):
         raise SampleFileError(f"{where}: per-sample file {path} is for other samples than its record")
-
-    def fixed(column) -> np.ndarray:
-        flat = column.combine_chunks()
-        width = flat.type.list_size
-        return flat.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-
-    return SampleLog(
-        index=cols["index"].to_numpy().astype(np.int64), label=cols["label"].to_numpy().astype(np.int64),
-        top5=fixed(cols["top5"]).astype(np.int64), top5_scores=fixed(cols["top5_scores"]).astype(np.float32),
-        label_rank=cols["label_rank"].to_numpy().astype(np.int64),
-        confidence=cols["confidence"].to_numpy().astype(np.float32), meta=meta)
+    kind = meta.get("kind", "classification")  # files written before kinds existed are classification
+    if kind not in _KINDS:
+        raise SampleFileError(f"{where}: per-sample file {path} has an unknown kind {kind!r}")
+    try:
+        return _kind_class(kind).from_table(table, meta)
+    except (pa.ArrowException, KeyError, ValueError) as exc:
+        raise SampleFileError(f"{where}: per-sample file {path} lacks the columns of a {kind} file ({exc})") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,32 +324,18 @@ def find_record(source: str | os.PathLike, result_id: str) -> tuple[Path, dict]:
 
 
 def describe_record(source: str | os.PathLike, result_id: str, top: int = 10) -> str:
-    """Plain text for ``clipbench samples``: summary, most confident errors, top confusion pairs."""
+    """Plain text for ``clipbench samples``: the record, then its log's own error analysis."""
     results_dir, record = find_record(source, result_id)
     samples = read_samples(results_dir, record)
-    names = samples.meta.get("classnames") or []
-
-    def name(c: int) -> str:
-        return f"{names[c]} ({c})" if 0 <= c < len(names) else str(c)
-
-    n, right = len(samples), int(samples.correct.sum())
     lines = [f"{record['model']} / {record['dataset']} / {record['task']} (record {record['record_id']}, "
-             f"split {record.get('split')}, fingerprint {record.get('dataset_fingerprint')})",
-             f"{n} samples, {right} right at top-1 ({100.0 * right / max(n, 1):.2f}%), "
-             f"{int(samples.correct_at(5).sum())} within the top 5", "", "Most confident errors:"]
-    rows = [("index", "label", "predicted", "confidence", "label rank")]
-    rows += [(str(e["index"]), name(e["label"]), name(e["predicted"]), f"{e['confidence']:.3f}",
-              str(e["label_rank"] + 1)) for e in confident_errors(samples, top)]
-    lines += _table(rows) if len(rows) > 1 else ["  (none)"]
-    lines += ["", "Top confusion pairs (true -> predicted):"]
-    rows = [("label", "predicted", "count", "% of class")]
-    rows += [(name(p["label"]), name(p["predicted"]), str(p["count"]), f"{p['share_of_class']:.1f}")
-             for p in confusion_pairs(samples, top)]
-    lines += _table(rows) if len(rows) > 1 else ["  (none)"]
-    return "\n".join(lines)
+             f"split {record.get('split')}, fingerprint {record.get('dataset_fingerprint')})"]
+    return "\n".join(lines + samples.describe(record, top))
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def text_table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Aligned plain-text rows (the first is the header); ``(none)`` when there is no data row."""
+    if len(rows) < 2:
+        return ["  (none)"]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.insert(1, "  " + "  ".join("-" * w for w in widths))

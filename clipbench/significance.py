@@ -5,11 +5,17 @@ inside the noise of a retrained model) and too loose on large ones (0.4 points o
 is real). When both sides of a row have per-sample files (``clipbench.samples``) for the same
 split fingerprint, the row is judged by a paired test on the same samples:
 
-* accuracy-type metrics (``top1``, ``top5``): exact McNemar test, i.e. a two-sided binomial test
-  with p = 1/2 on the discordant pairs (b samples right before and wrong now, c the reverse):
+* accuracy-type metrics (``top1``, ``top5``, selection ``accuracy``, image retrieval's
+  ``recall_at_k``): exact McNemar test, i.e. a two-sided binomial test with p = 1/2 on the
+  discordant pairs (b samples right before and wrong now, c the reverse):
   p = min(1, 2 P[X <= min(b, c)]), X ~ Binomial(b + c, 1/2); p = 1 when b + c = 0;
-* other metrics (``mean_per_class_recall``): paired bootstrap of the difference (the same resampled
-  indices on both sides), two-sided p-value by the shift method: (1 + #{|d* - d| >= |d|}) / (B + 1).
+* other metrics (``mean_per_class_recall``, ``map_at_r``, retrieval's ``mean_recall`` and
+  recalls): paired bootstrap of the difference (the same resampled samples on both sides; for
+  text-image retrieval the same images, each drawn with all its captions), two-sided p-value by
+  the shift method: (1 + #{|d* - d| >= |d|}) / (B + 1).
+
+Which test a row gets is its per-sample log's choice (``supports`` / ``paired`` of each kind in
+``clipbench.samples``).
 
 Either way the 95% interval of the difference is the percentile interval of the paired bootstrap.
 A row is a regression when its drop is larger than its ``max_drop`` AND significant at ``alpha``.
@@ -140,10 +146,52 @@ def paired_bootstrap(metric: str, labels: np.ndarray, base_correct: np.ndarray, 
         else:
             values[start:start + size] = (_mean_per_class_recall(idx, labels, cn, num_classes)
                                           - _mean_per_class_recall(idx, labels, cb, num_classes))
+    return _interval_and_p(float(d), values, level)
+
+
+def _interval_and_p(d: float, values: np.ndarray, level: float) -> tuple[float, float, float, float]:
+    """(d, percentile interval of the resampled differences, two-sided shift-method p-value)."""
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    p = 1.0 if abs(d) < 1e-12 else float((1 + np.sum(np.abs(values - d) >= abs(d) - 1e-12)) / (n_resamples + 1))
+    p = 1.0 if abs(d) < 1e-12 else float((1 + np.sum(np.abs(values - d) >= abs(d) - 1e-12)) / (len(values) + 1))
     return float(d), float(low), float(high), min(1.0, p)
+
+
+def paired_bootstrap_units(base_metric, new_metric, n_units: int, n_resamples: int = DEFAULT_RESAMPLES,
+                           seed: int = 0, level: float = 0.95, chunk: int = 64) -> tuple[float, float, float, float]:
+    """(difference, low, high, p) of ``new_metric - base_metric`` over the same resampled units (points).
+
+    For metrics that are not a mean over samples (retrieval: images drawn with all their captions).
+    ``*_metric(counts)`` maps draw counts [B, n_units] (how often each unit is drawn; all ones is
+    the split itself) to the metric of each draw [B]. Draws come from one seeded generator.
+    """
+    ones = np.ones((1, n_units))
+    d = float(new_metric(ones)[0] - base_metric(ones)[0])
+    rng = np.random.default_rng(seed)
+    uniform = np.full(n_units, 1.0 / n_units)
+    values = np.empty(n_resamples, dtype=np.float64)
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        counts = rng.multinomial(n_units, uniform, size=size).astype(np.float64)
+        values[start:start + size] = new_metric(counts) - base_metric(counts)
+    return _interval_and_p(d, values, level)
+
+
+def paired_outcomes(metric: str, base: np.ndarray, new: np.ndarray, n_resamples: int = DEFAULT_RESAMPLES,
+                    seed: int = 0) -> PairedResult:
+    """A metric that is 100 x the mean of one outcome per sample: McNemar when the outcomes are
+    right/wrong, a paired bootstrap otherwise (e.g. AP per query); the CI from the bootstrap either way."""
+    base, new = np.asarray(base), np.asarray(new)
+    n = base.shape[0]
+    if n == 0 or new.shape != (n,):
+        raise ValueError("both outcome vectors must be non-empty and of one length")
+    b64, n64 = base.astype(np.float64), new.astype(np.float64)
+    d, low, high, p = paired_bootstrap_units(lambda c: 100.0 * (c @ b64) / n, lambda c: 100.0 * (c @ n64) / n,
+                                             n, n_resamples, seed)
+    if base.dtype == bool and new.dtype == bool:
+        b, c = discordant(base, new)
+        return PairedResult(metric, "mcnemar", d, low, high, mcnemar_exact(b, c), n, (b, c))
+    return PairedResult(metric, "bootstrap", d, low, high, p, n)
 
 
 def paired_test(metric: str, base: SampleLog, new: SampleLog, num_classes: int | None = None,
@@ -299,16 +347,13 @@ class SignificanceJudge:
         if base_log is not None and new_log is not None:
             if base_rec.get("dataset_fingerprint") != new_rec.get("dataset_fingerprint"):
                 reason = "the split fingerprints differ (not the same samples)"
-            elif not (np.array_equal(base_log.index, new_log.index) and np.array_equal(base_log.label, new_log.label)):
+            elif not base_log.same_samples(new_log):
                 reason = "the per-sample files list different samples"
-            elif base.metric != new.metric or (base.metric not in ACCURACY_METRICS
-                                                and base.metric != "mean_per_class_recall"):
+            elif base.metric != new.metric or not base_log.supports(base.metric):
                 reason = f"no paired test for metric {base.metric!r}"
         if reason or base_log is None or new_log is None:
             return self._fixed_rule(delta, tol, reason)
-        classnames = base_log.meta.get("classnames")
-        result = paired_test(base.metric, base_log, new_log, len(classnames) if classnames else None,
-                             self.n_resamples, self.seed)
+        result = base_log.paired(base.metric, new_log, self.n_resamples, self.seed)
         self.tests[key] = result
         return self._verdict(delta, tol, result)
 

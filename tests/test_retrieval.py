@@ -14,10 +14,10 @@ import pytest
 from clipbench.errors import ClipbenchError
 from clipbench.tasks.retrieval import (
     RetrievalRanks,
-    _metrics_from_counts,
     block_sizes,
     bytes_per_element,
     chance_recalls,
+    metrics_from_counts,
     retrieval_ranks,
     score_retrieval,
     zeroshot_retrieval,
@@ -158,7 +158,7 @@ def test_bootstrap_resamples_images_with_their_captions():
     t2i = np.array([1, 2, 2, 1, 5, 1])
     owner = np.array([0, 0, 0, 1, 2, 2])
     counts = np.array([[2, 0, 1], [1, 1, 1]])
-    out = _metrics_from_counts(i2t, t2i, owner, (1,), counts)
+    out = metrics_from_counts(i2t, t2i, owner, (1,), counts)
     # resample 0: image 0 twice (both times with its 3 captions) and image 2 once (its 2 captions)
     assert out["i2t_recall@1"][0] == pytest.approx(100.0)
     assert out["t2i_recall@1"][0] == pytest.approx(100 * (2 * 1 + 1) / (2 * 3 + 2))

@@ -124,9 +124,19 @@ class ImageRetrievalTask(Task):
             raise DataError(f"{adapter.name}: no class has two images, so no query has anything to retrieve")
         metrics = {"map_at_r": 100.0 * float(scores["ap_at_r"].mean())}
         metrics.update({f"recall_at_{k}": 100.0 * float(scores["hits"][k].mean()) for k in ks})
-        return ctx.record(model, adapter, split, self.name, metrics=metrics,
-                          ci95=_bootstrap(scores["ap_at_r"], o.bootstrap, o.seed),
-                          image_retrieval={"features": o.image_retrieval_features, "k": list(ks),
-                                           "n_queries": int(len(scores["queries"])),
-                                           "n_excluded": int(len(split) - len(scores["queries"]))},
-                          time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
+        record = ctx.record(model, adapter, split, self.name, metrics=metrics,
+                            ci95=_bootstrap(scores["ap_at_r"], o.bootstrap, o.seed),
+                            image_retrieval={"features": o.image_retrieval_features, "k": list(ks),
+                                             "n_queries": int(len(scores["queries"])),
+                                             "n_excluded": int(len(split) - len(scores["queries"]))},
+                            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
+        if hasattr(ctx, "log_sample_table"):  # per-query AP@R and hits: the paired regression gate
+            from clipbench.samples_outcomes import build_outcome_table
+
+            outcomes = {"ap_at_r": scores["ap_at_r"], **{f"hit@{k}": scores["hits"][k] for k in ks},
+                        "label": feats.labels[scores["queries"]]}
+            ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(scores["queries"], outcomes),
+                                 len(split), {"metrics": {"map_at_r": "ap_at_r",
+                                                          **{f"recall_at_{k}": f"hit@{k}" for k in ks}},
+                                              "sort_column": "ap_at_r", "unit": "queries"})
+        return record

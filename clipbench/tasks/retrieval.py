@@ -254,7 +254,7 @@ def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (sorted_values[lo] + sorted_values[hi]) / 2
 
 
-def _metrics_from_counts(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, ks: Sequence[int],
+def metrics_from_counts(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, ks: Sequence[int],
                          counts: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric for each row of ``counts`` [B, n_images] (how often each image is drawn)."""
     import numpy as np
@@ -290,7 +290,7 @@ def score_retrieval(ranks: RetrievalRanks, text_image: np.ndarray, ks: Sequence[
 
     text_image = np.asarray(text_image, dtype=np.int64)
     n_img = ranks.i2t_rank.shape[0]
-    point = _metrics_from_counts(ranks.i2t_rank, ranks.t2i_rank, text_image, ks, np.ones((1, n_img)))
+    point = metrics_from_counts(ranks.i2t_rank, ranks.t2i_rank, text_image, ks, np.ones((1, n_img)))
     metrics = {name: float(point[name][0]) for name in metric_names(ks)}
     ci = None
     if n_bootstrap > 0:
@@ -299,7 +299,7 @@ def score_retrieval(ranks: RetrievalRanks, text_image: np.ndarray, ks: Sequence[
         for start in range(0, n_bootstrap, chunk):
             b = min(chunk, n_bootstrap - start)
             counts = rng.multinomial(n_img, np.full(n_img, 1.0 / n_img), size=b)
-            for name, values in _metrics_from_counts(ranks.i2t_rank, ranks.t2i_rank, text_image, ks, counts).items():
+            for name, values in metrics_from_counts(ranks.i2t_rank, ranks.t2i_rank, text_image, ks, counts).items():
                 draws[name].append(values)
         ci = {}
         for name, parts in draws.items():
@@ -429,4 +429,10 @@ class ZeroShotRetrievalTask(Task):
             time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
         if o.retrieval_topk:
             record["retrieval_topk"] = {"i2t": result.ranks.i2t_topk.tolist(), "t2i": result.ranks.t2i_topk.tolist()}
+        if hasattr(ctx, "log_sample_table"):  # per-sample ranks: what the paired regression gate resamples
+            from clipbench.samples_retrieval import build_retrieval_table
+
+            ctx.log_sample_table(record, "retrieval", lambda: build_retrieval_table(
+                result.ranks.i2t_rank, result.ranks.t2i_rank, text_image, texts), len(captions),
+                {"recall_k": ks, "unit": "images"})
         return record

@@ -205,9 +205,17 @@ class ImageCaptionSelectionTask(Task):
         scores = selection_scores(feats.features, text_feats, counts, groups)
         result = score_selection(scores, split.subsets, counts - 1, o.bootstrap, o.seed)
         ci = result["metric_ci95"] or {}
-        return ctx.record(
+        record = ctx.record(
             model, adapter, split, self.name, metrics=result["metrics"], ci95=ci.get("accuracy"),
             metric_ci95=result["metric_ci95"], chance=result["chance"], per_subset=result["per_subset"],
             prompt_hash=texts_hash(texts)[:32], n_captions=len(texts), n_ties=int(scores.tie.sum()),
             n_groups=len(scores.group_ids), tie_rule=TIE_RULE,
             time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
+        if hasattr(ctx, "log_sample_table"):  # per-item outcomes: McNemar in the regression gate
+            from clipbench.samples_outcomes import build_outcome_table
+
+            ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(
+                np.arange(len(split)), {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
+                                        "negatives": counts - 1}, split.subsets, split.groups), len(split),
+                {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items"})
+        return record
