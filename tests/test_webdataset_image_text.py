@@ -216,3 +216,26 @@ def test_bad_shard_sets_are_one_line_errors(tmp_path, capsys):
                  "--cache-dir", str(tmp_path / "c"), "--results-dir", str(tmp_path / "r"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("clipbench: error: wds:") and "mix classification" in err and len(err.splitlines()) == 1
+
+
+def test_classification_shards_share_the_scanner_and_the_shard_identity(tmp_path):
+    """Labelled shards go through the same scanner; their fingerprint now follows the image bytes too."""
+    images = [write_image(tmp_path / "src" / f"{i}.png", i) for i in range(4)]
+
+    def write() -> str:
+        _shard(tmp_path / "cls" / "c-0.tar", [{"__key__": f"s{i}", "png": p.read_bytes(), "cls": str(i % 2).encode()}
+                                              for i, p in enumerate(images)])
+        return f"wds:{tmp_path / 'cls'}/c-0.tar"
+
+    spec = write()
+    (tmp_path / "cls" / "classnames.txt").write_text("even\nodd\n")
+    adapter = get_dataset(spec)
+    assert adapter.classnames == ["even", "odd"] and getattr(adapter, "kind", "classification") == "classification"
+    split = adapter.load_split("test")
+    assert split.labels.tolist() == [0, 1, 0, 1] and split.fingerprint_inputs["kind"] == "wds"
+    before, sub = split.fingerprint, split.subset([0, 1], "val:first2").fingerprint
+    write_image(images[3], 77)  # same size and labels: only the pixels of sample 3 differ
+    spec = write()
+    again = get_dataset(spec).load_split("test")
+    assert again.labels.tolist() == split.labels.tolist() and again.fingerprint != before
+    assert again.subset([0, 1], "val:first2").fingerprint != sub  # the shard file changed under the subset too

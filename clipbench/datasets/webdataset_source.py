@@ -65,7 +65,7 @@ JSON_NAME_FIELDS = ("classname", "class_name")
 JSON_CAPTION_FIELDS = ("caption", "captions")
 DEFAULT_TEMPLATES = ["a photo of a {c}."]
 CLASSIFICATION = "classification"
-#: leading bytes of compressed files (gzip, bzip2, xz, zstd), to name the problem of a compressed ``.tar``
+#: leading bytes of compressed files (gzip, bzip2, xz, zstd), to name the problem of an unreadable ``.tar``
 _COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
 
@@ -79,19 +79,23 @@ def expand_pattern(pattern: str) -> list[Path]:
     for shard in shards:
         if not shard.is_file():
             raise DataError(f"wds:{pattern}: shard {shard} does not exist (expected webdataset .tar shards)")
-        compressed = None
-        if shard.suffix == ".tar":
-            with open(shard, "rb") as fh:
-                head = fh.read(6)
-            compressed = next((name for magic, name in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
-        if shard.suffix != ".tar" or compressed:
-            what = f"is {compressed}-compressed" if compressed else "is not an uncompressed .tar"
-            raise DataError(f"wds:{pattern}: shard {shard} {what} (compressed shards cannot be read by index; "
-                            "unpack them)")
+        if shard.suffix != ".tar":
+            raise DataError(f"wds:{pattern}: shard {shard} is not an uncompressed .tar (compressed shards cannot "
+                            "be read by index; unpack them)")
     return shards
 
 
-@dataclass
+def _compression(shard: Path) -> str | None:
+    """The compression a shard's leading bytes show, to explain why tarfile could not read it."""
+    try:
+        with open(shard, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return None
+    return next((name for magic, name in _COMPRESSED_MAGIC.items() if head.startswith(magic)), None)
+
+
+@dataclass(slots=True)
 class _Sample:
     """What one pass over the headers knows of a sample; ``label`` / ``captions`` resolve the precedence."""
 
@@ -185,6 +189,9 @@ def scan_shards(shards: list[Path], what: str) -> list[_Sample]:
                     elif ext in _READERS:
                         _READERS[ext](current, tar.extractfile(member).read(), f"{shard}:{member.name}")
         except (tarfile.TarError, OSError) as exc:
+            if compressed := _compression(shard):
+                raise DataError(f"{what}: shard {shard} is {compressed}-compressed (compressed shards cannot be read "
+                                "by index; unpack them)") from exc
             raise DataError(f"{what}: shard {shard} is not a readable tar file ({type(exc).__name__}: {exc})") from exc
     if not samples:
         raise DataError(f"{what}: the shards hold no samples")
@@ -304,7 +311,7 @@ class ShardImageTextSplit(_Captions, ShardSplit):
         cache = self.__dict__.setdefault("_fingerprints", {})
         if self.verify_data not in cache:
             data = self.fingerprint_inputs
-            if data.get("content_sha256"):  # the bytes alone: identical copies elsewhere share the key
+            if data.get("content_sha256"):  # the bytes alone, not the root or the timestamps (as SplitData does)
                 data = {k: v for k, v in data.items() if k not in ("root", "manifest_sha256")}
             payload = json.dumps({"kind": image_text.KIND, "dataset": self.dataset_name, "split": self.split,
                                   "subset": self.subset_spec, "n": len(self.keys), "data": data,
