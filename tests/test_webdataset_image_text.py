@@ -23,6 +23,7 @@ from clipbench.datasets.image_text import split_captions
 from clipbench.datasets.images import images_in
 from clipbench.errors import DataError
 from clipbench.features import FeatureStore, extract_features
+from clipbench.features.extraction import FORWARD_STATS, extract_range, feature_key
 from clipbench.models import load_model
 
 #: captions of image i; every third image (i % 3 == 2) has one caption (written img2dataset-style: .txt + .json)
@@ -119,6 +120,30 @@ def test_shards_give_the_caption_folders_features_and_retrieval_metrics(data, tm
             assert a[name] == b[name], name
         assert a["dataset"] == specs[0] and a["data_identity"]["kind"] == "wds"
         assert a["dataset_fingerprint"] != b["dataset_fingerprint"]
+
+
+def test_rank_ranges_and_resume_over_image_text_shards(data, tmp_path):
+    """Two "ranks" extract disjoint index ranges from their own loads of the shards and one assembles them: the
+    caption folder's features; a lost feature shard is re-encoded alone (the torchrun / resume contract)."""
+    folder, pattern = data
+    model = load_model(write_tiny_clip(tmp_path / "tiny.pt"))
+    store = FeatureStore(tmp_path / "f")
+    key = feature_key(model, get_dataset(f"wds:{pattern}").load_split("test"), batch_size=2)
+    for start, end in ((0, 6), (6, len(CAPTIONS))):  # each rank loads the split itself, as a process would
+        extract_range(model, get_dataset(f"wds:{pattern}").load_split("test"), store, key, start, end, shard_size=2,
+                      progress=False)
+    store.assemble(key)
+    folder_feats = extract_features(model, get_dataset(f"captions:{folder}").load_split("test"),
+                                    FeatureStore(tmp_path / "g"), batch_size=2, progress=False)
+    np.testing.assert_array_equal(store.load(key).features, folder_feats.features)
+    (store.entry_dir(key) / "manifest.json").unlink()
+    (lost,) = (store.entry_dir(key) / "shards").glob("0000000004-0000000006.npz")
+    lost.unlink()
+    before = FORWARD_STATS.samples
+    again = extract_features(model, get_dataset(f"wds:{pattern}").load_split("test"), store, batch_size=2,
+                             shard_size=2, progress=False)
+    assert FORWARD_STATS.samples - before == 2
+    np.testing.assert_array_equal(again.features, folder_feats.features)
 
 
 def test_fingerprint_follows_captions_images_and_subsets(data, tmp_path):
