@@ -19,6 +19,7 @@ Adapters here:
 * ``captions:DIR``: image files with same-named ``.txt`` files beside them, one caption per line.
 * ``hf:NAME_OR_PATH`` with an image column and a caption (or caption-list) column but no class
   label: ``HFAdapter.from_spec`` hands such a dataset to ``HFCaptionAdapter``.
+* ``wds:PATTERN`` whose samples carry captions (``.txt`` / ``.json``): ``webdataset_source``.
 """
 
 from __future__ import annotations
@@ -355,9 +356,14 @@ class PairsAdapter(ImageTextAdapter):
 # ------------------------------------------------------------------------------ captions:DIR
 
 
+def caption_lines(text: str) -> list[str]:
+    """One caption per non-empty line, stripped (``captions:DIR`` files, ``wds:`` ``.txt`` members)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def _read_caption_file(path: Path) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return caption_lines(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise DataError(f"caption file {path} is not UTF-8 text") from exc
 
@@ -489,4 +495,4 @@ SPEC_BUILDERS: dict[str, Callable[..., DatasetAdapter]] = {
 
 __all__ = ["KIND", "SPEC_BUILDERS", "CaptionFolderAdapter", "HFCaptionAdapter", "HFImageTextSplit", "ImageTextAdapter",
            "ImageTextSplit", "KarpathyAdapter",
-           "PairsAdapter", "captions_digest", "file_manifest", "karpathy_adapters", "split_captions"]
+           "PairsAdapter", "caption_lines", "captions_digest", "file_manifest", "karpathy_adapters", "split_captions"]
