@@ -14,12 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from clipbench.errors import DataError
 
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
+
+
+class Dataset:
+    """A map-style dataset: ``len()`` and item ``i``. torch's DataLoader takes any such object, so the
+    adapters need not import torch (``clipbench list datasets`` starts without it)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int):
+        raise NotImplementedError
 
 
 class SplitData(abc.ABC):
@@ -116,7 +125,9 @@ class SubsetSplit(SplitData):
         return self.parent.labels[self.indices]
 
     def torch_dataset(self, transform: Callable) -> Dataset:
-        return torch.utils.data.Subset(self.parent.torch_dataset(transform), self.indices.tolist())
+        from torch.utils.data import Subset
+
+        return Subset(self.parent.torch_dataset(transform), self.indices.tolist())
 
     def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
         return self.parent.data_identity(self.indices if indices is None else self.indices[indices], verify_data)

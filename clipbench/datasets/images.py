@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
-from clipbench.datasets.base import SplitData
+from clipbench.datasets.base import Dataset, SplitData
 from clipbench.datasets.identity import array_identity, files_identity, tree_files
 from clipbench.errors import DataError
 

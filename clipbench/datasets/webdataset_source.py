@@ -49,10 +49,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
 from clipbench.datasets import image_text
-from clipbench.datasets.base import DatasetAdapter, SplitData
+from clipbench.datasets.base import Dataset, DatasetAdapter, SplitData
 from clipbench.datasets.identity import files_identity
 from clipbench.datasets.image_text import ImageTextAdapter, _Captions, _image_text_fields
 from clipbench.datasets.images import DECODE_ERRORS

@@ -5,23 +5,25 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
-
 from clipbench.config import Paths
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import sha256_file
-from clipbench.models.architecture import CLIP
-from clipbench.models.build import clean_state_dict, infer_config
 from clipbench.models.checkpoints import CheckpointInfo
 from clipbench.models.download import recorded_as_verified
-from clipbench.models.loading import read_state_dict
 from clipbench.models.registry import MODELS
 
 log = logging.getLogger(__name__)
 
 
 def _facts_from_file(info: CheckpointInfo) -> dict[str, object]:
-    """Resolution, embed dim, family and parameter count read off a packaged checkpoint's shapes."""
+    """Resolution, embed dim, family and parameter count read off a packaged checkpoint's shapes
+    (only for one registered without them: the built-in ones carry their facts, so listing needs no torch)."""
+    import torch
+
+    from clipbench.models.architecture import CLIP
+    from clipbench.models.build import clean_state_dict, infer_config
+    from clipbench.models.loading import read_state_dict
+
     try:
         config = infer_config(clean_state_dict(read_state_dict(info.package_path()), info.name), info.name)
     except ClipbenchError as exc:
