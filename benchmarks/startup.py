@@ -41,8 +41,8 @@ print(json.dumps({"code": code, "torch": "torch" in sys.modules, "torchvision": 
 
 def commands() -> dict[str, list[str]]:
     baseline = str(ROOT / "results" / "baseline.csv")
-    return {"--help": ["--help"], "list suites": ["list", "suites"],
-            "compare": ["compare", baseline, "--baseline", baseline]}
+    return {"--help": ["--help"], "list suites": ["list", "suites"], "list models": ["list", "models"],
+            "list datasets": ["list", "datasets"], "compare": ["compare", baseline, "--baseline", baseline]}
 
 
 def time_once(tree: Path, argv: list[str], pycache: str | None) -> tuple[float, dict]:

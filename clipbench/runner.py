@@ -193,6 +193,12 @@ class RunContext:
                                             verify_data=o.verify_data)
             return tuple(self._limit(s) for s in (train, val, test))
 
+    def probe_features(self, model: ImageTextModel, adapter: DatasetAdapter, projected: bool = True):
+        """((train, val, test) splits, their features) for the tasks that fit on train+val; None off rank 0."""
+        splits = self.probe_splits(adapter)
+        feats = tuple(self.features(model, s, projected) for s in splits)
+        return None if feats[2] is None else (splits, feats)
+
     def _limit(self, split: SplitData) -> SplitData:
         """``--limit``; a limit at least the split's size leaves it whole (a full run, not a variant)."""
         limited = limit_split(split, self.options.limit, self.options.seed)

@@ -37,6 +37,10 @@ class TaskContext(Protocol):
     def features(self, model: ImageTextModel, split: SplitData, projected: bool = True) -> FeatureSet | None:
         """Cached image features; ``None`` on a torchrun rank that does not score (return ``None`` then)."""
 
+    def probe_features(self, model: ImageTextModel, adapter: DatasetAdapter, projected: bool = True
+                       ) -> tuple[tuple[SplitData, ...], tuple[FeatureSet, ...]] | None:
+        """``probe_splits`` (train, val, test) and their features; ``None`` as ``features`` does."""
+
     def text_classifier(self, model: ImageTextModel, class_prompts: Sequence[Sequence[str]]) -> Any:
         """Unit-norm class weights [C, D] averaged over each class's prompts (cached)."""
 

@@ -189,12 +189,11 @@ class KnnTask(Task):
         if "train" not in adapter.splits or "test" not in adapter.splits:
             raise DataError(f"{adapter.name} has splits {', '.join(adapter.splits)}; k-NN needs 'train' (the "
                             "database) and 'test'")
-        train, val, test = ctx.probe_splits(adapter)
-        projected = o.knn_features == "projected"
         t0 = time.perf_counter()
-        f_train, f_val, f_test = (ctx.features(model, s, projected) for s in (train, val, test))
-        if f_test is None:  # not rank 0 of a torchrun: rank 0 scores the task
+        served = ctx.probe_features(model, adapter, o.knn_features == "projected")
+        if served is None:  # not rank 0 of a torchrun: rank 0 scores the task
             return None
+        (train, val, test), (f_train, f_val, f_test) = served
         t1 = time.perf_counter()
         db_features = np.concatenate([f_train.features, f_val.features])
         db_labels = torch.from_numpy(np.concatenate([f_train.labels, f_val.labels]).astype(np.int64))

@@ -64,14 +64,12 @@ class LinearProbeTask(Task):
 
     def run(self, ctx: TaskContext, model, adapter) -> dict | None:
         o = ctx.options
-        train, val, test = ctx.probe_splits(adapter)
-        projected = o.probe_features == "projected"
         t0 = time.perf_counter()
-        f_train, f_val, f_test = (ctx.features(model, s, projected) for s in (train, val, test))
-        if f_test is None:  # not rank 0 of a torchrun: rank 0 scores the task
+        served = ctx.probe_features(model, adapter, o.probe_features == "projected")
+        if served is None:  # not rank 0 of a torchrun: rank 0 scores the task
             return None
         t1 = time.perf_counter()
-        feats = (f_train, f_val, f_test)
+        (train, val, test), feats = served
         if o.fewshot_k:
             record = self._fewshot(ctx, model, adapter, test, feats)
         else:
