@@ -375,7 +375,7 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
 
 
 def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Feature-store entries and text classifiers with their sizes (for `clipbench cache list`)."""
+    """Feature-store and text-store entries with their sizes (for `clipbench cache list`)."""
     from clipbench.features import FeatureStore
 
     paths = Paths.resolve(cache_dir=cache_dir)
@@ -386,8 +386,9 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
                     "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
                     "complete": e.complete, "size_bytes": e.size_bytes})
     if paths.text_dir.is_dir():
-        for f in sorted(paths.text_dir.glob("*.npz")):
-            out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-", "features": "classifier",
+        for f in sorted(paths.text_dir.rglob("*.npz")):  # texts/ (the text store) and older classifier files
+            out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-",
+                        "features": "texts" if f.parent.name == "texts" else "classifier",
                         "precision": "-", "n_samples": None, "complete": f.with_suffix(".json").is_file(),
                         "size_bytes": f.stat().st_size + (f.with_suffix(".json").stat().st_size
                                                           if f.with_suffix(".json").is_file() else 0)})

@@ -97,7 +97,7 @@ def test_corrupt_shard_with_its_manifest_deleted_is_rehashed_and_recomputed(tmp_
 def test_damaged_text_classifier_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
     model, prompts = FakeModel(), [["a cat", "cat photo"], ["a dog"], ["a car"]]
     reference = text_classifier(model, prompts, tmp_path)
-    (cached,) = tmp_path.glob("*.npz")
+    (cached,) = (tmp_path / "texts").glob("*.npz")  # the prompts' features, in the one text store
     if damage == "flip":
         data = bytearray(cached.read_bytes())
         data[len(data) // 2] ^= 0x01
@@ -111,7 +111,7 @@ def test_damaged_text_classifier_cache_is_rebuilt_with_a_warning(tmp_path, caplo
     model.encode_text = lambda tokens: calls.append(1) or real(tokens)
     with caplog.at_level(logging.WARNING):
         again = text_classifier(model, prompts, tmp_path)
-    assert "cached text classifier damaged" in caplog.text and calls  # recomputed, not served
+    assert "cached text features damaged" in caplog.text and calls  # recomputed, not served
     broken = cached.with_suffix(".json") if damage == "sidecar" else cached
     assert str(broken) in caplog.text  # the warning names the damaged file
     torch.testing.assert_close(again, reference)

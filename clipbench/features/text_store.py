@@ -1,12 +1,14 @@
-"""Text features of exact texts (captions), cached on disk and verified on every read.
+"""Text features of exact texts (class prompts and captions), cached on disk and verified on every read.
 
-``text_features(model, texts)`` returns float32 [len(texts), D] embeddings, *not* normalised (the
-retrieval task normalises, like the image store keeps raw image features). An entry is keyed by
-the model's identity, the SHA-256 of the exact ordered texts, the precision and a schema version;
-its ``.npz`` is written atomically with a sidecar holding size and SHA-256, checked on read, so a
-damaged or truncated entry is recomputed instead of scored. Encoding is batched and deterministic
-(texts in the given order); duplicate texts are encoded once each occurrence (no dedup: order and
-count are part of the key).
+The one text cache: zero-shot classifiers (``clipbench.text_classifier``: the class prompts'
+features, normalised and averaged per class) and retrieval / selection captions are both served
+from here. ``text_features(model, texts)`` returns float32 [len(texts), D] embeddings, *not*
+normalised (the tasks normalise, as the image store keeps raw image features). An entry is keyed
+by the model's identity, the SHA-256 of the exact ordered texts, the precision and a schema
+version; its ``.npz`` is written atomically with a sidecar holding size and SHA-256, checked on
+read, so a damaged or truncated entry is recomputed instead of scored. Encoding is batched by
+token length (``length_order``) and deterministic; the output keeps the given order. Duplicate
+texts are encoded once each occurrence (no dedup: order and count are part of the key).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from clipbench.models.base import ImageTextModel
 
 log = logging.getLogger(__name__)
 
-TEXT_STORE_SCHEMA = 1
+#: 2: texts are batched by token length (was: in the given order), which moves float bits
+TEXT_STORE_SCHEMA = 2
 
 
 def texts_hash(texts: Sequence[str]) -> str:
@@ -38,18 +41,36 @@ def texts_hash(texts: Sequence[str]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def length_order(tokens: torch.Tensor) -> torch.Tensor:
+    """Text indices sorted by end-of-text position (stable), so each batch holds texts of one length.
+
+    CLIP's end-of-text token has the largest id, so ``argmax`` (first maximum) finds it; for a
+    tokenizer where it does not, the order is merely less useful: the output never depends on it.
+    """
+    return torch.sort(tokens.argmax(dim=-1), stable=True).indices
+
+
 @torch.inference_mode()
 def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256,
                  precision: str = "fp32") -> np.ndarray:
-    """[N, D] float32 text embeddings (unnormalised), computed in batches of ``batch_size``."""
+    """[N, D] float32 text embeddings (unnormalised) in the order of ``texts``.
+
+    Texts are encoded in order of token length: the text tower stops each batch at its longest
+    end-of-text token (``CLIP.encode_text``), so sorted batches skip the padding that the given
+    order would run through. Embeddings go back to their text's place.
+    """
     if not texts:
         raise ClipbenchError("no texts to encode")
-    chunks = []
+    tokens = model.tokenize(list(texts))
+    order = length_order(tokens)
+    out = None
     with autocast_context(model.device, precision):
         for start in range(0, len(texts), batch_size):
-            emb = model.encode_text(model.tokenize(list(texts[start:start + batch_size]))).float().cpu()
-            chunks.append(emb)
-    out = torch.cat(chunks)
+            rows = order[start:start + batch_size]
+            emb = model.encode_text(tokens[rows]).float().cpu()
+            if out is None:
+                out = torch.empty(len(texts), emb.shape[1])
+            out[rows] = emb
     if not torch.isfinite(out).all():
         raise ClipbenchError(f"{model.name} produced NaN/Inf text embeddings at precision {precision}")
     return out.numpy()
@@ -84,7 +105,9 @@ def text_features(
                     return feats
                 raise CacheCorruptError(f"{path}: {feats.shape[0]} rows of {feats.dtype}, expected {len(texts)} float32")
             except (CacheCorruptError, ValueError, KeyError) as exc:
-                log.warning("cached text features damaged, recomputing: %s", exc)
+                broken = path if isinstance(exc, CacheCorruptError) else sidecar  # JSON or field errors: the sidecar
+                log.warning("cached text features damaged, recomputing: %s: %s", broken,
+                            str(exc).removeprefix(f"{path}: ") or type(exc).__name__)
                 sidecar.unlink(missing_ok=True)
         for stale in (path, sidecar):  # temporary files of a process killed while writing them
             remove_stale_temps(stale)
