@@ -33,9 +33,10 @@ Where clipbench differs, and why:
 * a negative equal to the positive or to an earlier negative is dropped, equality being of their
   ``tokenize`` words ("a man , riding" equals "a man, riding": CLIP's tokeniser gives both the same
   tokens, so they tie): ``image_caption_selection`` counts a tie as wrong, ARO's ``argmax`` as right,
-  and dropping the negative gives exactly ARO's outcome; an
-  item left without any negative (or with an empty positive) is dropped and counted in the log (ARO
-  counts such an item right).
+  and dropping the negative gives exactly ARO's outcome; an item left without any negative (or with
+  an empty positive) is dropped and counted in the log (ARO counts such an item right);
+* ARO reads BLIP's ``coco_karpathy_test.json`` / ``flickr30k_test.json`` (``{"image", "caption": [...]}``
+  per image, made from Karpathy's split); clipbench reads Karpathy's own JSON, as its retrieval does.
 
 The POS tagger is pluggable (``Tagger``); ``default_tagger`` imports spaCy only when a split loads and
 turns its absence into a one-line ``DataError`` naming what to install. The images and captions come
