@@ -17,6 +17,7 @@ Adapters here:
   "positive": str, "negatives": [str, ...], "subset": optional str, "group": optional str}``;
 * ``sugarcrepe``: SugarCrepe's 7 JSON files over COCO val2017 images (placed by hand);
 * ``aro_vg_relation`` / ``aro_vg_attribution``: ARO's JSON files and VG images, each item a box crop;
+* ``aro_coco_order`` / ``aro_flickr30k_order``: in ``clipbench.datasets.aro_order`` (generated negatives);
 * ``winoground``: a ``datasets.save_to_disk`` copy of the gated Hugging Face dataset (placed by hand);
 * ``shapes_compositional``: hard negatives generated from the bundled shapes test split (offline).
 """

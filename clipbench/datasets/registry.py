@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from clipbench.config import resolve_data_root
+from clipbench.datasets.aro_order import aro_order_adapters
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.datasets.choices import SPEC_BUILDERS as CHOICES_SPECS
 from clipbench.datasets.choices import (
@@ -39,7 +40,8 @@ register_dataset(digits_adapter())
 _ALIASES = {"oxford_pets": ("pets", "oxford_iiit_pet"), "fgvc_aircraft": ("aircraft",), "dtd": ("describable_textures",),
             "stanford_cars": ("cars",), "flowers102": ("flowers",), "imagenet1k": ("imagenet",)}
 for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(), *karpathy_adapters(),
-                 shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters()):
+                 shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters(),
+                 *aro_order_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
 
 
