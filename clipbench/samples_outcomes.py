@@ -5,7 +5,7 @@ One row per item (image-caption selection) or query (image retrieval): its posit
 as ``correct`` or ``hit@5``, or numbers such as ``ap_at_r``). The file's metadata maps each
 metric to its column (``metrics``: e.g. ``{"accuracy": "correct"}``, metric = 100 x the column's
 mean) and names the column to sort errors by (``sort_column``, lowest first: the selection margin
-or the query's AP).
+or the query's AP) and the columns to show beside them (``show_columns``, e.g. the captions).
 
 The paired test is McNemar for right/wrong columns and a paired bootstrap otherwise
 (``clipbench.significance.paired_outcomes``).
@@ -34,7 +34,7 @@ def build_outcome_table(index: np.ndarray, outcomes: dict[str, np.ndarray], subs
         values = np.asarray(values)
         if values.shape != index.shape:
             raise ValueError(f"outcome {name!r} has shape {values.shape}, expected {index.shape}")
-        columns[name] = pa.array(values)
+        columns[name] = pa.array(values.tolist(), type=pa.string()) if values.dtype == object else pa.array(values)
     return pa.table(columns)
 
 
@@ -96,7 +96,8 @@ class OutcomeSamples:
         sort = self.meta.get("sort_column")
         if sort in self.columns:
             worst = np.argsort(self.columns[sort].astype(np.float64), kind="stable")[:top]
-            shown = [c for c in self.columns if c != sort][:4]
+            shown = [c for c in self.meta.get("show_columns") or [c for c in self.columns if c != sort][:4]
+                     if c in self.columns]
             lines += ["", f"Lowest {sort}:"]
             rows = [("index", *(["subset"] if self.subset is not None else []), sort, *shown)]
             for i in worst:

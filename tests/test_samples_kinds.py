@@ -161,6 +161,12 @@ def test_selection_outcomes_get_mcnemar(data_root, tmp_path, capsys):
     assert main(["samples", record["record_id"], "--results", str(tmp_path / "base")]) == 0
     out = capsys.readouterr().out
     assert "accuracy per subset:" in out and "Lowest margin:" in out and "replace_colour" in out
+    worst = int(np.argmin(log.columns["margin"]))  # the clearest failure, with its caption and the negative it lost to
+    line = next(row for row in out.splitlines() if row.strip().startswith(f"{worst} "))
+    assert log.columns["positive"][worst] in line and log.columns["best_negative"][worst] in line
+    split = get_dataset("shapes_compositional").load_split("test", data_root)
+    assert log.columns["positive"][worst] == split.positives[worst]
+    assert log.columns["best_negative"][worst] in split.negatives[worst]
 
 
 def test_image_retrieval_queries_get_a_paired_bootstrap(tmp_path):

@@ -51,6 +51,7 @@ class SelectionScores:
     group_text: np.ndarray  # bool [G]
     group_image: np.ndarray  # bool [G]
     group_first: np.ndarray | None = None  # int [G]: the first item of each group (its subset is the group's)
+    best_negative: np.ndarray | None = None  # int [N]: the caption row of each item's highest-scoring negative
 
 
 def _normalised(x) -> np.ndarray:
@@ -92,6 +93,8 @@ def selection_scores(image_features, text_features, counts: Sequence[int], group
     masked = sims.copy()
     masked[pos_row] = -np.inf
     best_neg = np.maximum.reduceat(masked, starts)
+    best_row = np.array([s + int(np.argmax(masked[s:s + c])) for s, c in zip(starts, counts, strict=True)],
+                        dtype=np.int64)
     correct, tie = positive > best_neg, positive == best_neg
 
     group_ids: list[str] = []
@@ -114,7 +117,7 @@ def selection_scores(image_features, text_features, counts: Sequence[int], group
             g_text.append(bool((diag > others.max(axis=1)).all()))  # each image prefers its own caption
             g_image.append(bool((diag > others.max(axis=0)).all()))  # each caption prefers its own image
     return SelectionScores(correct, tie, positive - best_neg, group_ids, np.array(g_text, dtype=bool),
-                           np.array(g_image, dtype=bool), np.array(g_first, dtype=np.int64))
+                           np.array(g_image, dtype=bool), np.array(g_first, dtype=np.int64), best_row)
 
 
 def _mean_ci(outcomes: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> tuple[float, dict | None]:
@@ -214,8 +217,14 @@ class ImageCaptionSelectionTask(Task):
         if hasattr(ctx, "log_sample_table"):  # per-item outcomes: McNemar in the regression gate
             from clipbench.samples_outcomes import build_outcome_table
 
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(
                 np.arange(len(split)), {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
-                                        "negatives": counts - 1}, split.subsets, split.groups), len(split),
-                {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items"})
+                                        "negatives": counts - 1,
+                                        "positive": np.array([texts[i] for i in starts], dtype=object),
+                                        "best_negative": np.array([texts[i] for i in scores.best_negative],
+                                                                  dtype=object)},
+                split.subsets, split.groups), len(split),
+                {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
+                 "show_columns": ["positive", "best_negative"]})
         return record
