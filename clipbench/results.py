@@ -11,8 +11,8 @@ never replaces a full run's row:
 * ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
   ``mean`` over the row's datasets and ``n_datasets``.
 
-Both are rewritten atomically with a fixed column order. The record schema is documented in
-docs/ARCHITECTURE.md; a record from a newer ``schema_version`` is refused with one line.
+Both are rewritten atomically with a fixed column order. The record's core fields are declared in
+``clipbench.record``; a record from a newer ``schema_version`` is refused with one line.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from pathlib import Path
 
 from clipbench.errors import ClipbenchError
 from clipbench.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
+from clipbench.record import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
 
 log = logging.getLogger(__name__)
 
-RESULT_SCHEMA = 1
 RESULTS_FILE = "results.jsonl"
 LEADERBOARD_FILE = "leaderboard.csv"
 PIVOT_FILE = "leaderboard_pivot.csv"
@@ -50,12 +50,10 @@ def append_record(results_dir: str | os.PathLike, record: dict) -> Path:
     return path
 
 
-_REQUIRED = ("model", "dataset", "task", "metrics")
-#: optional fields the readers use, and the types they must have when present (None is always allowed)
-_OPTIONAL_TYPES: dict[str, tuple[type, ...]] = {
-    "primary_metric": (str,), "ci95": (dict,), "probe": (dict,), "limit": (int,), "precision": (str,),
-    "n_samples": (int,), "model_identity": (str,), "dataset_fingerprint": (str,), "variant": (str,),
-}
+_REQUIRED = tuple(f.name for f in CORE_FIELDS if f.required)
+#: fields the readers use, and the types they must have when present (None is always allowed)
+_READ_TYPES: dict[str, tuple[type, ...]] = {
+    **{f.name: f.types for f in CORE_FIELDS if f.checked_on_read and f.name != "metrics"}, **READ_CHECKED_EXTRAS}
 _WARNED: set[tuple[str, int, str]] = set()  # (file, line, text hash): each bad line is reported once
 _HINTED: set[str] = set()  # files whose repair hint was given
 
@@ -84,14 +82,14 @@ def record_problem(record) -> str | None:
     for name, value in metrics.items():
         if value is not None and not _number(value):
             return f"metric {name!r} is {_type(value)}, expected a number"
-    for key, types in _OPTIONAL_TYPES.items():
-        value = record.get(key)
-        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            return f"{key!r} is {_type(value)}, expected {' or '.join(t.__name__ for t in types)}"
+    for key, types in _READ_TYPES.items():
+        problem = type_problem(key, record.get(key), types)
+        if problem:
+            return problem
     ci = record.get("ci95")
     if ci is not None and not all(_number(ci.get(k)) for k in ("low", "high")):
         return "'ci95' needs numbers low and high"
-    if not isinstance(record.get("schema_version", 1), int):
+    if not isinstance(record.get("schema_version", 1), int):  # null too: readers compare it with RESULT_SCHEMA
         return f"'schema_version' is {_type(record['schema_version'])}, expected an integer"
     return None
 

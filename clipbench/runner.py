@@ -25,7 +25,7 @@ from clipbench.errors import ClipbenchError
 from clipbench.features import FeatureStore, extract_features
 from clipbench.models.base import ImageTextModel
 from clipbench.options import all_options
-from clipbench.results import RESULT_SCHEMA
+from clipbench.record import RESULT_SCHEMA, core_record
 from clipbench.suites import Suite
 from clipbench.tasks.base import Task
 from clipbench.tasks.registry import get_task
@@ -263,23 +263,21 @@ class RunContext:
     def record(self, model: ImageTextModel, adapter: DatasetAdapter, split: SplitData, task: str,
                **fields: Any) -> dict:
         o = self.options
-        record = {
-            "schema_version": RESULT_SCHEMA, "record_id": uuid.uuid4().hex,
-            "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "model": model.name, "model_identity": model.identity, "model_family": model.family,
-            "weights_sha256": model.weights_sha256, "preprocess_id": model.preprocess_id,
-            "dataset": adapter.name, "split": split.split, "dataset_fingerprint": split.fingerprint,
-            "n_samples": len(split), "task": task, "primary_metric": get_task(self._task_name(task)
-                                                                              ).primary_metric(adapter),
-            "metrics": {}, "ci95": None, "C": None, "sweep": None, "prompt_hash": None,
-            "suite": self.suite.name, "suite_version": self.suite.version, "seed": o.seed,
-            "precision": o.precision, "device": o.device, "limit": o.limit if self._limited else None,
-            "batch_size": o.batch_size,
-            "torch_threads": torch.get_num_threads(),
-            "versions": versions(), "time_extract_s": None, "time_task_s": None,
-            "verify_data": o.verify_data, "data_identity": split.fingerprint_inputs,
-            "tag": o.get("tag"), "git": self.meter.git(), "cost": self.meter.record_cost(model.name),
-        }
+        record = core_record(
+            schema_version=RESULT_SCHEMA, record_id=uuid.uuid4().hex,
+            timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            model=model.name, model_identity=model.identity, model_family=model.family,
+            weights_sha256=model.weights_sha256, preprocess_id=model.preprocess_id,
+            dataset=adapter.name, split=split.split, dataset_fingerprint=split.fingerprint,
+            n_samples=len(split), task=task, primary_metric=get_task(self._task_name(task)).primary_metric(adapter),
+            metrics={}, ci95=None, C=None, sweep=None, prompt_hash=None,
+            suite=self.suite.name, suite_version=self.suite.version, seed=o.seed,
+            precision=o.precision, device=o.device, limit=o.limit if self._limited else None,
+            batch_size=o.batch_size, torch_threads=torch.get_num_threads(),
+            versions=versions(), time_extract_s=None, time_task_s=None,
+            verify_data=o.verify_data, data_identity=split.fingerprint_inputs,
+            tag=o.get("tag"), git=self.meter.git(), cost=self.meter.record_cost(model.name),
+        )
         if self._provenance:  # the settings the scored features were actually extracted with
             from clipbench.features import merge_provenance
 

@@ -113,3 +113,27 @@ def test_compare_bad_inputs(tmp_path):
         load_primary(bad)
     with pytest.raises(ClipbenchError, match="--max-drop"):
         compare(bad, bad, max_drop=-1)
+
+
+def test_core_record_fields_are_declared_in_code_enforced_on_write_and_documented():
+    from pathlib import Path
+
+    from clipbench.record import CORE_FIELDS, core_record
+
+    values = {f.name: None for f in CORE_FIELDS}
+    values.update(model="m", dataset="d", task="zeroshot", metrics={}, schema_version=1)
+    record = core_record(**values)
+    assert list(record) == [f.name for f in CORE_FIELDS]
+    with pytest.raises(TypeError, match="missing \\['cost'\\]"):
+        core_record(**{k: v for k, v in values.items() if k != "cost"})
+    with pytest.raises(TypeError, match="unknown \\['colour'\\]"):
+        core_record(**values, colour="red")
+    with pytest.raises(TypeError, match="'n_samples' is str, expected int"):
+        core_record(**{**values, "n_samples": "797"})
+    with pytest.raises(TypeError, match="'limit' is bool"):
+        core_record(**{**values, "limit": True})
+    with pytest.raises(TypeError, match="model is required"):
+        core_record(**{**values, "model": None})
+    example = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    undocumented = [f.name for f in CORE_FIELDS if f'"{f.name}"' not in example and f"`{f.name}`" not in example]
+    assert undocumented == [], f"docs/ARCHITECTURE.md does not show core record field(s) {undocumented}"
