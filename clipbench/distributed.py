@@ -274,9 +274,9 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
     """Collective ``extract_features``: each rank extracts its batch-aligned range, rank 0 assembles.
 
     Every rank must call this for the same splits in the same order. Returns the ``FeatureSet`` on
-    rank 0 (after waiting for the other ranks' shards, see ``wait_for_shards``) and None elsewhere,
-    at once. Samples already covered by complete shards (from any earlier run,
-    whatever its world size) are not recomputed.
+    rank 0 (after waiting for the other ranks' shards, see ``wait_for_shards``), with ``split``'s labels
+    attached (shards hold features only), and None elsewhere, at once. Samples already covered by
+    complete shards (from any earlier run, whatever its world size) are not recomputed.
     """
     from clipbench.features import extract_features, extract_range, feature_key
 

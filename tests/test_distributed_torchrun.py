@@ -56,7 +56,7 @@ def _features(cache: Path) -> dict[str, np.ndarray]:
         key = FeatureKey(**json.loads((entry.path / "key.json").read_text()))
         fs = store.load(key)
         assert fs is not None, f"{entry.path} is not assembled"
-        out[entry.path.name] = np.concatenate([fs.features, fs.labels[:, None].astype(np.float32)], axis=1)
+        out[entry.path.name] = fs.features  # labels are the split's, not the store's
     return out
 
 

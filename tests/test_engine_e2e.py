@@ -89,7 +89,7 @@ def test_linear_probe_record_matches_probe_api_on_stored_features(tmp_path):
     from clipbench.datasets import probe_splits
 
     store = FeatureStore(tmp_path / "features")
-    train, val, test = (store.load(feature_key(model, s)) for s in probe_splits(adapter, tmp_path, 0.2, 0))
+    train, val, test = (store.load(feature_key(model, s), s.labels) for s in probe_splits(adapter, tmp_path, 0.2, 0))
     direct = linear_probe(train=(train.features, train.labels), val=(val.features, val.labels),
                           test=(test.features, test.labels), solver="torch", seed=0, num_classes=10)
     assert rec["metrics"] == pytest.approx({"top1": direct.top1, "top5": direct.top5,

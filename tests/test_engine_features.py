@@ -116,7 +116,9 @@ def test_ranges_written_separately_assemble_in_order(tmp_path):
     extract_range(model, split, store, key, 0, 12, batch_size=4, shard_size=6, progress=False)
     assert extract_range(model, split, store, key, 0, 12, batch_size=4, shard_size=6, progress=False) == []
     store.assemble(key)
-    np.testing.assert_allclose(store.load(key).features, _direct_features(model, split), rtol=1e-5, atol=1e-6)
+    loaded = store.load(key, split.labels)
+    np.testing.assert_allclose(loaded.features, _direct_features(model, split), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.labels, split.labels)
 
 
 def test_nan_features_are_an_error_and_never_stored(tmp_path):
@@ -156,15 +158,16 @@ def test_text_classifier_matches_per_class_loop_and_is_cached(tmp_path):
     torch.testing.assert_close(cached, weights)
 
 
-def test_batch_size_and_device_type_join_the_key_and_the_schema_is_2():
+def test_batch_size_and_device_type_join_the_key_and_the_schema_is_3():
     """Batch size moves float bits (batched kernels), so a cached entry is exactly what the same command
     would compute from scratch: a run with another --batch-size never scores the first run's features."""
     model, split = FakeModel(), make_split(20)
     base = feature_key(model, split, batch_size=4)
-    assert base.schema == STORE_SCHEMA == 2 and base.batch_size == 4 and base.device == "cpu"
+    assert base.schema == STORE_SCHEMA == 3 and base.batch_size == 4 and base.device == "cpu"
     assert feature_key(model, split, batch_size=8).digest != base.digest
     assert FeatureKey(**{**asdict(base), "device": "cuda"}).digest != base.digest
-    assert FeatureKey(**{**asdict(base), "schema": 1}).digest != base.digest  # old entries are not reused
+    for old in (1, 2):  # old entries (2: labels inside the shards) are not reused
+        assert FeatureKey(**{**asdict(base), "schema": old}).digest != base.digest
 
 
 def test_features_carry_their_provenance_and_another_batch_size_reextracts(tmp_path):

@@ -193,7 +193,7 @@ def test_cli_smoke_knn_matches_sklearn_on_the_cached_digits_features(smoke_knn):
     _, uniform = (json.loads(line) for line in (smoke_knn / "r" / "results.jsonl").read_text().splitlines())
     model, adapter = clipbench.load_model("clipbench-tiny"), get_dataset("digits")
     store = FeatureStore(smoke_knn / "c" / "features")
-    train, val, test = (store.load(feature_key(model, s, batch_size=128))  # smoke-knn's batch size
+    train, val, test = (store.load(feature_key(model, s, batch_size=128), s.labels)  # smoke-knn's batch size
                         for s in probe_splits(adapter, smoke_knn, 0.2, 0))
     peer = KNeighborsClassifier(n_neighbors=5, metric="cosine", weights="uniform", algorithm="brute")
     peer.fit(np.concatenate([train.features, val.features]), np.concatenate([train.labels, val.labels]))

@@ -2,7 +2,8 @@
 
 ``extract_features`` is what the engine calls: it returns cached features when the store has them
 (checksums verified), and otherwise extracts only the sample ranges that no complete shard covers,
-under a per-entry file lock so two processes never extract the same entry at once.
+under a per-entry file lock so two processes never extract the same entry at once. The store keeps
+features only; the returned ``FeatureSet`` carries the split's own labels.
 ``extract_range`` + ``FeatureStore.assemble`` are the pieces a distributed launcher uses: each
 rank extracts its own index range, then one process assembles the shards in order.
 
@@ -212,7 +213,6 @@ def extract_range(
     provenance = extraction_provenance(model, key)
     written: list[ShardInfo] = []
     pending_feats: list[np.ndarray] = []
-    pending_labels: list[np.ndarray] = []
     range_iter = iter(ranges)
     current = next(range_iter)
     filled = 0
@@ -236,17 +236,17 @@ def extract_range(
                     + (" (try --precision fp32)" if key.precision != "fp32" else " (check the checkpoint's weights)")
                 )
             labels = np.asarray(labels, dtype=np.int64)
+            # the store keeps no labels, but this still proves the loader yields the split's samples in order
             if not np.array_equal(labels, labels_all[a:b]):
                 raise ClipbenchError(f"{split.dataset_name}/{split.split}: the loader's labels for samples [{a}, {b}) "
                                      "differ from the split's label vector (a dataset adapter bug)")
             pending_feats.append(feats.cpu().numpy())
-            pending_labels.append(labels)
             filled += len(labels)
             bar.update(len(labels))
             if current[0] + filled == current[1]:
                 written.append(store.write_shard(key, current[0], current[1], np.concatenate(pending_feats),
-                                                 np.concatenate(pending_labels), provenance))
-                pending_feats, pending_labels, filled = [], [], 0
+                                                 provenance))
+                pending_feats, filled = [], 0
                 current = next(range_iter, None)
             _note_forward(len(labels))
     if current is not None:
@@ -270,16 +270,18 @@ def extract_features(
 
     A damaged shard (size/checksum mismatch) is logged, discarded and recomputed; complete shards
     from an interrupted run are reused once their SHA-256 is re-checked (also when the manifest is
-    gone). Returns float32 features in the split's sample order, with their ``provenance``.
+    gone). Returns float32 features in the split's sample order, with their ``provenance`` and the
+    split's labels (the store keeps none; the split fingerprint in the key covers them).
     """
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
     key = feature_key(model, split, projected, precision, batch_size)
-    cached = _load_or_invalidate(store, key)
+    labels = np.asarray(split.labels, dtype=np.int64)
+    cached = _load_or_invalidate(store, key, labels)
     if cached is not None:
         return _checked(cached, split)
     with store.lock(key):
-        cached = _load_or_invalidate(store, key)  # another process may have finished meanwhile
+        cached = _load_or_invalidate(store, key, labels)  # another process may have finished meanwhile
         if cached is None:
             store.remove_partial_files(key)  # temporary files of a killed extractor (we hold the lock)
             for attempt in (1, 2):  # a shard damaged between its check and the assembly: recompute it once
@@ -287,7 +289,7 @@ def extract_features(
                               shard_size=shard_size, progress=progress)
                 try:
                     store.assemble(key)
-                    cached = store.load(key)
+                    cached = store.load(key, labels)
                     break
                 except CacheCorruptError as exc:
                     if attempt == 2:
@@ -297,9 +299,9 @@ def extract_features(
     return _checked(cached, split)
 
 
-def _load_or_invalidate(store: FeatureStore, key: FeatureKey) -> FeatureSet | None:
+def _load_or_invalidate(store: FeatureStore, key: FeatureKey, labels: np.ndarray) -> FeatureSet | None:
     try:
-        return store.load(key)
+        return store.load(key, labels)
     except CacheCorruptError as exc:
         log.warning("cached features damaged, recomputing the affected shards: %s", exc)
         store.invalidate(key, getattr(exc, "bad_shards", []))
@@ -307,9 +309,6 @@ def _load_or_invalidate(store: FeatureStore, key: FeatureKey) -> FeatureSet | No
 
 
 def _checked(features: FeatureSet, split: SplitData) -> FeatureSet:
-    if not np.array_equal(features.labels, np.asarray(split.labels, dtype=np.int64)):
-        raise ClipbenchError(f"cached features for {split.dataset_name}/{split.split} carry different labels than the "
-                             "split; clear the cache entry with `clipbench cache clear`")
     if not np.isfinite(features.features).all():
         raise NonFiniteFeaturesError(f"cached features for {split.dataset_name}/{split.split} contain NaN/Inf")
     return features

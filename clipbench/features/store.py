@@ -4,7 +4,7 @@ Layout of one entry (a directory under ``Paths.features_dir``)::
 
     <dataset>-<split>-<digest>/
         key.json                       the FeatureKey, for humans and `clipbench cache list`
-        shards/0000000000-0000000512.npz   features [n, D] float32 + labels [n] int64 of samples [a, b)
+        shards/0000000000-0000000512.npz   features [n, D] float32 of samples [a, b), nothing else
         shards/0000000000-0000000512.json  {"start", "end", "size", "sha256", "dim", "provenance"} of that file
         manifest.json                  the ordered shards covering [0, N) and their merged provenance:
                                        the entry is complete
@@ -14,6 +14,12 @@ interrupted run resumes from the complete ones; independent writers (torchrun ra
 their own index range and one process assembles them in order. Every file is written atomically
 (temporary name, fsync, rename) and carries its size and SHA-256 in a sidecar that is written
 after it, so a shard counts only once both exist, and every read re-checks the checksum.
+
+Labels are not stored: they belong to the split (``SplitData.labels``, known before any image is
+read, and covered by the split fingerprint inside the key), not to the cache. An image-text split's
+"labels" are image indices, a choices split's item indices. So ``load`` takes the caller's labels and
+attaches them, and two splits that differ only in their labels are two keys, never one entry read
+with the other's labels.
 
 Provenance: each shard records how it was extracted (batch size, precision, device, torch threads,
 clipbench and torch versions); the manifest merges them (a value that differs between shards, e.g.
@@ -44,7 +50,8 @@ log = logging.getLogger(__name__)
 #: Bump when the on-disk layout or the meaning of stored features changes; old entries are then ignored.
 #: 2: split fingerprints cover the data (file manifests, content hashes), batch size and device type
 #: joined the key, shards carry their provenance.
-STORE_SCHEMA = 2
+#: 3: shards hold features only; labels come from the split (``load(key, labels)``).
+STORE_SCHEMA = 3
 
 FEATURE_KINDS = ("projected", "pre_projection")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -110,12 +117,15 @@ def shard_name(start: int, end: int) -> str:
 class FeatureSet:
     """Features [N, D] float32 and labels [N] int64 of one split, in the split's order.
 
+    ``labels`` are the split's own (attached by whoever loads with the split in hand, see
+    ``FeatureStore.load``); None only for features loaded without a split (the search index).
+
     ``provenance``: how they were extracted (batch_size, precision, device, torch_threads,
     clipbench and torch versions), merged over the entry's shards; records copy it.
     """
 
     features: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None
     key: FeatureKey | None = None
     provenance: dict = field(default_factory=dict)
 
@@ -207,22 +217,30 @@ class FeatureStore:
         """Inter-process lock for extracting/assembling ``key`` (one extractor per entry at a time)."""
         return file_lock(self.entry_dir(key), timeout=timeout)  # lock file sits beside the entry
 
+    @staticmethod
+    def _check_schema(key: FeatureKey) -> None:
+        """Entries of another store schema are another layout: never read or extended, only listed and cleared."""
+        if key.schema != STORE_SCHEMA:
+            raise ValueError(f"feature-store key of schema {key.schema}; this clipbench reads and writes schema "
+                             f"{STORE_SCHEMA} (clear old entries with `clipbench cache clear`)")
+
     def _ensure_entry(self, key: FeatureKey) -> None:
         key_file = self.entry_dir(key) / "key.json"
         if not key_file.exists():
             atomic_write_json(key_file, asdict(key))
 
     # --- shards -----------------------------------------------------------------------------
-    def write_shard(self, key: FeatureKey, start: int, end: int, features: np.ndarray, labels: np.ndarray,
+    def write_shard(self, key: FeatureKey, start: int, end: int, features: np.ndarray,
                     provenance: dict | None = None) -> ShardInfo:
-        """Persist samples [start, end): the data file first, then its sidecar (which makes it count)."""
+        """Persist the features of samples [start, end): the data file first, then its sidecar (which makes
+        it count). No labels: they are the split's (see the module docstring)."""
+        self._check_schema(key)
         features = np.ascontiguousarray(features, dtype=np.float32)
-        labels = np.ascontiguousarray(labels, dtype=np.int64)
-        if features.shape[0] != end - start or labels.shape != (end - start,):
-            raise ValueError(f"shard [{start}, {end}) got {features.shape[0]} features and {labels.shape} labels")
+        if features.ndim != 2 or features.shape[0] != end - start:
+            raise ValueError(f"shard [{start}, {end}) got features of shape {features.shape}")
         self._ensure_entry(key)
         path = self._shards_dir(key) / shard_name(start, end)
-        meta = write_verified_arrays(path, features=features, labels=labels)
+        meta = write_verified_arrays(path, features=features)
         info = ShardInfo(start, end, meta["size"], meta["sha256"], int(features.shape[1]), provenance)
         atomic_write_json(path.with_suffix(".json"), asdict(info))
         return info
@@ -303,6 +321,7 @@ class FeatureStore:
     def assemble(self, key: FeatureKey) -> list[ShardInfo]:
         """Write the manifest once verified shards tile [0, N); raise ``CacheCorruptError`` if any range is
         missing (a shard failing its SHA-256 is discarded first, so its range is then missing)."""
+        self._check_schema(key)
         cover, gaps = self.plan(key, verify=True)
         if gaps:
             raise CacheCorruptError(f"{self.entry_dir(key)}: samples {gaps} have no complete shard yet")
@@ -318,12 +337,20 @@ class FeatureStore:
     def is_complete(self, key: FeatureKey) -> bool:
         return (self.entry_dir(key) / "manifest.json").is_file()
 
-    def load(self, key: FeatureKey) -> FeatureSet | None:
+    def load(self, key: FeatureKey, labels: np.ndarray | None = None) -> FeatureSet | None:
         """The assembled features, checksums verified; None if not assembled; ``CacheCorruptError`` if damaged.
 
+        ``labels``: the split's labels (``split.labels`` of the split ``key`` was made from), attached
+        as ``FeatureSet.labels``; the store keeps none. Without them the set's labels are None.
         The error's ``bad_shards`` attribute lists the shard files that failed, so the caller can
-        discard exactly those and re-extract their ranges.
+        discard exactly those and re-extract their ranges. A key of another store schema is a
+        ``ValueError``: such an entry is never read.
         """
+        self._check_schema(key)
+        if labels is not None:
+            labels = np.ascontiguousarray(labels, dtype=np.int64)
+            if labels.shape != (key.n_samples,):
+                raise ValueError(f"{key.dataset}/{key.split}: {labels.shape} labels for {key.n_samples} samples")
         manifest_path = self.entry_dir(key) / "manifest.json"
         if not manifest_path.is_file():
             return None
@@ -332,7 +359,7 @@ class FeatureStore:
             err = CacheCorruptError(f"{manifest_path}: unreadable or for another key")
             err.bad_shards = []
             raise err
-        feats, labels, bad, problems = [], [], [], []
+        feats, bad, problems = [], [], []
         for meta in manifest["shards"]:
             info = ShardInfo(**meta)
             try:
@@ -341,15 +368,18 @@ class FeatureStore:
                 bad.append(info.filename)
                 problems.append(str(exc))
                 continue
+            if set(arrays) != {"features"} or arrays["features"].shape != (info.end - info.start, info.dim):
+                bad.append(info.filename)
+                problems.append(f"{info.filename}: holds {sorted(arrays)}, not features [{info.end - info.start}, "
+                                f"{info.dim}] (another layout)")
+                continue
             feats.append(arrays["features"])
-            labels.append(arrays["labels"])
         if bad:
             err = CacheCorruptError("; ".join(problems))
             err.bad_shards = bad
             raise err
         features = np.concatenate(feats) if feats else np.zeros((0, manifest["dim"]), np.float32)
-        return FeatureSet(features, np.concatenate(labels) if labels else np.zeros(0, np.int64), key,
-                          dict(manifest.get("provenance") or {}))
+        return FeatureSet(features, labels, key, dict(manifest.get("provenance") or {}))
 
     def invalidate(self, key: FeatureKey, bad_shards: list[str] | None = None) -> None:
         """Drop the manifest (and the named shards) so the next extraction recomputes what is missing."""
