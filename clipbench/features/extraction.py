@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from clipbench.datasets.base import SplitData
-from clipbench.errors import CacheCorruptError, ClipbenchError
+from clipbench.errors import ClipbenchError
 from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
 from clipbench.models.base import ImageTextModel
 from clipbench.progress import progress_bar
@@ -277,35 +277,10 @@ def extract_features(
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
     key = feature_key(model, split, projected, precision, batch_size)
     labels = np.asarray(split.labels, dtype=np.int64)
-    cached = _load_or_invalidate(store, key, labels)
-    if cached is not None:
-        return _checked(cached, split)
-    with store.lock(key):
-        cached = _load_or_invalidate(store, key, labels)  # another process may have finished meanwhile
-        if cached is None:
-            store.remove_partial_files(key)  # temporary files of a killed extractor (we hold the lock)
-            for attempt in (1, 2):  # a shard damaged between its check and the assembly: recompute it once
-                extract_range(model, split, store, key, 0, key.n_samples, workers=workers,
-                              shard_size=shard_size, progress=progress)
-                try:
-                    store.assemble(key)
-                    cached = store.load(key, labels)
-                    break
-                except CacheCorruptError as exc:
-                    if attempt == 2:
-                        raise
-                    log.warning("cached features damaged while assembling, recomputing: %s", exc)
-                    store.invalidate(key, getattr(exc, "bad_shards", []))
+    cached = store.load_or_fill(key, labels, lambda: extract_range(model, split, store, key, 0, key.n_samples,
+                                                                   workers=workers, shard_size=shard_size,
+                                                                   progress=progress))
     return _checked(cached, split)
-
-
-def _load_or_invalidate(store: FeatureStore, key: FeatureKey, labels: np.ndarray) -> FeatureSet | None:
-    try:
-        return store.load(key, labels)
-    except CacheCorruptError as exc:
-        log.warning("cached features damaged, recomputing the affected shards: %s", exc)
-        store.invalidate(key, getattr(exc, "bad_shards", []))
-        return None
 
 
 def _checked(features: FeatureSet, split: SplitData) -> FeatureSet:

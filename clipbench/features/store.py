@@ -36,6 +36,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -380,6 +381,43 @@ class FeatureStore:
             raise err
         features = np.concatenate(feats) if feats else np.zeros((0, manifest["dim"]), np.float32)
         return FeatureSet(features, labels, key, dict(manifest.get("provenance") or {}))
+
+    def load_or_fill(self, key: FeatureKey, labels: np.ndarray | None, fill: Callable[[], object],
+                     what: str = "features") -> FeatureSet:
+        """The entry of ``key``: loaded if complete and intact, else ``fill()`` (which writes the missing
+        shards; it is called holding the entry's lock) and assembled.
+
+        A damaged shard (size/checksum mismatch) is logged, discarded and recomputed; complete shards
+        of an interrupted run are reused once their SHA-256 is re-checked (also when the manifest is
+        gone). One extractor per entry: a second process waits for the lock, then loads its result.
+        """
+        cached = self._load_or_invalidate(key, labels, what)
+        if cached is not None:
+            return cached
+        with self.lock(key):
+            cached = self._load_or_invalidate(key, labels, what)  # another process may have finished meanwhile
+            if cached is None:
+                self.remove_partial_files(key)  # temporary files of a killed extractor (we hold the lock)
+                for attempt in (1, 2):  # a shard damaged between its check and the assembly: recompute it once
+                    fill()
+                    try:
+                        self.assemble(key)
+                        cached = self.load(key, labels)
+                        break
+                    except CacheCorruptError as exc:
+                        if attempt == 2:
+                            raise
+                        log.warning("cached %s damaged while assembling, recomputing: %s", what, exc)
+                        self.invalidate(key, getattr(exc, "bad_shards", []))
+        return cached
+
+    def _load_or_invalidate(self, key: FeatureKey, labels: np.ndarray | None, what: str) -> FeatureSet | None:
+        try:
+            return self.load(key, labels)
+        except CacheCorruptError as exc:
+            log.warning("cached %s damaged, recomputing the affected shards: %s", what, exc)
+            self.invalidate(key, getattr(exc, "bad_shards", []))
+            return None
 
     def invalidate(self, key: FeatureKey, bad_shards: list[str] | None = None) -> None:
         """Drop the manifest (and the named shards) so the next extraction recomputes what is missing."""
