@@ -385,13 +385,17 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
                     "split": e.key.get("split", "?"), "features": e.key.get("features", "?"),
                     "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
                     "complete": e.complete, "size_bytes": e.size_bytes})
-    if paths.text_dir.is_dir():
-        for f in sorted(paths.text_dir.rglob("*.npz")):  # texts/ (the text store) and older classifier files
-            out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-",
-                        "features": "texts" if f.parent.name == "texts" else "classifier",
-                        "precision": "-", "n_samples": None, "complete": f.with_suffix(".json").is_file(),
-                        "size_bytes": f.stat().st_size + (f.with_suffix(".json").stat().st_size
-                                                          if f.with_suffix(".json").is_file() else 0)})
+    from clipbench.features.text_store import text_store
+
+    for e in text_store(paths.text_dir).entries():
+        out.append({"kind": "text", "path": str(e.path), "dataset": "-", "split": "-", "features": "texts",
+                    "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
+                    "complete": e.complete, "size_bytes": e.size_bytes})
+    if paths.text_dir.is_dir():  # single files of older clipbench versions (classifiers, text features): unused
+        for f in sorted(paths.text_dir.rglob("*.npz")):
+            if "shards" not in f.parts:
+                out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-", "features": "old layout",
+                            "precision": "-", "n_samples": None, "complete": False, "size_bytes": f.stat().st_size})
     return out
 
 

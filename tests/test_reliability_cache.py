@@ -93,11 +93,13 @@ def test_corrupt_shard_with_its_manifest_deleted_is_rehashed_and_recomputed(tmp_
     assert FORWARD_STATS.batches == 0
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "sidecar"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest"])
 def test_damaged_text_classifier_cache_is_rebuilt_with_a_warning(tmp_path, caplog, damage):
+    """The prompts' features live in the verified feature store: a damaged shard is re-encoded with a
+    warning naming it; a damaged manifest is rebuilt from the verified shards without encoding anything."""
     model, prompts = FakeModel(), [["a cat", "cat photo"], ["a dog"], ["a car"]]
     reference = text_classifier(model, prompts, tmp_path)
-    (cached,) = (tmp_path / "texts").glob("*.npz")  # the prompts' features, in the one text store
+    (cached,) = (tmp_path / "texts").glob("*/shards/*.npz")  # the prompts' features, in the one text store
     if damage == "flip":
         data = bytearray(cached.read_bytes())
         data[len(data) // 2] ^= 0x01
@@ -105,18 +107,42 @@ def test_damaged_text_classifier_cache_is_rebuilt_with_a_warning(tmp_path, caplo
     elif damage == "truncate":
         cached.write_bytes(cached.read_bytes()[:-7])
     else:
-        cached.with_suffix(".json").write_text("{")
+        (cached.parents[1] / "manifest.json").write_text("{")
     calls = []
     real = model.encode_text
     model.encode_text = lambda tokens: calls.append(1) or real(tokens)
     with caplog.at_level(logging.WARNING):
         again = text_classifier(model, prompts, tmp_path)
-    assert "cached text features damaged" in caplog.text and calls  # recomputed, not served
-    broken = cached.with_suffix(".json") if damage == "sidecar" else cached
+    assert "cached text features damaged" in caplog.text
+    broken = cached.parents[1] / "manifest.json" if damage == "manifest" else cached
     assert str(broken) in caplog.text  # the warning names the damaged file
-    torch.testing.assert_close(again, reference)
+    assert bool(calls) == (damage != "manifest")  # recomputed, not served; an intact shard is reused
+    torch.testing.assert_close(again, reference, rtol=0, atol=0)
     model.encode_text = None  # and the rebuilt cache is good again
-    torch.testing.assert_close(text_classifier(model, prompts, tmp_path), reference)
+    torch.testing.assert_close(text_classifier(model, prompts, tmp_path), reference, rtol=0, atol=0)
+
+
+def test_text_features_resume_shard_by_shard_and_equal_the_uncached_encoding(tmp_path, monkeypatch):
+    """Texts are stored in shards: a lost shard re-encodes only its texts, and the cache returns exactly
+    the bits an uncached encoding gives (the same length-sorted batches within each shard)."""
+    from clipbench.features import text_store
+
+    monkeypatch.setattr(text_store, "SHARD_TEXTS", 4)
+    model = FakeModel()
+    texts = [f"caption number {i} " + "word " * (i % 5) for i in range(10)]
+    first = text_store.text_features(model, texts, tmp_path, batch_size=3)
+    shards = sorted((tmp_path / "texts").glob("*/shards/*.npz"))
+    assert [p.name for p in shards] == ["0000000000-0000000004.npz", "0000000004-0000000008.npz",
+                                        "0000000008-0000000010.npz"]
+    np.testing.assert_array_equal(first, text_store.encode_texts(model, texts, batch_size=3))
+    for path in (shards[1], shards[1].with_suffix(".json"), shards[1].parents[1] / "manifest.json"):
+        path.unlink()  # as if the run had been killed before this shard was written
+    seen = []
+    real = model.encode_text
+    model.encode_text = lambda tokens: seen.append(len(tokens)) or real(tokens)
+    again = text_store.text_features(model, texts, tmp_path, batch_size=3)
+    assert sum(seen) == 4  # only the missing shard's texts
+    np.testing.assert_array_equal(again, first)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

@@ -64,13 +64,13 @@ def test_shuffled_captions_control_falls_to_chance(data_root, smoke_record, tmp_
 
 def test_caption_prefix_limit_and_text_cache(data_root, tmp_path, monkeypatch, caplog):
     calls = []
-    real = text_store.encode_texts
+    real = text_store._encode_chunk  # what the store runs for each missing shard of texts
 
     def counting(model, texts, *args, **kwargs):
         calls.append(len(texts))
         return real(model, texts, *args, **kwargs)
 
-    monkeypatch.setattr(text_store, "encode_texts", counting)
+    monkeypatch.setattr(text_store, "_encode_chunk", counting)
     common = dict(suite="smoke-retrieval", data_root=data_root, cache_dir=tmp_path / "cache",
                   results_dir=tmp_path / "results", progress=False, limit=40, bootstrap=50)
     (plain,) = api.run(**common)
@@ -80,8 +80,9 @@ def test_caption_prefix_limit_and_text_cache(data_root, tmp_path, monkeypatch, c
     assert record_variant(prefixed) == "limit=40,prefix='a picture of '" and record_variant(plain) == "limit=40"
     (again,) = api.run(**common)  # the caption features come from the text store now
     assert calls == [120, 120] and again["metrics"] == plain["metrics"]
-    for sidecar in (tmp_path / "cache" / "text" / "texts").glob("*.json"):
-        npz = sidecar.with_suffix(".npz")
+    shards = list((tmp_path / "cache" / "text" / "texts").glob("*/shards/*.npz"))
+    assert len(shards) == 2  # one verified shard per caption set
+    for npz in shards:
         npz.write_bytes(npz.read_bytes()[:-7])  # truncate every cached entry
     with caplog.at_level(logging.WARNING):
         (repaired,) = api.run(**common)

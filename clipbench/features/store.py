@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 #: 3: shards hold features only; labels come from the split (``load(key, labels)``).
 STORE_SCHEMA = 3
 
-FEATURE_KINDS = ("projected", "pre_projection")
+#: image features (projected or not) and text features (``clipbench.features.text_store``)
+FEATURE_KINDS = ("projected", "pre_projection", "text")
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 

@@ -1,21 +1,25 @@
-"""Text features of exact texts (class prompts and captions), cached on disk and verified on every read.
+"""Text features of exact texts (class prompts and captions), in the verified, resumable feature store.
 
 The one text cache: zero-shot classifiers (``clipbench.text_classifier``: the class prompts'
 features, normalised and averaged per class) and retrieval / selection captions are both served
 from here. ``text_features(model, texts)`` returns float32 [len(texts), D] embeddings, *not*
-normalised (the tasks normalise, as the image store keeps raw image features). An entry is keyed
-by the model's identity, the SHA-256 of the exact ordered texts, the precision and a schema
-version; its ``.npz`` is written atomically with a sidecar holding size and SHA-256, checked on
-read, so a damaged or truncated entry is recomputed instead of scored. Encoding is batched by
-token length (``length_order``) and deterministic; the output keeps the given order. Duplicate
-texts are encoded once each occurrence (no dedup: order and count are part of the key).
+normalised (the tasks normalise, as the image store keeps raw image features).
+
+Storage is the image features' ``FeatureStore`` (under ``Paths.text_dir / "texts"``): an entry's
+key is the model's identity, the SHA-256 of the exact ordered texts (as the "split fingerprint"),
+their count, the precision, batch size and device type; its shards of ``SHARD_TEXTS`` texts are
+written atomically with verified sidecars, so a killed run resumes at its first missing shard and
+a damaged shard is recomputed instead of scored. Within each shard, texts are batched by token
+length (``length_order``): the text tower stops each batch at its longest end-of-text token, so
+sorted batches skip the padding the given order would run through. Cached and uncached encodings
+batch identically, so they are equal bit for bit. Duplicate texts are encoded once each
+occurrence (no dedup: order and count are part of the key).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,16 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipbench.errors import CacheCorruptError, ClipbenchError
+from clipbench.errors import ClipbenchError
 from clipbench.features.extraction import autocast_context
-from clipbench.features.store import read_verified_arrays, write_verified_arrays
-from clipbench.fileio import atomic_write_json, file_lock, remove_stale_temps
+from clipbench.features.store import FeatureKey, FeatureStore
 from clipbench.models.base import ImageTextModel
 
-log = logging.getLogger(__name__)
-
-#: 2: texts are batched by token length (was: in the given order), which moves float bits
-TEXT_STORE_SCHEMA = 2
+#: 3: texts live in the feature store, batched by length within shards of SHARD_TEXTS
+TEXT_STORE_SCHEMA = 3
+#: texts per shard: the unit of resume and of length-sorted batching
+SHARD_TEXTS = 8192
 
 
 def texts_hash(texts: Sequence[str]) -> str:
@@ -51,16 +54,8 @@ def length_order(tokens: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256,
-                 precision: str = "fp32") -> np.ndarray:
-    """[N, D] float32 text embeddings (unnormalised) in the order of ``texts``.
-
-    Texts are encoded in order of token length: the text tower stops each batch at its longest
-    end-of-text token (``CLIP.encode_text``), so sorted batches skip the padding that the given
-    order would run through. Embeddings go back to their text's place.
-    """
-    if not texts:
-        raise ClipbenchError("no texts to encode")
+def _encode_chunk(model: ImageTextModel, texts: Sequence[str], batch_size: int, precision: str) -> np.ndarray:
+    """[N, D] float32 embeddings of ``texts`` (one shard), batched by token length, in the given order."""
     tokens = model.tokenize(list(texts))
     order = length_order(tokens)
     out = None
@@ -76,10 +71,31 @@ def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 
     return out.numpy()
 
 
-def text_cache_path(text_dir: str | os.PathLike, model: ImageTextModel, digest: str, precision: str) -> Path:
-    key = json.dumps({"kind": "texts", "model": model.identity, "texts": digest, "precision": precision,
-                      "schema": TEXT_STORE_SCHEMA}, sort_keys=True)
-    return Path(text_dir) / "texts" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.npz"
+def _shard_ranges(start: int, end: int) -> list[tuple[int, int]]:
+    """[start, end) cut at absolute multiples of SHARD_TEXTS (so every run batches the same texts together)."""
+    cuts = range((start // SHARD_TEXTS + 1) * SHARD_TEXTS, end, SHARD_TEXTS)
+    bounds = [start, *cuts, end]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256,
+                 precision: str = "fp32") -> np.ndarray:
+    """[N, D] float32 text embeddings (unnormalised) in the order of ``texts``, without the cache."""
+    if not texts:
+        raise ClipbenchError("no texts to encode")
+    texts = list(texts)
+    return np.concatenate([_encode_chunk(model, texts[a:b], batch_size, precision)
+                           for a, b in _shard_ranges(0, len(texts))])
+
+
+def text_key(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256, precision: str = "fp32") -> FeatureKey:
+    return FeatureKey(model_identity=model.identity, features="text", preprocess_id=f"text-v{TEXT_STORE_SCHEMA}",
+                      dataset="texts", split="texts", split_fingerprint=texts_hash(texts), n_samples=len(texts),
+                      precision=precision, batch_size=batch_size, device=model.device.type)
+
+
+def text_store(text_dir: str | os.PathLike) -> FeatureStore:
+    return FeatureStore(Path(text_dir) / "texts")
 
 
 def text_features(
@@ -93,27 +109,12 @@ def text_features(
     texts = list(texts)
     if text_dir is None:
         return encode_texts(model, texts, batch_size, precision)
-    digest = texts_hash(texts)
-    path = text_cache_path(text_dir, model, digest, precision)
-    sidecar = path.with_suffix(".json")
-    with file_lock(path):
-        if sidecar.is_file() and path.is_file():
-            try:
-                meta = json.loads(sidecar.read_text(encoding="utf-8"))
-                feats = read_verified_arrays(path, meta["size"], meta["sha256"])["features"]
-                if feats.shape[0] == len(texts) and feats.dtype == np.float32:
-                    return feats
-                raise CacheCorruptError(f"{path}: {feats.shape[0]} rows of {feats.dtype}, expected {len(texts)} float32")
-            except (CacheCorruptError, ValueError, KeyError) as exc:
-                broken = path if isinstance(exc, CacheCorruptError) else sidecar  # JSON or field errors: the sidecar
-                log.warning("cached text features damaged, recomputing: %s: %s", broken,
-                            str(exc).removeprefix(f"{path}: ") or type(exc).__name__)
-                sidecar.unlink(missing_ok=True)
-        for stale in (path, sidecar):  # temporary files of a process killed while writing them
-            remove_stale_temps(stale)
-        feats = encode_texts(model, texts, batch_size, precision)
-        meta = write_verified_arrays(path, features=feats)
-        atomic_write_json(sidecar, {**meta, "model": model.name, "model_identity": model.identity,
-                                    "texts_sha256": digest, "n_texts": len(texts), "precision": precision,
-                                    "schema": TEXT_STORE_SCHEMA})
-    return feats
+    if not texts:
+        raise ClipbenchError("no texts to encode")
+    store, key = text_store(text_dir), text_key(model, texts, batch_size, precision)
+
+    def fill() -> None:
+        for a, b in (r for gap in store.plan(key, verify=True)[1] for r in _shard_ranges(*gap)):
+            store.write_shard(key, a, b, _encode_chunk(model, texts[a:b], batch_size, precision))
+
+    return store.load_or_fill(key, None, fill, what="text features").features
