@@ -380,22 +380,28 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
 
     paths = Paths.resolve(cache_dir=cache_dir)
     out = []
+    from clipbench.features.store import STORE_SCHEMA
+
+    def state(e) -> str | bool:  # an entry of another store schema is never read again: say so
+        schema = e.key.get("schema", 1)
+        return e.complete if schema == STORE_SCHEMA else f"stale (schema {schema}; unused)"
+
     for e in FeatureStore(paths.features_dir).entries():
         out.append({"kind": "features", "path": str(e.path), "dataset": e.key.get("dataset", "?"),
                     "split": e.key.get("split", "?"), "features": e.key.get("features", "?"),
                     "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
-                    "complete": e.complete, "size_bytes": e.size_bytes})
+                    "complete": state(e), "size_bytes": e.size_bytes})
     from clipbench.features.text_store import text_store
 
     for e in text_store(paths.text_dir).entries():
         out.append({"kind": "text", "path": str(e.path), "dataset": "-", "split": "-", "features": "texts",
                     "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
-                    "complete": e.complete, "size_bytes": e.size_bytes})
+                    "complete": state(e), "size_bytes": e.size_bytes})
     if paths.text_dir.is_dir():  # single files of older clipbench versions (classifiers, text features): unused
         for f in sorted(paths.text_dir.rglob("*.npz")):
             if "shards" not in f.parts:
                 out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-", "features": "old layout",
-                            "precision": "-", "n_samples": None, "complete": False, "size_bytes": f.stat().st_size})
+                            "precision": "-", "n_samples": None, "complete": "stale (unused)", "size_bytes": f.stat().st_size})
     return out
 
 

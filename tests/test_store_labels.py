@@ -114,6 +114,7 @@ def test_an_entry_of_the_old_schema_is_never_served_but_listed_and_cleared(folde
     listed = capsys.readouterr().out
     rows = [line.split() for line in listed.splitlines() if line.startswith("features ")]
     assert sorted(r[-1] for r in rows) == sorted(str(e.path) for e in store.entries()) and len(rows) == 2
+    assert sum("stale (schema 2; unused)" in line for line in listed.splitlines()) == 1
     assert main(["cache", "clear", "--only", "features", "--cache-dir", str(cache)]) == 0
     assert store.entries() == []
 
