@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from clipbench.fileio import atomic_write_json
+from clipbench.foundations.fileio import atomic_write_json
 
 
 def machine_info(packages: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -186,7 +186,7 @@ def measure(args, tmp: Path, classnames: list[str], templates: list[str], source
             if tool == "cl":
                 res = results / name.split()[1]
                 seconds, _ = timed(clipbench_cmd(cache, res), env)
-                from clipbench.results import read_records
+                from clipbench.results.records import read_records
 
                 (record,) = read_records(res)
                 accuracies["clipbench"].append((record["metrics"]["top1"], record["metrics"]["mean_per_class_recall"]))

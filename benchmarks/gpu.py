@@ -120,8 +120,8 @@ def pipeline(args, encoder_rate: float | None) -> dict:
     from pipeline import loader_rate, make_jpegs
 
     from clipbench.datasets import get_dataset
+    from clipbench.foundations.workers import resolve_workers
     from clipbench.models.preprocess import clip_preprocess
-    from clipbench.workers import resolve_workers
 
     workers = resolve_workers("auto", "cuda", 10**6)
     with tempfile.TemporaryDirectory(prefix="clipbench-gpu-pipeline-") as tmp:

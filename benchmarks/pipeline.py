@@ -88,7 +88,7 @@ def loader_rate(split, preprocess, workers: int, batch_size: int, rounds: int = 
     """Images/s of a fresh DataLoader (worker start-up included), best of ``rounds``."""
     from torch.utils.data import DataLoader
 
-    from clipbench.workers import loader_options
+    from clipbench.foundations.workers import loader_options
 
     opts = loader_options(workers, "cpu", len(split))
     best = math.inf
@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.images, args.rounds, args.max_workers = 12, 1, 1
     from clipbench.datasets import get_dataset
+    from clipbench.foundations.workers import CPU_INLINE_SAMPLES, cpu_share, resolve_workers
     from clipbench.models.preprocess import clip_preprocess
-    from clipbench.workers import CPU_INLINE_SAMPLES, cpu_share, resolve_workers
 
     max_workers = args.max_workers if args.max_workers is not None else (os.cpu_count() or 1)
     threads = torch.get_num_threads()

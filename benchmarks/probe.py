@@ -90,7 +90,7 @@ def matmul_seconds(n: int, dim: int, classes: int, device: str, threads: int | N
     import torch
     from threadpoolctl import threadpool_limits
 
-    from clipbench.threads import torch_threads
+    from clipbench.foundations.threads import torch_threads
 
     X = torch.randn(n, dim, dtype=torch.float64, device=device)
     W = torch.randn(classes, dim, dtype=torch.float64, device=device)

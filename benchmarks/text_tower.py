@@ -4,7 +4,7 @@ The work is the CLIP paper's ImageNet classifier: 1,000 classnames x 80 template
 ``clipbench/prompts/imagenet1k.yaml``, each prompt encoded, L2-normalised, averaged per class and
 renormalised. Three ways with the same random weights of the real ViT-B/32 text tower:
 
-* ``clipbench sorted``: ``clipbench.text_classifier.build_text_classifier`` as it is now: prompts in
+* ``clipbench sorted``: ``clipbench.features.text_classifier.build_text_classifier`` as it is now: prompts in
   end-of-text order, batches of ``--batch-size``, each batch stopping at its own longest prompt;
 * ``clipbench file order``: the builder before sorting (the same batches in file order, each
   stopping at its longest prompt, which in a mixed batch is a long one);
@@ -54,7 +54,7 @@ def file_order(model, prompts: list[list[str]], batch_size: int) -> torch.Tensor
 
 def positions_run(model, prompts: list[list[str]], batch_size: int, sort: bool) -> int:
     """Token positions the tower computes (rows x the batch's longest end-of-text + 1)."""
-    from clipbench.text_classifier import length_order
+    from clipbench.features.text_classifier import length_order
 
     tokens = model.tokenize([p for ps in prompts for p in ps])
     order = length_order(tokens) if sort else torch.arange(len(tokens))
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    from clipbench.text_classifier import build_text_classifier
+    from clipbench.features.text_classifier import build_text_classifier
 
     all_classes, all_templates, source = imagenet_prompts()
     step = FULL_CLASSES / args.classes

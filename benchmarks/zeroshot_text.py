@@ -4,7 +4,7 @@ The work is the ImageNet classifier of the CLIP paper: 1,000 classnames x 80 tem
 encoded, L2-normalised, averaged per class and renormalised. Three ways to build it with the same
 random weights of the real ViT-B/32 text tower (width 512, 12 layers, 77-token context):
 
-* ``clipbench batched``: ``clipbench.text_classifier.build_text_classifier`` (all classes' prompts
+* ``clipbench batched``: ``clipbench.features.text_classifier.build_text_classifier`` (all classes' prompts
   in fixed-size batches through the native model);
 * ``clipbench per class``: the loop of CLIP's ImageNet notebook (encode one class's 80 prompts,
   average, next class) on the same native model, which isolates what batching buys;
@@ -43,7 +43,7 @@ FULL_CLASSES = 1000
 
 def imagenet_prompts() -> tuple[list[str], list[str], str]:
     """(classnames, templates, where from): clipbench's packaged ImageNet prompts, else a synthetic stand-in."""
-    from clipbench.errors import ClipbenchError
+    from clipbench.foundations.errors import ClipbenchError
 
     try:
         from clipbench.datasets.prompts import packaged_prompts
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    from clipbench.text_classifier import build_text_classifier
+    from clipbench.features.text_classifier import build_text_classifier
 
     all_classes, all_templates, source = imagenet_prompts()
     step = FULL_CLASSES / args.classes

@@ -12,16 +12,16 @@ __version__ = "0.1.0"
 
 #: public name -> module that defines it
 _EXPORTS = {
-    "predict": "clipbench.prediction",
+    "predict": "clipbench.engine.prediction",
     "get_dataset": "clipbench.datasets",
     "run": "clipbench.api",
     "compare": "clipbench.api",
-    "build_report": "clipbench.report",
+    "build_report": "clipbench.results.report",
     "load_model": "clipbench.models",
     "tokenize": "clipbench.models",
     "linear_probe": "clipbench.tasks.linear_probe",
     "fewshot_linear_probe": "clipbench.tasks.fewshot",
-    "build_index": "clipbench.search",
+    "build_index": "clipbench.engine.search",
 }
 #: public submodules, imported on first attribute access (``clipbench.clip.load(...)``)
 _SUBMODULES = {"clip": "clipbench.clip"}

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clipbench.config import Paths, hf_offline
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import check_writable, ensure_dir
-from clipbench.options import defaults
-from clipbench.results import (
+from clipbench.engine.options import defaults
+from clipbench.foundations.config import Paths, hf_offline
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import check_writable, ensure_dir
+from clipbench.results.records import (
     LEADERBOARD_FILE,
     PIVOT_FILE,
     RESULTS_FILE,
@@ -33,11 +33,17 @@ from clipbench.suites import Suite, load_suite
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so `clipbench list` and `compare` start without torch
     from clipbench.datasets.base import DatasetAdapter
+    from clipbench.engine.runner import (  # noqa: F401
+        RunOptions,
+        default_device,
+        limit_indices,
+        limit_split,
+        resolve_options,
+    )
     from clipbench.models.base import ImageTextModel
-    from clipbench.runner import RunOptions, default_device, limit_indices, limit_split, resolve_options  # noqa: F401
 
 #: Names re-exported from torch-importing modules, resolved on first access (PEP 562).
-_LAZY = {name: "clipbench.runner" for name in
+_LAZY = {name: "clipbench.engine.runner" for name in
          ("RunOptions", "default_device", "limit_indices", "limit_split", "resolve_options")}
 
 
@@ -91,19 +97,19 @@ def run(
 
     ``datasets`` restricts or replaces the suite's datasets (names, or adapter objects for custom
     data). ``options`` are run options by name (``batch_size=64``, ``solver="sklearn"``; see
-    ``clipbench list tasks`` and ``clipbench.options``); ``None`` leaves the suite's value. With
+    ``clipbench list tasks`` and ``clipbench.engine.options``); ``None`` leaves the suite's value. With
     ``write`` the records are appended to ``<results_dir>/results.jsonl`` and the leaderboards
     regenerated.
 
-    Under torchrun (see ``clipbench.distributed``) every rank extracts a slice of each split and
+    Under torchrun (see ``clipbench.engine.distributed``) every rank extracts a slice of each split and
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
     a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records.
     """
-    from clipbench import distributed
+    from clipbench.engine import distributed
+    from clipbench.engine.runner import RunContext, check_task_fits, resolve_options, suite_tasks
+    from clipbench.foundations.threads import torch_threads
     from clipbench.models.base import ImageTextModel
-    from clipbench.runner import RunContext, check_task_fits, resolve_options, suite_tasks
-    from clipbench.samples import discard_samples
-    from clipbench.threads import torch_threads
+    from clipbench.results.samples import discard_samples
 
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     if options.get("offline") is False:  # False means "not forced", never "online despite the suite"
@@ -243,17 +249,17 @@ def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextMo
 def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
             allow_mismatch: bool = False, alpha: float | None = None,
             tolerances: str | os.PathLike | None = None):
-    """The regression gate (``clipbench.significance.gated_compare``): paired tests on per-sample files where
+    """The regression gate (``clipbench.results.significance.gated_compare``): paired tests on per-sample files where
     both sides have them, else the fixed ``max_drop`` rule; ``.failed`` is the verdict, ``.to_markdown()`` the table."""
-    from clipbench.significance import DEFAULT_ALPHA, gated_compare
+    from clipbench.results.significance import DEFAULT_ALPHA, gated_compare
 
     return gated_compare(new, baseline, max_drop=max_drop, alpha=DEFAULT_ALPHA if alpha is None else alpha,
                          tolerances=tolerances, allow_mismatch=allow_mismatch)
 
 
 def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True):
-    """Markdown + HTML report with plots (``clipbench.report.build_report``)."""
-    from clipbench.report import build_report
+    """Markdown + HTML report with plots (``clipbench.results.report.build_report``)."""
+    from clipbench.results.report import build_report
 
     return build_report(source, out_dir=out_dir, published=published)
 
@@ -263,9 +269,9 @@ def history(source: str | os.PathLike = "results", model: str | None = None, dat
             throughput_plot: str | os.PathLike | None = None) -> tuple[list, list[Path]]:
     """Each row's primary metric over time (``HistoryPoint``s); optionally written as a trend PNG and an
     accuracy-vs-throughput PNG. Returns (points, files written)."""
-    from clipbench import plots
-    from clipbench.fileio import atomic_write_bytes
-    from clipbench.history import history_points, throughput_points
+    from clipbench.foundations.fileio import atomic_write_bytes
+    from clipbench.results import plots
+    from clipbench.results.history import history_points, throughput_points
 
     points, written = history_points(source, model, dataset, task), []
     if plot:
@@ -285,7 +291,7 @@ def history(source: str | os.PathLike = "results", model: str | None = None, dat
 
 def samples(source: str | os.PathLike, result_id: str, top: int = 10) -> str:
     """The most confident errors and top confusion pairs of one record's per-sample file, as text."""
-    from clipbench.samples import describe_record
+    from clipbench.results.samples import describe_record
 
     if top < 1:
         raise ClipbenchError(f"--top must be positive, got {top}")
@@ -296,7 +302,7 @@ def download(name: str, data_root: str | os.PathLike | None = None, cache_dir: s
              offline: bool | None = None) -> str:
     """Fetch one dataset or model (verified); returns a line saying where it is."""
     from clipbench.datasets import DATASETS, download_dataset
-    from clipbench.errors import UnknownNameError
+    from clipbench.foundations.errors import UnknownNameError
 
     paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, offline=offline)
     if name in DATASETS:
@@ -324,29 +330,29 @@ def _unknown_download(name: str, datasets: list[str], models: list[str]) -> str:
 
 
 def predict(image, **kwargs):
-    """Zero-shot predictions for one image (``clipbench.prediction.predict``)."""
-    from clipbench.prediction import predict as _predict
+    """Zero-shot predictions for one image (``clipbench.engine.prediction.predict``)."""
+    from clipbench.engine.prediction import predict as _predict
 
     return _predict(image, **kwargs)
 
 
 def build_index(folder, model=None, index_dir=None, **kwargs):
-    """Embed a photo folder into a search index, encoding only new or changed files (``clipbench.search``)."""
-    from clipbench.search import build_index as _build_index
+    """Embed a photo folder into a search index, encoding only new or changed files (``clipbench.engine.search``)."""
+    from clipbench.engine.search import build_index as _build_index
 
     return _build_index(folder, model, index_dir, **kwargs)
 
 
 def search(query, index, top: int = 5, **kwargs):
-    """Nearest indexed images for an image path or a text (``clipbench.search.search``)."""
-    from clipbench.search import search as _search
+    """Nearest indexed images for an image path or a text (``clipbench.engine.search.search``)."""
+    from clipbench.engine.search import search as _search
 
     return _search(query, index, top, **kwargs)
 
 
 def is_main_process() -> bool:
     """False on torchrun ranks other than 0 (which neither print nor write results)."""
-    from clipbench.distributed import is_main_process as _is_main
+    from clipbench.engine.distributed import is_main_process as _is_main
 
     return _is_main()
 

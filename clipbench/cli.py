@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Iterator
 from typing import NoReturn
 
-from clipbench.config import debug_enabled, hf_offline, resolve_offline
-from clipbench.errors import (
+from clipbench.foundations.config import debug_enabled, hf_offline, resolve_offline
+from clipbench.foundations.errors import (
     EXIT_BUG,
     EXIT_INTERRUPTED,
     EXIT_REGRESSION,

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models import MODELS, load_model
 from clipbench.models.base import ImageTextModel
 from clipbench.models.download import is_verified

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 
 from clipbench.datasets.base import DatasetAdapter, SplitData
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 from clipbench.models.base import ImageTextModel
 
 

@@ -30,7 +30,7 @@ from clipbench.datasets.aro_order import (
     tokenize,
     trigrams,
 )
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 #: universal tags of every word the hand-made captions use (a tagger whose answers are known)
 TAGS = {"a": "DET", "the": "DET", "an": "DET", "young": "ADJ", "man": "NOUN", "rides": "VERB", "brown": "ADJ",

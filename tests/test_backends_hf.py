@@ -12,7 +12,7 @@ import torch
 import transformers
 from _backends_fixtures import make_hf_clip_dir, random_image, rel_err
 
-from clipbench.errors import ClipbenchError, OfflineError
+from clipbench.foundations.errors import ClipbenchError, OfflineError
 from clipbench.models.backends.hf import load_hf, openai_state_dict_from_hf
 
 TEXTS = ["a photo of a cat.", "a blurry photo of a truck.", "itap of my dog"]

@@ -18,7 +18,7 @@ from _backends_fixtures import (
     rel_err,
 )
 
-from clipbench.errors import ChecksumError, ClipbenchError, OfflineError
+from clipbench.foundations.errors import ChecksumError, ClipbenchError, OfflineError
 from clipbench.models.backends.openclip import load_openclip, parse_spec
 
 TEXTS = ["a photo of a cat.", "a blurry photo of a truck.", "itap of my dog"]

@@ -14,7 +14,7 @@ from clipbench.datasets import get_dataset
 from clipbench.datasets.choices import SUGARCREPE_SUBSETS, ChoicesFileAdapter
 from clipbench.datasets.download import download_dataset
 from clipbench.datasets.shapes import COMPOSITIONAL_SUBSETS, compositional_items, parse_caption
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 
 def _image(path, colour):

@@ -7,8 +7,8 @@ from _engine_fixtures import FakeModel, make_split
 
 from clipbench.cli import main
 from clipbench.features import FeatureStore, extract_features
-from clipbench.results import RESULT_SCHEMA, append_record, write_leaderboards
-from clipbench.text_classifier import text_classifier
+from clipbench.features.text_classifier import text_classifier
+from clipbench.results.records import RESULT_SCHEMA, append_record, write_leaderboards
 
 
 def _results(folder, values):

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from clipbench import cli
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 
 def _fake_command(exc: BaseException):

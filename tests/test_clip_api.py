@@ -33,8 +33,8 @@ from torchvision.datasets import CIFAR100
 import clipbench
 from clipbench import clip
 from clipbench.datasets.local import prompt_fields
+from clipbench.foundations.registry import Registry
 from clipbench.models.checkpoints import CheckpointInfo
-from clipbench.registry import Registry
 
 with warnings.catch_warnings():  # openai-clip imports the deprecated pkg_resources
     warnings.simplefilter("ignore")

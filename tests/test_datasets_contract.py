@@ -14,7 +14,7 @@ from clipbench.datasets import (
     probe_splits,
     with_prompts,
 )
-from clipbench.errors import DataError, UnknownNameError
+from clipbench.foundations.errors import DataError, UnknownNameError
 
 #: classes each dataset defines (the label space its on-disk labels use)
 LABEL_SPACE = {

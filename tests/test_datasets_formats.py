@@ -12,7 +12,7 @@ from _datasets_fixtures import cifar10_archive, class_tree, serve, write_image
 
 from clipbench.datasets import Archive, download_dataset, get_dataset, probe_splits
 from clipbench.datasets.download import MARKER
-from clipbench.errors import ChecksumError, DataError, OfflineError
+from clipbench.foundations.errors import ChecksumError, DataError, OfflineError
 
 
 def identity(image):

@@ -14,7 +14,7 @@ from _datasets_fixtures import write_image
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
 from clipbench.datasets.image_text import ImageTextSplit, split_captions
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 from clipbench.models.preprocess import clip_preprocess
 
 
@@ -199,7 +199,7 @@ def test_caption_folder(tmp_path):
 
 
 def test_image_text_datasets_are_refused_by_classification_tasks(tmp_path):
-    from clipbench.runner import check_task_fits
+    from clipbench.engine.runner import check_task_fits
     from clipbench.tasks.registry import get_task
 
     shapes, digits = get_dataset("shapes"), get_dataset("digits")

@@ -1,4 +1,4 @@
-"""clipbench.distributed without launching processes: the index split, launch detection, world size 1."""
+"""clipbench.engine.distributed without launching processes: the index split, launch detection, world size 1."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from _distributed_fixtures import BATCH_SIZE, write_png_dataset
 from _engine_fixtures import write_tiny_clip
 
 from clipbench.cli import main
-from clipbench.distributed import DistContext, balanced_ranges, launch_env, rank_range, session
-from clipbench.errors import ClipbenchError
+from clipbench.engine.distributed import DistContext, balanced_ranges, launch_env, rank_range, session
+from clipbench.foundations.errors import ClipbenchError
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -121,7 +121,7 @@ def _key_split(n=40):
 
 
 def test_wait_for_shards_returns_when_every_range_is_covered():
-    from clipbench.distributed import wait_for_shards
+    from clipbench.engine.distributed import wait_for_shards
 
     key, split = _key_split()
     clock = _Clock()
@@ -131,7 +131,7 @@ def test_wait_for_shards_returns_when_every_range_is_covered():
 
 
 def test_wait_for_shards_names_the_stalled_rank_and_the_phase():
-    from clipbench.distributed import wait_for_shards
+    from clipbench.engine.distributed import wait_for_shards
 
     key, split = _key_split()
     clock = _Clock()
@@ -149,7 +149,7 @@ def test_wait_for_shards_names_the_stalled_rank_and_the_phase():
 
 @pytest.mark.parametrize("value, expected", [(None, 300.0), ("2.5", 2.5), ("600", 600.0)])
 def test_stall_timeout_from_the_environment(monkeypatch, value, expected):
-    from clipbench.distributed import ENV_STALL_TIMEOUT, stall_timeout
+    from clipbench.engine.distributed import ENV_STALL_TIMEOUT, stall_timeout
 
     if value is None:
         monkeypatch.delenv(ENV_STALL_TIMEOUT, raising=False)
@@ -160,7 +160,7 @@ def test_stall_timeout_from_the_environment(monkeypatch, value, expected):
 
 @pytest.mark.parametrize("value", ["soon", "0", "-1", "nan", "inf"])
 def test_bad_stall_timeout_is_one_line(monkeypatch, value):
-    from clipbench.distributed import ENV_STALL_TIMEOUT, stall_timeout
+    from clipbench.engine.distributed import ENV_STALL_TIMEOUT, stall_timeout
 
     monkeypatch.setenv(ENV_STALL_TIMEOUT, value)
     with pytest.raises(ClipbenchError, match="CLIPBENCH_DIST_STALL_TIMEOUT"):

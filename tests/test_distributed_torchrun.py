@@ -17,9 +17,9 @@ import pytest
 from _distributed_fixtures import BATCH_SIZE, child_env, torchrun, write_png_dataset
 from _engine_fixtures import write_tiny_clip
 
-from clipbench.distributed import rank_range
+from clipbench.engine.distributed import rank_range
 from clipbench.features import FeatureKey, FeatureStore
-from clipbench.results import read_records
+from clipbench.results.records import read_records
 
 WORKER = str(Path(__file__).with_name("_distributed_fixtures.py"))
 VOLATILE = {"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"}  # cost: timings; samples: named by record_id

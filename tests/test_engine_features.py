@@ -11,7 +11,6 @@ import torch
 from _engine_fixtures import FakeModel, make_split
 
 import clipbench
-from clipbench.errors import ClipbenchError
 from clipbench.features import (
     FORWARD_STATS,
     STORE_SCHEMA,
@@ -22,7 +21,8 @@ from clipbench.features import (
     extract_range,
     feature_key,
 )
-from clipbench.text_classifier import build_text_classifier, text_classifier
+from clipbench.features.text_classifier import build_text_classifier, text_classifier
+from clipbench.foundations.errors import ClipbenchError
 
 
 def _direct_features(model, split, projected=True):

@@ -10,10 +10,10 @@ import textwrap
 
 import pytest
 
-from clipbench.config import Paths, resolve_offline
-from clipbench.errors import ClipbenchError, UnknownNameError
-from clipbench.fileio import append_line_locked, atomic_open, atomic_write_json, sha256_file
-from clipbench.registry import Registry, normalize_name
+from clipbench.foundations.config import Paths, resolve_offline
+from clipbench.foundations.errors import ClipbenchError, UnknownNameError
+from clipbench.foundations.fileio import append_line_locked, atomic_open, atomic_write_json, sha256_file
+from clipbench.foundations.registry import Registry, normalize_name
 
 
 def test_registry_aliases_and_normalisation():
@@ -82,7 +82,7 @@ def test_append_line_locked_concurrent_processes_keep_every_line(tmp_path):
     script = textwrap.dedent(
         f"""
         import json, sys
-        from clipbench.fileio import append_line_locked
+        from clipbench.foundations.fileio import append_line_locked
         for i in range(200):
             append_line_locked({str(target)!r}, json.dumps({{"w": sys.argv[1], "i": i, "pad": "x" * 500}}))
         """

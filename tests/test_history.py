@@ -10,9 +10,9 @@ import pytest
 
 import clipbench
 from clipbench.cli import main
-from clipbench.history import format_history, git_state, history_points, throughput_points
-from clipbench.plots import throughput_plot, trend_plot
-from clipbench.results import read_records
+from clipbench.results.history import format_history, git_state, history_points, throughput_points
+from clipbench.results.plots import throughput_plot, trend_plot
+from clipbench.results.records import read_records
 from clipbench.suites import parse_suite
 
 SUITE = parse_suite({"version": 1, "datasets": ["digits"], "tasks": ["zeroshot"],
@@ -115,7 +115,7 @@ def test_trend_and_throughput_plots_are_pngs(history_dir, tmp_path, capsys):
 
 
 def test_report_has_a_history_and_cost_section(history_dir, tmp_path):
-    from clipbench.report import build_report
+    from clipbench.results.report import build_report
 
     report = build_report(history_dir / "res", out_dir=tmp_path / "report")
     md = report.markdown.read_text()

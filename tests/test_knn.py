@@ -15,11 +15,11 @@ from sklearn.neighbors import KNeighborsClassifier
 import clipbench
 from clipbench.cli import main
 from clipbench.datasets import get_dataset, probe_splits
-from clipbench.errors import ClipbenchError
 from clipbench.features import FeatureStore, feature_key
-from clipbench.metrics import mean_per_class_recall, score_classification
-from clipbench.results import record_variant
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.results.records import record_variant
 from clipbench.tasks.knn import KnnTask, knn_class_scores, knn_neighbours, top_k_lowest_index
+from clipbench.tasks.metrics import mean_per_class_recall, score_classification
 
 
 @pytest.fixture(autouse=True)
@@ -204,7 +204,7 @@ def test_cli_smoke_knn_matches_sklearn_on_the_cached_digits_features(smoke_knn):
 
 
 def test_knn_records_log_per_sample_predictions_for_the_paired_gate(smoke_knn):
-    from clipbench.samples import read_samples
+    from clipbench.results.samples import read_samples
 
     dino, _ = (json.loads(line) for line in (smoke_knn / "r" / "results.jsonl").read_text().splitlines())
     log = read_samples(smoke_knn / "r", dino)

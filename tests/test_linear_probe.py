@@ -11,7 +11,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 import clipbench
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks import linear_probe as lp
 from clipbench.tasks.fewshot import fewshot_linear_probe, fewshot_subset
 from clipbench.tasks.probe_solvers import SklearnSolver, TorchSolver

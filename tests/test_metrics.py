@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipbench.errors import ClipbenchError
-from clipbench.metrics import (
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.tasks.metrics import (
     bootstrap_ci,
     classification_metrics,
     per_class_table,

@@ -14,7 +14,7 @@ import torch
 from _models_fixtures import REAL_CONFIGS, SMALL_CONFIGS, make_reference, max_rel_error, reference_tokens
 
 import clipbench
-from clipbench.fileio import sha256_file
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models.native import NativeClipModel
 
 TOLERANCE = 1e-5

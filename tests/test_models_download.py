@@ -11,10 +11,10 @@ from _http_fixtures import LoopbackServer
 from _models_fixtures import SMALL_CONFIGS, make_reference
 
 import clipbench.models.loading as loading
-from clipbench.errors import ChecksumError, ClipbenchError, OfflineError
+from clipbench.foundations.errors import ChecksumError, ClipbenchError, OfflineError
+from clipbench.foundations.registry import Registry
 from clipbench.models.checkpoints import CheckpointInfo
 from clipbench.models.download import fetch, is_verified
-from clipbench.registry import Registry
 
 GOOD = b"clipbench checkpoint bytes " * 4096
 GOOD_SHA = hashlib.sha256(GOOD).hexdigest()

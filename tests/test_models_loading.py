@@ -14,14 +14,14 @@ from PIL import Image
 import clipbench
 import clipbench.models.listing as listing
 import clipbench.models.loading as loading
-from clipbench.errors import ClipbenchError, OfflineError, UnknownNameError
+from clipbench.foundations.errors import ClipbenchError, OfflineError, UnknownNameError
+from clipbench.foundations.registry import Registry
 from clipbench.models import MODELS, describe_models
 from clipbench.models.architecture import CLIP, ClipConfig
 from clipbench.models.build import infer_config
 from clipbench.models.checkpoints import OPENAI_CHECKPOINTS, CheckpointInfo
 from clipbench.models.download import is_verified
 from clipbench.models.preprocess import clip_preprocess, clip_preprocess_id
-from clipbench.registry import Registry
 
 
 def _meta_reference(config: tuple) -> torch.nn.Module:

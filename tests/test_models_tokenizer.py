@@ -10,7 +10,7 @@ import torch
 from _models_fixtures import clip, reference_tokenizer
 
 import clipbench
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.tokenizer import get_tokenizer, tokenize
 
 CLASSNAMES = [
@@ -102,7 +102,7 @@ def _dataset_prompts() -> list[str]:
         import clipbench.datasets as datasets
     except ImportError:  # datasets package not there yet: the own corpus above still applies
         return []
-    from clipbench.registry import Registry
+    from clipbench.foundations.registry import Registry
 
     get = getattr(datasets, "get_dataset", None)
     seen_words: set[str] = set()

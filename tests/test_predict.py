@@ -11,8 +11,8 @@ import torch
 from _backends_fixtures import TINY_VIT, make_openclip_checkpoint, random_image, register_tiny_openclip_archs
 
 from clipbench.cli import main
-from clipbench.errors import ClipbenchError
-from clipbench.prediction import Prediction, predict
+from clipbench.engine.prediction import Prediction, predict
+from clipbench.foundations.errors import ClipbenchError
 
 LABELS = ["cat", "dog", "car", "airplane"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from clipbench.progress import progress_bar
+from clipbench.foundations.progress import progress_bar
 
 
 class _Tty(io.StringIO):

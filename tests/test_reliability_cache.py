@@ -21,13 +21,13 @@ from _engine_fixtures import FakeAdapter, FakeModel, make_split
 from _fault_fixtures import SlowServer
 
 import clipbench
-import clipbench.fileio as fileio
+import clipbench.foundations.fileio as fileio
 from clipbench.cli import main
-from clipbench.errors import ClipbenchError
 from clipbench.features import FORWARD_STATS, FeatureStore, extract_features, feature_key
+from clipbench.features.text_classifier import text_classifier
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.download import fetch
 from clipbench.suites import parse_suite
-from clipbench.text_classifier import text_classifier
 
 
 def _extract(model, split, store):

@@ -19,8 +19,8 @@ from _fault_fixtures import SlowServer
 
 import clipbench.models.loading as loading
 from clipbench.cli import main
+from clipbench.foundations.registry import Registry
 from clipbench.models.checkpoints import CheckpointInfo
-from clipbench.registry import Registry
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from _datasets_fixtures import class_tree
 from _engine_fixtures import write_tiny_clip
 from _fault_fixtures import expect_ok, start_cli
 
-from clipbench.results import read_records
+from clipbench.results.records import read_records
 
 SUITE = "version: 1\ndatasets: [digits]\ntasks: [zeroshot]\noptions: {batch_size: 4, bootstrap: 50, workers: 0}\n"
 

@@ -33,7 +33,7 @@ from clipbench.cli import main
 from clipbench.datasets.download import MARKER, download_dataset
 from clipbench.features import FORWARD_STATS
 from clipbench.models.download import fetch
-from clipbench.results import read_records
+from clipbench.results.records import read_records
 from clipbench.suites import parse_suite
 
 MIB = 1 << 20
@@ -215,8 +215,8 @@ def append(results_dir, record):
 api.append_record = append
 """
 KILL_IN_LEADERBOARD = """
-import clipbench.results as results
-from clipbench.fileio import atomic_open
+import clipbench.results.records as results
+from clipbench.foundations.fileio import atomic_open
 real = results.atomic_write_text
 def write(path, text):
     if Path(path).name == "leaderboard.csv":  # half the new leaderboard is in its temporary file
@@ -254,7 +254,7 @@ def test_killed_results_write_loses_and_duplicates_no_leaderboard_row(tmp_path, 
     killed_records = read_records(res)[len(earlier):]
     assert [r["dataset"] for r in killed_records] == (["fakea"] if where == "append" else ["fakea", "fakeb"])
 
-    with caplog.at_level(logging.WARNING, logger="clipbench.results"):
+    with caplog.at_level(logging.WARNING, logger="clipbench.results.records"):
         rerun = _zs_run(cache, res)
     assert ("not a complete JSON record" in caplog.text) == (where == "append")  # the torn line is skipped
     fresh = _zs_run(tmp_path / "cache2", tmp_path / "res2")

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from clipbench.cli import main
-from clipbench.results import RESULT_SCHEMA, append_record, write_leaderboards
+from clipbench.results.records import RESULT_SCHEMA, append_record, write_leaderboards
 
 IDENTITY = {"model_identity": "NativeClipModel:aaaa", "dataset_fingerprint": "f00d"}
 

@@ -158,7 +158,7 @@ def test_hf_offline_sets_and_restores_the_libraries_switches(monkeypatch):
     import datasets
     import huggingface_hub.constants as hub_constants
 
-    from clipbench.config import hf_offline
+    from clipbench.foundations.config import hf_offline
 
     for name in HF_OFFLINE_ENV:
         monkeypatch.delenv(name, raising=False)

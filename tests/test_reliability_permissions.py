@@ -19,7 +19,7 @@ from _engine_fixtures import write_tiny_clip
 from _http_fixtures import LoopbackServer
 
 from clipbench.cli import main
-from clipbench.fileio import atomic_write_text
+from clipbench.foundations.fileio import atomic_write_text
 from clipbench.models.download import fetch
 
 
@@ -47,14 +47,14 @@ def _published(root: Path) -> tuple[list[Path], list[Path]]:
 
 
 def test_current_umask_reads_without_changing_it(umask):
-    from clipbench.fileio import current_umask
+    from clipbench.foundations.fileio import current_umask
 
     assert current_umask() == umask
     assert current_umask() == umask
 
 
 def test_atomic_write_and_temp_dir_use_the_ordinary_modes(tmp_path, umask):
-    from clipbench.fileio import make_temp_dir
+    from clipbench.foundations.fileio import make_temp_dir
 
     atomic_write_text(tmp_path / "a.csv", "x\n")
     assert _mode(tmp_path / "a.csv") == 0o666 & ~umask

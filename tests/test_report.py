@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from clipbench.cli import main
-from clipbench.report import build_report, load_results
+from clipbench.results.report import build_report, load_results
 
 # model -> family, (cifar10, cifar100, imagenet) zero-shot top-1
 MODELS = {
@@ -142,8 +142,8 @@ def test_cli_report_default_out_and_errors(results_dir, tmp_path, capsys):
 def test_report_details_recall_at_k_subsets_and_classification_views(tmp_path):
     """What primary metrics hide: recall@k per direction, accuracy per compositional subset, and zero-shot,
     k-NN and probe side by side per model."""
-    from clipbench.report import build_report
-    from clipbench.results import append_record
+    from clipbench.results.records import append_record
+    from clipbench.results.report import build_report
 
     def rec(task, dataset, metrics, primary, **extra):
         return {"schema_version": 1, "model": "RN50", "model_family": "ResNet", "dataset": dataset, "task": task,

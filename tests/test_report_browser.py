@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipbench.report import build_report
+from clipbench.results.report import build_report
 
 _PROBE = """<script>
 window.addEventListener("load", () => {

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from matplotlib.collections import LineCollection
 
-from clipbench import plots
 from clipbench.cli import main
 from clipbench.models.checkpoints import OPENAI_CHECKPOINTS
-from clipbench.report import build_report
+from clipbench.results import plots
+from clipbench.results.report import build_report
 
 RN50_SHA = next(c.sha256 for c in OPENAI_CHECKPOINTS if c.name == "RN50")
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from clipbench.comparison import compare, load_primary
-from clipbench.errors import ClipbenchError
-from clipbench.results import (
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.results.comparison import compare, load_primary
+from clipbench.results.records import (
     LEADERBOARD_COLUMNS,
     RESULT_SCHEMA,
     append_record,
@@ -118,7 +118,7 @@ def test_compare_bad_inputs(tmp_path):
 def test_core_record_fields_are_declared_in_code_enforced_on_write_and_documented():
     from pathlib import Path
 
-    from clipbench.record import CORE_FIELDS, core_record
+    from clipbench.results.schema import CORE_FIELDS, core_record
 
     values = {f.name: None for f in CORE_FIELDS}
     values.update(model="m", dataset="d", task="zeroshot", metrics={}, schema_version=1)

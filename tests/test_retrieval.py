@@ -11,7 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks.retrieval import (
     RetrievalRanks,
     block_sizes,

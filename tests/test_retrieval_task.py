@@ -13,7 +13,7 @@ from clipbench import api
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
 from clipbench.features import text_store
-from clipbench.results import record_variant
+from clipbench.results.records import record_variant
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +108,8 @@ def test_cli_flags_and_table(data_root, tmp_path, capsys):
 
 def test_report_sets_retrieval_next_to_the_published_numbers(smoke_record, tmp_path):
     """A retrieval record flows through the report's task sections and its published-numbers table unchanged."""
-    from clipbench.report import build_report
-    from clipbench.results import append_record
+    from clipbench.results.records import append_record
+    from clipbench.results.report import build_report
 
     append_record(tmp_path / "results", smoke_record)
     append_record(tmp_path / "results", {**smoke_record, "model": "ViT-B/32", "dataset": "flickr30k"})

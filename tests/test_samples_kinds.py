@@ -20,14 +20,14 @@ import clipbench
 from clipbench import api
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
-from clipbench.fileio import sha256_file
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models import load_model
 from clipbench.models.preprocess import to_rgb
-from clipbench.results import read_records, write_leaderboards
-from clipbench.samples import read_samples
-from clipbench.samples_outcomes import OutcomeSamples
-from clipbench.samples_retrieval import RetrievalSamples
-from clipbench.significance import gated_compare, paired_bootstrap_units, paired_outcomes
+from clipbench.results.records import read_records, write_leaderboards
+from clipbench.results.samples import read_samples
+from clipbench.results.samples_outcomes import OutcomeSamples
+from clipbench.results.samples_retrieval import RetrievalSamples
+from clipbench.results.significance import gated_compare, paired_bootstrap_units, paired_outcomes
 from clipbench.suites import parse_suite
 
 RETRIEVAL = parse_suite({"version": 1, "datasets": ["shapes"], "tasks": ["zeroshot_retrieval"],

@@ -86,7 +86,7 @@ def test_winoground_definition_by_hand():
 
 
 def test_a_group_of_one_is_rejected():
-    from clipbench.errors import DataError
+    from clipbench.foundations.errors import DataError
 
     with pytest.raises(DataError, match="group 'g' has one item"):
         selection_scores(_unit(0, 10), _unit(0, 5, 0, 5), [2, 2], ["g", None])

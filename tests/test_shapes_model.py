@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from clipbench.fileio import sha256_file
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models.checkpoints import PACKAGED_CHECKPOINTS
 from clipbench.training.tiny import recipe, train_tiny
 

@@ -17,13 +17,12 @@ from torchvision import transforms
 
 import clipbench
 from clipbench.cli import main
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import sha256_file
-from clipbench.metrics import mean_per_class_recall
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models import load_model
 from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, to_rgb
-from clipbench.results import read_records, write_leaderboards
-from clipbench.significance import (
+from clipbench.results.records import read_records, write_leaderboards
+from clipbench.results.significance import (
     Tolerances,
     discordant,
     gated_compare,
@@ -31,6 +30,7 @@ from clipbench.significance import (
     paired_bootstrap,
 )
 from clipbench.suites import parse_suite
+from clipbench.tasks.metrics import mean_per_class_recall
 
 # --- the tests themselves, on hand-computed cases --------------------------------------------
 
@@ -268,7 +268,7 @@ def test_a_missing_or_corrupt_sample_file_falls_back_with_a_warning(baseline, no
         path.write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
         record["samples"]["sha256"] = sha256_file(path)
         (noisy / "results.jsonl").write_text(json.dumps(record) + "\n")
-    with caplog.at_level(logging.WARNING, logger="clipbench.significance"):
+    with caplog.at_level(logging.WARNING, logger="clipbench.results.significance"):
         result = gated_compare(noisy, baseline / "base", max_drop=0.25)
     (row,) = result.rows
     assert row.status == "DROP" and "fixed rule: the new per-sample file is unusable" in row.note
@@ -289,8 +289,8 @@ REPO_BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline"
 
 
 def test_the_committed_baseline_has_verified_sample_files():
-    from clipbench.comparison import load_primary
-    from clipbench.samples import read_samples
+    from clipbench.results.comparison import load_primary
+    from clipbench.results.samples import read_samples
 
     records = read_records(REPO_BASELINE)
     assert sorted(r["task"] for r in records) == ["linear_probe", "zeroshot", "zeroshot_retrieval"]

@@ -6,10 +6,10 @@ import hashlib
 
 import torch
 
+from clipbench.features.text_classifier import build_text_classifier
 from clipbench.models import load_model
 from clipbench.models.architecture import CLIP, ClipConfig
 from clipbench.models.native import NativeClipModel
-from clipbench.text_classifier import build_text_classifier
 
 TEMPLATES = ["a photo of a {}.", "{}", "a blurry photo of the {} seen from far away on a rainy day in town.",
              "itap of a {}.", "a low resolution photo of my very old and somewhat weathered {}.",

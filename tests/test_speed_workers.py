@@ -7,11 +7,11 @@ import pytest
 import torch
 from _engine_fixtures import FakeModel, make_split
 
-from clipbench import workers as w
 from clipbench.cli import main
+from clipbench.engine.options import defaults
 from clipbench.features import FeatureStore, extract_features
 from clipbench.features import extraction as extraction_module
-from clipbench.options import defaults
+from clipbench.foundations import workers as w
 
 
 @pytest.fixture

@@ -62,7 +62,8 @@ def test_train_tiny_help_shows_the_settings_defaults():
 
 
 def test_api_reexports_resolve_lazily():
-    from clipbench import api, runner
+    from clipbench import api
+    from clipbench.engine import runner
 
     assert api.limit_split is runner.limit_split and api.RunOptions is runner.RunOptions
     with pytest.raises(AttributeError):

@@ -17,7 +17,7 @@ from clipbench.cli import main
 from clipbench.datasets.images import FileSplit
 from clipbench.features import FORWARD_STATS, FeatureKey, FeatureStore, extract_features, feature_key
 from clipbench.features.store import write_verified_arrays
-from clipbench.fileio import atomic_write_json, sha256_bytes
+from clipbench.foundations.fileio import atomic_write_json, sha256_bytes
 
 N = 12
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from clipbench.errors import ClipbenchError, UnknownNameError
+from clipbench.foundations.errors import ClipbenchError, UnknownNameError
 from clipbench.suites import builtin_suite_names, describe_suites, load_suite
 
 GOOD = """

@@ -19,9 +19,9 @@ from _engine_fixtures import write_tiny_clip
 import clipbench
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
-from clipbench.errors import ClipbenchError
-from clipbench.options import all_options
-from clipbench.runner import limit_split, resolve_options
+from clipbench.engine.options import all_options
+from clipbench.engine.runner import limit_split, resolve_options
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.suites import parse_suite
 from clipbench.tasks.registry import TASKS, task_for_record, task_title
 
@@ -29,7 +29,7 @@ PLUGIN = '''
 """A throwaway task: mean L2 norm of the image features, averaged over classes."""
 import numpy as np
 
-from clipbench.options import Option, positive_int
+from clipbench.foundations.option import Option, positive_int
 from clipbench.tasks.base import Task
 from clipbench.tasks.registry import register_task
 

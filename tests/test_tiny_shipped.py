@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from clipbench.datasets import get_dataset
-from clipbench.fileio import sha256_file
+from clipbench.features.text_classifier import build_text_classifier
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models import MODELS, load_model
 from clipbench.models.checkpoints import PACKAGED_CHECKPOINTS
 from clipbench.tasks.zeroshot import zeroshot
-from clipbench.text_classifier import build_text_classifier
 from clipbench.training.tiny import TINY_CONFIG
 
 #: Zero-shot top-1 (%) of the shipped checkpoint on digits test, as measured when it was trained

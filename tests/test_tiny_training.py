@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from clipbench.cli import main
-from clipbench.fileio import sha256_file
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models import load_model
 from clipbench.models.architecture import CLIP
 from clipbench.training import tiny
@@ -111,7 +111,7 @@ def test_saved_checkpoint_is_an_fp16_state_dict_the_ordinary_loader_reads(digits
 
 
 def test_settings_reject_nonsense():
-    from clipbench.errors import ClipbenchError
+    from clipbench.foundations.errors import ClipbenchError
 
     with pytest.raises(ClipbenchError, match="epochs"):
         tiny.settings_with(epochs=0)

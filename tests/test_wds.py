@@ -14,10 +14,10 @@ from _fault_fixtures import expect_killed, start_cli
 
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
-from clipbench.errors import DataError
 from clipbench.features import FeatureStore, extract_features
+from clipbench.foundations.errors import DataError
 from clipbench.models import load_model
-from clipbench.results import read_records
+from clipbench.results.records import read_records
 
 CLASSES = {"cat": 5, "dog": 4, "red_fox": 3}
 

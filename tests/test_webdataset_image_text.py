@@ -21,9 +21,9 @@ from clipbench.cli import main
 from clipbench.datasets import get_dataset
 from clipbench.datasets.image_text import split_captions
 from clipbench.datasets.images import images_in
-from clipbench.errors import DataError
 from clipbench.features import FeatureStore, extract_features
 from clipbench.features.extraction import FORWARD_STATS, extract_range, feature_key
+from clipbench.foundations.errors import DataError
 from clipbench.models import load_model
 
 #: captions of image i; every third image (i % 3 == 2) has one caption (written img2dataset-style: .txt + .json)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from clipbench.errors import EXIT_OK, EXIT_REGRESSION
+from clipbench.foundations.errors import EXIT_OK, EXIT_REGRESSION
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.format == "markdown":
         print(result.to_markdown())
     else:
-        from clipbench.tables import render
+        from clipbench.foundations.tables import render
 
         print(render(result.row_dicts(), args.format))
     return EXIT_REGRESSION if result.failed else EXIT_OK

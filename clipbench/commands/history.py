@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from clipbench import api
-    from clipbench.history import format_history
+    from clipbench.results.history import format_history
 
     points, written = api.history(args.results, args.model, args.dataset, args.task, plot=args.plot,
                                   throughput_plot=args.throughput_plot)

@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from clipbench.api import build_index
-    from clipbench.errors import ClipbenchError
+    from clipbench.foundations.errors import ClipbenchError
 
     if args.workers < 0:
         raise ClipbenchError(f"--workers must be non-negative, got {args.workers}")

@@ -27,7 +27,7 @@ def handler(args: argparse.Namespace) -> int:
         rows = api.list_tasks()
     else:
         rows = api.list_suites()
-    from clipbench.tables import render
+    from clipbench.foundations.tables import render
 
     print(render(rows, args.format))
     return 0
@@ -35,6 +35,6 @@ def handler(args: argparse.Namespace) -> int:
 
 def format_table(rows: list[dict]) -> str:
     """Columns in the order of the first row's keys; lists shown comma-separated."""
-    from clipbench.tables import render
+    from clipbench.foundations.tables import render
 
     return render(rows, "table")

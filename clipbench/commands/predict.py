@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clipbench.config import check_device
+from clipbench.foundations.config import check_device
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     from clipbench.api import predict
-    from clipbench.prediction import DEFAULT_MODEL, format_predictions
+    from clipbench.engine.prediction import DEFAULT_MODEL, format_predictions
 
     check_device(args.device)
     model = args.model or DEFAULT_MODEL

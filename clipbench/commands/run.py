@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from clipbench.config import check_device
-from clipbench.errors import ClipbenchError
-from clipbench.options import add_arguments, all_options, overrides_from_args
+from clipbench.engine.options import add_arguments, all_options, overrides_from_args
+from clipbench.foundations.config import check_device
+from clipbench.foundations.errors import ClipbenchError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def handler(args: argparse.Namespace) -> int:
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
         return 0
     if args.format != "table":
-        from clipbench.tables import render
+        from clipbench.foundations.tables import render
 
         rows = summary_rows(records) + [{"dataset": m["dataset"], "note": f"skipped: not present ({m['how']})"}
                                         for m in getattr(records, "skipped", [])]
@@ -100,7 +100,7 @@ def _print_completed(records: list[dict] | None, results_dir: str | None) -> Non
 
 def summary_rows(records: list[dict]) -> list[dict]:
     """The run's summary as plain rows (``--format json|csv``): one per record, primary metric first."""
-    from clipbench.results import record_variant
+    from clipbench.results.records import record_variant
     from clipbench.tasks.registry import task_for_record
 
     rows = []

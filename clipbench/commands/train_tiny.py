@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import check_writable
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import check_writable
 from clipbench.training.settings import RECIPES, TRAIN_DATASET, settings_with
 
 #: the packaged model each training dataset's recipe produces

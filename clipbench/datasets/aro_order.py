@@ -59,7 +59,7 @@ from clipbench.datasets.base import SplitData
 from clipbench.datasets.choices import ChoicesAdapter, ChoicesSplit, _choices_fields
 from clipbench.datasets.download import Archive
 from clipbench.datasets.image_text import KarpathyAdapter, karpathy_adapters
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
 

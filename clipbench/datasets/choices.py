@@ -38,7 +38,7 @@ from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.download import Archive
 from clipbench.datasets.image_text import file_manifest
 from clipbench.datasets.images import FileSplit, WrappedSplit, open_rgb
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 KIND = "choices"
 PRIMARY_METRIC = "accuracy"

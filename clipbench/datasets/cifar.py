@@ -15,7 +15,7 @@ import numpy as np
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.images import ArraySplit
 from clipbench.datasets.local import LocalAdapter
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 
 @dataclass

@@ -18,7 +18,7 @@ from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.images import ArraySplit
 from clipbench.datasets.local import prompt_fields
 from clipbench.datasets.splits import stratified_indices
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 SCALE = 4
 TRAIN_PER_CLASS = 100

@@ -24,10 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from clipbench.errors import DataError, OfflineError
-from clipbench.fileio import atomic_write_json, file_lock, fsync_dir, make_temp_dir, remove_stale_temps
-from clipbench.http_download import download_verified
-from clipbench.progress import progress_bar
+from clipbench.foundations.errors import DataError, OfflineError
+from clipbench.foundations.fileio import (
+    atomic_write_json,
+    file_lock,
+    fsync_dir,
+    make_temp_dir,
+    remove_stale_temps,
+)
+from clipbench.foundations.http_download import download_verified
+from clipbench.foundations.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.images import FileSplit, WrappedSplit, images_in, is_image_file, list_class_folders
 from clipbench.datasets.prompts import load_prompt_file, with_prompts
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 _CHUNK = 1 << 20
 #: threads for --verify-data content hashing (hashlib releases the GIL on large buffers)

@@ -38,7 +38,7 @@ import numpy as np
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.download import Archive
 from clipbench.datasets.images import FileSplit, WrappedSplit, images_in
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 KIND = "image_text"
 PRIMARY_METRIC = "mean_recall"

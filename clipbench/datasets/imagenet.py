@@ -21,7 +21,7 @@ from clipbench.datasets.base import SplitData
 from clipbench.datasets.images import FileSplit, images_in, list_class_folders
 from clipbench.datasets.local import LocalAdapter
 from clipbench.datasets.prompts import packaged_prompts
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 log = logging.getLogger(__name__)
 

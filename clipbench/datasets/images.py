@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from clipbench.datasets.base import Dataset, SplitData
 from clipbench.datasets.identity import array_identity, files_identity, tree_files
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 log = logging.getLogger(__name__)
 

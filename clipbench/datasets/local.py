@@ -8,7 +8,7 @@ from pathlib import Path
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.datasets.download import Archive
 from clipbench.datasets.prompts import packaged_prompts
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 
 def require_data_root(data_root: str | Path) -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from clipbench.datasets.base import DatasetAdapter
-from clipbench.errors import ClipbenchError, DataError
+from clipbench.foundations.errors import ClipbenchError, DataError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from clipbench.config import resolve_data_root
 from clipbench.datasets.aro_order import aro_order_adapters
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.datasets.choices import SPEC_BUILDERS as CHOICES_SPECS
@@ -23,7 +22,8 @@ from clipbench.datasets.image_text import karpathy_adapters
 from clipbench.datasets.imagenet import imagenet_adapters
 from clipbench.datasets.shapes import shapes_adapter
 from clipbench.datasets.torchvision_adapters import clip_paper_adapters
-from clipbench.registry import Registry
+from clipbench.foundations.config import resolve_data_root
+from clipbench.foundations.registry import Registry
 
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
 

@@ -32,8 +32,8 @@ from PIL import Image, ImageDraw
 
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.image_text import ImageTextAdapter, ImageTextSplit, _image_text_fields
-from clipbench.errors import DataError
-from clipbench.fileio import atomic_write_json, ensure_dir, file_lock, fsync_dir
+from clipbench.foundations.errors import DataError
+from clipbench.foundations.fileio import atomic_write_json, ensure_dir, file_lock, fsync_dir
 
 VERSION = 1
 SEED = 20240
@@ -155,7 +155,7 @@ class ShapesAdapter(ImageTextAdapter):
     def load_split(self, split: str, data_root: Path | None = None) -> SplitData:
         self.check_split(split)
         if data_root is None:
-            from clipbench.config import resolve_data_root
+            from clipbench.foundations.config import resolve_data_root
 
             data_root = resolve_data_root()
         folder = ensure_generated(data_root)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from clipbench.datasets.base import DatasetAdapter, SplitData
-from clipbench.errors import ClipbenchError, DataError
+from clipbench.foundations.errors import ClipbenchError, DataError
 
 
 def stratified_indices(

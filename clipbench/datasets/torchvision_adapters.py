@@ -21,7 +21,7 @@ from clipbench.datasets.download import Archive
 from clipbench.datasets.images import FileSplit, WrappedSplit, images_in, list_class_folders
 from clipbench.datasets.local import LocalAdapter, prompt_fields
 from clipbench.datasets.splits import stratified_indices
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 #: errors torchvision raises when files are missing or malformed
 _READ_ERRORS = (RuntimeError, OSError, KeyError, ValueError, IndexError, EOFError, ImportError)

@@ -55,7 +55,7 @@ from clipbench.datasets.base import Dataset, DatasetAdapter, SplitData
 from clipbench.datasets.identity import files_identity
 from clipbench.datasets.image_text import ImageTextAdapter, _Captions, _image_text_fields
 from clipbench.datasets.images import DECODE_ERRORS
-from clipbench.errors import DataError
+from clipbench.foundations.errors import DataError
 
 #: Image extensions, in the order one is picked when a sample has several.
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "ppm", "pgm", "bmp", "tif", "tiff")

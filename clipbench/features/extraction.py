@@ -30,11 +30,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from clipbench.datasets.base import SplitData
-from clipbench.errors import ClipbenchError
 from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.progress import progress_bar
+from clipbench.foundations.workers import loader_options
 from clipbench.models.base import ImageTextModel
-from clipbench.progress import progress_bar
-from clipbench.workers import loader_options
 
 log = logging.getLogger(__name__)
 

@@ -42,9 +42,15 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.config import Paths
-from clipbench.errors import CacheCorruptError
-from clipbench.fileio import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes, sha256_file
+from clipbench.foundations.config import Paths
+from clipbench.foundations.errors import CacheCorruptError
+from clipbench.foundations.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_lock,
+    sha256_bytes,
+    sha256_file,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Text features of exact texts (class prompts and captions), in the verified, resumable feature store.
 
-The one text cache: zero-shot classifiers (``clipbench.text_classifier``: the class prompts'
+The one text cache: zero-shot classifiers (``clipbench.features.text_classifier``: the class prompts'
 features, normalised and averaged per class) and retrieval / selection captions are both served
 from here. ``text_features(model, texts)`` returns float32 [len(texts), D] embeddings, *not*
 normalised (the tasks normalise, as the image store keeps raw image features).
@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipbench.errors import ClipbenchError
 from clipbench.features.extraction import autocast_context
 from clipbench.features.store import FeatureKey, FeatureStore
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
 
 #: 3: texts live in the feature store, batched by length within shards of SHARD_TEXTS

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.architecture import CLIP, ClipConfig
 
 #: Keys OpenAI's TorchScript archives carry as attributes that are not weights.

@@ -1,7 +1,7 @@
 """Verified checkpoint files: download once, check SHA-256, reuse without the network.
 
 A file under its final name in the cache has been verified: downloads stream into a temporary
-sibling (``clipbench.fileio.atomic_open``), are hashed on the way, and are renamed into place
+sibling (``clipbench.foundations.fileio.atomic_open``), are hashed on the way, and are renamed into place
 only when size and SHA-256 match. A small sidecar ``<file>.verified.json`` records the hash with
 the file's size and mtime, so later loads skip re-hashing a multi-GB file; any mismatch between
 sidecar and file means the file is hashed again (and deleted if it is wrong).
@@ -14,10 +14,10 @@ import logging
 import os
 from pathlib import Path
 
-from clipbench.config import Paths
-from clipbench.errors import ClipbenchError, OfflineError
-from clipbench.fileio import atomic_write_json, file_lock, remove_stale_temps, sha256_file
-from clipbench.http_download import download_verified
+from clipbench.foundations.config import Paths
+from clipbench.foundations.errors import ClipbenchError, OfflineError
+from clipbench.foundations.fileio import atomic_write_json, file_lock, remove_stale_temps, sha256_file
+from clipbench.foundations.http_download import download_verified
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from clipbench.config import Paths
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import sha256_file
+from clipbench.foundations.config import Paths
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models.checkpoints import CheckpointInfo
 from clipbench.models.download import recorded_as_verified
 from clipbench.models.registry import MODELS

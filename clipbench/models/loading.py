@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from clipbench.errors import ChecksumError, ClipbenchError, UnknownNameError
-from clipbench.fileio import sha256_file
+from clipbench.foundations.errors import ChecksumError, ClipbenchError, UnknownNameError
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models.base import ImageTextModel
 from clipbench.models.build import build_model
 from clipbench.models.checkpoints import CheckpointInfo

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.architecture import CLIP
 from clipbench.models.base import ImageTextModel
 from clipbench.models.preprocess import clip_preprocess, clip_preprocess_id

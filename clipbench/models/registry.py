@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from clipbench.foundations.registry import Registry
 from clipbench.models.checkpoints import OPENAI_CHECKPOINTS, PACKAGED_CHECKPOINTS, CheckpointInfo
-from clipbench.registry import Registry
 
 MODELS: Registry[CheckpointInfo] = Registry("model")
 

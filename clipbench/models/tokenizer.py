@@ -18,7 +18,7 @@ import ftfy
 import regex
 import torch
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 SOT = "<|startoftext|>"
 EOT = "<|endoftext|>"

@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from clipbench.errors import ClipbenchError, UnknownNameError
-from clipbench.options import an_int
+from clipbench.foundations.errors import ClipbenchError, UnknownNameError
+from clipbench.foundations.option import an_int
 
 _TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options"}
 
@@ -146,7 +146,7 @@ def parse_suite(data: Any, source: str, default_name: str,
 
 
 def _check_options(options: dict, source: str, task: str | None = None) -> None:
-    from clipbench.options import all_options
+    from clipbench.engine.options import all_options
 
     table = all_options()
     where = f"{source}: task {task!r}" if task else source

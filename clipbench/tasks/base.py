@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 if TYPE_CHECKING:  # pragma: no cover
     from clipbench.datasets.base import DatasetAdapter, SplitData
     from clipbench.features.extraction import FeatureSet
+    from clipbench.foundations.option import Option
     from clipbench.models.base import ImageTextModel
-    from clipbench.options import Option
 
 
 class TaskContext(Protocol):
-    """What a task may ask of the engine during ``run`` (implemented by ``clipbench.runner``)."""
+    """What a task may ask of the engine during ``run`` (implemented by ``clipbench.engine.runner``)."""
 
     options: Any  # the resolved options: attribute access, e.g. ``ctx.options.seed``
     progress: bool
@@ -58,7 +58,7 @@ class Task(abc.ABC):
     title: ClassVar[str]
     #: dataset kinds this task can score (see ``clipbench.datasets.base.DATASET_KINDS``)
     dataset_kinds: ClassVar[tuple[str, ...]] = ("classification",)
-    #: options only this task reads (joined into the one option table by ``clipbench.options``)
+    #: options only this task reads (joined into the one option table by ``clipbench.engine.options``)
     options: ClassVar[tuple[Option, ...]] = ()
     #: metric names the task reports (the adapter or the task picks the primary one)
     metrics: ClassVar[tuple[str, ...]] = ()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks.linear_probe import LinearProbeResult, _as_arrays, linear_probe
 
 

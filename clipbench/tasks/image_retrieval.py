@@ -21,8 +21,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from clipbench.errors import DataError
-from clipbench.options import Option, one_of, positive_int
+from clipbench.foundations.errors import DataError
+from clipbench.foundations.option import Option, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
@@ -131,7 +131,7 @@ class ImageRetrievalTask(Task):
                                              "n_excluded": int(len(split) - len(scores["queries"]))},
                             time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
         if hasattr(ctx, "log_sample_table"):  # per-query AP@R and hits: the paired regression gate
-            from clipbench.samples_outcomes import build_outcome_table
+            from clipbench.results.samples_outcomes import build_outcome_table
 
             outcomes = {"ap_at_r": scores["ap_at_r"], **{f"hit@{k}": scores["hits"][k] for k in ks},
                         "label": feats.labels[scores["queries"]]}

@@ -18,7 +18,7 @@ Choices, and why:
 * Ties are broken by index, so a run is a pure function of its features: among equal similarities
   the lower database index (train before val, each in split order) is the nearer neighbour; among
   equal class scores the lower class index ranks first (``numpy.argmax`` and
-  ``clipbench.metrics.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
+  ``clipbench.tasks.metrics.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
   reorder them.
 * Similarities are computed block by block (database blocks x query blocks) with a running top-k,
   so ImageNet's 1.28M x 50k similarity matrix is never held in memory.
@@ -31,8 +31,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from clipbench.errors import ClipbenchError, DataError
-from clipbench.options import Option, a_bool, one_of, positive_int
+from clipbench.foundations.errors import ClipbenchError, DataError
+from clipbench.foundations.option import Option, a_bool, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
@@ -183,7 +183,7 @@ class KnnTask(Task):
         import numpy as np
         import torch
 
-        from clipbench.metrics import score_classification
+        from clipbench.tasks.metrics import score_classification
 
         o = ctx.options
         if "train" not in adapter.splits or "test" not in adapter.splits:

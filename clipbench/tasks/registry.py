@@ -11,8 +11,8 @@ from __future__ import annotations
 import importlib
 import os
 
-from clipbench.errors import ClipbenchError
-from clipbench.registry import Registry
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.registry import Registry
 from clipbench.tasks.base import Task
 
 TASKS: Registry[Task] = Registry("task")

@@ -39,8 +39,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from clipbench.errors import ClipbenchError
-from clipbench.options import Option, a_bool, positive_int
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.option import Option, a_bool, positive_int
 from clipbench.tasks.base import Task, TaskContext
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
@@ -430,7 +430,7 @@ class ZeroShotRetrievalTask(Task):
         if o.retrieval_topk:
             record["retrieval_topk"] = {"i2t": result.ranks.i2t_topk.tolist(), "t2i": result.ranks.t2i_topk.tolist()}
         if hasattr(ctx, "log_sample_table"):  # per-sample ranks: what the paired regression gate resamples
-            from clipbench.samples_retrieval import build_retrieval_table
+            from clipbench.results.samples_retrieval import build_retrieval_table
 
             ctx.log_sample_table(record, "retrieval", lambda: build_retrieval_table(
                 result.ranks.i2t_rank, result.ranks.t2i_rank, text_image, texts), len(captions),

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from clipbench.errors import ClipbenchError, DataError
+from clipbench.foundations.errors import ClipbenchError, DataError
 from clipbench.tasks.base import Task, TaskContext
 
 if TYPE_CHECKING:  # numpy loads when the task runs, not when the CLI builds its parser
@@ -215,7 +215,7 @@ class ImageCaptionSelectionTask(Task):
             n_groups=len(scores.group_ids), tie_rule=TIE_RULE,
             time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
         if hasattr(ctx, "log_sample_table"):  # per-item outcomes: McNemar in the regression gate
-            from clipbench.samples_outcomes import build_outcome_table
+            from clipbench.results.samples_outcomes import build_outcome_table
 
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(

@@ -10,16 +10,16 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks.base import Task, TaskContext
 
 if TYPE_CHECKING:  # torch and numpy load when a task runs, not when the CLI builds its parser
     import numpy as np
     import torch
 
-    from clipbench.metrics import ClassificationResult
+    from clipbench.tasks.metrics import ClassificationResult
 
-#: The bootstrap resamples default (``clipbench.metrics.DEFAULT_BOOTSTRAP``; not imported to keep torch lazy).
+#: The bootstrap resamples default (``clipbench.tasks.metrics.DEFAULT_BOOTSTRAP``; not imported to keep torch lazy).
 DEFAULT_BOOTSTRAP = 1000
 
 LOGIT_SCALE = 100.0
@@ -52,7 +52,7 @@ def zeroshot(
     classnames: Sequence[str] | None = None,
 ) -> ClassificationResult:
     """Score zero-shot predictions: metrics in percent, bootstrap CI on the primary metric."""
-    from clipbench.metrics import score_classification
+    from clipbench.tasks.metrics import score_classification
 
     logits = zeroshot_logits(image_features, class_weights)
     return score_classification(logits.numpy(), labels, primary_metric, n_bootstrap, seed, classnames)
@@ -67,8 +67,8 @@ class ZeroShotTask(Task):
     inputs = "evaluation split; projected image features; class-prompt text features"
 
     def run(self, ctx: TaskContext, model, adapter) -> dict | None:
-        from clipbench.metrics import score_classification
-        from clipbench.text_classifier import prompt_hash
+        from clipbench.features.text_classifier import prompt_hash
+        from clipbench.tasks.metrics import score_classification
 
         o = ctx.options
         split = ctx.evaluation_split(adapter)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 #: Dataset the tiny model is trained on (its train split only).
 TRAIN_DATASET = "digits"

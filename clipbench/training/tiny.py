@@ -41,12 +41,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import atomic_write_bytes, sha256_bytes
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import atomic_write_bytes, sha256_bytes
+from clipbench.foundations.progress import progress_bar
 from clipbench.models.architecture import CLIP, ClipConfig
 from clipbench.models.preprocess import clip_preprocess
 from clipbench.models.tokenizer import tokenize
-from clipbench.progress import progress_bar
 from clipbench.training.settings import (  # noqa: F401  (re-exported: the settings live torch-free)
     RECIPES,
     SHAPES_EPOCHS,
@@ -156,8 +156,8 @@ def load_training_data(data_root: str | os.PathLike | None = None, dataset: str 
     digits: a label is a class and its group the class's prompts. shapes (image-text): every image is
     its own group (label i = image i) and its captions are the group.
     """
-    from clipbench.config import resolve_data_root
     from clipbench.datasets import get_dataset
+    from clipbench.foundations.config import resolve_data_root
 
     if dataset not in TRAIN_DATASETS:
         raise ClipbenchError(f"train-tiny: unknown dataset {dataset!r}; expected one of {', '.join(TRAIN_DATASETS)}")

@@ -15,7 +15,7 @@ from types import ModuleType
 
 import torch
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 
 def require_extra(module: str, extra: str, spec: str) -> ModuleType:

@@ -30,8 +30,8 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-from clipbench.config import resolve_cache_dir, resolve_offline
-from clipbench.errors import ClipbenchError, OfflineError
+from clipbench.foundations.config import resolve_cache_dir, resolve_offline
+from clipbench.foundations.errors import ClipbenchError, OfflineError
 from clipbench.models.backends import count_params, require_extra, sha256_tensors
 from clipbench.models.base import ImageTextModel
 

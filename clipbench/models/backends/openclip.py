@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from clipbench.config import resolve_cache_dir, resolve_offline
-from clipbench.errors import ChecksumError, ClipbenchError, OfflineError
-from clipbench.fileio import sha256_file
+from clipbench.foundations.config import resolve_cache_dir, resolve_offline
+from clipbench.foundations.errors import ChecksumError, ClipbenchError, OfflineError
+from clipbench.foundations.fileio import sha256_file
 from clipbench.models.backends import count_params, require_extra
 from clipbench.models.base import ImageTextModel
 

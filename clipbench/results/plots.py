@@ -48,7 +48,7 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
     """One group per dataset (columns of ``table['value']``), one bar per model, 95% CI whiskers.
 
     ``table`` has a (model) index and columns MultiIndex (field, dataset) with fields
-    value, ci_low, ci_high, as built by ``clipbench.report``. ``chance``: a random guess's score
+    value, ci_low, ci_high, as built by ``clipbench.results.report``. ``chance``: a random guess's score
     per dataset, drawn as a dashed segment across that dataset's group. The y-axis starts at 0.
     """
     values = table["value"]
@@ -119,7 +119,7 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
 def trend_plot(points) -> bytes:
     """Primary metric over time: one line per (model, dataset, task, variant), 95% CI band, tags annotated.
 
-    ``points`` are ``clipbench.history.HistoryPoint`` in row-then-time order.
+    ``points`` are ``clipbench.results.history.HistoryPoint`` in row-then-time order.
     """
     frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "time": pd.to_datetime(p.timestamp, utc=True),
                            "value": p.value, "low": p.ci_low, "high": p.ci_high, "tag": p.tag,

@@ -42,10 +42,10 @@ import torch
 from PIL import Image
 
 from clipbench.datasets.images import IMAGE_EXTENSIONS, FileSplit, is_image_file, open_rgb
-from clipbench.errors import CacheCorruptError, ClipbenchError
 from clipbench.features.extraction import FORWARD_STATS, extract_features
 from clipbench.features.store import FeatureKey, FeatureStore, read_verified_arrays, write_verified_arrays
-from clipbench.fileio import atomic_write_json, ensure_dir, file_lock
+from clipbench.foundations.errors import CacheCorruptError, ClipbenchError
+from clipbench.foundations.fileio import atomic_write_json, ensure_dir, file_lock
 from clipbench.models.base import ImageTextModel
 
 log = logging.getLogger(__name__)

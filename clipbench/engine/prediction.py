@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from clipbench.config import hf_offline, resolve_offline
-from clipbench.errors import ClipbenchError
+from clipbench.features.text_classifier import build_text_classifier
+from clipbench.foundations.config import hf_offline, resolve_offline
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
-from clipbench.text_classifier import build_text_classifier
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ cost. ``Meter`` (one per run, owned by ``RunContext``) adds to every record:
   (``resource.getrusage``), named by ``peak_memory_kind``.
 
 ``history_rows`` / ``format_history`` turn a results file into per-(model, dataset, task, variant)
-series for ``clipbench history``; ``clipbench.plots.trend_plot`` and ``throughput_plot`` draw them.
+series for ``clipbench history``; ``clipbench.results.plots.trend_plot`` and ``throughput_plot`` draw them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from clipbench.results import read_records, record_key
+from clipbench.results.records import read_records, record_key
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 (Module named ``comparison`` so importing it cannot shadow the function ``clipbench.compare``.)
 
 Inputs are a results directory, a ``results.jsonl`` or a long ``leaderboard.csv``. A row is
-(model, dataset, task, variant); see ``clipbench.results.record_variant``. The gate fails when a
+(model, dataset, task, variant); see ``clipbench.results.records.record_variant``. The gate fails when a
 baseline row's primary metric dropped by more than ``max_drop`` points, when a baseline row is
 missing from the new results (a silently skipped dataset must not pass CI), or when a row is *not
 comparable*: its ``model_identity``, ``dataset_fingerprint`` or primary metric differs between the
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipbench.errors import ClipbenchError
-from clipbench.results_source import IDENTITY_FIELDS, Row, latest_rows, primary_rows, row_name
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.results.source import IDENTITY_FIELDS, Row, latest_rows, primary_rows, row_name
 
 __all__ = ["IDENTITY_FIELDS", "Comparison", "ComparisonRow", "PrimaryValue", "Row", "compare", "load_primary"]
 
@@ -109,7 +109,7 @@ class ComparisonRow:
     status: str  # "ok", "improved", "DROP", "MISSING", "new", "NOT COMPARABLE"
     mismatch: tuple[str, ...] = ()  # what differs between the sides (see identity_mismatch)
     delta_value: float | None = None  # new - baseline at the common stored precision
-    note: str = ""  # the judge's verdict in words (clipbench.significance), "" without one
+    note: str = ""  # the judge's verdict in words (clipbench.results.significance), "" without one
 
     @property
     def delta(self) -> float | None:
@@ -173,7 +173,7 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
     """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict.
 
     ``judge`` may overrule the fixed rule's status of each comparable row present on both sides
-    (the significance-tested gate of ``clipbench.significance`` does).
+    (the significance-tested gate of ``clipbench.results.significance`` does).
     """
     if (not isinstance(max_drop, (int, float)) or isinstance(max_drop, bool) or not math.isfinite(max_drop)
             or max_drop < 0):

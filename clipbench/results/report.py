@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import atomic_write_bytes, atomic_write_text
-from clipbench.results import record_variant
-from clipbench.results_source import primary_rows
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import atomic_write_bytes, atomic_write_text
+from clipbench.results.records import record_variant
+from clipbench.results.source import primary_rows
 from clipbench.tasks.registry import task_order, task_title
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _unlabelled(model: str) -> str:
 
 def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, Path]:
     """Primary-metric rows (newest per model x dataset x task x variant) and the file they came from, read by
-    ``clipbench.results_source`` (the reader the gate uses, so both agree on which metric is primary)."""
+    ``clipbench.results.source`` (the reader the gate uses, so both agree on which metric is primary)."""
     rows, path = primary_rows(source)
     if not rows:
         raise ClipbenchError(f"{path} holds no readable result records" if path.suffix == ".jsonl"
@@ -424,7 +424,7 @@ def _fmt_num(value, scale: float = 1.0, digits: int = 1) -> str:
 def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
                  published: bool = True) -> Report:
     """Write report.md, report.html and PNG plots for the results at ``source``; return their paths."""
-    from clipbench import plots
+    from clipbench.results import plots
 
     frame, path = load_results(source)
     out = Path(out_dir) if out_dir is not None else (path.parent / "report")
@@ -483,7 +483,7 @@ def _detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], 
                    plots) -> tuple[list[_Block], list[Path]]:
     """What a primary metric hides: recall@k per direction (retrieval), accuracy per subset (compositional
     selection), and the three classification views side by side (zero-shot, k-NN, linear probe)."""
-    from clipbench.results import latest_records, read_records
+    from clipbench.results.records import latest_records, read_records
 
     latest = [r for r in latest_records(read_records(path)) if not record_variant(r)]
     blocks, written = [], []
@@ -553,7 +553,7 @@ def _detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], 
 
 def _history_block(path: Path, out: Path, plots, names: dict[str, str]) -> tuple[_Block, list[Path]]:
     """Primary metric over time per row (with CIs and tags), and accuracy against measured throughput."""
-    from clipbench.history import history_points, throughput_points
+    from clipbench.results.history import history_points, throughput_points
 
     points = history_points(path)
     by_row: dict[tuple, list] = {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.samples import column_array, text_table
+from clipbench.results.samples import column_array, text_table
 
 
 def build_retrieval_table(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, captions: list[str]):
@@ -81,7 +81,7 @@ class RetrievalSamples:
 
     def paired(self, metric: str, new: RetrievalSamples, n_resamples: int, seed: int):
         """Paired bootstrap over images of ``new`` against this baseline."""
-        from clipbench.significance import PairedResult, paired_bootstrap_units
+        from clipbench.results.significance import PairedResult, paired_bootstrap_units
 
         d, low, high, p = paired_bootstrap_units(lambda c: self.metric(metric, c), lambda c: new.metric(metric, c),
                                                  len(self), n_resamples, seed)

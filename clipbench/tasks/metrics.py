@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 METRICS = ("top1", "top5", "mean_per_class_recall")
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")

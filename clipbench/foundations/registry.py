@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
-from clipbench.errors import UnknownNameError
+from clipbench.foundations.errors import UnknownNameError
 
 T = TypeVar("T")
 

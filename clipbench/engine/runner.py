@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from clipbench import distributed
-from clipbench.config import Paths
 from clipbench.datasets.base import DatasetAdapter, SplitData
-from clipbench.errors import ClipbenchError
+from clipbench.engine import distributed
+from clipbench.engine.options import all_options
 from clipbench.features import FeatureStore, extract_features
+from clipbench.foundations.config import Paths
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
-from clipbench.options import all_options
-from clipbench.record import RESULT_SCHEMA, core_record
+from clipbench.results.schema import RESULT_SCHEMA, core_record
 from clipbench.suites import Suite
 from clipbench.tasks.base import Task
 from clipbench.tasks.registry import get_task
@@ -156,13 +156,13 @@ def versions() -> dict[str, str]:
 class RunContext:
     """What tasks get from the engine in one run: splits, cached features and text, record building.
 
-    It also meters each record's cost (``clipbench.history.Meter``) and writes its per-sample
+    It also meters each record's cost (``clipbench.results.history.Meter``) and writes its per-sample
     predictions (``log_samples``) when the run writes results and ``--log-samples`` asks for them.
     """
 
     def __init__(self, suite: Suite, paths: Paths, options: RunOptions, progress: bool,
                  dist: distributed.DistContext | None = None, write: bool = True) -> None:
-        from clipbench.history import Meter
+        from clipbench.results.history import Meter
 
         self.suite, self.paths, self.options, self.progress = suite, paths, options, progress
         self.store = FeatureStore(paths.features_dir)
@@ -221,7 +221,7 @@ class RunContext:
         return feats
 
     def text_classifier(self, model: ImageTextModel, class_prompts):
-        from clipbench.text_classifier import text_classifier
+        from clipbench.features.text_classifier import text_classifier
 
         o = self.options
         with self.meter.phase("text"):
@@ -235,7 +235,7 @@ class RunContext:
         Only when results are written and ``--log-samples`` asks for this split's size; returns
         whether a file was written. ``scores`` [N, C] are logits or probabilities (``score_kind``).
         """
-        from clipbench.samples import should_log, write_samples
+        from clipbench.results.samples import should_log, write_samples
 
         if not self.write or not should_log(self.options.get("log_samples", "auto"), int(len(labels))):
             return False
@@ -244,9 +244,9 @@ class RunContext:
         return True
 
     def log_sample_table(self, record: dict, kind: str, build, n_samples: int, meta: dict | None = None) -> bool:
-        """Like ``log_samples`` for the other kinds (``clipbench.samples``): ``build()`` returns the table,
+        """Like ``log_samples`` for the other kinds (``clipbench.results.samples``): ``build()`` returns the table,
         called only when the file is written (results written, ``--log-samples`` asks for ``n_samples``)."""
-        from clipbench.samples import should_log, write_sample_table
+        from clipbench.results.samples import should_log, write_sample_table
 
         if not self.write or not should_log(self.options.get("log_samples", "auto"), int(n_samples)):
             return False

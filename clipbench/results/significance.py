@@ -2,7 +2,7 @@
 
 A fixed ``--max-drop`` is too strict on small test sets (4 samples of 797 are 0.5 points, well
 inside the noise of a retrained model) and too loose on large ones (0.4 points of ImageNet's 50k
-is real). When both sides of a row have per-sample files (``clipbench.samples``) for the same
+is real). When both sides of a row have per-sample files (``clipbench.results.samples``) for the same
 split fingerprint, the row is judged by a paired test on the same samples:
 
 * accuracy-type metrics (``top1``, ``top5``, selection ``accuracy``, image retrieval's
@@ -15,7 +15,7 @@ split fingerprint, the row is judged by a paired test on the same samples:
   the shift method: (1 + #{|d* - d| >= |d|}) / (B + 1).
 
 Which test a row gets is its per-sample log's choice (``supports`` / ``paired`` of each kind in
-``clipbench.samples``).
+``clipbench.results.samples``).
 
 Either way the 95% interval of the difference is the percentile interval of the paired bootstrap.
 A row is a regression when its drop is larger than its ``max_drop`` AND significant at ``alpha``.
@@ -46,10 +46,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.comparison import Comparison, PrimaryValue, Row, _at_common_precision, compare
-from clipbench.errors import ClipbenchError
-from clipbench.results import RESULTS_FILE, latest_records, read_records, record_key
-from clipbench.samples import SampleFileError, SampleLog, read_samples
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.results.comparison import Comparison, PrimaryValue, Row, _at_common_precision, compare
+from clipbench.results.records import RESULTS_FILE, latest_records, read_records, record_key
+from clipbench.results.samples import SampleFileError, SampleLog, read_samples
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One streamed, hash-checked HTTP download: what checkpoint and dataset downloads both use.
 
-The bytes go to a temporary sibling of the target (``clipbench.fileio.atomic_open``) while the
+The bytes go to a temporary sibling of the target (``clipbench.foundations.fileio.atomic_open``) while the
 digest is computed; a short transfer, a broken connection or a wrong digest raises and discards
 the temporary file, so the target name only ever holds a complete file with the expected digest.
 """
@@ -13,9 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from clipbench.errors import ChecksumError, ClipbenchError
-from clipbench.fileio import atomic_open
-from clipbench.progress import progress_bar
+from clipbench.foundations.errors import ChecksumError, ClipbenchError
+from clipbench.foundations.fileio import atomic_open
+from clipbench.foundations.progress import progress_bar
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60

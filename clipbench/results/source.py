@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipbench.errors import ClipbenchError
-from clipbench.results import LEADERBOARD_FILE, RESULTS_FILE, read_records, record_key
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.results.records import LEADERBOARD_FILE, RESULTS_FILE, read_records, record_key
 
 #: Fields that say what a number was computed from (two rows that differ in them are other numbers).
 IDENTITY_FIELDS = ("model_identity", "dataset_fingerprint")

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from filelock import FileLock, Timeout
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 _CHUNK = 1 << 20
 

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as torch_dist
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ declared here once (``CORE_FIELDS``); the engine builds every record through ``c
 which refuses a missing, unknown or mistyped core field, so a record can never be written half
 filled. A task adds its own block on top (``probe``, ``knn``, ``per_subset``, ``convergence``,
 ``recall_k``, ...; see each task's ``run``), and ``samples`` / ``extraction`` are added when they
-exist. Readers (``clipbench.results.read_records``) check the fields marked ``checked_on_read``,
+exist. Readers (``clipbench.results.records.read_records``) check the fields marked ``checked_on_read``,
 the ones compare, report and leaderboards rely on, so that older records (schema 1 from before a
 field existed) stay readable. docs/ARCHITECTURE.md shows an example record.
 """

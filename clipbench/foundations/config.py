@@ -15,7 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
-from clipbench.errors import ClipbenchError
+from clipbench.foundations.errors import ClipbenchError
 
 ENV_CACHE = "CLIPBENCH_CACHE"
 ENV_DATA = "CLIPBENCH_DATA"

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
-from clipbench.errors import ClipbenchError
 from clipbench.features.text_store import encode_texts, text_features
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
 
 

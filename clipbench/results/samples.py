@@ -1,6 +1,6 @@
 """Per-sample predictions: one Parquet file per record, beside the results, referenced by path and SHA-256.
 
-What a paired significance test (``clipbench.significance``) and an error analysis
+What a paired significance test (``clipbench.results.significance``) and an error analysis
 (``clipbench samples``) need, and nothing more: for each sample of the scored split, its position
 in the split (the split's fingerprint names exactly which samples those are), its label, the
 top-5 predicted classes with their scores, the rank of the true class and whether top-1 was
@@ -17,9 +17,9 @@ and the split fingerprint stored in the file, and raise ``SampleFileError`` on a
 Kinds (``kind`` in the file's metadata; each has its own reader and paired test):
 
 * ``classification`` (zero-shot, linear probe, k-NN): the columns above;
-* ``retrieval`` (zero-shot retrieval; ``clipbench.samples_retrieval``): one row per query, each
+* ``retrieval`` (zero-shot retrieval; ``clipbench.results.samples_retrieval``): one row per query, each
   image and each caption, with the rank of its correct item; resampled by image;
-* ``outcomes`` (image-caption selection, image retrieval; ``clipbench.samples_outcomes``): one
+* ``outcomes`` (image-caption selection, image retrieval; ``clipbench.results.samples_outcomes``): one
   row per item or query with the outcomes its metrics average (correct, AP@R, hit@k).
 
 Every kind's log offers ``same_samples``, ``supports(metric)``, ``paired(metric, new)`` (the
@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import atomic_write_bytes, sha256_bytes
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import atomic_write_bytes, sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,13 @@ class SampleLog:
                 and np.array_equal(self.label, other.label))
 
     def supports(self, metric: str) -> bool:
-        from clipbench.significance import ACCURACY_METRICS
+        from clipbench.results.significance import ACCURACY_METRICS
 
         return metric in ACCURACY_METRICS or metric == "mean_per_class_recall"
 
     def paired(self, metric: str, new: SampleLog, n_resamples: int, seed: int):
         """McNemar (accuracies) or paired bootstrap (mean per-class recall) of ``new`` against this baseline."""
-        from clipbench.significance import paired_test
+        from clipbench.results.significance import paired_test
 
         classnames = self.meta.get("classnames")
         return paired_test(metric, self, new, len(classnames) if classnames else None, n_resamples, seed)
@@ -166,7 +166,7 @@ def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     n, c = scores.shape
     k = min(TOPK, c)
     # the k best per row (torch.topk: no full sort of [N, C]), then ordered by descending score with
-    # ties to the lower class index, as in clipbench.metrics.topk_correct
+    # ties to the lower class index, as in clipbench.tasks.metrics.topk_correct
     tensor = torch.from_numpy(scores)
     best_scores, best = (t.numpy() for t in torch.topk(tensor, k, dim=1))
     within = np.lexsort((best, -best_scores), axis=1)
@@ -227,9 +227,9 @@ def write_sample_table(results_dir: str | os.PathLike, record: dict, table, kind
 
 #: per-sample kinds and the class that reads each ("module:Class"; imported on first use)
 _KINDS = {
-    "classification": "clipbench.samples:SampleLog",
-    "retrieval": "clipbench.samples_retrieval:RetrievalSamples",
-    "outcomes": "clipbench.samples_outcomes:OutcomeSamples",
+    "classification": "clipbench.results.samples:SampleLog",
+    "retrieval": "clipbench.results.samples_retrieval:RetrievalSamples",
+    "outcomes": "clipbench.results.samples_outcomes:OutcomeSamples",
 }
 
 
@@ -309,7 +309,7 @@ def confusion_pairs(log_: SampleLog, n: int = 10) -> list[dict]:
 
 def find_record(source: str | os.PathLike, result_id: str) -> tuple[Path, dict]:
     """(results dir, record) of the record whose id is or starts with ``result_id`` (unique)."""
-    from clipbench.results import RESULTS_FILE, read_records
+    from clipbench.results.records import RESULTS_FILE, read_records
 
     path = Path(source).expanduser()
     results_dir, file = (path, path / RESULTS_FILE) if path.is_dir() else (path.parent, path)

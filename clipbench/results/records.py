@@ -12,7 +12,7 @@ never replaces a full run's row:
   ``mean`` over the row's datasets and ``n_datasets``.
 
 Both are rewritten atomically with a fixed column order. The record's core fields are declared in
-``clipbench.record``; a record from a newer ``schema_version`` is refused with one line.
+``clipbench.results.schema``; a record from a newer ``schema_version`` is refused with one line.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from clipbench.errors import ClipbenchError
-from clipbench.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
-from clipbench.record import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
+from clipbench.results.schema import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
 
 log = logging.getLogger(__name__)
 
