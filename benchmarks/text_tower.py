@@ -54,7 +54,7 @@ def file_order(model, prompts: list[list[str]], batch_size: int) -> torch.Tensor
 
 def positions_run(model, prompts: list[list[str]], batch_size: int, sort: bool) -> int:
     """Token positions the tower computes (rows x the batch's longest end-of-text + 1)."""
-    from clipbench.features.text_classifier import length_order
+    from clipbench.features.text_store import length_order
 
     tokens = model.tokenize([p for ps in prompts for p in ps])
     order = length_order(tokens) if sort else torch.arange(len(tokens))
