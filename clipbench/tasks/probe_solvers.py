@@ -118,7 +118,8 @@ class Objective:
     """F(W, b) = mean CE + ||W||^2 / (2 C n) on centred features, its gradient and certificate."""
 
     def __init__(self, X: np.ndarray | torch.Tensor, y: np.ndarray, num_classes: int, *,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                 hessian_limit: int = HESSIAN_LIMIT):
         self.device = torch.device(device)
         self.dtype = dtype
         X_t = torch.as_tensor(np.asarray(X), device=self.device).to(dtype)
@@ -130,7 +131,7 @@ class Objective:
         self.rows = 1 if num_classes == 2 else num_classes  # binary: one vector, like sklearn
         self._row_index = torch.arange(self.n, device=self.device)
         #: small problems get Newton steps from the full Hessian, large ones from conjugate gradients
-        self.direct = self.rows * (self.dim + 1) <= HESSIAN_LIMIT
+        self.direct = self.rows * (self.dim + 1) <= hessian_limit
         counts = torch.bincount(self.y, minlength=num_classes).to(dtype)
         self.priors = counts / self.n
 
@@ -366,8 +367,9 @@ class TorchSolver:
     name = "torch"
 
     def __init__(self, X: np.ndarray, y: np.ndarray, num_classes: int, *,
-                 max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu"):
-        self.objective = Objective(X, y, num_classes, device=device)
+                 max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu",
+                 hessian_limit: int = HESSIAN_LIMIT):
+        self.objective = Objective(X, y, num_classes, device=device, hessian_limit=hessian_limit)
         self.num_classes = num_classes
         self.max_iter = max_iter
         self.rtol = tol
