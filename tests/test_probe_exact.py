@@ -256,7 +256,7 @@ def test_cg_path_reaches_the_full_hessian_optimum_and_its_record_is_honest():
         record = fit.convergence
         assert record["converged"] and record["decrement"] <= record["tol"] == 1e-9
         assert record["hessians"] == 0 and record["cg_iterations"] > record["iterations"] > 0
-        assert record["matmuls"] >= 2 * record["cg_iterations"]
+        assert record["matmuls"] + record["matmuls32"] >= 2 * record["cg_iterations"]
         # the full-Hessian decrement at the CG answer (independent of CG): far below the tolerance
         weight, bias = full.objective.to_centred(fit)
         loss, _, decrement = full.objective.optimality(weight, bias, C)
