@@ -135,6 +135,7 @@ class Objective:
         counts = torch.bincount(self.y, minlength=num_classes).to(dtype)
         self.priors = counts / self.n
         self._X32: torch.Tensor | None = None  # float32 copy for low-precision CG iterations
+        self._X2: torch.Tensor | None = None  # squared features (float32) for the Jacobi preconditioner
 
     def logits(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         raw = torch.addmm(bias, self.X, weight.T)
@@ -200,12 +201,14 @@ class Objective:
         u /= self.n
         return torch.addmm(vw, u.T, X, beta=1.0 / (C * self.n)), u.sum(dim=0)
 
-    def diagonal(self, probs: torch.Tensor, C: float):
-        """The Hessian's diagonal as a CG preconditioner (bias entries floored for the null direction)."""
+    def diagonal(self, probs: torch.Tensor, C: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Hessian's diagonal (weights, biases) as a CG preconditioner (bias entries floored for the null
+        direction)."""
+        if self._X2 is None:  # float32: a preconditioner needs no more, and it halves this copy
+            self._X2 = self.X.pow(2).float()
         s = probs * (1.0 - probs)
-        diag_w = s.T @ self.X.pow(2) / self.n + 1.0 / (C * self.n)
-        diag_b = s.mean(dim=0).clamp_min(1e-12)
-        return lambda rw, rb: (rw / diag_w, rb / diag_b)
+        diag_w = (s.T.float() @ self._X2).to(self.dtype) / self.n + 1.0 / (C * self.n)
+        return diag_w, s.mean(dim=0).clamp_min(1e-12)
 
     def hessian(self, probs: torch.Tensor, C: float, chunk: int = 4096) -> torch.Tensor:
         """The full Hessian in the flattened (W row by row, then b) parameters, for small problems."""
@@ -256,21 +259,27 @@ class Objective:
         return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
 
     def cg_direction(self, probs: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
-                     cg_max: int, start: tuple[torch.Tensor, torch.Tensor] | None = None, low: bool = False
+                     cg_max: int, start: tuple[torch.Tensor, torch.Tensor] | None = None, low: bool = False,
+                     diagonal: tuple[torch.Tensor, torch.Tensor] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
         """-H^-1 g by Jacobi-preconditioned conjugate gradients, stopped when the residual norm is <= ``tol``
-        (or on non-positive curvature, or after ``cg_max`` Hessian-vector products); also returns that count.
-        ``start`` continues from an earlier approximation (one more product for its residual). ``low``: run
-        the iterations in float32 (products ~2.4x faster on a CPU), returning a float64 direction."""
-        precondition = self.diagonal(probs, C)
+        (or on non-positive curvature, or after ``cg_max`` Hessian-vector products). Returns (dw, db, number
+        of products, residual norm). ``start`` continues from an earlier approximation (one more product, for
+        its residual); ``low`` runs the iterations in float32 (a product ~2.4x faster on a CPU; the residual
+        returned is then float32's recursion, not the float64 one), returning a float64 direction;
+        ``diagonal``: the preconditioner, if already computed at ``probs``."""
+        diag_w, diag_b = self.diagonal(probs, C) if diagonal is None else diagonal
         products = 0
-        X = None
+        X = self.X
         if low:
             if self._X32 is None:
                 self._X32 = self.X.float()
             X, probs, gw, gb = self._X32, probs.float(), gw.float(), gb.float()
-            full = precondition
-            precondition = lambda rw, rb: tuple(v.float() for v in full(rw.double(), rb.double()))  # noqa: E731
+            diag_w, diag_b = diag_w.float(), diag_b.float()
+
+        def precondition(rw, rb):
+            return rw / diag_w, rb / diag_b
+
         if start is None:
             dw, db = torch.zeros_like(gw), torch.zeros_like(gb)
             rw, rb = -gw, -gb
@@ -350,21 +359,26 @@ class Objective:
         return out
 
 
-FORCING = {"loose": 0.25, "near": 0.5, "low": 1}
+#: inexact Newton: CG's relative residual is at most this (early, far from the optimum) ...
+CG_FORCING_MAX = 0.25
+#: ... and no tighter than this fraction of what brings the next decrement to ``rtol`` (``goal`` below)
+CG_FORCING_GOAL = 0.1
 
 
 def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C: float, *, rtol: float,
-              max_iter: int, direct: bool = False, cg_max: int = 250) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+              max_iter: int, direct: bool = False, cg_max: int = 250, float32_cg: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Damped Newton with (Jacobi-preconditioned) conjugate-gradient steps, stopped on the decrement.
 
-    Returns (weight, bias, stats) with stats = iterations, cg_iterations, matmuls, decrement, converged.
+    Returns (weight, bias, stats) with stats = iterations, cg_iterations, hessians, matmuls (float64 n x d x k
+    products), matmuls32 (float32 ones), decrement, converged. See the module docstring for the CG rules.
     """
     stats = {"iterations": 0, "cg_iterations": 0, "hessians": 0, "matmuls": 0, "matmuls32": 0,
              "decrement": math.inf, "converged": False}
     loss, gw, gb = objective(weight, bias, C)
     stats["matmuls"] += 2
     g_start = None
-    fell_back = False
+    previous = None  # (decrement, gradient norm) of the last step
     while stats["iterations"] < max_iter:
         curv = objective.curvature(weight, bias)
         stats["matmuls"] += 1  # the logits
@@ -374,38 +388,45 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
             stats.update(decrement=0.0, converged=True)
             break
         g_start = g_start or g_norm
-        slack = 0.0  # bound on the decrement's error (exact directions: none)
+        slack = 0.0  # bound on how much -g^T d underestimates g^T H^-1 g (exact directions: none)
         if direct:
             dw, db = objective.newton_direction(curv, gw, gb, C)
             stats["hessians"] += 1
         else:
-            # inexact Newton: CG to a relative residual eta that shrinks with the gradient (superlinear)
-            eta = min(FORCING["loose"], math.sqrt(g_norm / g_start))
-            low = bool(FORCING["low"]) and not fell_back
-            dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max, low=low)
+            # forcing term: shrinks with the gradient (superlinear convergence), but no tighter than needed
+            # to bring the next decrement (~ eta^2 x this one, predicted from the gradient) to rtol
+            eta = min(CG_FORCING_MAX, math.sqrt(g_norm / g_start))
+            if previous is not None:
+                predicted = previous[0] * (g_norm / previous[1]) ** 2
+                eta = min(CG_FORCING_MAX, max(eta, CG_FORCING_GOAL * math.sqrt(rtol / max(predicted, 1e-300))))
+            diagonal = objective.diagonal(curv, C)
+            dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
+                                                                low=float32_cg, diagonal=diagonal)
             stats["cg_iterations"] += products
-            stats["matmuls32" if low else "matmuls"] += 2 * products
-            if low:
-                # the float32 recursion's residual is not the float64 one: one float64 product gives it, and
-                # float64 CG goes on from d where float32 fell short (then this fit stays in float64)
+            stats["matmuls32" if float32_cg else "matmuls"] += 2 * products
+            if float32_cg:
+                # float32's recursive residual is not the float64 one: one float64 product gives that, and
+                # float64 CG goes on from d where float32 fell short (and then for the rest of this fit)
                 dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
-                                                                    start=(dw, db))
+                                                                    start=(dw, db), diagonal=diagonal)
                 stats["cg_iterations"] += products
                 stats["matmuls"] += 2 * products
-                fell_back = products > 1
-            # -g^T d underestimates g^T H^-1 g by r^T H^-1 r <= ||r||^2 C n (the weights' curvature is at
-            # least 1 / (C n)). Where the stopping test may pass, go on from d until that bound is at most
-            # a quarter of the test's budget
+                float32_cg = products == 1
+            # -g^T d underestimates g^T H^-1 g by r^T H^-1 r <= ||r||^2 C n (every weight direction has
+            # curvature >= 1 / (C n)). Where the stopping test may pass, go on from d until that bound is
+            # at most a quarter of the test's budget; the decrement reported includes the bound
             budget = 2.0 * rtol * loss
-            est = -float((gw * dw).sum() + (gb * db).sum())
-            if est <= FORCING["near"] * budget and est + residual ** 2 * C * objective.n > budget:
+            estimate = -float((gw * dw).sum() + (gb * db).sum())
+            if estimate <= 0.5 * budget and estimate + residual ** 2 * C * objective.n > budget:
                 tol = math.sqrt(0.25 * budget / (C * objective.n))
-                dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, tol, cg_max, start=(dw, db))
+                dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, tol, cg_max, start=(dw, db),
+                                                                    diagonal=diagonal)
                 stats["cg_iterations"] += products
                 stats["matmuls"] += 2 * products
             slack = residual ** 2 * C * objective.n
         slope = float((gw * dw).sum() + (gb * db).sum())  # = -(Newton decrement)^2
         stats["decrement"] = 0.5 * (slack - slope) / max(loss, 1e-300)
+        previous = (stats["decrement"], g_norm)
         done = stats["decrement"] <= rtol  # includes a decrement at float64 rounding noise (|.| ~ 1e-16)
         if slope >= 0:
             stats["converged"] = done
@@ -429,6 +450,10 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
     return weight, bias, stats
 
 
+#: warm start: multiples of the extrapolation ratio tried along the line through the two nearest solutions
+START_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
+
+
 class TorchSolver:
     """Exact: float64 Newton-CG in torch (CPU or GPU) until the Newton decrement is below ``rtol``."""
 
@@ -436,15 +461,15 @@ class TorchSolver:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, num_classes: int, *,
                  max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu",
-                 hessian_limit: int = HESSIAN_LIMIT):
+                 hessian_limit: int = HESSIAN_LIMIT, float32_cg: bool = True):
         self.objective = Objective(X, y, num_classes, device=device, hessian_limit=hessian_limit)
         self.num_classes = num_classes
         self.max_iter = max_iter
         self.rtol = tol
         self.method = (f"newton ({'full Hessian' if self.objective.direct else 'conjugate gradients'}), float64, "
                        f"centred, decrement <= {tol:g}")
+        self.float32_cg = float32_cg
         self._path: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}  # log10 C -> centred solution
-        self.start_s = []
 
     def fit(self, C: float, init: LinearFit | None = None) -> LinearFit:
         start = time.perf_counter()
@@ -452,18 +477,20 @@ class TorchSolver:
         with torch.no_grad():
             weight, bias, start_matmuls = self._start(C, init)
             weight, bias, stats = newton_cg(obj, weight, bias, C, rtol=self.rtol, max_iter=self.max_iter,
-                                            direct=obj.direct)
+                                            direct=obj.direct, float32_cg=self.float32_cg)
             stats["matmuls"] += start_matmuls
             convergence = obj.report(weight, bias, C, stats, self.rtol)
             self._path[math.log10(C)] = (weight, bias)
         return obj.to_fit(weight, bias, C, stats["iterations"], time.perf_counter() - start, convergence)
 
     def _start(self, C: float, init: LinearFit | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """The Newton start: ``init`` (or the prior start), or better, the point on the line through the two
-        solutions of this solver nearest in log C that has the lowest objective at this C."""
+        """The Newton start: ``init`` (or the prior start), or, if lower in objective at this C, a point on the
+        line through ``init`` and this solver's solution nearest to it in log C, extrapolated (or interpolated)
+        linearly in log C: multiples ``START_GRID`` of that ratio are tried, two products in all (the scores
+        are linear in the parameters). Any start is exact: the stopping rule does not depend on it."""
         obj = self.objective
         weight, bias = obj.prior_start() if init is None else obj.to_centred(init)
-        if init is None or len(self._path) < 2 or START["mode"] == "plain":
+        if init is None or not self._path:
             return weight, bias, 0
         t, t1 = math.log10(C), math.log10(init.C)
         others = [p for p in self._path if p != t1]
@@ -476,16 +503,12 @@ class TorchSolver:
         w_init = weight
         dw, db, dz = w_init - w2, bias - b2, z1 - z2
         best, best_s = obj.loss_of_scores(z1, w_init, C), 0.0
-        for frac in START["grid"]:
+        for frac in START_GRID:
             s = frac * ratio
             loss = obj.loss_of_scores(z1 + s * dz, w_init + s * dw, C)
             if loss < best:
                 best, best_s = loss, s
-        self.start_s.append((C, ratio, best_s))
         return w_init + best_s * dw, bias + best_s * db, 2
-
-
-START = {"mode": "line", "grid": (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)}
 
 
 class SklearnSolver:
