@@ -145,7 +145,19 @@ class Objective:
 
     def __call__(self, weight: torch.Tensor, bias: torch.Tensor, C: float,
                  with_grad: bool = True) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
-        logits = self.logits(weight, bias)
+        """(F, dF/dW, dF/db) at (weight, bias): two matrix products (one without the gradient)."""
+        return self.evaluate(self.raw_scores(weight, bias), weight, C, with_grad)[:3]
+
+    def raw_scores(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """X W^T + b (one matrix product). The scores are linear in (W, b): those of every point on a line
+        through parameter space are combinations of two of these (warm starts, line searches)."""
+        return torch.addmm(bias, self.X, weight.T)
+
+    def evaluate(self, raw: torch.Tensor, weight: torch.Tensor, C: float, with_grad: bool = True
+                 ) -> tuple[float, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(F, dF/dW, dF/db, softmax probabilities as ``curvature`` gives them) from ``raw_scores``: one
+        matrix product for the gradient, none without it."""
+        logits = torch.cat([torch.zeros_like(raw), raw], dim=1) if self.rows == 1 else raw
         picked = logits[self._row_index, self.y]
         # CE = softplus(logsumexp over the wrong classes of z_j - z_y): accurate even when CE ~ 1e-10,
         # where lse - z_y would cancel (well-separated fits at large C)
@@ -156,32 +168,22 @@ class Objective:
         loss = float(torch.nn.functional.softplus(margin).sum(dtype=torch.float64) / self.n
                      + 0.5 * reg * weight.pow(2).sum(dtype=torch.float64))
         if not with_grad:
-            return loss, None, None
+            return loss, None, None, None
         lse = picked + torch.nn.functional.softplus(margin)
-        resid = torch.exp(logits - lse[:, None])
+        probs = torch.exp(logits - lse[:, None])
+        resid = probs.clone()
         resid[self._row_index, self.y] = 0.0
         resid[self._row_index, self.y] = -resid.sum(dim=1)  # p_y - 1 = -(sum of the others), no cancellation
         if self.rows == 1:
-            resid = resid[:, 1:]
+            resid, probs = resid[:, 1:], probs[:, 1:]
         resid /= self.n
         grad_w = torch.addmm(weight, resid.T, self.X, beta=reg)
         grad_b = resid.sum(dim=0)
-        return loss, grad_w, grad_b
-
-    def raw_scores(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """X W^T + b (one matrix product): the logits are linear in (W, b), so scores of points on a line
-        through two parameter vectors are combinations of two of these."""
-        return torch.addmm(bias, self.X, weight.T)
+        return loss, grad_w, grad_b, probs
 
     def loss_of_scores(self, raw: torch.Tensor, weight: torch.Tensor, C: float) -> float:
         """F from precomputed ``raw_scores`` (no matrix product)."""
-        logits = torch.cat([torch.zeros_like(raw), raw], dim=1) if self.rows == 1 else raw
-        picked = logits[self._row_index, self.y]
-        others = logits - picked[:, None]
-        others[self._row_index, self.y] = -math.inf
-        margin = torch.logsumexp(others, dim=1)
-        return float(torch.nn.functional.softplus(margin).sum(dtype=torch.float64) / self.n
-                     + 0.5 / (C * self.n) * weight.pow(2).sum(dtype=torch.float64))
+        return self.evaluate(raw, weight, C, with_grad=False)[0]
 
     def curvature(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities at (weight, bias): what the Hessian depends on."""
@@ -375,14 +377,12 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
     """
     stats = {"iterations": 0, "cg_iterations": 0, "hessians": 0, "matmuls": 0, "matmuls32": 0,
              "decrement": math.inf, "converged": False}
-    loss, gw, gb = objective(weight, bias, C)
+    raw = objective.raw_scores(weight, bias)
+    loss, gw, gb, curv = objective.evaluate(raw, weight, C)
     stats["matmuls"] += 2
     g_start = None
     previous = None  # (decrement, gradient norm) of the last step
     while stats["iterations"] < max_iter:
-        curv = objective.curvature(weight, bias)
-        stats["matmuls"] += 1  # the logits
-
         g_norm = math.sqrt(float(gw.pow(2).sum() + gb.pow(2).sum()))
         if g_norm == 0.0:
             stats.update(decrement=0.0, converged=True)
@@ -431,11 +431,13 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
         if slope >= 0:
             stats["converged"] = done
             break
+        # backtracking on the scores' line raw + step * (X dW^T + db): one product, however many trials
+        direction = objective.raw_scores(dw, db)
+        stats["matmuls"] += 1
         step = 1.0
         for _ in range(40):
-            new_w, new_b = weight + step * dw, bias + step * db
-            new_loss, new_gw, new_gb = objective(new_w, new_b, C)
-            stats["matmuls"] += 2
+            new_w = weight + step * dw
+            new_loss = objective.loss_of_scores(raw + step * direction, new_w, C)
             if new_loss <= loss + 1e-4 * step * slope:
                 break
             step *= 0.5
@@ -443,10 +445,15 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
             stats["converged"] = done
             break
         stats["iterations"] += 1
-        weight, bias, loss, gw, gb = new_w, new_b, new_loss, new_gw, new_gb
+        weight, bias = new_w, bias + step * db
         if done:  # the step just taken started within rtol of the optimum
             stats["converged"] = True
             break
+        # the scores are updated along the line (re-computed every 8 steps against rounding drift)
+        refresh = stats["iterations"] % 8 == 0
+        raw = objective.raw_scores(weight, bias) if refresh else raw + step * direction
+        loss, gw, gb, curv = objective.evaluate(raw, weight, C)  # gradient and next curvature: one product
+        stats["matmuls"] += 1 + refresh
     return weight, bias, stats
 
 
