@@ -24,37 +24,64 @@ C's optimum (moving C by the sweep's 1/8 decade changes the optimum by far more,
 warm-started fit stops before its first Newton step), and it accounts for the flatness at large C
 that a gradient norm hides. When the decrement falls below ``rtol`` (``DEFAULT_RTOL`` = 1e-9) the
 Newton step is still taken, so the returned point is closer still (Newton converges quadratically).
-Everything runs in float64: 1e-9 of F is below float32's resolution. Warm starts stay (they save
-Newton steps) and stay exact. Two rules were tried and dropped: L-BFGS (on clipbench-tiny's digits
+Objectives, gradients, line searches and the decrement run in float64: 1e-9 of F is below float32's
+resolution (only the CG iterations inside a Newton step may run in float32, checked in float64, see
+below). Warm starts stay (they save Newton steps) and stay exact. Two rules were tried and dropped: L-BFGS (on clipbench-tiny's digits
 features it needed >3,000 evaluations at C = 1e4 for a 4e-4 relative objective error, where Newton
 needs 10-15 steps at every C), and the strong-convexity certificate F - F* <= 0.5 C n ||dF/dW||^2,
 which is exact but 1e4-1e6 times pessimistic at large C.
 
 * ``TorchSolver`` (default, ``torch``): damped Newton in float64 torch (CPU or GPU) on mean-centred
-  features (an exact reparametrisation: the unpenalised bias absorbs the mean), warm-started from
-  the caller's nearest previous solution. Newton steps come from the full Hessian (Cholesky) when
-  it has at most ``HESSIAN_LIMIT`` rows, i.e. rows * (d + 1) <= 2048 (about where building it costs
-  as much as the conjugate-gradient iterations it replaces), otherwise from conjugate
-  gradients on Hessian-vector products (two n x d x k matrix products each; Jacobi-preconditioned,
-  relative residual <= 0.1, so the decrement is accurate to ~10%). A fit that reaches ``max_iter``
+  features (an exact reparametrisation: the unpenalised bias absorbs the mean). Newton steps come
+  from the full Hessian (Cholesky) when it has at most ``hessian_limit`` (``HESSIAN_LIMIT``) rows,
+  i.e. rows * (d + 1) <= 2048 (about where building it costs as much as the conjugate-gradient
+  iterations it replaces), otherwise from Jacobi-preconditioned conjugate gradients on
+  Hessian-vector products (two n x d x k matrix products each). A fit that reaches ``max_iter``
   Newton steps is reported unconverged, never silently scored as converged.
+
+  Speed without giving up the check (CG path; measured in benchmarks/README.md "probe"):
+
+  - *Warm starts along the path.* Each fit starts from the caller's nearest previous solution, or
+    from a point on the line through it and this solver's solution nearest to it, extrapolated
+    linearly in log C (``START_GRID`` multiples of the ratio, the one of lowest objective at the
+    new C; two matrix products, as the scores are linear in the parameters). Any start is exact:
+    the stopping rule does not depend on it.
+  - *Inexact Newton.* CG stops at a relative residual eta = min(0.25, sqrt(||g|| / ||g_0||)) (g_0:
+    the fit's first gradient), loosened to 0.1 sqrt(rtol / predicted decrement) where that is
+    larger: no step solves more accurately than the next decrement's distance to ``rtol`` needs.
+  - *float32 CG iterations.* The products inside CG run in float32 (2.4x faster on this CPU); one
+    float64 product then gives the true residual of the float32 direction, and float64 CG goes on
+    from it wherever float32 fell short (and for the rest of that fit). Gradients, objectives,
+    line searches and the decrement stay float64.
+  - *A decrement that bounds its own CG error.* -g^T d from an inexact d underestimates g^T H^-1 g
+    by r^T H^-1 r <= ||r||^2 C n (r: the float64 residual; every weight direction has curvature
+    >= 1/(C n)). The decrement recorded and tested is (-g^T d + ||r||^2 C n) / (2F); where the test
+    might pass, CG continues (float64, from d) until that bound is at most a quarter of the budget.
+    So a loose step can never pass the test by under-estimating. (The bias directions are
+    unpenalised; their curvature is the class-probability variance, in practice far above 1/(C n).)
+  - *Line searches on the scores' line*: one product for X dW^T per Newton step, however many
+    backtracking trials; the curvature comes from the gradient's softmax.
+
+  ``hessian_limit`` forces either path (tests compare both on one problem); ``float32_cg=False``
+  keeps every product in float64.
 * ``SklearnSolver`` (``sklearn``): the CLIP paper's literal setting,
   ``LogisticRegression(C=C, solver="lbfgs", max_iter=1000)`` on the features as given, from
   scratch for every C. It can stop at the iteration cap; ``converged`` is then False
   (``n_iter_ >= max_iter`` or a ConvergenceWarning), and the float64 decrement of its answer is
   reported alongside, so the record shows how far from the optimum it stopped.
-* ``ExactSklearnSolver`` (``sklearn_exact``, programmatic only): scikit-learn driven to the optimum
+* ``ExactSklearnSolver`` (``sklearn_exact``, also ``--solver sklearn_exact``): scikit-learn driven to the optimum
   (``newton-cholesky`` for small problems, else lbfgs; centred float64 features, ``tol=1e-12``),
   judged by the same decrement: the converged scikit-learn protocol for tests and benchmarks.
 
 Each fit's ``convergence`` is JSON-able: ``{"C", "iterations", "objective", "grad_norm",
-"decrement", "tol", "criterion", "converged"}`` plus ``cg_iterations``, ``hessians`` and
-``matmuls`` (n x d x k matrix products) for the torch solver, and ``max_iter`` and ``check_s`` (the
+"decrement", "tol", "criterion", "converged"}`` plus ``cg_iterations``, ``hessians``, ``matmuls``
+(float64 n x d x k matrix products) and ``matmuls32`` (float32 ones, inside CG) for the torch solver, and ``max_iter`` and ``check_s`` (the
 seconds of the float64 check, not part of scikit-learn's own cost) for scikit-learn.
 ``iterations`` are Newton steps (torch) or L-BFGS iterations (scikit-learn); ``grad_norm`` is
 ||dF/d(W, b)||_2 at the returned point in float64; ``decrement`` is the relative Newton decrement
 (torch: before the last step; scikit-learn: at its answer); ``tol`` is the tolerance of
-``criterion``: ``"newton_decrement"`` (torch; ``converged`` = decrement <= tol), ``"sklearn"``
+``criterion``: ``"newton_decrement"`` (torch; ``converged`` = decrement <= tol, the decrement including
+the CG error bound), ``"sklearn"``
 (the literal solver; ``tol`` is scikit-learn's gradient tol, ``converged`` its own verdict) or the
 scikit-learn solver's name (``sklearn_exact``; converged = below the cap and decrement <= 100 tol).
 
@@ -76,7 +103,7 @@ DEFAULT_TOL = 1e-4  # scikit-learn's own tol (the literal solver)
 DEFAULT_MAX_ITER = 1000  # the paper's cap (the literal solver)
 DEFAULT_RTOL = 1e-9  # certified relative suboptimality of the exact solvers
 EXACT_MAX_ITER = 1000  # the exact solvers' cap (Newton steps): a safety net, reported if hit
-HESSIAN_LIMIT = 2048  # parameters up to which Newton uses the full Hessian (Cholesky)
+HESSIAN_LIMIT = 2048  # parameters up to which Newton uses the full Hessian (Cholesky) by default
 SKLEARN_HESSIAN_LIMIT = 4096  # parameters up to which sklearn_exact uses newton-cholesky
 
 
