@@ -24,12 +24,13 @@ C's optimum (moving C by the sweep's 1/8 decade changes the optimum by far more,
 warm-started fit stops before its first Newton step), and it accounts for the flatness at large C
 that a gradient norm hides. When the decrement falls below ``rtol`` (``DEFAULT_RTOL`` = 1e-9) the
 Newton step is still taken, so the returned point is closer still (Newton converges quadratically).
-Objectives, gradients, line searches and the decrement run in float64: 1e-9 of F is below float32's
-resolution (only the CG iterations inside a Newton step may run in float32, checked in float64, see
-below). Warm starts stay (they save Newton steps) and stay exact. Two rules were tried and dropped: L-BFGS (on clipbench-tiny's digits
-features it needed >3,000 evaluations at C = 1e4 for a 4e-4 relative objective error, where Newton
-needs 10-15 steps at every C), and the strong-convexity certificate F - F* <= 0.5 C n ||dF/dW||^2,
-which is exact but 1e4-1e6 times pessimistic at large C.
+Objectives, gradients, line searches and the decrement run in float64: 1e-9 of F is below
+float32's resolution (only the CG iterations inside a Newton step may run in float32, checked in
+float64, see below). Warm starts stay (they save Newton steps) and stay exact. Two rules were tried
+and dropped: L-BFGS (on clipbench-tiny's digits features it needed >3,000 evaluations at C = 1e4
+for a 4e-4 relative objective error, where Newton needs 10-15 steps at every C), and the
+strong-convexity certificate F - F* <= 0.5 C n ||dF/dW||^2, which is exact but 1e4-1e6 times
+pessimistic at large C.
 
 * ``TorchSolver`` (default, ``torch``): damped Newton in float64 torch (CPU or GPU) on mean-centred
   features (an exact reparametrisation: the unpenalised bias absorbs the mean). Newton steps come
@@ -69,21 +70,23 @@ which is exact but 1e4-1e6 times pessimistic at large C.
   scratch for every C. It can stop at the iteration cap; ``converged`` is then False
   (``n_iter_ >= max_iter`` or a ConvergenceWarning), and the float64 decrement of its answer is
   reported alongside, so the record shows how far from the optimum it stopped.
-* ``ExactSklearnSolver`` (``sklearn_exact``, also ``--solver sklearn_exact``): scikit-learn driven to the optimum
-  (``newton-cholesky`` for small problems, else lbfgs; centred float64 features, ``tol=1e-12``),
-  judged by the same decrement: the converged scikit-learn protocol for tests and benchmarks.
+* ``ExactSklearnSolver`` (``sklearn_exact``, also ``--solver sklearn_exact``): scikit-learn driven
+  to the optimum (``newton-cholesky`` for small problems, else lbfgs; centred float64 features,
+  ``tol=1e-12``), judged by the same decrement: the converged scikit-learn protocol for tests and
+  benchmarks.
 
 Each fit's ``convergence`` is JSON-able: ``{"C", "iterations", "objective", "grad_norm",
 "decrement", "tol", "criterion", "converged"}`` plus ``cg_iterations``, ``hessians``, ``matmuls``
-(float64 n x d x k matrix products) and ``matmuls32`` (float32 ones, inside CG) for the torch solver, and ``max_iter`` and ``check_s`` (the
-seconds of the float64 check, not part of scikit-learn's own cost) for scikit-learn.
+(float64 n x d x k matrix products) and ``matmuls32`` (float32 ones, inside CG) for the torch
+solver, and ``max_iter`` and ``check_s`` (the seconds of the float64 check, not part of
+scikit-learn's own cost) for scikit-learn.
 ``iterations`` are Newton steps (torch) or L-BFGS iterations (scikit-learn); ``grad_norm`` is
 ||dF/d(W, b)||_2 at the returned point in float64; ``decrement`` is the relative Newton decrement
 (torch: before the last step; scikit-learn: at its answer); ``tol`` is the tolerance of
-``criterion``: ``"newton_decrement"`` (torch; ``converged`` = decrement <= tol, the decrement including
-the CG error bound), ``"sklearn"``
-(the literal solver; ``tol`` is scikit-learn's gradient tol, ``converged`` its own verdict) or the
-scikit-learn solver's name (``sklearn_exact``; converged = below the cap and decrement <= 100 tol).
+``criterion``: ``"newton_decrement"`` (torch; ``converged`` = decrement <= tol, the decrement
+including the CG error bound), ``"sklearn"`` (the literal solver; ``tol`` is scikit-learn's
+gradient tol, ``converged`` its own verdict) or the scikit-learn solver's name (``sklearn_exact``;
+converged = below the cap and decrement <= 100 tol).
 
 A solver is built once per training set and then fitted for many values of C.
 """
