@@ -54,10 +54,11 @@ pessimistic at large C.
     float64 product then gives the true residual of the float32 direction, and float64 CG goes on
     from it wherever float32 fell short (and for the rest of that fit). Gradients, objectives,
     line searches and the decrement stay float64.
-  - *A decrement that bounds its own CG error.* -g^T d from an inexact d underestimates g^T H^-1 g
-    by r^T H^-1 r <= ||r||^2 C n (r: the float64 residual; every weight direction has curvature
-    >= 1/(C n)). The decrement recorded and tested is (-g^T d + ||r||^2 C n) / (2F); where the test
-    might pass, CG continues (float64, from d) until that bound is at most a quarter of the budget.
+  - *A decrement that bounds its own CG error.* For an inexact d with float64 residual
+    r = -g - H d, g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r <= -g^T d + d^T r + ||r||^2 C n (every
+    weight direction has curvature >= 1/(C n)). The decrement recorded and tested is that bound
+    over 2F; where the test might pass, CG continues (float64, from d) until ||r||^2 C n is at most
+    a quarter of the budget.
     So a loose step can never pass the test by under-estimating. (The bias directions are
     unpenalised; their curvature is the class-probability variance, in practice far above 1/(C n).)
   - *Line searches on the scores' line*: one product for X dW^T per Newton step, however many
@@ -287,16 +288,16 @@ class Objective:
             return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
         if g_norm == 0.0:
             return loss, g_norm, 0.0
-        dw, db, _, _ = self.cg_direction(probs, gw, gb, C, 1e-3 * g_norm, cg_max)
+        dw, db, _, _, _ = self.cg_direction(probs, gw, gb, C, 1e-3 * g_norm, cg_max)
         return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
 
     def cg_direction(self, probs: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
                      cg_max: int, start: tuple[torch.Tensor, torch.Tensor] | None = None, low: bool = False,
                      diagonal: tuple[torch.Tensor, torch.Tensor] | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, int, float]:
+                     ) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
         """-H^-1 g by Jacobi-preconditioned conjugate gradients, stopped when the residual norm is <= ``tol``
         (or on non-positive curvature, or after ``cg_max`` Hessian-vector products). Returns (dw, db, number
-        of products, residual norm). ``start`` continues from an earlier approximation (one more product, for
+        of products, residual norm ||r||, d^T r) with r = -g - H d: g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r. ``start`` continues from an earlier approximation (one more product, for
         its residual); ``low`` runs the iterations in float32 (a product ~2.4x faster on a CPU; the residual
         returned is then float32's recursion, not the float64 one), returning a float64 direction;
         ``diagonal``: the preconditioner, if already computed at ``probs``."""
@@ -322,7 +323,8 @@ class Objective:
             rw, rb = -gw - hw, -gb - hb
             residual = math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum()))
             if residual <= tol:
-                return (dw.double(), db.double(), products, residual) if low else (dw, db, products, residual)
+                cross = float((dw * rw).sum() + (db * rb).sum())
+                return ((dw.double(), db.double()) if low else (dw, db)) + (products, residual, cross)
         zw, zb = precondition(rw, rb)
         pw, pb = zw.clone(), zb.clone()
         rz = float((rw * zw).sum() + (rb * zb).sum())
@@ -346,9 +348,10 @@ class Objective:
             pw.mul_(rz_new / rz).add_(zw)
             pb.mul_(rz_new / rz).add_(zb)
             rz = rz_new
+        cross = float((dw * rw).sum() + (db * rb).sum())
         if low:
             dw, db = dw.double(), db.double()
-        return dw, db, products, residual
+        return dw, db, products, residual, cross
 
     def to_centred(self, init: LinearFit) -> tuple[torch.Tensor, torch.Tensor]:
         """A fit in original coordinates -> (weight, bias) in this objective's centred parameters."""
@@ -430,30 +433,31 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
                 predicted = previous[0] * (g_norm / previous[1]) ** 2
                 eta = min(CG_FORCING_MAX, max(eta, CG_FORCING_GOAL * math.sqrt(rtol / max(predicted, 1e-300))))
             diagonal = objective.diagonal(curv, C)
-            dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
-                                                                low=float32_cg, diagonal=diagonal)
+            dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
+                                                                       low=float32_cg, diagonal=diagonal)
             stats["cg_iterations"] += products
             stats["matmuls32" if float32_cg else "matmuls"] += 2 * products
             if float32_cg:
                 # float32's recursive residual is not the float64 one: one float64 product gives that, and
                 # float64 CG goes on from d where float32 fell short (and then for the rest of this fit)
-                dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
-                                                                    start=(dw, db), diagonal=diagonal)
+                dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
+                                                                           start=(dw, db), diagonal=diagonal)
                 stats["cg_iterations"] += products
                 stats["matmuls"] += 2 * products
                 float32_cg = products == 1
-            # -g^T d underestimates g^T H^-1 g by r^T H^-1 r <= ||r||^2 C n (every weight direction has
-            # curvature >= 1 / (C n)). Where the stopping test may pass, go on from d until that bound is
-            # at most a quarter of the test's budget; the decrement reported includes the bound
+            # g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r <= -g^T d + d^T r + ||r||^2 C n (every weight direction
+            # has curvature >= 1 / (C n); d^T r is 0 in exact CG from 0, not after float32 or a restart).
+            # Where the stopping test may pass, go on from d until ||r||^2 C n is at most a quarter of the
+            # test's budget; the decrement reported and tested is the bound
             budget = 2.0 * rtol * loss
             estimate = -float((gw * dw).sum() + (gb * db).sum())
-            if estimate <= 0.5 * budget and estimate + residual ** 2 * C * objective.n > budget:
+            if estimate <= 0.5 * budget and estimate + cross + residual ** 2 * C * objective.n > budget:
                 tol = math.sqrt(0.25 * budget / (C * objective.n))
-                dw, db, products, residual = objective.cg_direction(curv, gw, gb, C, tol, cg_max, start=(dw, db),
-                                                                    diagonal=diagonal)
+                dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, tol, cg_max,
+                                                                           start=(dw, db), diagonal=diagonal)
                 stats["cg_iterations"] += products
                 stats["matmuls"] += 2 * products
-            slack = residual ** 2 * C * objective.n
+            slack = cross + residual ** 2 * C * objective.n
         slope = float((gw * dw).sum() + (gb * db).sum())  # = -(Newton decrement)^2
         stats["decrement"] = 0.5 * (slack - slope) / max(loss, 1e-300)
         previous = (stats["decrement"], g_norm)
