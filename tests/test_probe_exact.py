@@ -311,9 +311,10 @@ def test_forced_cg_sweep_equals_the_full_hessian_sweep():
 def test_float32_cg_iterations_reach_the_float64_optimum():
     """CG iterations in float32 (the default) are checked by a float64 residual: same optimum, same verdict."""
     X, y = many_parameters(seed=2)
+    mixed_solver, plain_solver = TorchSolver(X, y, 21), TorchSolver(X, y, 21, float32_cg=False)
+    assert "float32 iterations" in mixed_solver.method and "float32" not in plain_solver.method
     for C in (1.0, 1e4):
-        mixed = TorchSolver(X, y, 21).fit(C).convergence
-        plain = TorchSolver(X, y, 21, float32_cg=False).fit(C).convergence
+        mixed, plain = mixed_solver.fit(C).convergence, plain_solver.fit(C).convergence
         assert mixed["converged"] and plain["converged"] and mixed["decrement"] <= 1e-9
         assert mixed["matmuls32"] > 0 and plain["matmuls32"] == 0
         assert mixed["objective"] == pytest.approx(plain["objective"], rel=2e-9)

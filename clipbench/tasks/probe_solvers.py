@@ -507,8 +507,9 @@ class TorchSolver:
         self.num_classes = num_classes
         self.max_iter = max_iter
         self.rtol = tol
-        self.method = (f"newton ({'full Hessian' if self.objective.direct else 'conjugate gradients'}), float64, "
-                       f"centred, decrement <= {tol:g}")
+        steps = ("full Hessian" if self.objective.direct
+                 else "conjugate gradients" + (", float32 iterations checked in float64" if float32_cg else ""))
+        self.method = f"newton ({steps}), float64, centred, decrement <= {tol:g}"
         self.float32_cg = float32_cg
         self._path: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}  # log10 C -> centred solution
 
