@@ -91,9 +91,8 @@ def matmul_seconds(n: int, dim: int, classes: int, device: str, threads: int | N
                    dtype: str = "float64") -> float:
     """Best wall time of one (n x d) @ (d x k) product in ``dtype``: the unit of the exact probe's cost."""
     import torch
+    from clipbench.foundations.threads import torch_threads
     from threadpoolctl import threadpool_limits
-
-    from clipbench.threads import torch_threads
 
     X = torch.randn(n, dim, dtype=getattr(torch, dtype), device=device)
     W = torch.randn(classes, dim, dtype=getattr(torch, dtype), device=device)

@@ -45,11 +45,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from clipbench.errors import ClipbenchError
-from clipbench.metrics import mean_per_class_recall, topk_accuracy
-from clipbench.progress import progress_bar
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.progress import progress_bar
+from clipbench.foundations.threads import torch_threads
+from clipbench.tasks.metrics import mean_per_class_recall, topk_accuracy
 from clipbench.tasks.probe_solvers import SOLVERS, LinearFit, make_solver
-from clipbench.threads import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import re
 import time
 from typing import Any
 
-from clipbench.errors import ClipbenchError
-from clipbench.options import Option, a_bool, a_seed, one_of, positive_int
+from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.option import Option, a_bool, a_seed, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext
 
 _FEWSHOT_TASK = re.compile(r"^linear_probe_\d+shot$")
@@ -95,8 +95,8 @@ class LinearProbeTask(Task):
                 "val_fraction": o.val_fraction, "progress": ctx.progress}
 
     def _full_probe(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
-        from clipbench.metrics import bootstrap_ci
         from clipbench.tasks.linear_probe import linear_probe
+        from clipbench.tasks.metrics import bootstrap_ci
 
         o = ctx.options
         f_train, f_val, f_test = feats
