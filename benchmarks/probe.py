@@ -5,8 +5,9 @@ relative Newton decrement of 1e-9), ``sklearn`` (the paper's literal ``LogisticR
 max_iter=1000)`` on the features as given, which can stop unconverged) and ``sklearn_exact``
 (scikit-learn driven to the optimum). Each reports its wall time, chosen C, test top-1, iterations
 and how many of its fits did not converge; the torch solver also reports how many n x d x k
-matrix products it ran and how far its wall time is from that bound (products x the measured time
-of one float64 product): the fastest exact probe cannot beat its matrix products.
+matrix products it ran (float64, and float32 for the conjugate-gradient iterations it runs in
+float32) and how far its wall time is from that bound (products x the measured time of one product
+in its precision): the fastest exact probe cannot beat its matrix products.
 
 All solvers run the very same search (``clipbench.tasks.linear_probe``: 7-point grid over
 lambda = 1/C in [1e-6, 1e6], binary search down to 1/8 decade, refit on train+val) on the same
@@ -81,19 +82,21 @@ def run_solver(solver: str, train, test, *, threads: int | None, max_iter: int, 
     summary["unconverged_fits"] = sum(not fit["converged"] for fit in fits)
     if solver == "torch":
         summary["matmuls"] = sum(fit.get("matmuls", 0) for fit in fits)
+        summary["matmuls32"] = sum(fit.get("matmuls32", 0) for fit in fits)
         summary["hessians"] = sum(fit.get("hessians", 0) for fit in fits)
     return summary
 
 
-def matmul_seconds(n: int, dim: int, classes: int, device: str, threads: int | None, repeats: int = 5) -> float:
-    """Wall time of one float64 (n x d) @ (d x k) product: the unit of the exact probe's cost."""
+def matmul_seconds(n: int, dim: int, classes: int, device: str, threads: int | None, repeats: int = 5,
+                   dtype: str = "float64") -> float:
+    """Best wall time of one (n x d) @ (d x k) product in ``dtype``: the unit of the exact probe's cost."""
     import torch
     from threadpoolctl import threadpool_limits
 
     from clipbench.foundations.threads import torch_threads
 
-    X = torch.randn(n, dim, dtype=torch.float64, device=device)
-    W = torch.randn(classes, dim, dtype=torch.float64, device=device)
+    X = torch.randn(n, dim, dtype=getattr(torch, dtype), device=device)
+    W = torch.randn(classes, dim, dtype=getattr(torch, dtype), device=device)
     with threadpool_limits(limits=threads), torch_threads(threads):
         best = float("inf")
         for _ in range(repeats):
@@ -140,11 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     gemm_s = matmul_seconds(n_fit, args.dim, args.classes, args.device, args.threads) if "torch" in results else None
     if gemm_s is not None:
         torch_result = results["torch"]
+        gemm32_s = matmul_seconds(n_fit, args.dim, args.classes, args.device, args.threads, dtype="float32")
         torch_result["matmul_s"] = gemm_s
-        torch_result["matmul_bound_s"] = torch_result["matmuls"] * gemm_s
+        torch_result["matmul32_s"] = gemm32_s
+        torch_result["matmul_bound_s"] = torch_result["matmuls"] * gemm_s + torch_result["matmuls32"] * gemm32_s
         torch_result["wall_over_bound"] = torch_result["time_s"] / max(torch_result["matmul_bound_s"], 1e-12)
     rows = [[s, r["time_s"], r["C"], r["top1"], r["iterations_total"], r["unconverged_fits"], len(r["sweep"]),
-             r.get("matmuls"), r.get("wall_over_bound")] for s, r in results.items()]
+             None if "matmuls" not in r else f"{r['matmuls']} + {r['matmuls32']} f32", r.get("wall_over_bound")]
+            for s, r in results.items()]
     kind = "isotropic" if args.isotropic else f"CLIP-like, offset {args.offset:g}"
     shape = f"{args.n} x {args.dim}, {args.classes} classes, test {n_test}, {kind}"
     print_table(f"Linear probe: full C sweep + refit ({shape})",
@@ -172,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"target (>= 10x the literal sklearn sweep, no unconverged fit, top-1 >= sklearn's): "
                   f"{'met' if comparison['meets_target'] else 'NOT met'}")
         if gemm_s is not None:
-            print(f"torch: {t['matmuls']} matrix products of {n_fit} x {args.dim} x {args.classes} "
-                  f"({gemm_s * 1e3:.2f} ms each) = {t['matmul_bound_s']:.2f} s; wall time is "
-                  f"{t['wall_over_bound']:.1f}x that bound ({t['hessians']} full Hessians not counted in it)")
+            print(f"torch: {t['matmuls']} float64 + {t['matmuls32']} float32 matrix products of {n_fit} x {args.dim} "
+                  f"x {args.classes} ({gemm_s * 1e3:.2f} / {t['matmul32_s'] * 1e3:.2f} ms each) = "
+                  f"{t['matmul_bound_s']:.2f} s; wall time is {t['wall_over_bound']:.1f}x that bound "
+                  f"({t['hessians']} full Hessians not counted in it)")
     write_summary(args.out, {
         "benchmark": "probe",
         "command": " ".join(["python", "benchmarks/probe.py", *(argv if argv is not None else sys.argv[1:])]),

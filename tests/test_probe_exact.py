@@ -23,7 +23,7 @@ from clipbench.datasets.splits import stratified_indices
 from clipbench.models import load_model
 from clipbench.tasks import linear_probe as lp
 from clipbench.tasks.fewshot import fewshot_linear_probe
-from clipbench.tasks.probe_solvers import TorchSolver
+from clipbench.tasks.probe_solvers import HESSIAN_LIMIT, TorchSolver
 
 REL_OBJECTIVE = 1e-6
 
@@ -231,3 +231,90 @@ def test_fewshot_runs_carry_their_convergence_per_seed():
     assert result.convergence == [{"seed": s, **run.convergence} for s, run in zip((0, 1), result.runs,
                                                                                      strict=True)]
     json.dumps(record)
+
+
+# --- the conjugate-gradient path (problems above HESSIAN_LIMIT parameters) ----------------------------
+
+def many_parameters(n: int = 210, dim: int = 100, classes: int = 21, seed: int = 0):
+    """21 x 101 = 2,121 parameters (> HESSIAN_LIMIT): the default solver takes CG steps. Few rows per
+    class and a shared offset, so large C is nearly separable and ill-conditioned (CG's hard case)."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((classes, dim)) * 0.3
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    X = means[y] + rng.standard_normal((n, dim)) + 3.0 * rng.standard_normal(dim)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def test_cg_path_reaches_the_full_hessian_optimum_and_its_record_is_honest():
+    X, y = many_parameters()
+    cg = TorchSolver(X, y, 21)
+    full = TorchSolver(X, y, 21, hessian_limit=10**6)  # the same objective, forced onto Cholesky steps
+    assert 21 * 101 > HESSIAN_LIMIT and not cg.objective.direct and full.objective.direct
+    for C in (1.0, 1e3):
+        fit = cg.fit(C)
+        record = fit.convergence
+        assert record["converged"] and record["decrement"] <= record["tol"] == 1e-9
+        assert record["hessians"] == 0 and record["cg_iterations"] > record["iterations"] > 0
+        assert record["matmuls"] + record["matmuls32"] >= 2 * record["cg_iterations"]
+        # the full-Hessian decrement at the CG answer (independent of CG): far below the tolerance
+        weight, bias = full.objective.to_centred(fit)
+        loss, _, decrement = full.objective.optimality(weight, bias, C)
+        assert loss == pytest.approx(record["objective"], rel=1e-12)
+        assert 0 <= decrement <= 1e-9
+        # a full-Hessian Newton step from there gains at most the tolerance: the decrement estimates (F - F*) / F
+        polished = full.fit(C, init=fit)
+        assert polished.convergence["hessians"] >= 1 and polished.n_iter <= 2
+        best = polished.convergence["objective"]
+        gap = record["objective"] - best
+        assert -1e-15 * best <= gap <= 1e-9 * best
+        # F is 1/(C n)-strongly convex in W (b minimised out), so ||W - W*||^2 <= 2 (F - F*) C n
+        n = len(y)
+        assert np.sum((fit.weight64 - polished.weight64) ** 2) <= 2 * max(gap, 1e-16 * best) * C * n * 1.01
+
+
+def test_cg_path_matches_a_converged_sklearn_fit():
+    X, y = many_parameters(seed=1)
+    mean = X.astype(np.float64).mean(axis=0)
+    for C in (0.1, 10.0):
+        fit = TorchSolver(X, y, 21).fit(C)
+        ref = LogisticRegression(C=C, solver="lbfgs", tol=1e-12, max_iter=20_000).fit(X.astype(np.float64) - mean, y)
+        ref_bias = ref.intercept_ - ref.coef_ @ mean
+        ours, theirs = objective(X, y, fit.weight64, fit.bias64, C), objective(X, y, ref.coef_, ref_bias, C)
+        assert ours == pytest.approx(theirs, rel=1e-9)  # both within the 1e-9 tolerance of the optimum
+        assert np.abs(fit.weight64 - ref.coef_).max() <= 1e-4 * np.abs(ref.coef_).max()
+        assert top1(X, y, fit.weight64, fit.bias64) == top1(X, y, ref.coef_, ref_bias)
+
+
+def test_forced_cg_sweep_equals_the_full_hessian_sweep():
+    """The same small problem through both paths (``hessian_limit=0`` forces CG): same fits, same choice."""
+    train, val, _ = synthetic(30.0)
+
+    def sweep(solver):
+        fits = {}
+
+        def evaluate(point, init):
+            fits[point] = solver.fit(10.0 ** -point, init=init)
+            return top1(*val, fits[point].weight64, fits[point].bias64), fits[point]
+
+        return lp.sweep_lambdas(evaluate)[0], fits
+
+    best_full, full = sweep(TorchSolver(*train, 5))
+    best_cg, cg = sweep(TorchSolver(*train, 5, hessian_limit=0))
+    assert best_cg == best_full and list(cg) == list(full)
+    for point, fit in cg.items():
+        assert fit.convergence["hessians"] == 0 < fit.convergence["cg_iterations"]
+        assert full[point].convergence["hessians"] > 0 and fit.converged
+        assert fit.convergence["objective"] == pytest.approx(full[point].convergence["objective"], rel=1e-10)
+
+
+def test_float32_cg_iterations_reach_the_float64_optimum():
+    """CG iterations in float32 (the default) are checked by a float64 residual: same optimum, same verdict."""
+    X, y = many_parameters(seed=2)
+    mixed_solver, plain_solver = TorchSolver(X, y, 21), TorchSolver(X, y, 21, float32_cg=False)
+    assert "float32 iterations" in mixed_solver.method and "float32" not in plain_solver.method
+    for C in (1.0, 1e4):
+        mixed, plain = mixed_solver.fit(C).convergence, plain_solver.fit(C).convergence
+        assert mixed["converged"] and plain["converged"] and mixed["decrement"] <= 1e-9
+        assert mixed["matmuls32"] > 0 and plain["matmuls32"] == 0
+        assert mixed["objective"] == pytest.approx(plain["objective"], rel=2e-9)

@@ -4,7 +4,8 @@ Objective (every solver, see ``probe_solvers``): scikit-learn's multinomial logi
 C * summed cross-entropy + 0.5 * ||W||^2, bias unpenalised. The default solver (``torch``) solves
 each C's problem to its optimum (float64 Newton, stopped on a relative Newton decrement of 1e-9);
 ``sklearn`` is the paper's literal ``LogisticRegression(lbfgs, max_iter=1000)``, which can stop at
-its cap, unconverged; ``sklearn_exact`` is scikit-learn driven to the optimum (the reference).
+its cap, unconverged; ``sklearn_exact`` is scikit-learn driven to the optimum (the reference; also
+``--solver sklearn_exact`` on the CLI).
 
 The sweep, on lambda = 1/C, in log10(lambda) units:
 
@@ -237,8 +238,8 @@ def linear_probe(
         raise ClipbenchError("linear_probe: test=(features, labels) is required")
     if max_iter is not None and max_iter < 1:
         raise ClipbenchError(f"linear_probe: max_iter must be >= 1, got {max_iter}")
-    if solver == "sklearn" and str(device) != "cpu":
-        raise ClipbenchError(f"linear_probe: the sklearn solver runs on the CPU only, got device={device!r}")
+    if solver.startswith("sklearn") and str(device) != "cpu":
+        raise ClipbenchError(f"linear_probe: the {solver} solver runs on the CPU only, got device={device!r}")
     X_train, y_train = _as_arrays(train, "train")
     X_test, y_test = _as_arrays(test, "test")
     val_split = None

@@ -24,39 +24,70 @@ C's optimum (moving C by the sweep's 1/8 decade changes the optimum by far more,
 warm-started fit stops before its first Newton step), and it accounts for the flatness at large C
 that a gradient norm hides. When the decrement falls below ``rtol`` (``DEFAULT_RTOL`` = 1e-9) the
 Newton step is still taken, so the returned point is closer still (Newton converges quadratically).
-Everything runs in float64: 1e-9 of F is below float32's resolution. Warm starts stay (they save
-Newton steps) and stay exact. Two rules were tried and dropped: L-BFGS (on clipbench-tiny's digits
-features it needed >3,000 evaluations at C = 1e4 for a 4e-4 relative objective error, where Newton
-needs 10-15 steps at every C), and the strong-convexity certificate F - F* <= 0.5 C n ||dF/dW||^2,
-which is exact but 1e4-1e6 times pessimistic at large C.
+Objectives, gradients, line searches and the decrement run in float64: 1e-9 of F is below
+float32's resolution (only the CG iterations inside a Newton step may run in float32, checked in
+float64, see below). Warm starts stay (they save Newton steps) and stay exact. Two rules were tried
+and dropped: L-BFGS (on clipbench-tiny's digits features it needed >3,000 evaluations at C = 1e4
+for a 4e-4 relative objective error, where Newton needs 10-15 steps at every C), and the
+strong-convexity certificate F - F* <= 0.5 C n ||dF/dW||^2, which is exact but 1e4-1e6 times
+pessimistic at large C.
 
 * ``TorchSolver`` (default, ``torch``): damped Newton in float64 torch (CPU or GPU) on mean-centred
-  features (an exact reparametrisation: the unpenalised bias absorbs the mean), warm-started from
-  the caller's nearest previous solution. Newton steps come from the full Hessian (Cholesky) when
-  it has at most ``HESSIAN_LIMIT`` rows, i.e. rows * (d + 1) <= 2048 (about where building it costs
-  as much as the conjugate-gradient iterations it replaces), otherwise from conjugate
-  gradients on Hessian-vector products (two n x d x k matrix products each; Jacobi-preconditioned,
-  relative residual <= 0.1, so the decrement is accurate to ~10%). A fit that reaches ``max_iter``
+  features (an exact reparametrisation: the unpenalised bias absorbs the mean). Newton steps come
+  from the full Hessian (Cholesky) when it has at most ``hessian_limit`` (``HESSIAN_LIMIT``) rows,
+  i.e. rows * (d + 1) <= 2048 (about where building it costs as much as the conjugate-gradient
+  iterations it replaces), otherwise from Jacobi-preconditioned conjugate gradients on
+  Hessian-vector products (two n x d x k matrix products each). A fit that reaches ``max_iter``
   Newton steps is reported unconverged, never silently scored as converged.
+
+  Speed without giving up the check (CG path; measured in benchmarks/README.md "probe"):
+
+  - *Warm starts along the path.* Each fit starts from the caller's nearest previous solution, or
+    from a point on the line through it and this solver's solution nearest to it, extrapolated
+    linearly in log C (``START_GRID`` multiples of the ratio, the one of lowest objective at the
+    new C; two matrix products, as the scores are linear in the parameters). Any start is exact:
+    the stopping rule does not depend on it.
+  - *Inexact Newton.* CG stops at a relative residual eta = min(0.25, sqrt(||g|| / ||g_0||)) (g_0:
+    the fit's first gradient), loosened to 0.1 sqrt(rtol / predicted decrement) where that is
+    larger: no step solves more accurately than the next decrement's distance to ``rtol`` needs.
+  - *float32 CG iterations.* The products inside CG run in float32 (2.4x faster on this CPU); one
+    float64 product then gives the true residual of the float32 direction, and float64 CG goes on
+    from it wherever float32 fell short (and for the rest of that fit). Gradients, objectives,
+    line searches and the decrement stay float64.
+  - *A decrement that bounds its own CG error.* For an inexact d with float64 residual
+    r = -g - H d, g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r <= -g^T d + d^T r + ||r||^2 C n (every
+    weight direction has curvature >= 1/(C n)). The decrement recorded and tested is that bound
+    over 2F; where the test might pass, CG continues (float64, from d) until ||r||^2 C n is at most
+    a quarter of the budget.
+    So a loose step can never pass the test by under-estimating. (The bias directions are
+    unpenalised; their curvature is the class-probability variance, in practice far above 1/(C n).)
+  - *Line searches on the scores' line*: one product for X dW^T per Newton step, however many
+    backtracking trials; the curvature comes from the gradient's softmax.
+
+  ``hessian_limit`` forces either path (tests compare both on one problem); ``float32_cg=False``
+  keeps every product in float64.
 * ``SklearnSolver`` (``sklearn``): the CLIP paper's literal setting,
   ``LogisticRegression(C=C, solver="lbfgs", max_iter=1000)`` on the features as given, from
   scratch for every C. It can stop at the iteration cap; ``converged`` is then False
   (``n_iter_ >= max_iter`` or a ConvergenceWarning), and the float64 decrement of its answer is
   reported alongside, so the record shows how far from the optimum it stopped.
-* ``ExactSklearnSolver`` (``sklearn_exact``, programmatic only): scikit-learn driven to the optimum
-  (``newton-cholesky`` for small problems, else lbfgs; centred float64 features, ``tol=1e-12``),
-  judged by the same decrement: the converged scikit-learn protocol for tests and benchmarks.
+* ``ExactSklearnSolver`` (``sklearn_exact``, also ``--solver sklearn_exact``): scikit-learn driven
+  to the optimum (``newton-cholesky`` for small problems, else lbfgs; centred float64 features,
+  ``tol=1e-12``), judged by the same decrement: the converged scikit-learn protocol for tests and
+  benchmarks.
 
 Each fit's ``convergence`` is JSON-able: ``{"C", "iterations", "objective", "grad_norm",
-"decrement", "tol", "criterion", "converged"}`` plus ``cg_iterations``, ``hessians`` and
-``matmuls`` (n x d x k matrix products) for the torch solver, and ``max_iter`` and ``check_s`` (the
-seconds of the float64 check, not part of scikit-learn's own cost) for scikit-learn.
+"decrement", "tol", "criterion", "converged"}`` plus ``cg_iterations``, ``hessians``, ``matmuls``
+(float64 n x d x k matrix products) and ``matmuls32`` (float32 ones, inside CG) for the torch
+solver, and ``max_iter`` and ``check_s`` (the seconds of the float64 check, not part of
+scikit-learn's own cost) for scikit-learn.
 ``iterations`` are Newton steps (torch) or L-BFGS iterations (scikit-learn); ``grad_norm`` is
 ||dF/d(W, b)||_2 at the returned point in float64; ``decrement`` is the relative Newton decrement
 (torch: before the last step; scikit-learn: at its answer); ``tol`` is the tolerance of
-``criterion``: ``"newton_decrement"`` (torch; ``converged`` = decrement <= tol), ``"sklearn"``
-(the literal solver; ``tol`` is scikit-learn's gradient tol, ``converged`` its own verdict) or the
-scikit-learn solver's name (``sklearn_exact``; converged = below the cap and decrement <= 100 tol).
+``criterion``: ``"newton_decrement"`` (torch; ``converged`` = decrement <= tol, the decrement
+including the CG error bound), ``"sklearn"`` (the literal solver; ``tol`` is scikit-learn's
+gradient tol, ``converged`` its own verdict) or the scikit-learn solver's name (``sklearn_exact``;
+converged = below the cap and decrement <= 100 tol).
 
 A solver is built once per training set and then fitted for many values of C.
 """
@@ -76,7 +107,7 @@ DEFAULT_TOL = 1e-4  # scikit-learn's own tol (the literal solver)
 DEFAULT_MAX_ITER = 1000  # the paper's cap (the literal solver)
 DEFAULT_RTOL = 1e-9  # certified relative suboptimality of the exact solvers
 EXACT_MAX_ITER = 1000  # the exact solvers' cap (Newton steps): a safety net, reported if hit
-HESSIAN_LIMIT = 2048  # parameters up to which Newton uses the full Hessian (Cholesky)
+HESSIAN_LIMIT = 2048  # parameters up to which Newton uses the full Hessian (Cholesky) by default
 SKLEARN_HESSIAN_LIMIT = 4096  # parameters up to which sklearn_exact uses newton-cholesky
 
 
@@ -118,7 +149,8 @@ class Objective:
     """F(W, b) = mean CE + ||W||^2 / (2 C n) on centred features, its gradient and certificate."""
 
     def __init__(self, X: np.ndarray | torch.Tensor, y: np.ndarray, num_classes: int, *,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
+                 hessian_limit: int = HESSIAN_LIMIT):
         self.device = torch.device(device)
         self.dtype = dtype
         X_t = torch.as_tensor(np.asarray(X), device=self.device).to(dtype)
@@ -130,9 +162,11 @@ class Objective:
         self.rows = 1 if num_classes == 2 else num_classes  # binary: one vector, like sklearn
         self._row_index = torch.arange(self.n, device=self.device)
         #: small problems get Newton steps from the full Hessian, large ones from conjugate gradients
-        self.direct = self.rows * (self.dim + 1) <= HESSIAN_LIMIT
+        self.direct = self.rows * (self.dim + 1) <= hessian_limit
         counts = torch.bincount(self.y, minlength=num_classes).to(dtype)
         self.priors = counts / self.n
+        self._X32: torch.Tensor | None = None  # float32 copy for low-precision CG iterations
+        self._X2: torch.Tensor | None = None  # squared features (float32) for the Jacobi preconditioner
 
     def logits(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         raw = torch.addmm(bias, self.X, weight.T)
@@ -142,7 +176,19 @@ class Objective:
 
     def __call__(self, weight: torch.Tensor, bias: torch.Tensor, C: float,
                  with_grad: bool = True) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
-        logits = self.logits(weight, bias)
+        """(F, dF/dW, dF/db) at (weight, bias): two matrix products (one without the gradient)."""
+        return self.evaluate(self.raw_scores(weight, bias), weight, C, with_grad)[:3]
+
+    def raw_scores(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """X W^T + b (one matrix product). The scores are linear in (W, b): those of every point on a line
+        through parameter space are combinations of two of these (warm starts, line searches)."""
+        return torch.addmm(bias, self.X, weight.T)
+
+    def evaluate(self, raw: torch.Tensor, weight: torch.Tensor, C: float, with_grad: bool = True
+                 ) -> tuple[float, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """(F, dF/dW, dF/db, softmax probabilities as ``curvature`` gives them) from ``raw_scores``: one
+        matrix product for the gradient, none without it."""
+        logits = torch.cat([torch.zeros_like(raw), raw], dim=1) if self.rows == 1 else raw
         picked = logits[self._row_index, self.y]
         # CE = softplus(logsumexp over the wrong classes of z_j - z_y): accurate even when CE ~ 1e-10,
         # where lse - z_y would cancel (well-separated fits at large C)
@@ -153,17 +199,22 @@ class Objective:
         loss = float(torch.nn.functional.softplus(margin).sum(dtype=torch.float64) / self.n
                      + 0.5 * reg * weight.pow(2).sum(dtype=torch.float64))
         if not with_grad:
-            return loss, None, None
+            return loss, None, None, None
         lse = picked + torch.nn.functional.softplus(margin)
-        resid = torch.exp(logits - lse[:, None])
+        probs = torch.exp(logits - lse[:, None])
+        resid = probs.clone()
         resid[self._row_index, self.y] = 0.0
         resid[self._row_index, self.y] = -resid.sum(dim=1)  # p_y - 1 = -(sum of the others), no cancellation
         if self.rows == 1:
-            resid = resid[:, 1:]
+            resid, probs = resid[:, 1:], probs[:, 1:]
         resid /= self.n
         grad_w = torch.addmm(weight, resid.T, self.X, beta=reg)
         grad_b = resid.sum(dim=0)
-        return loss, grad_w, grad_b
+        return loss, grad_w, grad_b, probs
+
+    def loss_of_scores(self, raw: torch.Tensor, weight: torch.Tensor, C: float) -> float:
+        """F from precomputed ``raw_scores`` (no matrix product)."""
+        return self.evaluate(raw, weight, C, with_grad=False)[0]
 
     def curvature(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities at (weight, bias): what the Hessian depends on."""
@@ -171,22 +222,26 @@ class Objective:
         return probs[:, 1:] if self.rows == 1 else probs
 
     def hessian_vector(self, probs: torch.Tensor, vw: torch.Tensor, vb: torch.Tensor,
-                       C: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """H v for the direction v = (vw, vb): two matrix products of n x d x rows."""
-        z = torch.addmm(vb, self.X, vw.T)
+                       C: float, X: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """H v for the direction v = (vw, vb): two matrix products of n x d x rows (``X``: the centred
+        features in the dtype of ``probs`` and v, default the float64 ones)."""
+        X = self.X if X is None else X
+        z = torch.addmm(vb, X, vw.T)
         if self.rows == 1:
             u = probs * (1.0 - probs) * z
         else:
             u = probs * (z - (probs * z).sum(dim=1, keepdim=True))
         u /= self.n
-        return torch.addmm(vw, u.T, self.X, beta=1.0 / (C * self.n)), u.sum(dim=0)
+        return torch.addmm(vw, u.T, X, beta=1.0 / (C * self.n)), u.sum(dim=0)
 
-    def diagonal(self, probs: torch.Tensor, C: float):
-        """The Hessian's diagonal as a CG preconditioner (bias entries floored for the null direction)."""
+    def diagonal(self, probs: torch.Tensor, C: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Hessian's diagonal (weights, biases) as a CG preconditioner (bias entries floored for the null
+        direction)."""
+        if self._X2 is None:  # float32: a preconditioner needs no more, and it halves this copy
+            self._X2 = self.X.pow(2).float()
         s = probs * (1.0 - probs)
-        diag_w = s.T @ self.X.pow(2) / self.n + 1.0 / (C * self.n)
-        diag_b = s.mean(dim=0).clamp_min(1e-12)
-        return lambda rw, rb: (rw / diag_w, rb / diag_b)
+        diag_w = (s.T.float() @ self._X2).to(self.dtype) / self.n + 1.0 / (C * self.n)
+        return diag_w, s.mean(dim=0).clamp_min(1e-12)
 
     def hessian(self, probs: torch.Tensor, C: float, chunk: int = 4096) -> torch.Tensor:
         """The full Hessian in the flattened (W row by row, then b) parameters, for small problems."""
@@ -233,22 +288,49 @@ class Objective:
             return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
         if g_norm == 0.0:
             return loss, g_norm, 0.0
-        dw, db, _ = self.cg_direction(probs, gw, gb, C, 1e-3 * g_norm, cg_max)
+        dw, db, _, _, _ = self.cg_direction(probs, gw, gb, C, 1e-3 * g_norm, cg_max)
         return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
 
     def cg_direction(self, probs: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
-                     cg_max: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+                     cg_max: int, start: tuple[torch.Tensor, torch.Tensor] | None = None, low: bool = False,
+                     diagonal: tuple[torch.Tensor, torch.Tensor] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
         """-H^-1 g by Jacobi-preconditioned conjugate gradients, stopped when the residual norm is <= ``tol``
-        (or on non-positive curvature, or after ``cg_max`` Hessian-vector products); also returns that count."""
-        precondition = self.diagonal(probs, C)
-        dw, db = torch.zeros_like(gw), torch.zeros_like(gb)
-        rw, rb = -gw, -gb
+        (or on non-positive curvature, or after ``cg_max`` Hessian-vector products). Returns (dw, db, number
+        of products, residual norm ||r||, d^T r) with r = -g - H d: g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r. ``start`` continues from an earlier approximation (one more product, for
+        its residual); ``low`` runs the iterations in float32 (a product ~2.4x faster on a CPU; the residual
+        returned is then float32's recursion, not the float64 one), returning a float64 direction;
+        ``diagonal``: the preconditioner, if already computed at ``probs``."""
+        diag_w, diag_b = self.diagonal(probs, C) if diagonal is None else diagonal
+        products = 0
+        X = self.X
+        if low:
+            if self._X32 is None:
+                self._X32 = self.X.float()
+            X, probs, gw, gb = self._X32, probs.float(), gw.float(), gb.float()
+            diag_w, diag_b = diag_w.float(), diag_b.float()
+
+        def precondition(rw, rb):
+            return rw / diag_w, rb / diag_b
+
+        if start is None:
+            dw, db = torch.zeros_like(gw), torch.zeros_like(gb)
+            rw, rb = -gw, -gb
+        else:
+            dw, db = start[0].clone(), start[1].clone()
+            hw, hb = self.hessian_vector(probs, dw, db, C, X)
+            products += 1
+            rw, rb = -gw - hw, -gb - hb
+            residual = math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum()))
+            if residual <= tol:
+                cross = float((dw * rw).sum() + (db * rb).sum())
+                return ((dw.double(), db.double()) if low else (dw, db)) + (products, residual, cross)
         zw, zb = precondition(rw, rb)
         pw, pb = zw.clone(), zb.clone()
         rz = float((rw * zw).sum() + (rb * zb).sum())
-        products = 0
+        residual = math.inf
         for _ in range(cg_max):
-            hw, hb = self.hessian_vector(probs, pw, pb, C)
+            hw, hb = self.hessian_vector(probs, pw, pb, C, X)
             products += 1
             curvature = float((pw * hw).sum() + (pb * hb).sum())
             if curvature <= 0:
@@ -258,14 +340,18 @@ class Objective:
             db.add_(pb, alpha=alpha)
             rw.add_(hw, alpha=-alpha)
             rb.add_(hb, alpha=-alpha)
-            if math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum())) <= tol:
+            residual = math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum()))
+            if residual <= tol:
                 break
             zw, zb = precondition(rw, rb)
             rz_new = float((rw * zw).sum() + (rb * zb).sum())
             pw.mul_(rz_new / rz).add_(zw)
             pb.mul_(rz_new / rz).add_(zb)
             rz = rz_new
-        return dw, db, products
+        cross = float((dw * rw).sum() + (db * rb).sum())
+        if low:
+            dw, db = dw.double(), db.double()
+        return dw, db, products, residual, cross
 
     def to_centred(self, init: LinearFit) -> tuple[torch.Tensor, torch.Tensor]:
         """A fit in original coordinates -> (weight, bias) in this objective's centred parameters."""
@@ -302,50 +388,90 @@ class Objective:
         out = {"C": float(C), "iterations": int(stats["iterations"]), "objective": loss, "grad_norm": g_norm,
                "decrement": float(stats["decrement"]), "tol": rtol, "criterion": criterion,
                "converged": bool(stats["converged"])}
-        for key in ("cg_iterations", "hessians", "matmuls"):
+        for key in ("cg_iterations", "hessians", "matmuls", "matmuls32"):
             if key in stats:
                 out[key] = int(stats[key])
         return out
 
 
+#: inexact Newton: CG's relative residual is at most this (early, far from the optimum) ...
+CG_FORCING_MAX = 0.25
+#: ... and no tighter than this fraction of what brings the next decrement to ``rtol`` (``goal`` below)
+CG_FORCING_GOAL = 0.1
+
+
 def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C: float, *, rtol: float,
-              max_iter: int, direct: bool = False, cg_max: int = 250) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+              max_iter: int, direct: bool = False, cg_max: int = 250, float32_cg: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Damped Newton with (Jacobi-preconditioned) conjugate-gradient steps, stopped on the decrement.
 
-    Returns (weight, bias, stats) with stats = iterations, cg_iterations, matmuls, decrement, converged.
+    Returns (weight, bias, stats) with stats = iterations, cg_iterations, hessians, matmuls (float64 n x d x k
+    products), matmuls32 (float32 ones), decrement, converged. See the module docstring for the CG rules.
     """
-    stats = {"iterations": 0, "cg_iterations": 0, "hessians": 0, "matmuls": 0, "decrement": math.inf,
-             "converged": False}
-    loss, gw, gb = objective(weight, bias, C)
+    stats = {"iterations": 0, "cg_iterations": 0, "hessians": 0, "matmuls": 0, "matmuls32": 0,
+             "decrement": math.inf, "converged": False}
+    raw = objective.raw_scores(weight, bias)
+    loss, gw, gb, curv = objective.evaluate(raw, weight, C)
     stats["matmuls"] += 2
+    g_start = None
+    previous = None  # (decrement, gradient norm) of the last step
     while stats["iterations"] < max_iter:
-        curv = objective.curvature(weight, bias)
-        stats["matmuls"] += 1  # the logits
-
         g_norm = math.sqrt(float(gw.pow(2).sum() + gb.pow(2).sum()))
         if g_norm == 0.0:
             stats.update(decrement=0.0, converged=True)
             break
+        g_start = g_start or g_norm
+        slack = 0.0  # bound on how much -g^T d underestimates g^T H^-1 g (exact directions: none)
         if direct:
             dw, db = objective.newton_direction(curv, gw, gb, C)
             stats["hessians"] += 1
         else:
-            # CG on H d = -g; Eisenstat-Walker forcing, but never looser than 0.1 so the decrement is accurate
-            eta = min(0.1, math.sqrt(g_norm))
-            dw, db, products = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max)
+            # forcing term: shrinks with the gradient (superlinear convergence), but no tighter than needed
+            # to bring the next decrement (~ eta^2 x this one, predicted from the gradient) to rtol
+            eta = min(CG_FORCING_MAX, math.sqrt(g_norm / g_start))
+            if previous is not None:
+                predicted = previous[0] * (g_norm / previous[1]) ** 2
+                eta = min(CG_FORCING_MAX, max(eta, CG_FORCING_GOAL * math.sqrt(rtol / max(predicted, 1e-300))))
+            diagonal = objective.diagonal(curv, C)
+            dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
+                                                                       low=float32_cg, diagonal=diagonal)
             stats["cg_iterations"] += products
-            stats["matmuls"] += 2 * products
+            stats["matmuls32" if float32_cg else "matmuls"] += 2 * products
+            if float32_cg:
+                # float32's recursive residual is not the float64 one: one float64 product gives that, and
+                # float64 CG goes on from d where float32 fell short (and then for the rest of this fit)
+                dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
+                                                                           start=(dw, db), diagonal=diagonal)
+                stats["cg_iterations"] += products
+                stats["matmuls"] += 2 * products
+                float32_cg = products == 1
+            # g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r <= -g^T d + d^T r + ||r||^2 C n (every weight direction
+            # has curvature >= 1 / (C n); d^T r is 0 in exact CG from 0, not after float32 or a restart).
+            # Where the stopping test may pass, go on from d until ||r||^2 C n is at most a quarter of the
+            # test's budget; the decrement reported and tested is the bound
+            budget = 2.0 * rtol * loss
+            estimate = -float((gw * dw).sum() + (gb * db).sum())
+            if estimate <= 0.5 * budget and estimate + cross + residual ** 2 * C * objective.n > budget:
+                tol = math.sqrt(0.25 * budget / (C * objective.n))
+                dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, tol, cg_max,
+                                                                           start=(dw, db), diagonal=diagonal)
+                stats["cg_iterations"] += products
+                stats["matmuls"] += 2 * products
+            slack = cross + residual ** 2 * C * objective.n
         slope = float((gw * dw).sum() + (gb * db).sum())  # = -(Newton decrement)^2
-        stats["decrement"] = -0.5 * slope / max(loss, 1e-300)
+        stats["decrement"] = 0.5 * (slack - slope) / max(loss, 1e-300)
+        previous = (stats["decrement"], g_norm)
         done = stats["decrement"] <= rtol  # includes a decrement at float64 rounding noise (|.| ~ 1e-16)
         if slope >= 0:
             stats["converged"] = done
             break
+        # backtracking on the scores' line raw + step * (X dW^T + db): one product, however many trials
+        direction = objective.raw_scores(dw, db)
+        stats["matmuls"] += 1
         step = 1.0
         for _ in range(40):
-            new_w, new_b = weight + step * dw, bias + step * db
-            new_loss, new_gw, new_gb = objective(new_w, new_b, C)
-            stats["matmuls"] += 2
+            new_w = weight + step * dw
+            new_loss = objective.loss_of_scores(raw + step * direction, new_w, C)
             if new_loss <= loss + 1e-4 * step * slope:
                 break
             step *= 0.5
@@ -353,11 +479,20 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
             stats["converged"] = done
             break
         stats["iterations"] += 1
-        weight, bias, loss, gw, gb = new_w, new_b, new_loss, new_gw, new_gb
+        weight, bias = new_w, bias + step * db
         if done:  # the step just taken started within rtol of the optimum
             stats["converged"] = True
             break
+        # the scores are updated along the line (re-computed every 8 steps against rounding drift)
+        refresh = stats["iterations"] % 8 == 0
+        raw = objective.raw_scores(weight, bias) if refresh else raw + step * direction
+        loss, gw, gb, curv = objective.evaluate(raw, weight, C)  # gradient and next curvature: one product
+        stats["matmuls"] += 1 + refresh
     return weight, bias, stats
+
+
+#: warm start: multiples of the extrapolation ratio tried along the line through the two nearest solutions
+START_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 
 class TorchSolver:
@@ -366,23 +501,56 @@ class TorchSolver:
     name = "torch"
 
     def __init__(self, X: np.ndarray, y: np.ndarray, num_classes: int, *,
-                 max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu"):
-        self.objective = Objective(X, y, num_classes, device=device)
+                 max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu",
+                 hessian_limit: int = HESSIAN_LIMIT, float32_cg: bool = True):
+        self.objective = Objective(X, y, num_classes, device=device, hessian_limit=hessian_limit)
         self.num_classes = num_classes
         self.max_iter = max_iter
         self.rtol = tol
-        self.method = (f"newton ({'full Hessian' if self.objective.direct else 'conjugate gradients'}), float64, "
-                       f"centred, decrement <= {tol:g}")
+        steps = ("full Hessian" if self.objective.direct
+                 else "conjugate gradients" + (", float32 iterations checked in float64" if float32_cg else ""))
+        self.method = f"newton ({steps}), float64, centred, decrement <= {tol:g}"
+        self.float32_cg = float32_cg
+        self._path: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}  # log10 C -> centred solution
 
     def fit(self, C: float, init: LinearFit | None = None) -> LinearFit:
         start = time.perf_counter()
         obj = self.objective
-        weight, bias = obj.prior_start() if init is None else obj.to_centred(init)
         with torch.no_grad():
+            weight, bias, start_matmuls = self._start(C, init)
             weight, bias, stats = newton_cg(obj, weight, bias, C, rtol=self.rtol, max_iter=self.max_iter,
-                                            direct=obj.direct)
+                                            direct=obj.direct, float32_cg=self.float32_cg)
+            stats["matmuls"] += start_matmuls
             convergence = obj.report(weight, bias, C, stats, self.rtol)
+            self._path[math.log10(C)] = (weight, bias)
         return obj.to_fit(weight, bias, C, stats["iterations"], time.perf_counter() - start, convergence)
+
+    def _start(self, C: float, init: LinearFit | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The Newton start: ``init`` (or the prior start), or, if lower in objective at this C, a point on the
+        line through ``init`` and this solver's solution nearest to it in log C, extrapolated (or interpolated)
+        linearly in log C: multiples ``START_GRID`` of that ratio are tried, two products in all (the scores
+        are linear in the parameters). Any start is exact: the stopping rule does not depend on it."""
+        obj = self.objective
+        weight, bias = obj.prior_start() if init is None else obj.to_centred(init)
+        if init is None or not self._path:
+            return weight, bias, 0
+        t, t1 = math.log10(C), math.log10(init.C)
+        others = [p for p in self._path if p != t1]
+        if not others:
+            return weight, bias, 0
+        t2 = min(others, key=lambda p: (abs(p - t1), p))
+        w2, b2 = self._path[t2]
+        ratio = (t - t1) / (t1 - t2)
+        z1, z2 = obj.raw_scores(weight, bias), obj.raw_scores(w2, b2)
+        w_init = weight
+        dw, db, dz = w_init - w2, bias - b2, z1 - z2
+        best, best_s = obj.loss_of_scores(z1, w_init, C), 0.0
+        for frac in START_GRID:
+            s = frac * ratio
+            loss = obj.loss_of_scores(z1 + s * dz, w_init + s * dw, C)
+            if loss < best:
+                best, best_s = loss, s
+        return w_init + best_s * dw, bias + best_s * db, 2
 
 
 class SklearnSolver:

@@ -32,8 +32,10 @@ class LinearProbeTask(Task):
         Option("probe_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
                "linear-probe features (default: projected)", str, ("projected", "pre_projection"),
                owner="linear_probe"),
-        Option("solver", "torch", one_of("torch", "sklearn"), "torch or sklearn",
-               "linear-probe solver (default: torch)", str, ("torch", "sklearn"), owner="linear_probe"),
+        Option("solver", "torch", one_of("torch", "sklearn", "sklearn_exact"), "torch, sklearn or sklearn_exact",
+               "linear-probe solver (default: torch; sklearn: the paper's literal lbfgs; sklearn_exact: "
+               "scikit-learn to the optimum, slow)", str, ("torch", "sklearn", "sklearn_exact"),
+               owner="linear_probe"),
         Option("val_fraction", 0.2, lambda v: isinstance(v, (int, float)) and not a_bool(v) and 0 < v < 1,
                "a number between 0 and 1", "fraction of train carved for validation", owner="linear_probe"),
     )
