@@ -1,4 +1,5 @@
-"""Seeded, class-stratified splitting: the probe's validation carve and fixed splits of datasets without one.
+"""Seeded, class-stratified sampling, the one home for it: the probe's validation carve, fixed splits
+of datasets without one, few-shot picks (``stratified_indices``) and ``--limit`` (``limit_indices``).
 
 The carve uses numpy's ``default_rng`` (PCG64, whose streams numpy keeps stable across versions)
 so the same seed picks the same samples everywhere; no sklearn version dependence.
@@ -41,6 +42,43 @@ def stratified_indices(
         carved.append(members[:n])
         kept.append(members[n:])
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(carved))
+
+
+def limit_indices(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
+    """Exactly ``limit`` sorted positions, class-stratified: each class gets its proportional share
+    (largest remainder), at least one sample per class when ``limit`` allows, picked by a seeded shuffle."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = limit * counts / counts.sum()
+    quota = np.floor(exact).astype(np.int64)
+    if limit >= len(classes):
+        quota = np.maximum(quota, 1)
+    quota = np.minimum(quota, counts)
+    # hand out the remainder to the largest fractional parts; equal parts (every class of a balanced
+    # set, every image of an image-text set, where each image is its own class) in a seeded random
+    # order, so that a limit is a random sample and not the first classes in label order
+    tiebreak = np.random.default_rng([seed, 1]).permutation(len(classes))
+    while quota.sum() < limit:
+        room = np.where(quota < counts, exact - quota, -np.inf)
+        best = np.flatnonzero(room == room.max())
+        quota[best[np.argmin(tiebreak[best])]] += 1
+    while quota.sum() > limit:  # the at-least-one rule overshot: take from the most over-served class
+        excess = np.where(quota > 1, quota - exact, -np.inf)
+        quota[int(np.argmax(excess))] -= 1
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota, strict=True)]
+    return np.sort(np.concatenate(picked))
+
+
+def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData:
+    """``--limit``: a seeded class-stratified subset of exactly ``limit`` samples, kept in split order.
+
+    Stratified rather than the first N so that class-sorted datasets keep every class (the probe
+    needs each class in its training data); the subset is named in the split's fingerprint.
+    """
+    if limit is None or limit >= len(split):
+        return split
+    return split.subset(limit_indices(split.labels, limit, seed), f"limit={limit}:seed={seed}:stratified")
 
 
 def load_split(adapter: DatasetAdapter, split: str, data_root: str | Path | None, *,

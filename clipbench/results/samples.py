@@ -333,13 +333,13 @@ def describe_record(source: str | os.PathLike, result_id: str, top: int = 10) ->
 
 
 def text_table(rows: list[tuple[str, ...]]) -> list[str]:
-    """Aligned plain-text rows (the first is the header); ``(none)`` when there is no data row."""
-    if len(rows) < 2:
+    """Aligned, indented plain-text rows (the first is the header; ``clipbench.foundations.tables``)."""
+    from clipbench.foundations.tables import render
+
+    header, body = rows[0], rows[1:]
+    if not body:
         return ["  (none)"]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = ["  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    out.insert(1, "  " + "  ".join("-" * w for w in widths))
-    return out
+    return ["  " + line for line in render([dict(zip(header, r, strict=True)) for r in body], "table").splitlines()]
 
 
 def discard_samples(results_dir: str | os.PathLike, record: dict) -> None:
