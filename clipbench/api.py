@@ -290,7 +290,9 @@ def history(source: str | os.PathLike = "results", model: str | None = None, dat
 
 
 def samples(source: str | os.PathLike, result_id: str, top: int = 10) -> str:
-    """The most confident errors and top confusion pairs of one record's per-sample file, as text."""
+    """Error analysis of one record's per-sample file, as text: for classification the most confident
+    errors and top confusion pairs, for retrieval the worst-ranked images and captions, for selection
+    the accuracy per subset and the lowest-margin items."""
     from clipbench.results.samples import describe_record
 
     if top < 1:

@@ -1,4 +1,4 @@
-"""`clipbench samples RESULT_ID [--results DIR]`: a record's most confident errors and top confusion pairs."""
+"""`clipbench samples RESULT_ID [--results DIR]`: error analysis of one record from its per-sample file."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import argparse
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "samples", help="error analysis of one result from its per-sample predictions",
-        description="The most confident wrong predictions and the most frequent (true, predicted) class pairs of "
-                    "one record, from the per-sample file that --log-samples wrote beside the results.")
+        description="Error analysis of one record from the per-sample file that --log-samples wrote beside the "
+                    "results: a classification record's most confident wrong predictions and most frequent (true, "
+                    "predicted) class pairs; a retrieval record's worst-ranked images and captions; a selection "
+                    "record's accuracy per subset and lowest-margin items with their captions.")
     p.add_argument("result_id", help="the record_id of a result (a unique prefix is enough)")
     p.add_argument("--results", default="results", help="results directory or results.jsonl (default: results/)")
     p.add_argument("-n", "--top", type=int, default=10, help="rows per table (default: 10)")
