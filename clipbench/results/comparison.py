@@ -60,7 +60,7 @@ def _decimals(text: str) -> int | None:
 
 def load_primary(source: str | os.PathLike) -> dict[Row, PrimaryValue]:
     """(model, dataset, task, variant) -> primary metric value from a results dir, results.jsonl or leaderboard.csv
-    (read by ``results_source``, the one reader; the newest record per row wins)."""
+    (read by ``clipbench.results.source``, the one reader; the newest record per row wins)."""
     rows, path = primary_rows(source, strict=True)  # the gate judges only files it can read whole
     out = {}
     for key, row in latest_rows(rows).items():
