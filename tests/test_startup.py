@@ -68,3 +68,14 @@ def test_api_reexports_resolve_lazily():
     assert api.limit_split is runner.limit_split and api.RunOptions is runner.RunOptions
     with pytest.raises(AttributeError):
         api.no_such_name  # noqa: B018
+
+
+def test_a_run_served_from_the_cache_never_imports_torchvision(tmp_path):
+    """torchvision (1.8 s of a warm run's imports, most of it torch._dynamo via torchvision.ops) loads only
+    when images are read: the model's preprocessing transform is built on first use."""
+    argv = ("run", "--suite", "smoke", "--no-progress", "--results-dir", str(tmp_path / "r"),
+            "--cache-dir", str(tmp_path / "c"))
+    first = loaded_after(*argv)
+    assert first["code"] == 0 and first["heavy"] == ["torch", "torchvision"]  # extraction reads the images
+    again = loaded_after(*argv)
+    assert again["code"] == 0 and again["heavy"] == ["torch"]  # features and text features come from the cache

@@ -29,7 +29,18 @@ class NativeClipModel(ImageTextModel):
         self.image_resolution = self.config.image_resolution
         self.embed_dim = self.config.embed_dim
         self.context_length = self.config.context_length
-        self.preprocess = clip_preprocess(self.image_resolution)
+        self._preprocess = None
+
+    @property
+    def preprocess(self):
+        """CLIP's transform, built on first use: torchvision (~1.8 s to import) loads only when images are read."""
+        if self._preprocess is None:
+            self._preprocess = clip_preprocess(self.image_resolution)
+        return self._preprocess
+
+    @preprocess.setter
+    def preprocess(self, transform) -> None:
+        self._preprocess = transform
 
     def __repr__(self) -> str:
         return f"NativeClipModel(name={self.name!r}, family={self.family!r}, device={str(self.device)!r})"

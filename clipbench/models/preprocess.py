@@ -8,9 +8,12 @@ cache keys: two models share cached pixels-derived features only if their ids ag
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from PIL import Image
-from torchvision import transforms
+
+if TYPE_CHECKING:  # torchvision loads when a transform is built: a run served from the cache never needs it
+    from torchvision import transforms
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -24,6 +27,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 @functools.cache
 def clip_preprocess(resolution: int) -> transforms.Compose:
     """The torchvision transform PIL image -> float tensor [3, resolution, resolution]."""
+    from torchvision import transforms
+
     return transforms.Compose(
         [
             transforms.Resize(resolution, interpolation=transforms.InterpolationMode.BICUBIC),
