@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
+from _benchmark_fixtures import BENCHMARKS
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks.retrieval import (
@@ -195,37 +193,14 @@ def test_block_sizes_respect_the_budget():
     assert block_sizes(1000, 5000, 256 << 20) == (1000, 5000)  # Flickr30k's test split fits one block
 
 
-_MEMORY_PROBE = textwrap.dedent("""
-    import ctypes, json, sys
-    import numpy as np, torch
-    from clipbench.tasks.retrieval import retrieval_ranks
-    torch.set_num_threads(1)
-    n_img, n_txt, dim, budget = (int(v) for v in sys.argv[1:5])
-    rng = np.random.default_rng(0)
-    images = rng.standard_normal((n_img, dim), dtype=np.float32)
-    texts = rng.standard_normal((n_txt, dim), dtype=np.float32)
-    owner = np.repeat(np.arange(n_img), n_txt // n_img)
-    # warm up with the very same call, so that code pages of the kernels it touches are resident, then hand
-    # the freed heap back to the OS so that the measured call has to fault in its own memory again
-    retrieval_ranks(images, texts, owner, budget_bytes=budget)
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    def rss_kb(field):
-        for line in open("/proc/self/status"):
-            if line.startswith(field):
-                return int(line.split()[1])
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset the peak-RSS watermark to the current RSS
-    before = rss_kb("VmRSS")
-    ranks = retrieval_ranks(images, texts, owner, budget_bytes=budget)
-    print(json.dumps({"peak_extra_mb": (rss_kb("VmHWM") - before) / 1024, "blocks": ranks.blocks,
-                      "block_mb": ranks.block_bytes / 2**20, "r1": float((ranks.t2i_rank == 1).mean())}))
-""")
+def _probe(n_img: int, n_txt: int, dim: int, budget_mb: int) -> dict:
+    """Peak RSS of one ``retrieval_ranks`` call in a fresh interpreter, warmed up by the very same call
+    (``benchmarks/retrieval_memory.py``'s measurement)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    from retrieval_memory import run_case
 
-
-def _probe(n_img: int, n_txt: int, dim: int, budget: int) -> dict:
-    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(n_img), str(n_txt), str(dim), str(budget)],
-                         capture_output=True, text=True, timeout=300, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_case(n_img, n_txt, dim, budget_mb, warmup="same")
 
 
 def test_peak_memory_is_bounded_by_the_block_budget():
@@ -235,11 +210,11 @@ def test_peak_memory_is_bounded_by_the_block_budget():
     The bound is three budgets, not two: one block's temporaries measure at about two budgets, and page
     faults in the allocator's arenas added 0.3 MB on top of that in one CI run."""
     n_img, n_txt, dim = 1000, 10000, 16
-    blocked = _probe(n_img, n_txt, dim, 8 << 20)
+    blocked = _probe(n_img, n_txt, dim, 8)
     assert blocked["block_mb"] <= 8 and blocked["blocks"][1] < n_txt
     assert blocked["peak_extra_mb"] < 3 * 8, blocked  # one block's temporaries + counters + allocator slack
-    whole = _probe(n_img, n_txt, dim, 1 << 30)
+    whole = _probe(n_img, n_txt, dim, 1024)
     # the control: the measurement does see the big allocations (the float32 matrix plus its temporaries)
     assert whole["blocks"] == [n_img, n_txt] and whole["peak_extra_mb"] > 1.5 * n_img * n_txt * 4 / 2**20, whole
     assert whole["peak_extra_mb"] > 2 * blocked["peak_extra_mb"], (whole, blocked)  # blocking is what bounds it
-    assert blocked["r1"] == whole["r1"]
+    assert blocked["t2i_r1"] == whole["t2i_r1"]
