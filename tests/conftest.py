@@ -61,3 +61,14 @@ def _isolated_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CLIPBENCH_DATA", str(base / "data"))
     monkeypatch.delenv("CLIPBENCH_OFFLINE", raising=False)
     monkeypatch.delenv("CLIPBENCH_DEBUG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def shapes_data_root(tmp_path_factory):
+    """A data root holding the generated shapes test split (and so shapes_compositional), made once per session
+    for the retrieval, selection and per-sample tests; they only read it."""
+    from clipbench.datasets import get_dataset
+
+    root = tmp_path_factory.mktemp("shapes-data")
+    get_dataset("shapes").load_split("test", root)
+    return root

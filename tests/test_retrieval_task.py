@@ -17,16 +17,9 @@ from clipbench.results.records import record_variant
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("retrieval-data")
-    get_dataset("shapes").load_split("test", root)  # generate once for the module
-    return root
-
-
-@pytest.fixture(scope="module")
-def smoke_record(data_root, tmp_path_factory):
+def smoke_record(shapes_data_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("retrieval-smoke")
-    (record,) = api.run(suite="smoke-retrieval", data_root=data_root, cache_dir=base / "cache",
+    (record,) = api.run(suite="smoke-retrieval", data_root=shapes_data_root, cache_dir=base / "cache",
                         results_dir=base / "results", progress=False)
     return record
 
@@ -46,14 +39,14 @@ def test_smoke_retrieval_is_far_above_chance(smoke_record):
     assert r["tie_rule"].startswith("equal float32 similarities") and record_variant(r) == ""
 
 
-def test_shuffled_captions_control_falls_to_chance(data_root, smoke_record, tmp_path):
+def test_shuffled_captions_control_falls_to_chance(shapes_data_root, smoke_record, tmp_path):
     """The same images with every image's captions handed to another image: the model's score must collapse."""
-    split = get_dataset("shapes").load_split("test", data_root)
+    split = get_dataset("shapes").load_split("test", shapes_data_root)
     perm = np.random.default_rng(0).permutation(len(split))
     rows = [{"image": split.paths[i], "captions": split.captions[perm[i]]} for i in range(len(split))]
     pairs = tmp_path / "shuffled.jsonl"
     pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    (control,) = api.run(suite="smoke-retrieval", datasets=[f"pairs:{pairs}"], data_root=data_root,
+    (control,) = api.run(suite="smoke-retrieval", datasets=[f"pairs:{pairs}"], data_root=shapes_data_root,
                          cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False)
     chance = control["chance"]["mean_recall"]
     assert control["n_samples"] == 300 and control["n_captions"] == 900
@@ -62,7 +55,7 @@ def test_shuffled_captions_control_falls_to_chance(data_root, smoke_record, tmp_
     assert smoke_record["ci95"]["low"] > control["ci95"]["high"]
 
 
-def test_caption_prefix_limit_and_text_cache(data_root, tmp_path, monkeypatch, caplog):
+def test_caption_prefix_limit_and_text_cache(shapes_data_root, tmp_path, monkeypatch, caplog):
     calls = []
     real = text_store._encode_chunk  # what the store runs for each missing shard of texts
 
@@ -71,7 +64,7 @@ def test_caption_prefix_limit_and_text_cache(data_root, tmp_path, monkeypatch, c
         return real(model, texts, *args, **kwargs)
 
     monkeypatch.setattr(text_store, "_encode_chunk", counting)
-    common = dict(suite="smoke-retrieval", data_root=data_root, cache_dir=tmp_path / "cache",
+    common = dict(suite="smoke-retrieval", data_root=shapes_data_root, cache_dir=tmp_path / "cache",
                   results_dir=tmp_path / "results", progress=False, limit=40, bootstrap=50)
     (plain,) = api.run(**common)
     (prefixed,) = api.run(caption_prefix="a picture of ", **common)
@@ -90,8 +83,8 @@ def test_caption_prefix_limit_and_text_cache(data_root, tmp_path, monkeypatch, c
     assert "cached text features damaged" in caplog.text
 
 
-def test_cli_flags_and_table(data_root, tmp_path, capsys):
-    code = main(["run", "--suite", "smoke-retrieval", "--data-root", str(data_root), "--cache-dir",
+def test_cli_flags_and_table(shapes_data_root, tmp_path, capsys):
+    code = main(["run", "--suite", "smoke-retrieval", "--data-root", str(shapes_data_root), "--cache-dir",
                  str(tmp_path / "c"), "--results-dir", str(tmp_path / "r"), "--limit", "30", "--recall-k", "1,2",
                  "--bootstrap", "0", "--retrieval-topk"])
     out = capsys.readouterr().out

@@ -34,13 +34,6 @@ RETRIEVAL = parse_suite({"version": 1, "datasets": ["shapes"], "tasks": ["zerosh
                          "options": {"bootstrap": 200, "offline": True, "threads": 1}}, "t", "r", check_dataset=None)
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kinds-data")
-    get_dataset("shapes").load_split("test", root)
-    return root
-
-
 def _shapes_model(broken: bool = False):
     model = load_model("clipbench-shapes", device="cpu", offline=True)
     if broken:  # a preprocessing bug: same model, same preprocess_id, wrong pixels (ImageNet-style constants off)
@@ -52,9 +45,9 @@ def _shapes_model(broken: bool = False):
 
 
 @pytest.fixture(scope="module")
-def retrieval_run(data_root, tmp_path_factory):
+def retrieval_run(shapes_data_root, tmp_path_factory):
     root = tmp_path_factory.mktemp("kinds-retrieval")
-    (record,) = clipbench.run(_shapes_model(), suite=RETRIEVAL, data_root=data_root, cache_dir=root / "cache",
+    (record,) = clipbench.run(_shapes_model(), suite=RETRIEVAL, data_root=shapes_data_root, cache_dir=root / "cache",
                               results_dir=root / "base", device="cpu", progress=False)
     return root, record
 
@@ -90,7 +83,7 @@ def test_retrieval_ranks_reproduce_the_record_and_its_intervals(retrieval_run):
     assert log.supports("mean_recall") and log.supports("t2i_recall@10") and not log.supports("i2t_mean_rank")
 
 
-def test_retrieval_gate_passes_noise_and_fails_a_broken_preprocessing(retrieval_run, data_root, tmp_path, capsys):
+def test_retrieval_gate_passes_noise_and_fails_a_broken_preprocessing(retrieval_run, shapes_data_root, tmp_path, capsys):
     root, record = retrieval_run
     base = root / "base"
     same = gated_compare(base, base, max_drop=0.0)
@@ -116,7 +109,7 @@ def test_retrieval_gate_passes_noise_and_fails_a_broken_preprocessing(retrieval_
     assert row.status == "ok" and "not significant at alpha 0.05" in row.note and test.p_value > 0.05
 
     broken = tmp_path / "broken"
-    clipbench.run(_shapes_model(broken=True), suite=RETRIEVAL, data_root=data_root, cache_dir=tmp_path / "cache",
+    clipbench.run(_shapes_model(broken=True), suite=RETRIEVAL, data_root=shapes_data_root, cache_dir=tmp_path / "cache",
                   results_dir=broken, device="cpu", progress=False)
     result = gated_compare(broken, base, max_drop=0.5)
     (row,) = result.rows
@@ -134,8 +127,8 @@ SELECTION = parse_suite({"version": 1, "datasets": ["shapes_compositional"], "ta
                          "options": {"bootstrap": 0, "offline": True, "threads": 1}}, "t", "s", check_dataset=None)
 
 
-def test_selection_outcomes_get_mcnemar(data_root, tmp_path, capsys):
-    (record,) = clipbench.run(_shapes_model(), suite=SELECTION, data_root=data_root, cache_dir=tmp_path / "cache",
+def test_selection_outcomes_get_mcnemar(shapes_data_root, tmp_path, capsys):
+    (record,) = clipbench.run(_shapes_model(), suite=SELECTION, data_root=shapes_data_root, cache_dir=tmp_path / "cache",
                               results_dir=tmp_path / "base", device="cpu", progress=False)
     log = read_samples(tmp_path / "base", record)
     assert isinstance(log, OutcomeSamples) and len(log) == record["n_samples"]
@@ -164,7 +157,7 @@ def test_selection_outcomes_get_mcnemar(data_root, tmp_path, capsys):
     worst = int(np.argmin(log.columns["margin"]))  # the clearest failure, with its caption and the negative it lost to
     line = next(row for row in out.splitlines() if row.strip().startswith(f"{worst} "))
     assert log.columns["positive"][worst] in line and log.columns["best_negative"][worst] in line
-    split = get_dataset("shapes_compositional").load_split("test", data_root)
+    split = get_dataset("shapes_compositional").load_split("test", shapes_data_root)
     assert log.columns["positive"][worst] == split.positives[worst]
     assert log.columns["best_negative"][worst] in split.negatives[worst]
 

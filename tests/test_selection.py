@@ -109,16 +109,9 @@ def test_bootstrap_interval_brackets_the_accuracy():
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("selection-data")
-    get_dataset("shapes").load_split("test", root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def smoke_record(data_root, tmp_path_factory):
+def smoke_record(shapes_data_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("selection-smoke")
-    (record,) = api.run(suite="smoke-compositional", data_root=data_root, cache_dir=base / "cache",
+    (record,) = api.run(suite="smoke-compositional", data_root=shapes_data_root, cache_dir=base / "cache",
                         results_dir=base / "results", progress=False)
     return record
 
@@ -138,14 +131,14 @@ def test_smoke_compositional_record(smoke_record):
     assert not get_task("image_caption_selection").accepts(get_dataset("shapes"))
 
 
-def test_swapped_positive_and_negative_mirror_the_accuracy(smoke_record, data_root, tmp_path):
+def test_swapped_positive_and_negative_mirror_the_accuracy(smoke_record, shapes_data_root, tmp_path):
     """The same items through choices:FILE with positive and negative exchanged: accuracy becomes 100 - acc - ties."""
-    split = get_dataset("shapes_compositional").load_split("test", data_root)
+    split = get_dataset("shapes_compositional").load_split("test", shapes_data_root)
     rows = [{"image": split.paths[i], "positive": split.negatives[i][0], "negatives": [split.positives[i]],
              "subset": split.subsets[i]} for i in range(len(split))]
     file = tmp_path / "swapped.jsonl"
     file.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
-    (swapped,) = api.run(suite="smoke-compositional", datasets=[f"choices:{file}"], data_root=data_root,
+    (swapped,) = api.run(suite="smoke-compositional", datasets=[f"choices:{file}"], data_root=shapes_data_root,
                          cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
     ties = 100.0 * smoke_record["n_ties"] / smoke_record["n_samples"]
     assert swapped["metrics"]["accuracy"] == pytest.approx(100 - smoke_record["metrics"]["accuracy"] - ties, abs=1e-9)
