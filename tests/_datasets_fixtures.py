@@ -82,3 +82,26 @@ def serve(directory: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def rendered_shapes(folder: Path, n: int, seed: int, size: int = 96) -> tuple[list[str], list[list[str]]]:
+    """``n`` shapes-set images rendered with a seeded generator and saved as PNGs, with their captions."""
+    from clipbench.datasets.shapes import render_sample
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, captions = [], []
+    for i in range(n):
+        image, caps = render_sample(rng)
+        path = folder / f"{i:02d}.png"
+        image.resize((size, size)).save(path)
+        paths.append(str(path))
+        captions.append(caps)
+    return paths, captions
+
+
+def collate_images_and_texts(batch):
+    """A DataLoader collate for (image tensor, captions) items, as CLIP_benchmark's loaders yield them."""
+    import torch
+
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
+from _datasets_fixtures import collate_images_and_texts, rendered_shapes
 from _models_fixtures import REAL_CONFIGS, clip, make_reference
 from clip_benchmark.metrics import zeroshot_retrieval
 
 from clipbench import api
-from clipbench.datasets.shapes import render_sample
 
 N_IMAGES, CAPTIONS_PER_IMAGE, KS = 16, 2, (1, 5, 10)
 
@@ -36,21 +35,10 @@ class _Pairs(torch.utils.data.Dataset):
             return self.transform(img.convert("RGB")), self.captions[i]
 
 
-def _collate(batch):
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
-
-
 @pytest.mark.slow
 def test_recall_at_k_equals_clip_benchmark(tmp_path):
-    rng = np.random.default_rng(7)
-    paths, captions = [], []
-    for i in range(N_IMAGES):
-        image, caps = render_sample(rng)
-        path = tmp_path / "images" / f"{i:02d}.png"
-        path.parent.mkdir(exist_ok=True)
-        image.resize((96, 96)).save(path)
-        paths.append(str(path))
-        captions.append(caps[:CAPTIONS_PER_IMAGE])
+    paths, captions = rendered_shapes(tmp_path / "images", N_IMAGES, seed=7)
+    captions = [caps[:CAPTIONS_PER_IMAGE] for caps in captions]
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps({"image": p, "captions": c}) for p, c in zip(paths, captions, strict=True)),
                      encoding="utf-8")
@@ -64,7 +52,7 @@ def test_recall_at_k_equals_clip_benchmark(tmp_path):
                       progress=False, batch_size=8)
 
     loader = torch.utils.data.DataLoader(_Pairs(paths, captions, clip.clip._transform(224)), batch_size=8,
-                                         collate_fn=_collate)
+                                         collate_fn=collate_images_and_texts)
     theirs = zeroshot_retrieval.evaluate(reference, loader, lambda texts: clip.tokenize(texts), "cpu", amp=False,
                                          recall_k_list=list(KS))
     assert ours["n_samples"] == N_IMAGES and ours["n_captions"] == N_IMAGES * CAPTIONS_PER_IMAGE

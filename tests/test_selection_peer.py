@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
+from _datasets_fixtures import collate_images_and_texts, rendered_shapes
 from _models_fixtures import REAL_CONFIGS, clip, make_reference
 from clip_benchmark.metrics import image_caption_selection
 
 from clipbench import api
-from clipbench.datasets.shapes import compositional_items, render_sample
+from clipbench.datasets.shapes import compositional_items
 
 N_ITEMS, N_GROUPS = 24, 8
 
@@ -44,21 +44,9 @@ class _Items(torch.utils.data.Dataset):
         return (images[0] if len(images) == 1 else torch.stack(images)), captions
 
 
-def _collate(batch):
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
-
-
 @pytest.mark.slow
 def test_selection_equals_clip_benchmark(tmp_path):
-    rng = np.random.default_rng(11)
-    paths, captions = [], []
-    for i in range(N_ITEMS + 2 * N_GROUPS):
-        image, caps = render_sample(rng)
-        path = tmp_path / "images" / f"{i:02d}.png"
-        path.parent.mkdir(exist_ok=True)
-        image.resize((96, 96)).save(path)
-        paths.append(str(path))
-        captions.append(caps)
+    paths, captions = rendered_shapes(tmp_path / "images", N_ITEMS + 2 * N_GROUPS, seed=11)
     # SugarCrepe-style: image i's caption vs one generated hard negative (subsets in turn)
     generated = compositional_items(captions[:N_ITEMS])
     sugar = [generated[k] for k in range(0, len(generated), max(1, len(generated) // N_ITEMS))][:N_ITEMS]
@@ -82,7 +70,7 @@ def test_selection_equals_clip_benchmark(tmp_path):
 
     def theirs(instances):
         loader = torch.utils.data.DataLoader(_Items(instances, clip.clip._transform(224)), batch_size=8,
-                                             collate_fn=_collate)
+                                             collate_fn=collate_images_and_texts)
         return image_caption_selection.evaluate(reference, loader, lambda texts: clip.tokenize(texts), "cpu",
                                                 amp=False)
 
