@@ -130,7 +130,7 @@ def _note_forward(n: int) -> None:
         raise KeyboardInterrupt(f"test hook: interrupted after {FORWARD_STATS.batches} batches")
 
 
-def _chunks(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
+def shard_ranges(start: int, end: int, size: int) -> Iterator[tuple[int, int]]:
     """[start, end) cut at absolute multiples of ``size``, so reruns produce the same shard boundaries."""
     cursor = start
     while cursor < end:
@@ -201,7 +201,7 @@ def extract_range(
         raise ValueError(f"model on {model.device} but the key is for device type {key.device}")
     shard_size = shard_size or SHARD_BATCHES * batch_size
     _, gaps = store.plan(key, start, end, verify=True)
-    ranges = [c for a, b in gaps for c in _chunks(a, b, shard_size)]
+    ranges = [c for a, b in gaps for c in shard_ranges(a, b, shard_size)]
     if not ranges:
         return []
     device = model.device

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clipbench.features.extraction import autocast_context
+from clipbench.features.extraction import autocast_context, shard_ranges
 from clipbench.features.store import FeatureKey, FeatureStore
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
@@ -71,13 +71,6 @@ def _encode_chunk(model: ImageTextModel, texts: Sequence[str], batch_size: int, 
     return out.numpy()
 
 
-def _shard_ranges(start: int, end: int) -> list[tuple[int, int]]:
-    """[start, end) cut at absolute multiples of SHARD_TEXTS (so every run batches the same texts together)."""
-    cuts = range((start // SHARD_TEXTS + 1) * SHARD_TEXTS, end, SHARD_TEXTS)
-    bounds = [start, *cuts, end]
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
-
-
 def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256,
                  precision: str = "fp32") -> np.ndarray:
     """[N, D] float32 text embeddings (unnormalised) in the order of ``texts``, without the cache."""
@@ -85,7 +78,7 @@ def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 
         raise ClipbenchError("no texts to encode")
     texts = list(texts)
     return np.concatenate([_encode_chunk(model, texts[a:b], batch_size, precision)
-                           for a, b in _shard_ranges(0, len(texts))])
+                           for a, b in shard_ranges(0, len(texts), SHARD_TEXTS)])
 
 
 def text_key(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256, precision: str = "fp32") -> FeatureKey:
@@ -114,7 +107,7 @@ def text_features(
     store, key = text_store(text_dir), text_key(model, texts, batch_size, precision)
 
     def fill() -> None:
-        for a, b in (r for gap in store.plan(key, verify=True)[1] for r in _shard_ranges(*gap)):
+        for a, b in (r for gap in store.plan(key, verify=True)[1] for r in shard_ranges(*gap, SHARD_TEXTS)):
             store.write_shard(key, a, b, _encode_chunk(model, texts[a:b], batch_size, precision))
 
     return store.load_or_fill(key, None, fill, what="text features").features
