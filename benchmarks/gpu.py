@@ -13,6 +13,8 @@ H100-class GPU); every part that needs CUDA prints ``SKIPPED: no CUDA device`` a
   for ViT-B/16;
 * pipeline: generated JPEGs through a DataLoader with ``workers: auto`` (all CPUs, at most 16) and
   the CLIP preprocess; is the encoder starved (pipeline img/s < the encoder's)?
+* decode: ``benchmarks/decode.py`` on CUDA: ``--decode gpu`` (nvjpeg, the resize on the device)
+  against PIL in pixels, features, digits-JPEG top-1 and images/s;
 * probe: ``clipbench.linear_probe`` on CUDA over synthetic features of ImageNet's shape (``--probe-rows``
   x 768, 1000 classes; default the full 1,281,167), the whole C sweep and refit, timed;
 * torchrun: ``clipbench run`` of clipbench-tiny on digits as a plain process and under
@@ -133,6 +135,21 @@ def pipeline(args, encoder_rate: float | None) -> dict:
             "encoder_starved": starved}
 
 
+def decode(args) -> dict:
+    """``--decode gpu`` (nvjpeg + the resize on the device) against PIL: ``benchmarks/decode.py`` on CUDA."""
+    if not torch.cuda.is_available():
+        return skipped("--decode gpu (nvjpeg) against PIL")
+    import decode as decode_benchmark
+
+    with tempfile.TemporaryDirectory(prefix="clipbench-gpu-decode-") as tmp:
+        out = Path(tmp) / "decode.json"
+        extra = ["--quick"] if args.quick else []
+        if decode_benchmark.main(["--device", "cuda", *extra, "--out", str(out)]) != 0:
+            return {"error": "benchmarks/decode.py failed"}
+        summary = json.loads(out.read_text())
+    return {k: summary[k] for k in ("decoder", "pixels", "accuracy", "rates")}
+
+
 def probe(args) -> dict:
     if not torch.cuda.is_available():
         return skipped("probe at ImageNet shape")
@@ -179,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=512, help="generated JPEGs for the pipeline")
     parser.add_argument("--probe-rows", type=int, default=1_281_167, help="probe training rows (ImageNet: 1,281,167)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's dense fp16/bf16 peak")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: encoders,pipeline,probe,torchrun")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: encoders,pipeline,decode,probe,torchrun")
     parser.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     parser.add_argument("--out", default="gpu.json")
     args = parser.parse_args(argv)
@@ -193,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["encoders"] = encoders(args, peak) if "encoders" not in skip else {"skipped": "--skip"}
     enc = summary["encoders"].get("ViT-B/16 bf16") if isinstance(summary["encoders"], dict) else None
     summary["pipeline"] = pipeline(args, enc["img_s"] if enc else None) if "pipeline" not in skip else {"skipped": "--skip"}
+    summary["decode"] = decode(args) if "decode" not in skip else {"skipped": "--skip"}
     summary["probe"] = probe(args) if "probe" not in skip else {"skipped": "--skip"}
     summary["torchrun"] = torchrun(args) if "torchrun" not in skip else {"skipped": "--skip"}
 
@@ -210,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         encoder = f"{p['encoder_img_s']:.0f} img/s" if p["encoder_img_s"] else "-"
         print(f"\npipeline: {p['img_s']:.0f} img/s with {p['auto_workers']} workers ({p['cpus']} CPUs); encoder "
               f"{encoder}; starved: {p['encoder_starved']}")
-    for part in ("probe", "torchrun"):
+    for part in ("decode", "probe", "torchrun"):
         print(f"{part}: {json.dumps(summary[part])[:300]}")
     write_summary(args.out, summary)
     return 0

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="600 x 32, 10 classes (for tests)")
+    parser.add_argument("--progress", action="store_true", help="a progress bar over the sweep's fits (stderr)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     X, y = make_features(args.n + n_test, args.dim, args.classes)
     start = time.perf_counter()
     result = clipbench.linear_probe(train=(X[: args.n], y[: args.n]), test=(X[args.n:], y[args.n:]),
-                                    device=args.device, num_threads=args.threads)
+                                    device=args.device, num_threads=args.threads, progress=args.progress)
     seconds = time.perf_counter() - start
     iters = int(sum(result.n_iter["sweep"]) + result.n_iter["refit"])
     fits = [*result.convergence["sweep"], result.convergence["refit"]]

@@ -13,9 +13,9 @@ def test_gpu_quick_skips_gpu_parts_loudly_without_cuda(tmp_path):
     if torch.cuda.is_available():  # on a GPU machine the parts run instead
         assert "ViT-B/16 bf16" in summary["encoders"] and summary["torchrun"]["equal"] is True
         return
-    for part in ("encoders", "probe at ImageNet shape", "1-GPU torchrun with NCCL"):
+    for part in ("encoders", "--decode gpu (nvjpeg) against PIL", "probe at ImageNet shape", "1-GPU torchrun with NCCL"):
         assert f"SKIPPED: no CUDA device ({part})" in stdout
-    for part in ("encoders", "probe", "torchrun"):
+    for part in ("encoders", "decode", "probe", "torchrun"):
         assert summary[part] == {"skipped": "no CUDA device"}
     assert summary["pipeline"]["img_s"] > 0 and summary["pipeline"]["encoder_starved"] is None
 

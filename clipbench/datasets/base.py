@@ -44,7 +44,11 @@ class SplitData(abc.ABC):
 
     @abc.abstractmethod
     def torch_dataset(self, transform: Callable) -> Dataset:
-        """A map-style Dataset whose item i is (transform(PIL RGB image i), int label i)."""
+        """A map-style Dataset whose item i is (transform(PIL RGB image i), int label i).
+
+        Splits that read encoded image files hand a transform with ``from_encoded`` the file's bytes
+        instead (``datasets.images.transformed``), so ``--decode gpu`` can decode JPEGs on the device.
+        """
 
     #: Describes any subsetting (carved val split, --limit); part of the fingerprint.
     subset_spec: str = ""

@@ -133,6 +133,27 @@ def to_rgb(image: Any, where: str) -> Image.Image:
     return Image.fromarray(array).convert("RGB")
 
 
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's encoded bytes, or a ``DataError`` naming it."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise DataError(f"image file {path} is missing (expected a readable image)") from exc
+    except OSError as exc:
+        raise DataError(f"image file {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def transformed(transform: Callable, where: str, read: Callable[[], bytes], decode: Callable[[], Image.Image]):
+    """One image of a dataset that reads encoded files: ``transform(decode())``, or, when the transform
+    takes encoded images (``from_encoded``, e.g. ``--decode gpu``'s, which hands JPEGs to the device
+    decoder), the file's bytes."""
+    from_encoded = getattr(transform, "from_encoded", None)
+    if from_encoded is None:
+        return transform(decode())
+    return from_encoded(read(), where, decode)
+
+
 class _FileDataset(Dataset):
     def __init__(self, paths: Sequence[str], labels: np.ndarray, transform: Callable) -> None:
         self.paths, self.labels, self.transform = paths, labels, transform
@@ -141,7 +162,9 @@ class _FileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        return self.transform(open_rgb(self.paths[index])), int(self.labels[index])
+        path = self.paths[index]
+        return (transformed(self.transform, path, lambda: read_bytes(path), lambda: open_rgb(path)),
+                int(self.labels[index]))
 
 
 class FileSplit(SplitData):

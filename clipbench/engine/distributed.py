@@ -270,7 +270,7 @@ def session(device: str) -> Iterator[DistContext]:
 
 def extract_features_sharded(model, split, store, ctx: DistContext, *, projected: bool = True,
                              precision: str = "fp32", batch_size: int = 256, workers: int = 0,
-                             shard_size: int | None = None, progress: bool = True):
+                             shard_size: int | None = None, progress: bool = True, decode: str = "pil"):
     """Collective ``extract_features``: each rank extracts its batch-aligned range, rank 0 assembles.
 
     Every rank must call this for the same splits in the same order. Returns the ``FeatureSet`` on
@@ -282,10 +282,10 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
 
     if not ctx.enabled:
         return extract_features(model, split, store, projected=projected, precision=precision, batch_size=batch_size,
-                                workers=workers, shard_size=shard_size, progress=progress)
+                                workers=workers, shard_size=shard_size, progress=progress, decode=decode)
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
-    key = feature_key(model, split, projected, precision, batch_size)
+    key = feature_key(model, split, projected, precision, batch_size, decode)
     start, end = rank_range(key.n_samples, ctx.world_size, ctx.rank, batch_size)
     if not store.is_complete(key):
         _, gaps = store.plan(key)
@@ -293,14 +293,14 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
             a, b = max(a, start), min(b, end)
             if a < b:
                 extract_range(model, split, store, key, a, b, batch_size=batch_size, workers=workers,
-                              shard_size=shard_size, progress=progress)
+                              shard_size=shard_size, progress=progress, decode=decode)
     if not ctx.is_main:  # done with this split: no collective, nobody waits for rank 0
         return None
     wait_for_shards(store, key, split, ctx, batch_size)
     # Every range now has its shards: this assembles them in order and verifies them (a damaged
     # shard is discarded and recomputed here, by rank 0 alone).
     return extract_features(model, split, store, projected=projected, precision=precision, batch_size=batch_size,
-                            workers=workers, shard_size=shard_size, progress=progress)
+                            workers=workers, shard_size=shard_size, progress=progress, decode=decode)
 
 
 __all__ = ["DEFAULT_STALL_TIMEOUT_S", "DEFAULT_TIMEOUT_S", "ENV_STALL_TIMEOUT", "ENV_TIMEOUT", "DistContext",

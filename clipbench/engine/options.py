@@ -31,6 +31,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("workers", AUTO, workers_ok, f"'auto' or an integer from 0 to {max_workers()}",
            "DataLoader worker processes ('auto', the default: as many as the device needs and the CPUs allow)",
            workers_flag),
+    Option("decode", "pil", one_of("pil", "gpu"), "one of pil, gpu",
+           "pil: CLIP's preprocessing in the workers (the reference); gpu: nvjpeg decode and CLIP's resize "
+           "on the CUDA device (opt-in; its own cache entries, see benchmarks/decode.py)", str, ("pil", "gpu")),
     Option("precision", "fp32", one_of("fp32", "fp16", "bf16"), "one of fp32, fp16, bf16",
            "fp16/bf16 use autocast (fp16: CUDA only)", str, ("fp32", "fp16", "bf16")),
     Option("limit", None, lambda v: v is None or positive_int(v), "a positive integer or null",

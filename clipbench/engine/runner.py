@@ -23,6 +23,7 @@ from clipbench.datasets.splits import limit_indices, limit_split  # noqa: F401  
 from clipbench.engine import distributed
 from clipbench.engine.options import all_options
 from clipbench.features import FeatureStore, extract_features
+from clipbench.features.image_pipeline import check_decode_device, image_pipeline
 from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
@@ -101,6 +102,7 @@ def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None)
         raise ClipbenchError(f"--device {device} requested but CUDA is not available here")
     if merged["precision"] == "fp16" and dev.type != "cuda":
         raise ClipbenchError(f"--precision fp16 needs a CUDA device, but the device is {device}")
+    check_decode_device(merged["decode"], dev.type)
     if merged.get("seeds") is not None:
         merged["seeds"] = tuple(merged["seeds"])
     if "val_fraction" in merged:
@@ -138,6 +140,7 @@ class RunContext:
 
     def model_loaded(self, model: ImageTextModel, seconds: float) -> None:
         """The engine loaded ``model`` in ``seconds`` (the load phase of each of its records)."""
+        image_pipeline(model, self.options.decode)  # --decode gpu and a model it cannot serve: before any work
         self.meter.model_loaded(model.name, seconds)
 
     def evaluation_split(self, adapter: DatasetAdapter) -> SplitData:
@@ -176,10 +179,11 @@ class RunContext:
             if self.dist.enabled:
                 feats = distributed.extract_features_sharded(
                     model, split, self.store, self.dist, projected=projected, precision=o.precision,
-                    batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+                    batch_size=o.batch_size, workers=o.workers, progress=self.progress, decode=o.decode)
             else:
                 feats = extract_features(model, split, self.store, projected=projected, precision=o.precision,
-                                         batch_size=o.batch_size, workers=o.workers, progress=self.progress)
+                                         batch_size=o.batch_size, workers=o.workers, progress=self.progress,
+                                         decode=o.decode)
         if feats is not None and getattr(feats, "provenance", None):
             self._provenance.append(feats.provenance)
         return feats
@@ -231,7 +235,7 @@ class RunContext:
             schema_version=RESULT_SCHEMA, record_id=uuid.uuid4().hex,
             timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             model=model.name, model_identity=model.identity, model_family=model.family,
-            weights_sha256=model.weights_sha256, preprocess_id=model.preprocess_id,
+            weights_sha256=model.weights_sha256, preprocess_id=image_pipeline(model, o.decode).preprocess_id,
             dataset=adapter.name, split=split.split, dataset_fingerprint=split.fingerprint,
             n_samples=len(split), task=task, primary_metric=get_task(self._task_name(task)).primary_metric(adapter),
             metrics={}, ci95=None, C=None, sweep=None, prompt_hash=None,

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from clipbench.datasets.base import SplitData
+from clipbench.features.image_pipeline import image_pipeline
 from clipbench.features.store import FeatureKey, FeatureSet, FeatureStore, ShardInfo
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
@@ -68,12 +69,13 @@ FORWARD_STATS = ForwardStats()
 
 
 def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True, precision: str = "fp32",
-                batch_size: int = 256) -> FeatureKey:
-    """The store key of ``model``'s features of ``split`` extracted in batches of ``batch_size`` on its device."""
+                batch_size: int = 256, decode: str = "pil") -> FeatureKey:
+    """The store key of ``model``'s features of ``split`` extracted in batches of ``batch_size`` on its device,
+    with the pixels ``decode`` makes (its preprocess id)."""
     return FeatureKey(
         model_identity=model.identity,
         features="projected" if projected else "pre_projection",
-        preprocess_id=model.preprocess_id,
+        preprocess_id=image_pipeline(model, decode).preprocess_id,
         dataset=split.dataset_name,
         split=split.split,
         split_fingerprint=split.fingerprint,
@@ -84,7 +86,7 @@ def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True,
     )
 
 
-def extraction_provenance(model: ImageTextModel, key: FeatureKey) -> dict:
+def extraction_provenance(model: ImageTextModel, key: FeatureKey, decode: str = "pil") -> dict:
     """How this process extracts ``key``: stored with every shard, returned as ``FeatureSet.provenance``."""
     import clipbench
 
@@ -94,7 +96,7 @@ def extraction_provenance(model: ImageTextModel, key: FeatureKey) -> dict:
         with contextlib.suppress(RuntimeError, AssertionError):
             name = torch.cuda.get_device_name(device)
     return {"batch_size": key.batch_size, "precision": key.precision, "device": str(device), "device_name": name,
-            "torch_threads": torch.get_num_threads(), "clipbench": clipbench.__version__, "torch": torch.__version__}
+            "decode": decode, "torch_threads": torch.get_num_threads(), "clipbench": clipbench.__version__, "torch": torch.__version__}
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -181,6 +183,7 @@ def extract_range(
     workers: int | str = 0,
     shard_size: int | None = None,
     progress: bool = True,
+    decode: str = "pil",
 ) -> list[ShardInfo]:
     """Extract samples [start, end) of ``split`` into shards of ``store``, skipping complete shards.
 
@@ -189,6 +192,7 @@ def extract_range(
     batch_size``) and each is written the moment its last batch is done. Existing shards in the
     range are re-hashed first, so a corrupt one is recomputed. Safe to call from several processes
     on disjoint ranges of the same key (no lock is taken here); returns the shards it wrote.
+    ``decode`` picks the image pipeline (``features.image_pipeline``); its preprocess id must be the key's.
     """
     if not 0 <= start <= end <= key.n_samples:
         raise ValueError(f"range [{start}, {end}) outside [0, {key.n_samples})")
@@ -199,6 +203,9 @@ def extract_range(
         raise ValueError(f"batch size {batch_size} differs from the key's {key.batch_size}")
     if model.device.type != key.device:
         raise ValueError(f"model on {model.device} but the key is for device type {key.device}")
+    pipeline = image_pipeline(model, decode)
+    if pipeline.preprocess_id != key.preprocess_id:
+        raise ValueError(f"--decode {decode} makes {pipeline.preprocess_id!r} pixels, the key is for {key.preprocess_id!r}")
     shard_size = shard_size or SHARD_BATCHES * batch_size
     _, gaps = store.plan(key, start, end, verify=True)
     ranges = [c for a, b in gaps for c in shard_ranges(a, b, shard_size)]
@@ -206,11 +213,11 @@ def extract_range(
         return []
     device = model.device
     labels_all = np.asarray(split.labels, dtype=np.int64)
-    dataset = split.torch_dataset(model.preprocess)
-    loader = DataLoader(dataset, batch_sampler=_batches(ranges, batch_size),
+    dataset = split.torch_dataset(pipeline.transform)
+    loader = DataLoader(dataset, batch_sampler=_batches(ranges, batch_size), collate_fn=pipeline.collate_fn,
                         **loader_options(workers, device, sum(b - a for a, b in ranges)))
     total = sum(b - a for a, b in ranges)
-    provenance = extraction_provenance(model, key)
+    provenance = extraction_provenance(model, key, decode)
     written: list[ShardInfo] = []
     pending_feats: list[np.ndarray] = []
     range_iter = iter(ranges)
@@ -220,8 +227,8 @@ def extract_range(
     with progress_bar(total=total, desc=desc, unit="img", disable=not progress, leave=False) as bar, \
             torch.inference_mode(), autocast_context(device, key.precision):
         for images, labels in _worker_errors_unwrapped(loader):
-            images = images.to(device, non_blocking=True)
-            if device.type == "cuda":  # the copy is asynchronous: keep it out of the encoder's time
+            images = pipeline.to_device(images, device)
+            if device.type == "cuda":  # the copy (and a GPU decode) is asynchronous: keep it out of the encoder's time
                 torch.cuda.synchronize(device)
             encode_start = time.perf_counter()
             feats = model.encode_image(images, projected=key.features == "projected").float()
@@ -265,6 +272,7 @@ def extract_features(
     workers: int | str = 0,
     shard_size: int | None = None,
     progress: bool = True,
+    decode: str = "pil",
 ) -> FeatureSet:
     """Features of ``split`` under ``model``: from the store if complete and intact, else extracted.
 
@@ -275,11 +283,11 @@ def extract_features(
     """
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
-    key = feature_key(model, split, projected, precision, batch_size)
+    key = feature_key(model, split, projected, precision, batch_size, decode)
     labels = np.asarray(split.labels, dtype=np.int64)
     cached = store.load_or_fill(key, labels, lambda: extract_range(model, split, store, key, 0, key.n_samples,
                                                                    workers=workers, shard_size=shard_size,
-                                                                   progress=progress))
+                                                                   progress=progress, decode=decode))
     return _checked(cached, split)
 
 
