@@ -10,7 +10,7 @@ nvjpeg's, and the output says which device decoded.
 * pixels: generated JPEGs in landscape, portrait and very tall shapes (qualities 75-95, three
   chroma subsamplings, progressive and greyscale variants), each through both pipelines at
   ``--resolution``: the share of 8-bit values that differ and the largest difference, in levels;
-* accuracy: digits' 797 test images (scikit-learn's, upscaled to 96x128 with PIL bicubic) saved as
+* accuracy: digits' 797 test images (scikit-learn's, upscaled to 128x128 with PIL bicubic) saved as
   JPEGs, zero-shot by clipbench-tiny through ``clipbench.run`` once per decode: top-1 of each, the
   predictions that differ, and the largest relative feature difference and smallest cosine;
 * rate: images/s of each pipeline's whole job on ``--resolution`` px (PIL: decode + preprocess
@@ -62,7 +62,7 @@ def pixel_differences(paths: list[Path], resolution: int, device: torch.device) 
     return {"images": len(paths), "values": total, "differing_share": differing / total, "max_levels": worst}
 
 
-def digits_jpegs(folder: Path, size: tuple[int, int] = (96, 128)) -> tuple[list[Path], np.ndarray]:
+def digits_jpegs(folder: Path, size: tuple[int, int] = (128, 128)) -> tuple[list[Path], np.ndarray]:
     """digits' test split upscaled (PIL bicubic) to ``size`` and saved as quality-90 JPEGs."""
     from clipbench.datasets.digits import digits_adapter
 
