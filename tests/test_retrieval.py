@@ -191,3 +191,15 @@ def test_block_sizes_respect_the_budget():
     assert block_sizes(1000, 5000, 256 << 20) == (1000, 5000)  # Flickr30k's test split fits one block
 
 
+
+
+def test_one_metric_per_draw_equals_that_metric_of_all():
+    """The gate's bootstrap asks ``metrics_from_counts`` for one metric: same numbers, the rest not computed."""
+    rng = np.random.default_rng(3)
+    i2t, t2i, owner = rng.integers(1, 9, 12), rng.integers(1, 13, 36), np.repeat(np.arange(12), 3)
+    counts = rng.multinomial(12, np.full(12, 1 / 12), size=50)
+    full = metrics_from_counts(i2t, t2i, owner, (1, 5), counts)
+    for name, values in full.items():
+        only = metrics_from_counts(i2t, t2i, owner, (1, 5), counts, (name,))
+        np.testing.assert_array_equal(only[name], values)
+        assert len(only) == (5 if name == "mean_recall" else 1)

@@ -73,7 +73,7 @@ class RetrievalSamples:
         """``name`` (percent for recalls) of each draw of images (``counts`` [B, images])."""
         from clipbench.tasks.retrieval import metrics_from_counts
 
-        return metrics_from_counts(self.i2t_rank, self.t2i_rank, self.text_image, self.ks, counts)[name]
+        return metrics_from_counts(self.i2t_rank, self.t2i_rank, self.text_image, self.ks, counts, (name,))[name]
 
     def supports(self, metric: str) -> bool:
         # higher-is-better metrics only: the gate reads a negative difference as a drop

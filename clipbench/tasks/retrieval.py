@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -255,23 +255,35 @@ def _weighted_medians(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def metrics_from_counts(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, ks: Sequence[int],
-                         counts: np.ndarray) -> dict[str, np.ndarray]:
-    """Every metric for each row of ``counts`` [B, n_images] (how often each image is drawn)."""
+                         counts: np.ndarray, names: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """Every metric (or only ``names``, and what they need) for each row of ``counts`` [B, n_images] (how
+    often each image is drawn). The gate's paired bootstrap asks for one metric per draw, not all nine."""
     import numpy as np
+
+    def wanted(name: str) -> bool:
+        return names is None or name in names
 
     counts = counts.astype(np.float64)
     cap_counts = counts[:, text_image]  # a drawn image brings all its captions
     n_i, n_t = counts.sum(axis=1), cap_counts.sum(axis=1)
     out: dict[str, np.ndarray] = {}
+    all_recalls = wanted("mean_recall")
     for k in ks:
-        out[f"i2t_recall@{k}"] = 100.0 * (counts @ (i2t_rank <= k)) / n_i
+        if all_recalls or wanted(f"i2t_recall@{k}"):
+            out[f"i2t_recall@{k}"] = 100.0 * (counts @ (i2t_rank <= k)) / n_i
     for k in ks:
-        out[f"t2i_recall@{k}"] = 100.0 * (cap_counts @ (t2i_rank <= k)) / n_t
-    out["mean_recall"] = np.mean([out[f"{d}_recall@{k}"] for d in ("i2t", "t2i") for k in ks], axis=0)
-    out["i2t_mean_rank"] = (counts @ i2t_rank) / n_i
-    out["t2i_mean_rank"] = (cap_counts @ t2i_rank) / n_t
-    out["i2t_median_rank"] = _weighted_medians(i2t_rank, counts)
-    out["t2i_median_rank"] = _weighted_medians(t2i_rank, cap_counts)
+        if all_recalls or wanted(f"t2i_recall@{k}"):
+            out[f"t2i_recall@{k}"] = 100.0 * (cap_counts @ (t2i_rank <= k)) / n_t
+    if all_recalls:
+        out["mean_recall"] = np.mean([out[f"{d}_recall@{k}"] for d in ("i2t", "t2i") for k in ks], axis=0)
+    if wanted("i2t_mean_rank"):
+        out["i2t_mean_rank"] = (counts @ i2t_rank) / n_i
+    if wanted("t2i_mean_rank"):
+        out["t2i_mean_rank"] = (cap_counts @ t2i_rank) / n_t
+    if wanted("i2t_median_rank"):
+        out["i2t_median_rank"] = _weighted_medians(i2t_rank, counts)
+    if wanted("t2i_median_rank"):
+        out["t2i_median_rank"] = _weighted_medians(t2i_rank, cap_counts)
     return out
 
 
