@@ -169,13 +169,25 @@ class Bottleneck(nn.Module):
         return F.relu(out + identity, inplace=True)
 
 
+def _building_on_meta() -> bool:
+    """Whether modules are being created under ``torch.device("meta")`` (``models.build.build_model``)."""
+    return torch.empty(()).is_meta
+
+
+def _random(shape: tuple[int, ...], init) -> nn.Parameter:
+    """A parameter initialised by ``init()`` as OpenAI's code does, or, on the meta device, only its shape:
+    the checkpoint's tensors are assigned into it there, and torch runs meta ``randn`` through Python
+    references whose first use imports ``torch._dynamo`` (about a second of every model load)."""
+    return nn.Parameter(torch.empty(shape) if _building_on_meta() else init())
+
+
 class AttentionPool2d(nn.Module):
     """Pools a feature map with one attention query: the mean of the map (plus position)."""
 
     def __init__(self, spatial_dim: int, width: int, heads: int, output_dim: int) -> None:
         super().__init__()
         self.heads = heads
-        self.positional_embedding = nn.Parameter(torch.randn(spatial_dim**2 + 1, width) / width**0.5)
+        self.positional_embedding = _random((spatial_dim**2 + 1, width), lambda: torch.randn(spatial_dim**2 + 1, width) / width**0.5)
         self.k_proj = nn.Linear(width, width)
         self.q_proj = nn.Linear(width, width)
         self.v_proj = nn.Linear(width, width)
@@ -252,12 +264,12 @@ class VisionTransformer(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
         scale = width**-0.5
         grid = input_resolution // patch_size
-        self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(grid**2 + 1, width))
+        self.class_embedding = _random((width,), lambda: scale * torch.randn(width))
+        self.positional_embedding = _random((grid**2 + 1, width), lambda: scale * torch.randn(grid**2 + 1, width))
         self.ln_pre = LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = LayerNorm(width)
-        self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
+        self.proj = _random((width, output_dim), lambda: scale * torch.randn(width, output_dim))
 
     def forward(self, x: torch.Tensor, projected: bool = True) -> torch.Tensor:
         x = self.conv1(x.to(self.conv1.weight.dtype)).flatten(2).transpose(1, 2)  # [N, grid**2, width]
@@ -295,13 +307,16 @@ class CLIP(nn.Module):
             )
         width = config.transformer_width
         self.transformer = Transformer(width, config.transformer_layers, config.transformer_heads, causal=True)
-        self.token_embedding = nn.Embedding(config.vocab_size, width)
+        meta = _building_on_meta()
+        self.token_embedding = nn.Embedding(config.vocab_size, width,
+                                            _weight=torch.empty(config.vocab_size, width) if meta else None)
         self.positional_embedding = nn.Parameter(torch.empty(config.context_length, width))
         self.ln_final = LayerNorm(width)
         self.text_projection = nn.Parameter(torch.empty(width, config.embed_dim))
         self.logit_scale = nn.Parameter(torch.tensor(0.0))
-        nn.init.normal_(self.positional_embedding, std=0.01)
-        nn.init.normal_(self.text_projection, std=width**-0.5)
+        if not meta:
+            nn.init.normal_(self.positional_embedding, std=0.01)
+            nn.init.normal_(self.text_projection, std=width**-0.5)
 
     @property
     def dtype(self) -> torch.dtype:
