@@ -9,6 +9,10 @@ machine). ``--before DIR`` times another source tree (e.g. ``git archive`` of an
 same way, interleaved.
 
     python benchmarks/startup.py --before /tmp/clipbench-old --out startup.json
+
+It also times a whole ``clipbench run --suite smoke`` served from its cache (one untimed run fills
+it): wall and CPU seconds of the child (CPU time is steadier than wall time on a shared machine),
+and whether it imported torch._dynamo and scikit-learn.
     python benchmarks/startup.py --quick --out /tmp/startup.json
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,27 +39,38 @@ try:
     code = cli.main(sys.argv[1:])
 except SystemExit as exc:
     code = exc.code
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "torchvision": "torchvision" in sys.modules}),
-      file=sys.stderr)
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "torchvision": "torchvision" in sys.modules,
+                  "dynamo": "torch._dynamo" in sys.modules, "sklearn": "sklearn" in sys.modules}), file=sys.stderr)
 """
+
+
+#: a whole ``clipbench run`` served from its cache (features and text features stored by an untimed first run)
+WARM_RUN = "run --suite smoke (cached)"
 
 
 def commands() -> dict[str, list[str]]:
     baseline = str(ROOT / "results" / "baseline.csv")
     return {"--help": ["--help"], "list suites": ["list", "suites"], "list models": ["list", "models"],
-            "list datasets": ["list", "datasets"], "compare": ["compare", baseline, "--baseline", baseline]}
+            "list datasets": ["list", "datasets"], "compare": ["compare", baseline, "--baseline", baseline],
+            WARM_RUN: ["run", "--suite", "smoke", "--no-progress", "--results-dir", "{work}/results",
+                       "--cache-dir", "{work}/cache"]}
 
 
-def time_once(tree: Path, argv: list[str], pycache: str | None) -> tuple[float, dict]:
+def time_once(tree: Path, argv: list[str], pycache: str | None, work: str = "") -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds of the child, what it imported) of one fresh interpreter."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
     env["PYTHONPATH"] = str(tree)
     if pycache:
         env["PYTHONPYCACHEPREFIX"] = pycache
+    argv = [a.replace("{work}", work) for a in argv]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, env=env,
                           cwd=tempfile.gettempdir(), timeout=600)
     seconds = time.perf_counter() - start
-    return seconds, json.loads(proc.stderr.strip().splitlines()[-1])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu, json.loads(proc.stderr.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", type=Path, default=None, help="another clipbench source tree to time the same way")
     parser.add_argument("--repeats", type=int, default=5, help="warm runs per command (median)")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold (empty byte-code cache) runs")
+    parser.add_argument("--no-run", action="store_true", help=f"skip `clipbench {WARM_RUN}`")
     parser.add_argument("--quick", action="store_true", help="one warm run of --help, no cold run (for tests)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -71,38 +88,49 @@ def main(argv: list[str] | None = None) -> int:
     cmds = commands()
     if args.quick:
         args.repeats, args.no_cold, cmds = 1, True, {"--help": cmds["--help"]}
+    if args.no_run:
+        cmds.pop(WARM_RUN, None)
     trees = {"now": ROOT}
     if args.before is not None:
         trees["before"] = args.before.resolve()
     from _common import machine_info, print_table, write_summary
 
     results: dict[tuple[str, str], dict] = {}
+    scratch = tempfile.TemporaryDirectory(prefix="clipbench-startup-")
+    work = {tree_name: f"{scratch.name}/{tree_name}" for tree_name in trees}
     for name, cmd in cmds.items():
-        for tree_name in trees:
-            results[(tree_name, name)] = {"warm": [], "cold": None, "imports": None}
+        for tree_name, tree in trees.items():
+            results[(tree_name, name)] = {"warm": [], "cpu": [], "cold": None, "imports": None}
+            if name == WARM_RUN:  # fill the cache: the timed runs are reruns
+                time_once(tree, cmd, None, work[tree_name])
         for _ in range(args.repeats):  # interleaved trees
             for tree_name, tree in trees.items():
-                seconds, info = time_once(tree, cmd, None)
+                seconds, cpu, info = time_once(tree, cmd, None, work[tree_name])
                 entry = results[(tree_name, name)]
                 entry["warm"].append(seconds)
+                entry["cpu"].append(cpu)
                 entry["imports"] = info
         if not args.no_cold:
             for tree_name, tree in trees.items():
                 with tempfile.TemporaryDirectory(prefix="clipbench-pycache-") as empty:
-                    results[(tree_name, name)]["cold"] = time_once(tree, cmd, empty)[0]
+                    results[(tree_name, name)]["cold"] = time_once(tree, cmd, empty, work[tree_name])[0]
+    scratch.cleanup()
     rows, runs = [], []
     for (tree_name, name), entry in results.items():
-        warm = statistics.median(entry["warm"])
+        warm, cpu = statistics.median(entry["warm"]), statistics.median(entry["cpu"])
         info = entry["imports"]
         runs.append({"tree": tree_name, "command": name, "warm_median_s": warm, "warm_s": entry["warm"],
-                     "cold_s": entry["cold"], "exit_code": info["code"], "imports_torch": info["torch"],
-                     "imports_torchvision": info["torchvision"]})
-        rows.append([f"clipbench {name}", tree_name, warm, entry["cold"], "yes" if info["torch"] else "no",
-                     "yes" if info["torchvision"] else "no"])
+                     "warm_cpu_median_s": cpu, "cold_s": entry["cold"], "exit_code": info["code"],
+                     "imports_torch": info["torch"], "imports_torchvision": info["torchvision"],
+                     "imports_dynamo": info["dynamo"], "imports_sklearn": info["sklearn"]})
+        rows.append([f"clipbench {name}", tree_name, warm, cpu, entry["cold"], "yes" if info["torch"] else "no",
+                     "yes" if info["torchvision"] else "no", "yes" if info["dynamo"] else "no",
+                     "yes" if info["sklearn"] else "no"])
     summary = {"benchmark": "startup", "machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()},
                "runs": runs}
     print_table(f"Start-up wall time (warm: median of {args.repeats}; cold: empty byte-code cache, one run)",
-                ["command", "tree", "warm s", "cold s", "torch", "torchvision"], rows)
+                ["command", "tree", "warm s", "warm CPU s", "cold s", "torch", "torchvision", "torch._dynamo",
+                 "sklearn"], rows)
     write_summary(args.out, summary)
     return 0
 
