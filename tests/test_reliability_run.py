@@ -67,6 +67,8 @@ def test_failed_run_regenerates_leaderboards_and_prints_completed_rows(inputs, t
 
 _SIGNAL_AT_BATCH = """
 import os, signal, sys
+# a shell's background job inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import clipbench.features.extraction as extraction
 real = extraction._note_forward
 def note(n):
