@@ -129,3 +129,30 @@ def test_decode_gpu_refuses_other_preprocessing_and_unreadable_jpegs(tmp_path, m
     split = get_dataset(f"folder:{tmp_path / 'data'}").load_split("test")
     with pytest.raises(DataError, match=r"corrupt image .*0\.jpg"):
         extract_features(model, split, FeatureStore(tmp_path / "f"), decode="gpu", progress=False)
+
+
+def test_wds_shards_hand_their_jpeg_bytes_to_the_device_decoder(tmp_path, monkeypatch):
+    """`wds:` samples go through the same encoded path as files: the folder's features under --decode gpu."""
+    import webdataset as wds
+
+    monkeypatch.setenv(ENV_DECODE_ON_CPU, "1")
+    folder = tmp_path / "data"
+    items = []
+    for label, name in enumerate(("cat", "dog")):
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            path = folder / name / f"{i}.jpg"
+            photo(SIZES[(label + i) % len(SIZES)], 20 * label + i).save(path, quality=90)
+            items.append((f"{name}/{i}", label, path))
+    (tmp_path / "classnames.txt").write_text("cat\ndog\n")
+    with wds.TarWriter(str(tmp_path / "val-000000.tar")) as sink:
+        for key, label, path in items:
+            sink.write({"__key__": key, "jpg": path.read_bytes(), "cls": str(label).encode()})
+    model = load_model(write_tiny_clip(tmp_path / "tiny.pt"))
+    feats = {}
+    for spec in (f"wds:{tmp_path / 'val-000000.tar'}", f"folder:{folder}"):
+        split = get_dataset(spec).load_split("test")
+        assert split.torch_dataset(GpuPipeline(32, "cpu").transform)[0][0].kind == "jpeg"
+        feats[spec[:3]] = extract_features(model, split, FeatureStore(tmp_path / spec[:3]), decode="gpu",
+                                           progress=False).features
+    np.testing.assert_array_equal(feats["wds"], feats["fol"])
