@@ -96,7 +96,8 @@ def extraction_provenance(model: ImageTextModel, key: FeatureKey, decode: str = 
         with contextlib.suppress(RuntimeError, AssertionError):
             name = torch.cuda.get_device_name(device)
     return {"batch_size": key.batch_size, "precision": key.precision, "device": str(device), "device_name": name,
-            "decode": decode, "torch_threads": torch.get_num_threads(), "clipbench": clipbench.__version__, "torch": torch.__version__}
+            "decode": decode, "torch_threads": torch.get_num_threads(), "clipbench": clipbench.__version__,
+            "torch": torch.__version__}
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -205,7 +206,8 @@ def extract_range(
         raise ValueError(f"model on {model.device} but the key is for device type {key.device}")
     pipeline = image_pipeline(model, decode)
     if pipeline.preprocess_id != key.preprocess_id:
-        raise ValueError(f"--decode {decode} makes {pipeline.preprocess_id!r} pixels, the key is for {key.preprocess_id!r}")
+        raise ValueError(f"--decode {decode} makes {pipeline.preprocess_id!r} pixels, "
+                         f"the key is for {key.preprocess_id!r}")
     shard_size = shard_size or SHARD_BATCHES * batch_size
     _, gaps = store.plan(key, start, end, verify=True)
     ranges = [c for a, b in gaps for c in shard_ranges(a, b, shard_size)]
@@ -228,7 +230,7 @@ def extract_range(
             torch.inference_mode(), autocast_context(device, key.precision):
         for images, labels in _worker_errors_unwrapped(loader):
             images = pipeline.to_device(images, device)
-            if device.type == "cuda":  # the copy (and a GPU decode) is asynchronous: keep it out of the encoder's time
+            if device.type == "cuda":  # the copy (and a GPU decode) is asynchronous: not the encoder's time
                 torch.cuda.synchronize(device)
             encode_start = time.perf_counter()
             feats = model.encode_image(images, projected=key.features == "projected").float()

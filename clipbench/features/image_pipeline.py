@@ -202,7 +202,6 @@ def image_pipeline(model: ImageTextModel, decode: str = "pil") -> PilPipeline | 
     return GpuPipeline(model.image_resolution, device_type)
 
 
-
 def check_decode_device(decode: str, device_type: str) -> None:
     """``--decode gpu`` needs a CUDA device (or the CPU test hook): a one-line error otherwise."""
     if decode == "gpu" and device_type != "cuda" and os.environ.get(ENV_DECODE_ON_CPU) != "1":
