@@ -33,7 +33,7 @@ class NativeClipModel(ImageTextModel):
 
     @property
     def preprocess(self):
-        """CLIP's transform, built on first use: torchvision (~1.8 s to import) loads only when images are read."""
+        """CLIP's transform (PIL and numpy, ``models.preprocess``), built on first use."""
         if self._preprocess is None:
             self._preprocess = clip_preprocess(self.image_resolution)
         return self._preprocess
