@@ -154,3 +154,17 @@ def test_cli_download_errors_are_one_line(tmp_path, capsys):
     assert "offline mode is on" in capsys.readouterr().err
     assert main(["download", "digits", "--data-root", str(tmp_path)]) == 0
     assert main(["download", "nonsense-name"]) == 2
+
+
+def test_packaged_prompt_files_read_the_same_with_libyaml_and_pure_python():
+    from importlib import resources
+
+    import yaml
+
+    from clipbench.datasets.prompts import FAST_SAFE_LOADER
+
+    files = sorted(p for p in resources.files("clipbench").joinpath("prompts").iterdir() if p.name.endswith(".yaml"))
+    assert len(files) >= 20
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert yaml.load(text, Loader=FAST_SAFE_LOADER) == yaml.safe_load(text), path.name  # noqa: S506
