@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from clipbench.foundations.errors import ClipbenchError, DataError
-from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess_id
+from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess_id, clip_resize_size
 
 if TYPE_CHECKING:
     import torch
@@ -174,9 +174,7 @@ def clip_resize_crop(image: torch.Tensor, resolution: int) -> torch.Tensor:
     from torchvision.transforms.v2 import functional as F
 
     height, width = int(image.shape[-2]), int(image.shape[-1])
-    short, long = (width, height) if width <= height else (height, width)
-    new_long = int(resolution * long / short)  # torchvision's (and so CLIP's) size rule
-    new_h, new_w = (new_long, resolution) if width <= height else (resolution, new_long)
+    new_w, new_h = clip_resize_size(width, height, resolution)
     pixels = image.float()
     passes = [(height, new_w), (new_h, new_w)]  # horizontal, then vertical; each pass back to 8 bits
     if new_h < height and height > 2 * width:  # Pillow 13 reduces a tall image vertically first (measured)

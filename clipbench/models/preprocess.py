@@ -21,6 +21,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def clip_resize_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """(width, height) after CLIP's shorter-side resize: torchvision's size rule for ``Resize(int)``."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(resolution * long / short)
+    return (resolution, new_long) if width <= height else (new_long, resolution)
+
+
 class ClipPreprocess:
     """PIL image -> float32 tensor [3, r, r]: CLIP's transform, ``Compose([Resize(r, BICUBIC), CenterCrop(r),
     to_rgb, ToTensor(), Normalize(CLIP_MEAN, CLIP_STD)])``, computed as torchvision computes it on a PIL
@@ -37,11 +44,8 @@ class ClipPreprocess:
         import torch
 
         r = self.resolution
-        width, height = image.size
-        short, long = (width, height) if width <= height else (height, width)
-        new_long = int(r * long / short)  # torchvision's size rule for Resize(int)
-        size = (r, new_long) if width <= height else (new_long, r)  # (width, height)
-        if size != (width, height):
+        size = clip_resize_size(*image.size, r)
+        if size != image.size:
             image = image.resize(size, Image.BICUBIC)
         width, height = image.size
         top, left = int(round((height - r) / 2.0)), int(round((width - r) / 2.0))
