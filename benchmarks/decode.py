@@ -96,13 +96,13 @@ def accuracy_difference(work: Path, device: str, limit: int | None) -> dict:
     adapter = DigitsJpeg(**{**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)}, "name": "digits-jpeg"})
     out: dict = {"images": len(paths)}
     features = {}
+    model = load_model("clipbench-tiny", device=device)  # to read back the runs' features from the cache
     for decode in ("pil", "gpu"):
         records = clipbench.run("clipbench-tiny", datasets=[adapter], suite="zeroshot", device=device,
                                 results_dir=work / f"results-{decode}", cache_dir=work / "cache", progress=False,
                                 decode=decode, bootstrap=0, workers=0, log_samples=False)
         out[f"top1_{decode}"] = records[0]["metrics"]["top1"]
         out[f"preprocess_id_{decode}"] = records[0]["preprocess_id"]
-        model = load_model("clipbench-tiny", device=device)  # the run's features, from the cache it filled
         features[decode] = extract_features(model, adapter.load_split("test"), FeatureStore(work / "cache" / "features"),
                                             decode=decode, progress=False).features
     a, b = features["pil"], features["gpu"]
