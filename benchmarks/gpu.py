@@ -16,7 +16,9 @@ H100-class GPU); every part that needs CUDA prints ``SKIPPED: no CUDA device`` a
 * decode: ``benchmarks/decode.py`` on CUDA: ``--decode gpu`` (nvjpeg, the resize on the device)
   against PIL in pixels, features, digits-JPEG top-1 and images/s;
 * probe: ``clipbench.linear_probe`` on CUDA over synthetic features of ImageNet's shape (``--probe-rows``
-  x 768, 1000 classes; default the full 1,281,167), the whole C sweep and refit, timed;
+  x 768, 1000 classes; default the full 1,281,167), the whole C sweep and refit, timed; then the first
+  ``--probe-chunked-rows`` (128,000) twice, rows on the device and streamed from host memory in 8
+  blocks (the path for problems the device cannot hold): same chosen C and top-1, and its cost;
 * torchrun: ``clipbench run`` of clipbench-tiny on digits as a plain process and under
   ``torchrun --nproc_per_node 1`` (NCCL); the two records' metrics must be equal.
 
@@ -163,9 +165,30 @@ def probe(args) -> dict:
     result = clipbench.linear_probe(train=(X[: args.probe_rows], y[: args.probe_rows]),
                                     test=(X[args.probe_rows:], y[args.probe_rows:]), device="cuda")
     seconds = time.perf_counter() - start
-    return {"rows": args.probe_rows, "dim": 768, "classes": 1000, "seconds": seconds, "C": result.C,
-            "top1": result.top1, "sweep_points": len(result.sweep), "time_sweep_s": result.time_sweep_s,
-            "time_refit_s": result.time_refit_s}
+    out = {"rows": args.probe_rows, "dim": 768, "classes": 1000, "seconds": seconds, "C": result.C,
+           "top1": result.top1, "sweep_points": len(result.sweep), "time_sweep_s": result.time_sweep_s,
+           "time_refit_s": result.time_refit_s, "method": result.convergence["method"]}
+    out["chunked"] = probe_chunked(X[: args.probe_chunked_rows], y[: args.probe_chunked_rows],
+                                   X[args.probe_rows:], y[args.probe_rows:])
+    return out
+
+
+def probe_chunked(X, y, X_test, y_test) -> dict:
+    """The same sweep with the rows on the device and streamed from host memory in blocks (the path for
+    problems the device cannot hold): same chosen C and top-1, and the time the streaming costs."""
+    import clipbench
+
+    runs = {}
+    for storage in ("device", "host"):
+        start = time.perf_counter()
+        result = clipbench.linear_probe(train=(X, y), test=(X_test, y_test), device="cuda", storage=storage,
+                                        block_rows=len(y) // 8 + 1 if storage == "host" else None)
+        runs[storage] = {"seconds": time.perf_counter() - start, "C": result.C, "top1": result.top1,
+                         "all_converged": result.convergence["all_converged"],
+                         "method": result.convergence["method"]}
+    runs["same_choice"] = runs["device"]["C"] == runs["host"]["C"] and runs["device"]["top1"] == runs["host"]["top1"]
+    runs["rows"] = len(y)
+    return runs
 
 
 def torchrun(args) -> dict:
@@ -195,13 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--images", type=int, default=512, help="generated JPEGs for the pipeline")
     parser.add_argument("--probe-rows", type=int, default=1_281_167, help="probe training rows (ImageNet: 1,281,167)")
+    parser.add_argument("--probe-chunked-rows", type=int, default=128_000,
+                        help="rows of the probe run twice, on the device and streamed from host memory")
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's dense fp16/bf16 peak")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: encoders,pipeline,decode,probe,torchrun")
     parser.add_argument("--quick", action="store_true", help="small sizes (for tests)")
     parser.add_argument("--out", default="gpu.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.iters, args.images, args.probe_rows = 32, 2, 8, 20_000
+        args.batch, args.iters, args.images, args.probe_rows, args.probe_chunked_rows = 32, 2, 8, 20_000, 8_000
+    args.probe_chunked_rows = min(args.probe_chunked_rows, args.probe_rows)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     peak = device_peak(name, args.peak_tflops)

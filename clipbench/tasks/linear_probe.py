@@ -49,6 +49,7 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
 from clipbench.foundations.threads import torch_threads
 from clipbench.tasks.metrics import mean_per_class_recall, topk_accuracy
+from clipbench.tasks.probe_rows import STORAGES
 from clipbench.tasks.probe_solvers import SOLVERS, LinearFit, make_solver
 
 log = logging.getLogger(__name__)
@@ -224,11 +225,15 @@ def linear_probe(
     num_threads: int | None = None,
     return_probabilities: bool = False,
     progress: bool = False,
+    block_rows: int | None = None,
+    storage: str | None = None,
 ) -> LinearProbeResult:
     """Fit the CLIP-paper linear probe on (features, labels) pairs and score ``test``.
 
     ``val=None`` carves a class-stratified split of ``val_fraction`` from ``train`` with ``seed``.
-    ``num_threads`` sets torch's intra-op threads for the duration of the call.
+    ``num_threads`` sets torch's intra-op threads for the duration of the call. ``block_rows`` and
+    ``storage`` ("device" or "host") override how the torch solver holds its rows (default: chosen from
+    the problem's size and the device's free memory, see ``probe_rows``); the optimum is the same.
     """
     if solver not in SOLVERS:
         raise ClipbenchError(f"linear_probe: unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
@@ -240,6 +245,12 @@ def linear_probe(
         raise ClipbenchError(f"linear_probe: max_iter must be >= 1, got {max_iter}")
     if solver.startswith("sklearn") and str(device) != "cpu":
         raise ClipbenchError(f"linear_probe: the {solver} solver runs on the CPU only, got device={device!r}")
+    if solver != "torch" and (block_rows is not None or storage is not None):
+        raise ClipbenchError(f"linear_probe: block_rows and storage apply to the torch solver, not {solver}")
+    if block_rows is not None and block_rows < 1:
+        raise ClipbenchError(f"linear_probe: block_rows must be >= 1, got {block_rows}")
+    if storage not in (None, *STORAGES):
+        raise ClipbenchError(f"linear_probe: storage must be one of {', '.join(STORAGES)}, got {storage!r}")
     X_train, y_train = _as_arrays(train, "train")
     X_test, y_test = _as_arrays(test, "test")
     val_split = None
@@ -269,6 +280,8 @@ def linear_probe(
         options["max_iter"] = max_iter
     if tol is not None:
         options["tol"] = tol
+    if solver == "torch":
+        options.update(block_rows=block_rows, storage=storage)
     with torch_threads(num_threads):
         start = time.perf_counter()
         fitter = make_solver(solver, X_train, y_train, num_classes, **options)

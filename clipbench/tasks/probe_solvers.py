@@ -89,6 +89,12 @@ including the CG error bound), ``"sklearn"`` (the literal solver; ``tol`` is sci
 gradient tol, ``converged`` its own verdict) or the scikit-learn solver's name (``sklearn_exact``;
 converged = below the cap and decrement <= 100 tol).
 
+The torch solver holds its rows (features and every n x k array) as blocks (``probe_rows``): sums
+over rows accumulate block by block, and a problem whose state does not fit the device's free
+memory streams its blocks from pinned host memory. One block (every problem of under ~11M n x k scores)
+computes exactly what it did before blocks existed; more blocks reach the same optimum, only the
+order of float summation differs. ``method`` names the blocks when there is more than one.
+
 A solver is built once per training set and then fitted for many values of C.
 """
 
@@ -102,6 +108,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from clipbench.tasks.probe_rows import RowBlocks, plan_rows
 
 DEFAULT_TOL = 1e-4  # scikit-learn's own tol (the literal solver)
 DEFAULT_MAX_ITER = 1000  # the paper's cap (the literal solver)
@@ -146,127 +154,187 @@ def _as_full(weight: np.ndarray, bias: np.ndarray, num_classes: int,
 
 
 class Objective:
-    """F(W, b) = mean CE + ||W||^2 / (2 C n) on centred features, its gradient and certificate."""
+    """F(W, b) = mean CE + ||W||^2 / (2 C n) on centred features, its gradient and certificate.
+
+    The rows (features and every n x k array) are held as row blocks (``probe_rows``): sums over rows
+    are accumulated block by block, so a problem larger than the device's memory streams through it."""
 
     def __init__(self, X: np.ndarray | torch.Tensor, y: np.ndarray, num_classes: int, *,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
-                 hessian_limit: int = HESSIAN_LIMIT):
+                 hessian_limit: int = HESSIAN_LIMIT, block_rows: int | None = None, storage: str | None = None):
         self.device = torch.device(device)
         self.dtype = dtype
-        X_t = torch.as_tensor(np.asarray(X), device=self.device).to(dtype)
-        self.mean = X_t.mean(dim=0)
-        self.X = X_t - self.mean  # centred copy; the bias absorbs the shift exactly
-        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
-        self.n, self.dim = self.X.shape
+        self.n, self.dim = X.shape
         self.num_classes = num_classes
         self.rows = 1 if num_classes == 2 else num_classes  # binary: one vector, like sklearn
-        self._row_index = torch.arange(self.n, device=self.device)
+        self.plan = plan_rows(self.n, self.dim, self.rows, self.device, block_rows=block_rows, storage=storage)
+        self.ranges = [(lo, min(lo + self.plan.block_rows, self.n)) for lo in range(0, self.n, self.plan.block_rows)]
+        self.blocks = self._centred_blocks(X)
+        self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
+        self._row_index = torch.arange(self.plan.block_rows, device=self.device)
         #: small problems get Newton steps from the full Hessian, large ones from conjugate gradients
         self.direct = self.rows * (self.dim + 1) <= hessian_limit
         counts = torch.bincount(self.y, minlength=num_classes).to(dtype)
         self.priors = counts / self.n
-        self._X32: torch.Tensor | None = None  # float32 copy for low-precision CG iterations
-        self._X2: torch.Tensor | None = None  # squared features (float32) for the Jacobi preconditioner
+        self._blocks32: list[torch.Tensor] | None = None  # float32 copies for low-precision CG iterations
+        self._squares: list[torch.Tensor] | None = None  # squared features (float32), Jacobi preconditioner
 
-    def logits(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        raw = torch.addmm(bias, self.X, weight.T)
-        if self.rows == 1:
-            raw = torch.cat([torch.zeros_like(raw), raw], dim=1)
-        return raw
+    def _centred_blocks(self, X: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
+        """Centred feature blocks on the storage device (the bias absorbs the shift exactly) and ``self.mean``."""
+        if len(self.ranges) == 1 and not self.plan.streams:
+            X_t = torch.as_tensor(np.asarray(X), device=self.device).to(self.dtype)
+            self.mean = X_t.mean(dim=0)
+            return [X_t - self.mean]
+        X = np.asarray(X)
+        blocks = [torch.as_tensor(X[lo:hi]).to(self.plan.storage, self.dtype) for lo, hi in self.ranges]
+        self.mean = (sum(block.sum(dim=0) for block in blocks) / self.n).to(self.device)
+        mean = self.mean.to(self.plan.storage)
+        return [self._stored(block - mean) for block in blocks]
+
+    def _stored(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the storage device (pinned when that is the host of a CUDA device)."""
+        if not self.plan.streams:
+            return tensor
+        out = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=self.device.type == "cuda")
+        out.copy_(tensor)
+        return out
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True) if self.plan.streams else tensor
+
+    def _features(self, low: bool = False) -> list[torch.Tensor]:
+        if not low:
+            return self.blocks
+        if self._blocks32 is None:
+            self._blocks32 = [self._stored(block.float()) for block in self.blocks]
+        return self._blocks32
+
+    def raw_scores(self, weight: torch.Tensor, bias: torch.Tensor) -> RowBlocks:
+        """X W^T + b (one matrix product). The scores are linear in (W, b): those of every point on a line
+        through parameter space are combinations of two of these (warm starts, line searches)."""
+        return RowBlocks([self._stored(torch.addmm(bias, self._on_device(X), weight.T)) for X in self.blocks])
+
+    def _logits(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.zeros_like(raw), raw], dim=1) if self.rows == 1 else raw
 
     def __call__(self, weight: torch.Tensor, bias: torch.Tensor, C: float,
                  with_grad: bool = True) -> tuple[float, torch.Tensor | None, torch.Tensor | None]:
         """(F, dF/dW, dF/db) at (weight, bias): two matrix products (one without the gradient)."""
         return self.evaluate(self.raw_scores(weight, bias), weight, C, with_grad)[:3]
 
-    def raw_scores(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """X W^T + b (one matrix product). The scores are linear in (W, b): those of every point on a line
-        through parameter space are combinations of two of these (warm starts, line searches)."""
-        return torch.addmm(bias, self.X, weight.T)
-
-    def evaluate(self, raw: torch.Tensor, weight: torch.Tensor, C: float, with_grad: bool = True
-                 ) -> tuple[float, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    def evaluate(self, raw: RowBlocks, weight: torch.Tensor, C: float, with_grad: bool = True
+                 ) -> tuple[float, torch.Tensor | None, torch.Tensor | None, RowBlocks | None]:
         """(F, dF/dW, dF/db, softmax probabilities as ``curvature`` gives them) from ``raw_scores``: one
         matrix product for the gradient, none without it."""
-        logits = torch.cat([torch.zeros_like(raw), raw], dim=1) if self.rows == 1 else raw
-        picked = logits[self._row_index, self.y]
-        # CE = softplus(logsumexp over the wrong classes of z_j - z_y): accurate even when CE ~ 1e-10,
-        # where lse - z_y would cancel (well-separated fits at large C)
-        others = logits - picked[:, None]
-        others[self._row_index, self.y] = -math.inf
-        margin = torch.logsumexp(others, dim=1)
         reg = 1.0 / (C * self.n)
-        loss = float(torch.nn.functional.softplus(margin).sum(dtype=torch.float64) / self.n
-                     + 0.5 * reg * weight.pow(2).sum(dtype=torch.float64))
+        total = None
+        grad_w = grad_b = None
+        probs_blocks = []
+        for (lo, hi), X, block in zip(self.ranges, self.blocks, raw.blocks, strict=True):
+            logits = self._logits(self._on_device(block))
+            rows, y = self._row_index[: hi - lo], self.y[lo:hi]
+            picked = logits[rows, y]
+            # CE = softplus(logsumexp over the wrong classes of z_j - z_y): accurate even when CE ~ 1e-10,
+            # where lse - z_y would cancel (well-separated fits at large C)
+            others = logits - picked[:, None]
+            others[rows, y] = -math.inf
+            margin = torch.logsumexp(others, dim=1)
+            part = torch.nn.functional.softplus(margin).sum(dtype=torch.float64)
+            total = part if total is None else total + part
+            if not with_grad:
+                continue
+            lse = picked + torch.nn.functional.softplus(margin)
+            probs = torch.exp(logits - lse[:, None])
+            resid = probs.clone()
+            resid[rows, y] = 0.0
+            resid[rows, y] = -resid.sum(dim=1)  # p_y - 1 = -(sum of the others), no cancellation
+            if self.rows == 1:
+                resid, probs = resid[:, 1:], probs[:, 1:]
+            resid /= self.n
+            X = self._on_device(X)
+            if grad_w is None:
+                grad_w, grad_b = torch.addmm(weight, resid.T, X, beta=reg), resid.sum(dim=0)
+            else:
+                grad_w.addmm_(resid.T, X)
+                grad_b += resid.sum(dim=0)
+            probs_blocks.append(self._stored(probs))
+        loss = float(total / self.n + 0.5 * reg * weight.pow(2).sum(dtype=torch.float64))
         if not with_grad:
             return loss, None, None, None
-        lse = picked + torch.nn.functional.softplus(margin)
-        probs = torch.exp(logits - lse[:, None])
-        resid = probs.clone()
-        resid[self._row_index, self.y] = 0.0
-        resid[self._row_index, self.y] = -resid.sum(dim=1)  # p_y - 1 = -(sum of the others), no cancellation
-        if self.rows == 1:
-            resid, probs = resid[:, 1:], probs[:, 1:]
-        resid /= self.n
-        grad_w = torch.addmm(weight, resid.T, self.X, beta=reg)
-        grad_b = resid.sum(dim=0)
-        return loss, grad_w, grad_b, probs
+        return loss, grad_w, grad_b, RowBlocks(probs_blocks)
 
-    def loss_of_scores(self, raw: torch.Tensor, weight: torch.Tensor, C: float) -> float:
+    def loss_of_scores(self, raw: RowBlocks, weight: torch.Tensor, C: float) -> float:
         """F from precomputed ``raw_scores`` (no matrix product)."""
         return self.evaluate(raw, weight, C, with_grad=False)[0]
 
-    def curvature(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def curvature(self, weight: torch.Tensor, bias: torch.Tensor) -> RowBlocks:
         """Softmax probabilities at (weight, bias): what the Hessian depends on."""
-        probs = torch.softmax(self.logits(weight, bias), dim=1)
-        return probs[:, 1:] if self.rows == 1 else probs
+        out = []
+        for block in self.raw_scores(weight, bias).blocks:
+            probs = torch.softmax(self._logits(self._on_device(block)), dim=1)
+            out.append(self._stored(probs[:, 1:] if self.rows == 1 else probs))
+        return RowBlocks(out)
 
-    def hessian_vector(self, probs: torch.Tensor, vw: torch.Tensor, vb: torch.Tensor,
-                       C: float, X: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """H v for the direction v = (vw, vb): two matrix products of n x d x rows (``X``: the centred
-        features in the dtype of ``probs`` and v, default the float64 ones)."""
-        X = self.X if X is None else X
-        z = torch.addmm(vb, X, vw.T)
-        if self.rows == 1:
-            u = probs * (1.0 - probs) * z
-        else:
-            u = probs * (z - (probs * z).sum(dim=1, keepdim=True))
-        u /= self.n
-        return torch.addmm(vw, u.T, X, beta=1.0 / (C * self.n)), u.sum(dim=0)
+    def hessian_vector(self, probs: RowBlocks, vw: torch.Tensor, vb: torch.Tensor, C: float,
+                       low: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """H v for the direction v = (vw, vb): two matrix products of n x d x rows per block (``low``: over
+        the float32 features, with ``probs`` and v in float32)."""
+        out_w = out_b = None
+        for X, p in zip(self._features(low), probs.blocks, strict=True):
+            X, p = self._on_device(X), self._on_device(p)
+            z = torch.addmm(vb, X, vw.T)
+            if self.rows == 1:
+                u = p * (1.0 - p) * z
+            else:
+                u = p * (z - (p * z).sum(dim=1, keepdim=True))
+            u /= self.n
+            if out_w is None:
+                out_w, out_b = torch.addmm(vw, u.T, X, beta=1.0 / (C * self.n)), u.sum(dim=0)
+            else:
+                out_w.addmm_(u.T, X)
+                out_b += u.sum(dim=0)
+        return out_w, out_b
 
-    def diagonal(self, probs: torch.Tensor, C: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def diagonal(self, probs: RowBlocks, C: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The Hessian's diagonal (weights, biases) as a CG preconditioner (bias entries floored for the null
         direction)."""
-        if self._X2 is None:  # float32: a preconditioner needs no more, and it halves this copy
-            self._X2 = self.X.pow(2).float()
-        s = probs * (1.0 - probs)
-        diag_w = (s.T.float() @ self._X2).to(self.dtype) / self.n + 1.0 / (C * self.n)
-        return diag_w, s.mean(dim=0).clamp_min(1e-12)
+        if self._squares is None:  # float32: a preconditioner needs no more, and it halves this copy
+            self._squares = [self._stored(X.pow(2).float()) for X in self.blocks]
+        acc_w = acc_b = None
+        for X2, p in zip(self._squares, probs.blocks, strict=True):
+            p = self._on_device(p)
+            s = p * (1.0 - p)
+            part_w, part_b = s.T.float() @ self._on_device(X2), s.sum(dim=0)
+            acc_w, acc_b = (part_w, part_b) if acc_w is None else (acc_w + part_w, acc_b + part_b)
+        diag_w = acc_w.to(self.dtype) / self.n + 1.0 / (C * self.n)
+        return diag_w, (acc_b / self.n).clamp_min(1e-12)
 
-    def hessian(self, probs: torch.Tensor, C: float, chunk: int = 4096) -> torch.Tensor:
+    def hessian(self, probs: RowBlocks, C: float, chunk: int = 4096) -> torch.Tensor:
         """The full Hessian in the flattened (W row by row, then b) parameters, for small problems."""
         d1 = self.dim + 1
         size = self.rows * d1
         hess = torch.zeros(size, size, device=self.device, dtype=self.dtype)
-        ones = torch.ones(self.n, 1, device=self.device, dtype=self.dtype)
-        for lo in range(0, self.n, chunk):
-            aug = torch.cat([self.X[lo:lo + chunk], ones[lo:lo + chunk]], dim=1)
-            p = probs[lo:lo + chunk]
-            if self.rows == 1:
-                hess += (aug * (p * (1.0 - p))).T @ aug
-                continue
-            outer = (p[:, :, None] * aug[:, None, :]).reshape(len(aug), size)
-            hess -= outer.T @ outer
-            for c in range(self.rows):
-                block = slice(c * d1, (c + 1) * d1)
-                hess[block, block] += (aug * p[:, c:c + 1]).T @ aug
+        for X_block, p_block in zip(self.blocks, probs.blocks, strict=True):
+            X_block, p_block = self._on_device(X_block), self._on_device(p_block)
+            ones = torch.ones(len(X_block), 1, device=self.device, dtype=self.dtype)
+            for lo in range(0, len(X_block), chunk):
+                aug = torch.cat([X_block[lo:lo + chunk], ones[lo:lo + chunk]], dim=1)
+                p = p_block[lo:lo + chunk]
+                if self.rows == 1:
+                    hess += (aug * (p * (1.0 - p))).T @ aug
+                    continue
+                outer = (p[:, :, None] * aug[:, None, :]).reshape(len(aug), size)
+                hess -= outer.T @ outer
+                for c in range(self.rows):
+                    block = slice(c * d1, (c + 1) * d1)
+                    hess[block, block] += (aug * p[:, c:c + 1]).T @ aug
         hess /= self.n
         index = torch.arange(size, device=self.device)
         is_bias = (index % d1) == self.dim
         hess[index, index] += torch.where(is_bias, 1e-12 * float(hess.diagonal().mean()), 1.0 / (C * self.n))
         return hess
 
-    def newton_direction(self, probs: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor,
+    def newton_direction(self, probs: RowBlocks, gw: torch.Tensor, gb: torch.Tensor,
                          C: float) -> tuple[torch.Tensor, torch.Tensor]:
         """-H^-1 g by Cholesky of the full Hessian."""
         flat = torch.cat([gw, gb[:, None]], dim=1).reshape(-1, 1)
@@ -291,7 +359,7 @@ class Objective:
         dw, db, _, _, _ = self.cg_direction(probs, gw, gb, C, 1e-3 * g_norm, cg_max)
         return loss, g_norm, -0.5 * float((gw * dw).sum() + (gb * db).sum()) / max(loss, 1e-300)
 
-    def cg_direction(self, probs: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
+    def cg_direction(self, probs: RowBlocks, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
                      cg_max: int, start: tuple[torch.Tensor, torch.Tensor] | None = None, low: bool = False,
                      diagonal: tuple[torch.Tensor, torch.Tensor] | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
@@ -303,11 +371,8 @@ class Objective:
         ``diagonal``: the preconditioner, if already computed at ``probs``."""
         diag_w, diag_b = self.diagonal(probs, C) if diagonal is None else diagonal
         products = 0
-        X = self.X
         if low:
-            if self._X32 is None:
-                self._X32 = self.X.float()
-            X, probs, gw, gb = self._X32, probs.float(), gw.float(), gb.float()
+            probs, gw, gb = probs.float(), gw.float(), gb.float()
             diag_w, diag_b = diag_w.float(), diag_b.float()
 
         def precondition(rw, rb):
@@ -318,7 +383,7 @@ class Objective:
             rw, rb = -gw, -gb
         else:
             dw, db = start[0].clone(), start[1].clone()
-            hw, hb = self.hessian_vector(probs, dw, db, C, X)
+            hw, hb = self.hessian_vector(probs, dw, db, C, low)
             products += 1
             rw, rb = -gw - hw, -gb - hb
             residual = math.sqrt(float(rw.pow(2).sum() + rb.pow(2).sum()))
@@ -330,7 +395,7 @@ class Objective:
         rz = float((rw * zw).sum() + (rb * zb).sum())
         residual = math.inf
         for _ in range(cg_max):
-            hw, hb = self.hessian_vector(probs, pw, pb, C, X)
+            hw, hb = self.hessian_vector(probs, pw, pb, C, low)
             products += 1
             curvature = float((pw * hw).sum() + (pb * hb).sum())
             if curvature <= 0:
@@ -502,14 +567,18 @@ class TorchSolver:
 
     def __init__(self, X: np.ndarray, y: np.ndarray, num_classes: int, *,
                  max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu",
-                 hessian_limit: int = HESSIAN_LIMIT, float32_cg: bool = True):
-        self.objective = Objective(X, y, num_classes, device=device, hessian_limit=hessian_limit)
+                 hessian_limit: int = HESSIAN_LIMIT, float32_cg: bool = True, block_rows: int | None = None,
+                 storage: str | None = None):
+        self.objective = Objective(X, y, num_classes, device=device, hessian_limit=hessian_limit,
+                                   block_rows=block_rows, storage=storage)
         self.num_classes = num_classes
         self.max_iter = max_iter
         self.rtol = tol
         steps = ("full Hessian" if self.objective.direct
                  else "conjugate gradients" + (", float32 iterations checked in float64" if float32_cg else ""))
         self.method = f"newton ({steps}), float64, centred, decrement <= {tol:g}"
+        if len(self.objective.ranges) > 1 or self.objective.plan.streams:
+            self.method += f", {self.objective.plan.describe(self.objective.n)}"
         self.float32_cg = float32_cg
         self._path: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}  # log10 C -> centred solution
 
