@@ -9,6 +9,7 @@ products (float64 and float32) of the whole sweep. On a 2-core CPU the default i
 below 1/20 of ImageNet (``benchmarks/gpu.py`` runs the full shape on a GPU).
 
     python benchmarks/probe_scale.py --out probe_scale.json
+    python benchmarks/probe_scale.py --block-rows 1250 --storage host   # the streamed path, 8 blocks
     python benchmarks/probe_scale.py --quick --out /tmp/ps.json
 """
 
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--block-rows", type=int, default=None, help="rows per block (default: the solver's plan)")
+    parser.add_argument("--storage", choices=("device", "host"), default=None,
+                        help="where the blocks live (host: streamed to the device per block)")
     parser.add_argument("--quick", action="store_true", help="600 x 32, 10 classes (for tests)")
     parser.add_argument("--progress", action="store_true", help="a progress bar over the sweep's fits (stderr)")
     parser.add_argument("--out", default=None)
@@ -64,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     X, y = make_features(args.n + n_test, args.dim, args.classes)
     start = time.perf_counter()
     result = clipbench.linear_probe(train=(X[: args.n], y[: args.n]), test=(X[args.n:], y[args.n:]),
-                                    device=args.device, num_threads=args.threads, progress=args.progress)
+                                    device=args.device, num_threads=args.threads, progress=args.progress,
+                                    block_rows=args.block_rows, storage=args.storage)
     seconds = time.perf_counter() - start
     iters = int(sum(result.n_iter["sweep"]) + result.n_iter["refit"])
     fits = [*result.convergence["sweep"], result.convergence["refit"]]
@@ -73,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     share = args.n * args.dim * args.classes / (IMAGENET[0] * IMAGENET[1] * IMAGENET[2])
     rows = [[f"{args.n} x {args.dim}, {args.classes} classes", f"1/{1 / share:.0f}", seconds, len(result.sweep), iters,
              f"{matmuls} + {matmuls32} f32", result.C, result.top1, result.convergence["all_converged"]]]
+    print(f"solver: {result.convergence['method']}")
     print_table(f"Linear probe at scale (torch Newton, {args.device}, full C sweep + refit)",
                 ["problem", "of ImageNet", "seconds", "sweep points", "Newton steps", "matmuls (f64 + f32)",
                  "chosen C", "test top-1", "all converged"], rows)
@@ -83,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                              "matmuls": matmuls, "matmuls32": matmuls32,
                              "all_converged": result.convergence["all_converged"],
                              "C": result.C, "top1": result.top1, "time_sweep_s": result.time_sweep_s,
-                             "time_refit_s": result.time_refit_s, "converged": result.converged})
+                             "time_refit_s": result.time_refit_s, "converged": result.converged,
+                             "method": result.convergence["method"]})
     return 0
 
 

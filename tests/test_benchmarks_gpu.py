@@ -35,7 +35,8 @@ def test_vit_flops_match_open_clips_profile():
 
 
 def test_probe_scale_quick_writes_summary(tmp_path):
-    stdout, summary = run_quick("probe_scale.py", tmp_path / "ps.json")
+    stdout, summary = run_quick("probe_scale.py", tmp_path / "ps.json", "--block-rows", "100", "--storage", "host")
+    assert "5 row blocks of <= 100 on host memory" in summary["method"] and summary["all_converged"]
     assert "Linear probe at scale" in stdout
     assert summary["n_train"] == 600 and summary["classes"] == 10 and summary["iterations"] > 0
     assert 0 < summary["share_of_imagenet"] < 1e-4 and 0 <= summary["top1"] <= 100
