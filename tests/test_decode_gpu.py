@@ -156,3 +156,25 @@ def test_wds_shards_hand_their_jpeg_bytes_to_the_device_decoder(tmp_path, monkey
         feats[spec[:3]] = extract_features(model, split, FeatureStore(tmp_path / spec[:3]), decode="gpu",
                                            progress=False).features
     np.testing.assert_array_equal(feats["wds"], feats["fol"])
+
+
+def test_jpegs_for_the_device_decoder_get_pils_decompression_bomb_check(tmp_path, monkeypatch, caplog):
+    """A JPEG nvjpeg would decode is checked against PIL's pixel limit first (header only): refused over
+    twice the limit and logged once over it, as on the reference path."""
+    from clipbench.datasets import images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    monkeypatch.setattr(images, "_large_image_logged", False)
+    path = tmp_path / "big.jpg"
+    photo((120, 100), 3).save(path, quality=80)  # 12,000 pixels
+    transform = GpuPipeline(32, "cpu").transform
+    monkeypatch.setenv(images.MAX_PIXELS_ENV, "5000")
+    for reference in (False, True):
+        with pytest.raises(DataError, match=r"big\.jpg is too large: 12,000 pixels .*decompression-bomb"):
+            open_rgb(path) if reference else transform.from_encoded(read_bytes(path), str(path), lambda: open_rgb(path))
+    monkeypatch.setenv(images.MAX_PIXELS_ENV, "10000")
+    with caplog.at_level("WARNING", logger="clipbench"):
+        sample = transform.from_encoded(read_bytes(path), str(path), lambda: open_rgb(path))
+        transform.from_encoded(read_bytes(path), str(path), lambda: open_rgb(path))
+    assert sample.kind == "jpeg"
+    assert sum("large image" in r.getMessage() for r in caplog.records) == 1 and "12,000 pixels" in caplog.text

@@ -14,11 +14,13 @@ warning text for every image.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,24 +98,41 @@ def decode_error(exc: BaseException, where: str) -> DataError:
     return DataError(f"corrupt image {where}: cannot decode it ({type(exc).__name__}); expected a readable image")
 
 
+@contextmanager
+def _pixel_limit(where: str) -> Iterator[None]:
+    """PIL's decompression-bomb limit (from ``CLIPBENCH_MAX_IMAGE_PIXELS``) for the images opened inside;
+    its warning becomes the one log line; anything else PIL warned about goes on as it would have."""
+    apply_pixel_limit()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        yield
+    _log_large_image(caught, where)
+    for w in caught:
+        if not issubclass(w.category, Image.DecompressionBombWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def open_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an RGB image, or raise ``DataError`` naming it."""
-    apply_pixel_limit()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                rgb = img.convert("RGB")
+        with _pixel_limit(str(path)), Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
     except FileNotFoundError as exc:
         raise DataError(f"image file {path} is missing (expected a readable image)") from exc
     except DECODE_ERRORS as exc:
         raise decode_error(exc, str(path)) from exc
-    _log_large_image(caught, str(path))
-    for w in caught:  # anything else PIL warned about goes on as it would have
-        if not issubclass(w.category, Image.DecompressionBombWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return rgb
+
+
+def check_encoded(data: bytes, where: str) -> None:
+    """``open_rgb``'s refusals for an image another decoder will decode (``--decode gpu``'s nvjpeg): PIL
+    parses only its header, so an image over the decompression-bomb limit, or one whose header is not an
+    image, is the same ``DataError`` on both paths, at a few microseconds per image."""
+    try:
+        with _pixel_limit(where), Image.open(io.BytesIO(data)):
+            pass
+    except DECODE_ERRORS as exc:
+        raise decode_error(exc, where) from exc
 
 
 def to_rgb(image: Any, where: str) -> Image.Image:

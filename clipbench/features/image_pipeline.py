@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from clipbench.datasets.images import check_encoded
 from clipbench.foundations.errors import ClipbenchError, DataError
 from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess_id, clip_resize_size
 
@@ -152,10 +153,12 @@ class _SampleTransform:
         return DecodeSample("pixels", pil_to_tensor(image.convert("RGB")), where)
 
     def from_encoded(self, data: bytes, where: str, decode: Callable[[], Image.Image]) -> DecodeSample:
-        """A JPEG stays encoded for the device; anything else is decoded here by ``decode()`` (PIL)."""
+        """A JPEG stays encoded for the device (after PIL's header checks: the decompression-bomb limit
+        applies to it as to the reference path); anything else is decoded here by ``decode()`` (PIL)."""
         import torch
 
         if data[:3] == JPEG_MAGIC:
+            check_encoded(data, where)
             return DecodeSample("jpeg", torch.frombuffer(bytearray(data), dtype=torch.uint8), where)
         return self(decode(), where)
 
