@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from _probe_fixtures import many_parameters
 from sklearn.linear_model import LogisticRegression
 
 import clipbench
@@ -234,17 +235,6 @@ def test_fewshot_runs_carry_their_convergence_per_seed():
 
 
 # --- the conjugate-gradient path (problems above HESSIAN_LIMIT parameters) ----------------------------
-
-def many_parameters(n: int = 210, dim: int = 100, classes: int = 21, seed: int = 0):
-    """21 x 101 = 2,121 parameters (> HESSIAN_LIMIT): the default solver takes CG steps. Few rows per
-    class and a shared offset, so large C is nearly separable and ill-conditioned (CG's hard case)."""
-    rng = np.random.default_rng(seed)
-    means = rng.standard_normal((classes, dim)) * 0.3
-    y = np.arange(n) % classes
-    rng.shuffle(y)
-    X = means[y] + rng.standard_normal((n, dim)) + 3.0 * rng.standard_normal(dim)
-    return X.astype(np.float32), y.astype(np.int64)
-
 
 def test_cg_path_reaches_the_full_hessian_optimum_and_its_record_is_honest():
     X, y = many_parameters()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _probe_fixtures import many_parameters
 
 import clipbench
 from clipbench.foundations.errors import ClipbenchError
@@ -14,16 +15,6 @@ from clipbench.tasks.probe_rows import MEMORY_FRACTION, TRANSIENT_BYTES, plan_ro
 from clipbench.tasks.probe_solvers import HESSIAN_LIMIT, TorchSolver
 
 GiB = 2**30
-
-
-def problem(n=300, dim=100, classes=21, seed=0):
-    """21 x 101 parameters (> HESSIAN_LIMIT, so CG steps), few rows per class, a shared offset."""
-    rng = np.random.default_rng(seed)
-    means = rng.standard_normal((classes, dim)) * 0.3
-    y = np.arange(n) % classes
-    rng.shuffle(y)
-    X = means[y] + rng.standard_normal((n, dim)) + 3.0 * rng.standard_normal(dim)
-    return X.astype(np.float32), y.astype(np.int64)
 
 
 def test_the_plan_keeps_small_problems_whole_and_bounds_large_ones():
@@ -50,7 +41,7 @@ def test_the_plan_keeps_small_problems_whole_and_bounds_large_ones():
 
 @pytest.mark.parametrize("options", [{"block_rows": 37}, {"block_rows": 64, "storage": "host"}])
 def test_blocked_and_streamed_fits_reach_the_one_block_optimum(options):
-    X, y = problem()
+    X, y = many_parameters()
     whole, blocked = TorchSolver(X, y, 21), TorchSolver(X, y, 21, **options)
     assert len(whole.objective.ranges) == 1 and len(blocked.objective.ranges) > 1
     assert 21 * 101 > HESSIAN_LIMIT and not blocked.objective.direct
@@ -71,7 +62,7 @@ def test_blocked_and_streamed_fits_reach_the_one_block_optimum(options):
 @pytest.mark.parametrize("classes", [2, 4])
 def test_blocked_full_hessian_steps_equal_one_block(classes):
     """The direct (Cholesky) path sums its Hessian over blocks: the same steps to rounding."""
-    X, y = problem(n=250, dim=12, classes=classes, seed=1)
+    X, y = many_parameters(n=250, dim=12, classes=classes, seed=1)
     whole, blocked = TorchSolver(X, y, classes), TorchSolver(X, y, classes, block_rows=41, storage="host")
     assert whole.objective.direct and blocked.objective.direct
     for C in (0.01, 1.0, 100.0):
@@ -84,8 +75,8 @@ def test_blocked_full_hessian_steps_equal_one_block(classes):
 
 
 def test_linear_probe_chooses_the_same_c_with_streamed_blocks_and_records_how():
-    X, y = problem(n=420, seed=2)
-    X_test, y_test = problem(n=210, seed=3)
+    X, y = many_parameters(n=420, seed=2)
+    X_test, y_test = many_parameters(n=210, seed=3)
     args = {"train": (X, y), "test": (X_test, y_test), "num_classes": 21}
     default = clipbench.linear_probe(**args)
     streamed = clipbench.linear_probe(**args, block_rows=50, storage="host")
