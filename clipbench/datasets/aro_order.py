@@ -57,8 +57,8 @@ import numpy as np
 
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.choices import ChoicesAdapter, ChoicesSplit, _choices_fields
-from clipbench.datasets.download import Archive
 from clipbench.datasets.image_text import KarpathyAdapter, karpathy_adapters
+from clipbench.datasets.local import DataFolder
 from clipbench.foundations.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -240,22 +240,16 @@ def default_tagger() -> Tagger:
 
 
 @dataclass
-class AroOrderAdapter(ChoicesAdapter):
+class AroOrderAdapter(DataFolder, ChoicesAdapter):
     """COCO-Order / Flickr30k-Order over the files of the Karpathy adapter ``base`` (its test split)."""
 
     base: str = ""
-    folder: str = ""
     subset_name: str = ""
     seed: int = ARO_SEED
     max_words: int = MAX_WORDS
-    downloads: tuple[Archive, ...] = ()
-    manual: str = ""
 
     def karpathy(self) -> KarpathyAdapter:
         return next(a for a in karpathy_adapters() if a.name == self.base)
-
-    def root(self, data_root: str | Path) -> Path:
-        return self.karpathy().root(data_root)
 
     def is_present(self, data_root: str | Path) -> bool:
         return self.karpathy().is_present(data_root)
@@ -265,7 +259,7 @@ class AroOrderAdapter(ChoicesAdapter):
         karpathy = self.karpathy()
         if not karpathy.is_present(data_root):
             raise DataError(f"{self.name}: {karpathy.root(data_root) / karpathy.json_name} or its images not found; "
-                            f"{self.manual.replace('<data-root>', str(data_root))}")
+                            f"{self.manual_for(data_root)}")
         images = karpathy.load_split("test", data_root)
         tagger = default_tagger()
         items, dropped = order_items(images.captions, tagger, self.seed, self.max_words)

@@ -160,6 +160,10 @@ class DatasetAdapter(abc.ABC):
     def load_split(self, split: str, data_root: Path) -> SplitData:
         """Load ``split`` from under ``data_root``; raise DataError with a one-line message if absent."""
 
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise DataError(f"{self.name} has no split {split!r} (expected one of: {', '.join(self.splits)})")
+
     @property
     def evaluation_split(self) -> str:
         """The split scores are reported on: ``test``, else ``val`` (ImageNet); never a training split."""

@@ -35,9 +35,9 @@ from typing import ClassVar
 import numpy as np
 
 from clipbench.datasets.base import DatasetAdapter, SplitData
-from clipbench.datasets.download import Archive
 from clipbench.datasets.image_text import file_manifest
 from clipbench.datasets.images import FileSplit, WrappedSplit, open_rgb
+from clipbench.datasets.local import DataFolder
 from clipbench.foundations.errors import DataError
 
 KIND = "choices"
@@ -154,9 +154,6 @@ class ChoicesAdapter(DatasetAdapter):
     kind: ClassVar[str] = KIND
     origin: str = ""
 
-    def check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise DataError(f"{self.name} has no split {split!r} (expected one of: {', '.join(self.splits)})")
 
 
 def _choices_fields(name: str, description: str, **extra) -> dict:
@@ -234,7 +231,7 @@ SUGARCREPE_SUBSETS = ("replace_obj", "replace_att", "replace_rel", "swap_obj", "
 
 
 @dataclass
-class SugarCrepeAdapter(ChoicesAdapter):
+class SugarCrepeAdapter(DataFolder, ChoicesAdapter):
     """SugarCrepe (Hsieh et al., 2023): ``<data-root>/sugarcrepe/<subset>.json`` + COCO val2017 images.
 
     Each JSON file maps an id to ``{"filename": "000000xxxxxx.jpg", "caption": positive,
@@ -243,11 +240,6 @@ class SugarCrepeAdapter(ChoicesAdapter):
 
     folder: str = "sugarcrepe"
     image_dirs: tuple[str, ...] = ("val2017", "images")
-    downloads: tuple[Archive, ...] = ()
-    manual: str = ""
-
-    def root(self, data_root: str | Path) -> Path:
-        return Path(data_root).expanduser() / self.folder
 
     def _image_root(self, data_root: str | Path) -> Path | None:
         return next((self.root(data_root) / d for d in self.image_dirs if (self.root(data_root) / d).is_dir()), None)
@@ -263,7 +255,7 @@ class SugarCrepeAdapter(ChoicesAdapter):
     def load_split(self, split: str, data_root: Path) -> SplitData:
         self.check_split(split)
         base = self.root(data_root)
-        manual = self.manual.replace("<data-root>", str(data_root))
+        manual = self.manual_for(data_root)
         image_root = self._image_root(data_root)
         if image_root is None:
             raise DataError(f"{self.name}: none of {', '.join(str(base / d) for d in self.image_dirs)} exists; {manual}")
@@ -300,7 +292,7 @@ def sugarcrepe_adapter() -> SugarCrepeAdapter:
 
 
 @dataclass
-class AroVGAdapter(ChoicesAdapter):
+class AroVGAdapter(DataFolder, ChoicesAdapter):
     """ARO's VG-Relation or VG-Attribution (Yuksekgonul et al., 2023): ``<data-root>/aro/<json_name>`` + images/.
 
     The JSON is a list of ``{"image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption",
@@ -311,11 +303,6 @@ class AroVGAdapter(ChoicesAdapter):
     folder: str = "aro"
     json_name: str = ""
     subset_name: str = ""
-    downloads: tuple[Archive, ...] = ()
-    manual: str = ""
-
-    def root(self, data_root: str | Path) -> Path:
-        return Path(data_root).expanduser() / self.folder
 
     def is_present(self, data_root: str | Path) -> bool:
         base = self.root(data_root)
@@ -326,7 +313,7 @@ class AroVGAdapter(ChoicesAdapter):
         base = self.root(data_root)
         if not self.is_present(data_root):
             raise DataError(f"{self.name}: {base / self.json_name} or {base / 'images'} not found; "
-                            f"{self.manual.replace('<data-root>', str(data_root))}")
+                            f"{self.manual_for(data_root)}")
         file = base / self.json_name
         try:
             entries = json.loads(file.read_text(encoding="utf-8"))
@@ -420,15 +407,10 @@ class WinogroundSplit(_ChoiceTexts, WrappedSplit):
 
 
 @dataclass
-class WinogroundAdapter(ChoicesAdapter):
+class WinogroundAdapter(DataFolder, ChoicesAdapter):
     """Winoground (Thrush et al., 2022), a ``datasets.save_to_disk`` copy at ``<data-root>/winoground/``."""
 
     folder: str = "winoground"
-    downloads: tuple[Archive, ...] = ()
-    manual: str = ""
-
-    def root(self, data_root: str | Path) -> Path:
-        return Path(data_root).expanduser() / self.folder
 
     def is_present(self, data_root: str | Path) -> bool:
         base = self.root(data_root)
@@ -439,7 +421,7 @@ class WinogroundAdapter(ChoicesAdapter):
         base = self.root(data_root)
         if not self.is_present(data_root):
             raise DataError(f"{self.name}: no saved dataset at {base}; "
-                            f"{self.manual.replace('<data-root>', str(data_root))}")
+                            f"{self.manual_for(data_root)}")
         import datasets
 
         try:

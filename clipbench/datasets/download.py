@@ -132,8 +132,8 @@ def download_dataset(
 ) -> Path | None:
     """Make ``adapter``'s data present under ``data_root`` (see the module docstring); returns its folder.
 
-    ``adapter`` needs ``name``, ``folder``, ``downloads`` (Archives), ``manual`` (what to place where
-    when ``downloads`` is empty) and ``is_present``. Adapters whose data needs no folder under the
+    ``adapter`` needs ``name``, ``is_present`` and ``local.DataFolder``'s ``folder``, ``downloads``
+    (Archives) and ``manual_for`` (what to place where when ``downloads`` is empty). Adapters whose data needs no folder under the
     data root (bundled digits, ``folder:``/``csv:``/``hf:`` data) return None when present.
     """
     data_root = Path(data_root).expanduser()
@@ -147,7 +147,7 @@ def download_dataset(
         return target
     if not adapter.downloads:
         raise DataError(
-            f"{adapter.name} cannot be downloaded automatically: {adapter.manual.replace('<data-root>', str(data_root))}"
+            f"{adapter.name} cannot be downloaded automatically: {adapter.manual_for(data_root)}"
         )
     if offline:
         urls = ", ".join(a.url for a in adapter.downloads)

@@ -36,8 +36,8 @@ from typing import ClassVar
 import numpy as np
 
 from clipbench.datasets.base import DatasetAdapter, SplitData
-from clipbench.datasets.download import Archive
 from clipbench.datasets.images import FileSplit, WrappedSplit, images_in
+from clipbench.datasets.local import DataFolder
 from clipbench.foundations.errors import DataError
 
 KIND = "image_text"
@@ -154,9 +154,6 @@ class ImageTextAdapter(DatasetAdapter):
     caption_prefix: str = ""
     origin: str = ""
 
-    def check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise DataError(f"{self.name} has no split {split!r} (expected one of: {', '.join(self.splits)})")
 
 
 def _image_text_fields(name: str, splits: tuple[str, ...], description: str, **extra) -> dict:
@@ -168,18 +165,12 @@ def _image_text_fields(name: str, splits: tuple[str, ...], description: str, **e
 
 
 @dataclass
-class KarpathyAdapter(ImageTextAdapter):
+class KarpathyAdapter(DataFolder, ImageTextAdapter):
     """Images under ``<data-root>/<folder>/<one of image_dirs>/`` and Karpathy's split JSON beside them."""
 
-    folder: str = ""
     json_name: str = ""
     #: candidate image folders (the first that exists is used); COCO's entries carry their own ``filepath``
     image_dirs: tuple[str, ...] = ()
-    downloads: tuple[Archive, ...] = ()
-    manual: str = ""
-
-    def root(self, data_root: str | Path) -> Path:
-        return Path(data_root).expanduser() / self.folder
 
     def is_present(self, data_root: str | Path) -> bool:
         try:
@@ -199,11 +190,11 @@ class KarpathyAdapter(ImageTextAdapter):
         base = self.root(data_root)
         json_path = base / self.json_name
         if not json_path.is_file():
-            raise DataError(f"{self.name}: {json_path} not found; {self.manual.replace('<data-root>', str(data_root))}")
+            raise DataError(f"{self.name}: {json_path} not found; {self.manual_for(data_root)}")
         image_root = self._image_root(data_root)
         if image_root is None:
             raise DataError(f"{self.name}: none of {', '.join(str(base / d) for d in self.image_dirs)} exists; "
-                            f"{self.manual.replace('<data-root>', str(data_root))}")
+                            f"{self.manual_for(data_root)}")
         try:
             entries = json.loads(json_path.read_text(encoding="utf-8"))["images"]
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:

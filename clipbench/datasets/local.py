@@ -22,19 +22,31 @@ def require_data_root(data_root: str | Path) -> Path:
 
 
 @dataclass
-class LocalAdapter(DatasetAdapter):
-    """A dataset in ``<data-root>/<folder>``; ``expected`` (relative) exists once the data is there."""
+class DataFolder:
+    """Where a dataset of any kind lives (``<data-root>/<folder>``) and how it gets there: the
+    ``downloads`` `clipbench download` fetches, or the ``manual`` steps (``<data-root>`` in them is
+    replaced by the real one)."""
 
     folder: str = ""
-    expected: str = ""
     downloads: tuple[Archive, ...] = ()
     #: what to place where, for data that cannot be downloaded automatically
     manual: str = ""
-    #: where the classnames and templates come from
-    origin: str = ""
 
     def root(self, data_root: str | Path) -> Path:
         return Path(data_root).expanduser() / self.folder
+
+    def manual_for(self, data_root: str | Path) -> str:
+        return self.manual.replace("<data-root>", str(data_root))
+
+
+@dataclass
+class LocalAdapter(DataFolder, DatasetAdapter):
+    """A classification dataset in ``<data-root>/<folder>``; ``expected`` (relative) exists once the data is
+    there."""
+
+    expected: str = ""
+    #: where the classnames and templates come from
+    origin: str = ""
 
     def is_present(self, data_root: str | Path) -> bool:
         try:
@@ -46,7 +58,7 @@ class LocalAdapter(DatasetAdapter):
         """How the data gets there: the download command, or what to place where (with the real data root)."""
         if self.downloads:
             return f"run `clipbench download {self.name}`"
-        return self.manual.replace("<data-root>", str(data_root)) if data_root is not None else self.manual
+        return self.manual_for(data_root) if data_root is not None else self.manual
 
     def data_source(self, data_root: str | Path) -> dict | None:
         """The verified archives (URL, MD5) the data was extracted from, when `clipbench download` placed it."""
@@ -55,9 +67,6 @@ class LocalAdapter(DatasetAdapter):
         archives = archives_of(self.root(data_root))
         return {"archives": archives} if archives else None
 
-    def check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise DataError(f"{self.name} has no split {split!r} (expected one of: {', '.join(self.splits)})")
 
     def require(self, data_root: str | Path) -> Path:
         """The dataset folder, or a one-line DataError saying what is missing and how to get it."""
