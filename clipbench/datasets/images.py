@@ -127,7 +127,8 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
 def check_encoded(data: bytes, where: str) -> None:
     """``open_rgb``'s refusals for an image another decoder will decode (``--decode gpu``'s nvjpeg): PIL
     parses only its header, so an image over the decompression-bomb limit, or one whose header is not an
-    image, is the same ``DataError`` on both paths, for ~40 us per image (a full decode of a 500x375 JPEG: 3.3 ms)."""
+    image, is the same ``DataError`` on both paths, for ~40 us per image (a full decode of a 500x375 JPEG
+    takes 3.3 ms)."""
     try:
         with _pixel_limit(where), Image.open(io.BytesIO(data)):
             pass
