@@ -173,7 +173,7 @@ def probe(args) -> dict:
     return out
 
 
-def probe_chunked(X, y, X_test, y_test) -> dict:
+def probe_chunked(X, y, X_test, y_test, device: str = "cuda") -> dict:
     """The same sweep with the rows on the device and streamed from host memory in blocks (the path for
     problems the device cannot hold): same chosen C and top-1, and the time the streaming costs."""
     import clipbench
@@ -181,7 +181,7 @@ def probe_chunked(X, y, X_test, y_test) -> dict:
     runs = {}
     for storage in ("device", "host"):
         start = time.perf_counter()
-        result = clipbench.linear_probe(train=(X, y), test=(X_test, y_test), device="cuda", storage=storage,
+        result = clipbench.linear_probe(train=(X, y), test=(X_test, y_test), device=device, storage=storage,
                                         block_rows=len(y) // 8 + 1 if storage == "host" else None)
         runs[storage] = {"seconds": time.perf_counter() - start, "C": result.C, "top1": result.top1,
                          "all_converged": result.convergence["all_converged"],
