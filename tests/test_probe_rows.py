@@ -89,3 +89,14 @@ def test_linear_probe_chooses_the_same_c_with_streamed_blocks_and_records_how():
         clipbench.linear_probe(**args, solver="sklearn", block_rows=50)
     with pytest.raises(ClipbenchError, match="storage"):
         clipbench.linear_probe(**args, storage="disk")
+
+
+@pytest.mark.parametrize("storage", [None, "host"])
+def test_blocks_are_copies_centred_in_place_never_the_callers_features(storage):
+    X, y = many_parameters()
+    X64 = X.astype(np.float64)
+    before = X64.copy()
+    solver = TorchSolver(X64, y, 21, block_rows=50, storage=storage)
+    assert np.array_equal(X64, before)
+    centred = torch.cat(solver.objective.blocks).numpy()
+    assert np.allclose(centred, before - before.mean(axis=0), rtol=0, atol=1e-12)

@@ -186,16 +186,28 @@ class Objective:
             self.mean = X_t.mean(dim=0)
             return [X_t - self.mean]
         X = np.asarray(X)
-        blocks = [torch.as_tensor(X[lo:hi]).to(self.plan.storage, self.dtype) for lo, hi in self.ranges]
-        self.mean = (sum(block.sum(dim=0) for block in blocks) / self.n).to(self.device)
-        mean = self.mean.to(self.plan.storage)
-        return [self._stored(block - mean) for block in blocks]
+        blocks = []
+        for lo, hi in self.ranges:  # each block is its own copy, centred in place: no second copy of X
+            part = torch.as_tensor(X[lo:hi])
+            block = self._empty(part.shape, self.dtype)
+            block.copy_(part)
+            blocks.append(block)
+        mean = sum(block.sum(dim=0) for block in blocks) / self.n
+        for block in blocks:
+            block.sub_(mean)
+        self.mean = mean.to(self.device)
+        return blocks
+
+    def _empty(self, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised tensor on the storage device (pinned when that is the host of a CUDA device)."""
+        pinned = self.plan.streams and self.device.type == "cuda"
+        return torch.empty(shape, dtype=dtype, device=self.plan.storage, pin_memory=pinned)
 
     def _stored(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``tensor`` on the storage device (pinned when that is the host of a CUDA device)."""
+        """``tensor`` on the storage device (a pinned host copy when the blocks stream)."""
         if not self.plan.streams:
             return tensor
-        out = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=self.device.type == "cuda")
+        out = self._empty(tensor.shape, tensor.dtype)
         out.copy_(tensor)
         return out
 
