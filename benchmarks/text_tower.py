@@ -23,18 +23,15 @@ since a small subset's batches mix fewer lengths than the full build's do.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import interleaved_runs, machine_info, print_table, write_summary  # noqa: E402
-from extract import identical_pair, register_quick_archs  # noqa: E402
-from zeroshot_text import FULL_ARCH, FULL_CLASSES, QUICK_ARCH, imagenet_prompts, per_class_loop, rel_diff  # noqa: E402
+from zeroshot_text import FULL_CLASSES, per_class_loop, rel_diff, text_bench, text_benchmark_args  # noqa: E402
 
 
 def file_order(model, prompts: list[list[str]], batch_size: int) -> torch.Tensor:
@@ -62,44 +59,18 @@ def positions_run(model, prompts: list[list[str]], batch_size: int, sort: bool) 
     return sum(int(eot[s:s + batch_size].max() + 1) * len(eot[s:s + batch_size]) for s in range(0, len(eot), batch_size))
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--classes", type=int, default=10, help=f"classes to time, evenly spaced (max {FULL_CLASSES})")
-    parser.add_argument("--templates", type=int, default=80, help="templates per class (the first N of the 80)")
-    parser.add_argument("--batch-size", type=int, default=256, help="clipbench's text batch size")
-    parser.add_argument("--repeats", type=int, default=1, help="timed rounds (the order of methods alternates)")
-    parser.add_argument("--no-open-clip", action="store_true", help="skip open_clip's per-class loop")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument("--quick", action="store_true", help="tiny text tower, few classes (for tests)")
-    parser.add_argument("--out", default=None, help="write the JSON summary here")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.classes, args.templates, args.batch_size, args.repeats = 6, 8, 16, 1
-    return args
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not 1 <= args.classes <= FULL_CLASSES or not 1 <= args.templates <= 80 or args.batch_size < 1:
-        print(f"error: --classes must be in 1..{FULL_CLASSES}, --templates in 1..80, --batch-size >= 1", file=sys.stderr)
+    args = text_benchmark_args(__doc__, argv, classes=10, repeats=1,
+                               classes_help=f"classes to time, evenly spaced (max {FULL_CLASSES})")
+    if args is None:
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
     from clipbench.features.text_classifier import build_text_classifier
 
-    all_classes, all_templates, source = imagenet_prompts()
-    step = FULL_CLASSES / args.classes
-    classnames = [all_classes[int(i * step)] for i in range(args.classes)]
-    templates = all_templates[: args.templates]
+    bench = text_bench(args)
+    classnames, templates, source, name, arch = bench.classnames, bench.templates, bench.source, bench.name, bench.arch
+    native, reference, ref_tokenizer = bench.native, bench.reference, bench.ref_tokenizer
+    all_classes, all_templates = bench.all_classes, bench.all_templates
     prompts = [[t.format(c=c) for t in templates] for c in classnames]
-    name, arch = QUICK_ARCH if args.quick else FULL_ARCH
-    with tempfile.TemporaryDirectory(prefix="clipbench-bench-text-") as tmp:
-        if args.quick:
-            register_quick_archs(Path(tmp))
-        native, reference = identical_pair(arch, Path(tmp))
-    import open_clip
-
-    ref_tokenizer = open_clip.get_tokenizer(arch)
     methods = {
         "clipbench sorted": lambda: build_text_classifier(native, prompts, batch_size=args.batch_size),
         "clipbench file order": lambda: file_order(native, prompts, args.batch_size),
@@ -107,9 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_open_clip:
         methods["open_clip per class"] = lambda: per_class_loop(reference.encode_text, ref_tokenizer, classnames,
                                                                 templates)
-    with torch.inference_mode():  # untimed warm-up of every code path on one short prompt
-        native.encode_text(native.tokenize(["a photo of a dog."]))
-        reference.encode_text(ref_tokenizer(["a photo of a dog."]))
     times, results = interleaved_runs(methods, args.repeats)
 
     sorted_weights = results["clipbench sorted"]

@@ -28,6 +28,7 @@ import logging
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -82,44 +83,74 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--classes", type=int, default=40,
-                        help=f"classes to time (evenly spaced, all templates each); {FULL_CLASSES} = the whole build")
+def text_benchmark_args(doc: str, argv: list[str] | None, *, classes: int, repeats: int,
+                        classes_help: str) -> argparse.Namespace | None:
+    """The options this benchmark and ``text_tower.py`` share; None (after one error line) on bad sizes."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--classes", type=int, default=classes, help=classes_help)
     parser.add_argument("--templates", type=int, default=80, help="templates per class (the first N of the 80)")
     parser.add_argument("--batch-size", type=int, default=256, help="clipbench's text batch size")
-    parser.add_argument("--repeats", type=int, default=2, help="timed rounds (the order of methods alternates)")
-    parser.add_argument("--no-open-clip", action="store_true", help="skip the open_clip per-class reference")
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed rounds (the order of methods alternates)")
+    parser.add_argument("--no-open-clip", action="store_true", help="skip open_clip's per-class loop")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--quick", action="store_true", help="tiny text tower, few classes (for tests)")
     parser.add_argument("--out", default=None, help="write the JSON summary here")
     args = parser.parse_args(argv)
     if args.quick:
         args.classes, args.templates, args.batch_size, args.repeats = 6, 8, 16, 1
+    if not 1 <= args.classes <= FULL_CLASSES or not 1 <= args.templates <= 80 or args.batch_size < 1:
+        print(f"error: --classes must be in 1..{FULL_CLASSES}, --templates in 1..80, --batch-size >= 1", file=sys.stderr)
+        return None
+    if args.threads:
+        torch.set_num_threads(args.threads)
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if not 1 <= args.classes <= FULL_CLASSES or not 1 <= args.templates <= 80:
-        print(f"error: --classes must be in 1..{FULL_CLASSES} and --templates in 1..80", file=sys.stderr)
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    from clipbench.features.text_classifier import build_text_classifier
+@dataclass
+class TextBench:
+    """The classes, templates and the two identical text towers (clipbench's, open_clip's) both benchmarks time."""
+
+    classnames: list[str]
+    templates: list[str]
+    all_classes: list[str]
+    all_templates: list[str]
+    source: str
+    name: str
+    arch: str
+    native: object
+    reference: object
+    ref_tokenizer: object
+
+
+def text_bench(args: argparse.Namespace) -> TextBench:
+    """Evenly spaced classes, the first templates, and both towers with the same random weights, warmed up."""
+    import open_clip
 
     all_classes, all_templates, source = imagenet_prompts()
     step = FULL_CLASSES / args.classes
-    classnames = [all_classes[int(i * step)] for i in range(args.classes)]
-    templates = all_templates[: args.templates]
     name, arch = QUICK_ARCH if args.quick else FULL_ARCH
-    with tempfile.TemporaryDirectory(prefix="clipbench-bench-zstext-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="clipbench-bench-text-") as tmp:
         if args.quick:
             register_quick_archs(Path(tmp))
         native, reference = identical_pair(arch, Path(tmp))
-    import open_clip
-
     ref_tokenizer = open_clip.get_tokenizer(arch)
+    with torch.inference_mode():  # untimed warm-up of every code path on one short prompt
+        native.encode_text(native.tokenize(["a photo of a dog."]))
+        reference.encode_text(ref_tokenizer(["a photo of a dog."]))
+    return TextBench([all_classes[int(i * step)] for i in range(args.classes)], all_templates[: args.templates],
+                     all_classes, all_templates, source, name, arch, native, reference, ref_tokenizer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = text_benchmark_args(__doc__, argv, classes=40, repeats=2, classes_help=(
+        f"classes to time (evenly spaced, all templates each); {FULL_CLASSES} = the whole build"))
+    if args is None:
+        return 2
+    from clipbench.features.text_classifier import build_text_classifier
+
+    bench = text_bench(args)
+    classnames, templates, source, name, arch = bench.classnames, bench.templates, bench.source, bench.name, bench.arch
+    native, reference, ref_tokenizer = bench.native, bench.reference, bench.ref_tokenizer
     methods = {
         "clipbench batched": lambda: build_text_classifier(native, [[t.format(c=c) for t in templates]
                                                                     for c in classnames], batch_size=args.batch_size),
@@ -128,9 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_open_clip:
         methods["open_clip per class"] = lambda: per_class_loop(reference.encode_text, ref_tokenizer, classnames,
                                                                 templates)
-    with torch.inference_mode():  # untimed warm-up of every code path on one short prompt
-        native.encode_text(native.tokenize(["a photo of a dog."]))
-        reference.encode_text(ref_tokenizer(["a photo of a dog."]))
     times, results = interleaved_runs(methods, args.repeats)
 
     batched = results["clipbench batched"]
