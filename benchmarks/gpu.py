@@ -155,7 +155,7 @@ def decode(args) -> dict:
 def probe(args) -> dict:
     if not torch.cuda.is_available():
         return skipped("probe at ImageNet shape")
-    from probe_scale import make_features
+    from probe_scale import compare_storage, make_features
 
     import clipbench
 
@@ -168,27 +168,9 @@ def probe(args) -> dict:
     out = {"rows": args.probe_rows, "dim": 768, "classes": 1000, "seconds": seconds, "C": result.C,
            "top1": result.top1, "sweep_points": len(result.sweep), "time_sweep_s": result.time_sweep_s,
            "time_refit_s": result.time_refit_s, "method": result.convergence["method"]}
-    out["chunked"] = probe_chunked(X[: args.probe_chunked_rows], y[: args.probe_chunked_rows],
-                                   X[args.probe_rows:], y[args.probe_rows:])
+    out["chunked"] = compare_storage(X[: args.probe_chunked_rows], y[: args.probe_chunked_rows],
+                                     X[args.probe_rows:], y[args.probe_rows:], device="cuda")
     return out
-
-
-def probe_chunked(X, y, X_test, y_test, device: str = "cuda") -> dict:
-    """The same sweep with the rows on the device and streamed from host memory in blocks (the path for
-    problems the device cannot hold): same chosen C and top-1, and the time the streaming costs."""
-    import clipbench
-
-    runs = {}
-    for storage in ("device", "host"):
-        start = time.perf_counter()
-        result = clipbench.linear_probe(train=(X, y), test=(X_test, y_test), device=device, storage=storage,
-                                        block_rows=len(y) // 8 + 1 if storage == "host" else None)
-        runs[storage] = {"seconds": time.perf_counter() - start, "C": result.C, "top1": result.top1,
-                         "all_converged": result.convergence["all_converged"],
-                         "method": result.convergence["method"]}
-    runs["same_choice"] = runs["device"]["C"] == runs["host"]["C"] and runs["device"]["top1"] == runs["host"]["top1"]
-    runs["rows"] = len(y)
-    return runs
 
 
 def torchrun(args) -> dict:

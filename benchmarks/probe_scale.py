@@ -10,6 +10,7 @@ below 1/20 of ImageNet (``benchmarks/gpu.py`` runs the full shape on a GPU).
 
     python benchmarks/probe_scale.py --out probe_scale.json
     python benchmarks/probe_scale.py --block-rows 1250 --storage host   # the streamed path, 8 blocks
+    python benchmarks/probe_scale.py --compare-storage                  # both in one process, and their ratio
     python benchmarks/probe_scale.py --quick --out /tmp/ps.json
 """
 
@@ -41,6 +42,27 @@ def make_features(n: int, dim: int, classes: int, *, rank: int = 64, separation:
     return X.astype(np.float32), labels.astype(np.int64)
 
 
+def compare_storage(X, y, X_test, y_test, device: str = "cpu", threads: int | None = None) -> dict:
+    """The same sweep twice in this process: rows on the device, then streamed from host memory in 8
+    blocks (the path for problems the device cannot hold). Same chosen C and top-1, and what streaming costs
+    (``host_over_device``: the time ratio)."""
+    import clipbench
+
+    runs: dict = {}
+    for storage in ("device", "host"):
+        start = time.perf_counter()
+        result = clipbench.linear_probe(train=(X, y), test=(X_test, y_test), device=device, storage=storage,
+                                        block_rows=len(y) // 8 + 1 if storage == "host" else None,
+                                        num_threads=threads)
+        runs[storage] = {"seconds": time.perf_counter() - start, "C": result.C, "top1": result.top1,
+                         "all_converged": result.convergence["all_converged"],
+                         "method": result.convergence["method"]}
+    runs["same_choice"] = runs["device"]["C"] == runs["host"]["C"] and runs["device"]["top1"] == runs["host"]["top1"]
+    runs["host_over_device"] = runs["host"]["seconds"] / runs["device"]["seconds"]
+    runs["rows"] = len(y)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="training rows (validation carved from them)")
@@ -51,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-rows", type=int, default=None, help="rows per block (default: the solver's plan)")
     parser.add_argument("--storage", choices=("device", "host"), default=None,
                         help="where the blocks live (host: streamed to the device per block)")
+    parser.add_argument("--compare-storage", action="store_true",
+                        help="run the sweep twice, rows on the device and host-streamed in 8 blocks; print the ratio")
     parser.add_argument("--quick", action="store_true", help="600 x 32, 10 classes (for tests)")
     parser.add_argument("--progress", action="store_true", help="a progress bar over the sweep's fits (stderr)")
     parser.add_argument("--out", default=None)
@@ -66,6 +90,19 @@ def main(argv: list[str] | None = None) -> int:
 
     n_test = max(args.n // 5, args.classes)
     X, y = make_features(args.n + n_test, args.dim, args.classes)
+    if args.compare_storage:
+        runs = compare_storage(X[: args.n], y[: args.n], X[args.n:], y[args.n:], args.device, args.threads)
+        print_table(f"Linear probe, rows on the device vs host-streamed ({args.n} x {args.dim}, {args.classes} classes, "
+                    f"{args.device}, same process)", ["storage", "seconds", "chosen C", "test top-1", "all converged"],
+                    [[k, runs[k]["seconds"], runs[k]["C"], runs[k]["top1"], runs[k]["all_converged"]]
+                     for k in ("device", "host")])
+        for k in ("device", "host"):
+            print(f"{k}: {runs[k]['method']}")
+        print(f"\nhost-streamed / device time: {runs['host_over_device']:.3f}; same choice and top-1: "
+              f"{runs['same_choice']}")
+        write_summary(args.out, {"benchmark": "probe_scale", "machine": machine_info(("numpy",)), "args": vars(args),
+                                 "compare_storage": runs})
+        return 0 if runs["same_choice"] else 1
     start = time.perf_counter()
     result = clipbench.linear_probe(train=(X[: args.n], y[: args.n]), test=(X[args.n:], y[args.n:]),
                                     device=args.device, num_threads=args.threads, progress=args.progress,

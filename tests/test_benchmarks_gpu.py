@@ -34,21 +34,14 @@ def test_vit_flops_match_open_clips_profile():
     assert device_peak("unknown", None) is None and device_peak("x", 100.0) == 100.0
 
 
-def test_gpu_probe_chunked_part_runs_on_the_cpu():
-    """The GPU job's device-vs-streamed probe comparison, run here on the CPU so its code is exercised."""
-    import sys
-
-    from _benchmark_fixtures import BENCHMARKS
-
-    sys.path.insert(0, str(BENCHMARKS))
-    from gpu import probe_chunked
-    from probe_scale import make_features
-
-    X, y = make_features(800, 16, 8, seed=0)
-    runs = probe_chunked(X[:600], y[:600], X[600:], y[600:], device="cpu")
-    assert runs["same_choice"] is True and runs["rows"] == 600
+def test_probe_scale_compares_device_and_host_streamed_rows_in_one_run(tmp_path):
+    """The comparison the GPU job runs (benchmarks/gpu.py's probe part), here on the CPU."""
+    stdout, summary = run_quick("probe_scale.py", tmp_path / "cs.json", "--compare-storage")
+    runs = summary["compare_storage"]
+    assert runs["same_choice"] is True and runs["rows"] == 600 and runs["host_over_device"] > 0
     assert runs["device"]["all_converged"] and runs["host"]["all_converged"]
     assert "row blocks" not in runs["device"]["method"] and "row blocks of <= 76 on host memory" in runs["host"]["method"]
+    assert "host-streamed / device time" in stdout
 
 
 def test_probe_scale_quick_writes_summary(tmp_path):
