@@ -137,3 +137,24 @@ def test_bad_shards_are_one_line_errors(data, tmp_path):
     split = get_dataset(f"wds:{bad}/c-0.tar").load_split("test")
     with pytest.raises(DataError, match=r"corrupt image .*c-0.tar:x"):
         split.torch_dataset(lambda im: im)[0]
+
+
+def test_shard_images_get_pils_decompression_bomb_limit_like_files(tmp_path, monkeypatch):
+    """A tar member is decoded by the same code as an image file: over the pixel limit it is refused."""
+    import io
+
+    from PIL import Image
+
+    from clipbench.datasets import images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    buf = io.BytesIO()
+    Image.new("RGB", (120, 100), (10, 20, 30)).save(buf, "JPEG")  # 12,000 pixels
+    with wds.TarWriter(str(tmp_path / "d-0.tar")) as sink:
+        sink.write({"__key__": "big", "jpg": buf.getvalue(), "cls": b"0"})
+    (tmp_path / "classnames.txt").write_text("thing\n")
+    dataset = get_dataset(f"wds:{tmp_path}/d-0.tar").load_split("test").torch_dataset(lambda im: im)
+    assert dataset[0][0].size == (120, 100)
+    monkeypatch.setenv(images.MAX_PIXELS_ENV, "5000")
+    with pytest.raises(DataError, match=r"image .*d-0.tar:big is too large: 12,000 pixels"):
+        dataset[0]

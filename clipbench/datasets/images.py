@@ -112,16 +112,26 @@ def _pixel_limit(where: str) -> Iterator[None]:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+def _decoded_rgb(source: str | os.PathLike | io.BytesIO, where: str) -> Image.Image:
+    try:
+        with _pixel_limit(where), Image.open(source) as img:
+            img.load()
+            return img.convert("RGB")
+    except DECODE_ERRORS as exc:
+        raise decode_error(exc, where) from exc
+
+
 def open_rgb(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an RGB image, or raise ``DataError`` naming it."""
     try:
-        with _pixel_limit(str(path)), Image.open(path) as img:
-            img.load()
-            return img.convert("RGB")
+        return _decoded_rgb(path, str(path))
     except FileNotFoundError as exc:
         raise DataError(f"image file {path} is missing (expected a readable image)") from exc
-    except DECODE_ERRORS as exc:
-        raise decode_error(exc, str(path)) from exc
+
+
+def decode_bytes(data: bytes, where: str) -> Image.Image:
+    """``open_rgb`` for an image already read into memory (a tar shard's member), named ``where`` in errors."""
+    return _decoded_rgb(io.BytesIO(data), where)
 
 
 def check_encoded(data: bytes, where: str) -> None:

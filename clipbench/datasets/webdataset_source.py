@@ -48,13 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from clipbench.datasets import image_text
 from clipbench.datasets.base import Dataset, DatasetAdapter, SplitData
 from clipbench.datasets.identity import files_identity
 from clipbench.datasets.image_text import ImageTextAdapter, _Captions, _image_text_fields
-from clipbench.datasets.images import DECODE_ERRORS, transformed
+from clipbench.datasets.images import decode_bytes, transformed
 from clipbench.foundations.errors import DataError
 
 #: Image extensions, in the order one is picked when a sample has several.
@@ -250,20 +249,8 @@ class _ShardImages(Dataset):
             data = self._read(index)
         except FileNotFoundError as exc:
             raise DataError(f"shard of {where} is missing (expected a readable .tar)") from exc
-        return transformed(self.transform, where, lambda: data, lambda: _decode(data, where)), int(self.labels[index])
-
-
-def _decode(data: bytes, where: str) -> Image.Image:
-    """PIL's RGB image of one sample's encoded bytes, or a one-line ``DataError``."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return img.convert("RGB")
-    except DECODE_ERRORS as exc:
-        if isinstance(exc, DataError):
-            raise
-        raise DataError(f"corrupt image {where}: cannot decode it ({type(exc).__name__}); expected a readable "
-                        "image") from exc
+        return (transformed(self.transform, where, lambda: data, lambda: decode_bytes(data, where)),
+                int(self.labels[index]))
 
 
 class ShardSplit(SplitData):

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from clipbench.datasets.images import check_encoded
-from clipbench.foundations.errors import ClipbenchError, DataError
+from clipbench.datasets.images import check_encoded, decode_error
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess_id, clip_resize_size
 
 if TYPE_CHECKING:
@@ -135,8 +135,7 @@ class GpuPipeline:
         try:  # libjpeg-turbo, the decoder PIL uses: the same pixels the reference path would get
             image = decode_jpeg(sample.data, mode=ImageReadMode.RGB)
         except RuntimeError as exc:
-            raise DataError(f"corrupt image {sample.where}: cannot decode it ({exc}); expected a readable "
-                            "image") from exc
+            raise decode_error(exc, sample.where) from exc
         self._fallbacks += 1
         if self._fallbacks == 1:
             log.warning("%s: the %s decoder refused this JPEG, decoded on the CPU by libjpeg-turbo instead "
