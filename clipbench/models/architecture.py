@@ -174,11 +174,12 @@ def _building_on_meta() -> bool:
     return torch.empty(()).is_meta
 
 
-def _random(shape: tuple[int, ...], init) -> nn.Parameter:
-    """A parameter initialised by ``init()`` as OpenAI's code does, or, on the meta device, only its shape:
-    the checkpoint's tensors are assigned into it there, and torch runs meta ``randn`` through Python
-    references whose first use imports ``torch._dynamo`` (about a second of every model load)."""
-    return nn.Parameter(torch.empty(shape) if _building_on_meta() else init())
+def _random(shape: tuple[int, ...], scaled) -> nn.Parameter:
+    """A parameter ``scaled(torch.randn(shape))`` as OpenAI's code initialises it, or, on the meta device,
+    only its shape: the checkpoint's tensors are assigned into it there, and torch runs meta ``randn``
+    through Python references whose first use imports ``torch._dynamo`` (about a second of every model
+    load)."""
+    return nn.Parameter(torch.empty(shape) if _building_on_meta() else scaled(torch.randn(shape)))
 
 
 class AttentionPool2d(nn.Module):
@@ -187,7 +188,7 @@ class AttentionPool2d(nn.Module):
     def __init__(self, spatial_dim: int, width: int, heads: int, output_dim: int) -> None:
         super().__init__()
         self.heads = heads
-        self.positional_embedding = _random((spatial_dim**2 + 1, width), lambda: torch.randn(spatial_dim**2 + 1, width) / width**0.5)
+        self.positional_embedding = _random((spatial_dim**2 + 1, width), lambda x: x / width**0.5)
         self.k_proj = nn.Linear(width, width)
         self.q_proj = nn.Linear(width, width)
         self.v_proj = nn.Linear(width, width)
@@ -264,12 +265,12 @@ class VisionTransformer(nn.Module):
         self.conv1 = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size, bias=False)
         scale = width**-0.5
         grid = input_resolution // patch_size
-        self.class_embedding = _random((width,), lambda: scale * torch.randn(width))
-        self.positional_embedding = _random((grid**2 + 1, width), lambda: scale * torch.randn(grid**2 + 1, width))
+        self.class_embedding = _random((width,), lambda x: scale * x)
+        self.positional_embedding = _random((grid**2 + 1, width), lambda x: scale * x)
         self.ln_pre = LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = LayerNorm(width)
-        self.proj = _random((width, output_dim), lambda: scale * torch.randn(width, output_dim))
+        self.proj = _random((width, output_dim), lambda x: scale * x)
 
     def forward(self, x: torch.Tensor, projected: bool = True) -> torch.Tensor:
         x = self.conv1(x.to(self.conv1.weight.dtype)).flatten(2).transpose(1, 2)  # [N, grid**2, width]
