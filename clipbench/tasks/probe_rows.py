@@ -118,7 +118,3 @@ class RowBlocks:
 
     def float(self) -> RowBlocks:
         return RowBlocks([a.float() for a in self.blocks])
-
-    def cat(self) -> torch.Tensor:
-        """The whole array as one tensor (tests and small problems)."""
-        return torch.cat(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
