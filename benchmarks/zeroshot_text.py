@@ -80,6 +80,7 @@ def per_class_loop(encode, tokenize, classnames: list[str], templates: list[str]
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = torch.as_tensor(a), torch.as_tensor(b)  # clipbench's classifiers are numpy arrays
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 

@@ -243,7 +243,7 @@ def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextMo
     if isinstance(spec, ImageTextModel):
         return spec.to(device)
 
-    return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline)
+    return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline, lazy=True)
 
 
 def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
@@ -414,7 +414,8 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
 
 
 def clear_cache(cache_dir: str | os.PathLike | None = None, what: str = "all") -> int:
-    """Delete cached features and/or text classifiers (``what``: features|text|all); returns bytes freed."""
+    """Delete cached features and/or text features (``what``: features|text|all; ``all`` also drops the
+    model descriptions); returns bytes freed."""
     import shutil
 
     from clipbench.features import FeatureStore
@@ -425,9 +426,10 @@ def clear_cache(cache_dir: str | os.PathLike | None = None, what: str = "all") -
     freed = 0
     if what in ("features", "all"):
         freed += FeatureStore(paths.features_dir).clear()
-    if what in ("text", "all") and paths.text_dir.is_dir():
-        freed += sum(f.stat().st_size for f in paths.text_dir.rglob("*") if f.is_file())
-        shutil.rmtree(paths.text_dir, ignore_errors=True)
+    for part in ([paths.text_dir] if what in ("text", "all") else []) + ([paths.models_dir] if what == "all" else []):
+        if part.is_dir():
+            freed += sum(f.stat().st_size for f in part.rglob("*") if f.is_file())
+            shutil.rmtree(part, ignore_errors=True)
     return freed
 
 

@@ -38,6 +38,7 @@ def file_order_classifier(model, prompts: list[list[str]], batch_size: int) -> t
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = torch.as_tensor(a), torch.as_tensor(b)  # clipbench's classifiers are numpy arrays
     return float((a - b).abs().max() / b.abs().max())
 
 

@@ -10,7 +10,6 @@ from _engine_fixtures import FakeModel, make_split
 from clipbench.cli import main
 from clipbench.engine.options import defaults
 from clipbench.features import FeatureStore, extract_features
-from clipbench.features import extraction as extraction_module
 from clipbench.foundations import workers as w
 
 
@@ -67,8 +66,8 @@ def test_workers_flag_rejects_words(capsys):
 def test_extraction_with_auto_workers_matches_inline(tmp_path, monkeypatch):
     model, split = FakeModel(), make_split(12)
     seen = []
-    real = extraction_module.DataLoader
-    monkeypatch.setattr(extraction_module, "DataLoader", lambda *a, **k: seen.append(k) or real(*a, **k))
+    real = torch.utils.data.DataLoader  # imported by extraction when it extracts
+    monkeypatch.setattr(torch.utils.data, "DataLoader", lambda *a, **k: seen.append(k) or real(*a, **k))
     inline = extract_features(model, split, FeatureStore(tmp_path / "a"), batch_size=5, workers=0, progress=False)
     auto = extract_features(model, split, FeatureStore(tmp_path / "b"), batch_size=5, workers="auto", progress=False)
     monkeypatch.setattr(w, "CPU_INLINE_SAMPLES", 4)  # now the split counts as large: one worker

@@ -35,9 +35,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import torch
-import torch.distributed as torch_dist
-
 from clipbench.foundations.errors import ClipbenchError
 
 log = logging.getLogger(__name__)
@@ -150,12 +147,16 @@ class DistContext:
 
     def barrier(self) -> None:
         if self.enabled:
+            import torch.distributed as torch_dist
+
             torch_dist.barrier()
 
     def gather_to_main(self, obj: T) -> list[T] | None:
         """Every rank's ``obj`` (picklable) in rank order on rank 0; None on the other ranks."""
         if not self.enabled:
             return [obj]
+        import torch.distributed as torch_dist
+
         gathered: list[Any] = [None] * self.world_size
         torch_dist.all_gather_object(gathered, obj)  # works on gloo and NCCL alike
         return gathered if self.is_main else None
@@ -224,6 +225,8 @@ def _stall_message(key, split, ctx: DistContext, batch_size: int, gaps, timeout:
 
 def _bind_device(device: str, env: LaunchEnv) -> str:
     """Pin this process to the GPU of its LOCAL_RANK; returns the backend for ``device``."""
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -252,6 +255,8 @@ def session(device: str) -> Iterator[DistContext]:
     if env is None or env.world_size == 1:
         yield DistContext()
         return
+    import torch.distributed as torch_dist  # only under a launcher: a plain run need not load torch
+
     backend = _bind_device(device, env)
     owns_group = not torch_dist.is_initialized()
     if owns_group:

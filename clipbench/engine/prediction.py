@@ -144,6 +144,6 @@ def predict(
         pixels = clip_model.preprocess(pil).unsqueeze(0).to(clip_model.device)
         feats = clip_model.encode_image(pixels).float()
         feats = feats / feats.norm(dim=-1, keepdim=True)
-        probs = (100.0 * feats @ classifier.to(feats.device).T).softmax(dim=-1)[0].cpu()
+        probs = (100.0 * feats @ torch.from_numpy(classifier).to(feats.device).T).softmax(dim=-1)[0].cpu()
     values, indices = probs.topk(min(top, len(names)))
     return [Prediction(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.datasets.splits import limit_indices, limit_split  # noqa: F401  (the engine's --limit; api re-exports)
@@ -24,6 +23,7 @@ from clipbench.engine import distributed
 from clipbench.engine.options import all_options
 from clipbench.features import FeatureStore, extract_features
 from clipbench.features.image_pipeline import check_decode_device, image_pipeline
+from clipbench.foundations import torch_env
 from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
@@ -64,7 +64,7 @@ class RunOptions(Mapping):
 
 
 def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return torch_env.default_device()
 
 
 def suite_tasks(suite: Suite) -> list[Task]:
@@ -93,29 +93,40 @@ def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None)
         if owner and owner not in suite.tasks:
             raise ClipbenchError(f"{table[key].flag} applies to the {get_task(owner).title.lower()}, but suite "
                                  f"{suite.name!r} runs only {', '.join(suite.tasks)}")
-    device = device or default_device()
+    device = _checked_device(device or default_device())
+    dev_type = torch_env.device_type(device)
+    if merged["precision"] == "fp16" and dev_type != "cuda":
+        raise ClipbenchError(f"--precision fp16 needs a CUDA device, but the device is {device}")
+    check_decode_device(merged["decode"], dev_type)
+    if merged.get("seeds") is not None:
+        merged["seeds"] = tuple(merged["seeds"])
+    if "val_fraction" in merged:
+        merged["val_fraction"] = float(merged["val_fraction"])
+    merged["offline"], merged["per_class"] = bool(merged["offline"]), bool(merged["per_class"])
+    merged["device"] = device
+    return RunOptions(merged)
+
+
+def _checked_device(device: str) -> str:
+    """``device`` in torch's spelling (``cuda:0``), or one line saying why it cannot be used; ``cpu``
+    is taken as is, so a run on the CPU does not import torch just to parse its device."""
+    if device == "cpu":
+        return device
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ClipbenchError(f"--device {device} requested but CUDA is not available here")
-    if merged["precision"] == "fp16" and dev.type != "cuda":
-        raise ClipbenchError(f"--precision fp16 needs a CUDA device, but the device is {device}")
-    check_decode_device(merged["decode"], dev.type)
-    if merged.get("seeds") is not None:
-        merged["seeds"] = tuple(merged["seeds"])
-    if "val_fraction" in merged:
-        merged["val_fraction"] = float(merged["val_fraction"])
-    merged["offline"], merged["per_class"] = bool(merged["offline"]), bool(merged["per_class"])
-    merged["device"] = str(dev)
-    return RunOptions(merged)
+    return str(dev)
 
 
 def versions() -> dict[str, str]:
     import clipbench
 
-    return {"clipbench": clipbench.__version__, "torch": torch.__version__, "numpy": np.__version__,
+    return {"clipbench": clipbench.__version__, "torch": torch_env.version(), "numpy": np.__version__,
             "python": platform.python_version()}
 
 
@@ -241,7 +252,7 @@ class RunContext:
             metrics={}, ci95=None, C=None, sweep=None, prompt_hash=None,
             suite=self.suite.name, suite_version=self.suite.version, seed=o.seed,
             precision=o.precision, device=o.device, limit=o.limit if self._limited else None,
-            batch_size=o.batch_size, torch_threads=torch.get_num_threads(),
+            batch_size=o.batch_size, torch_threads=torch_env.intra_op_threads(),
             versions=versions(), time_extract_s=None, time_task_s=None,
             verify_data=o.verify_data, data_identity=split.fingerprint_inputs,
             tag=o.get("tag"), git=self.meter.git(), cost=self.meter.record_cost(model.name),

@@ -24,10 +24,9 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
 from clipbench.datasets.base import SplitData
 from clipbench.features.image_pipeline import image_pipeline
@@ -36,6 +35,10 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
 from clipbench.foundations.workers import loader_options
 from clipbench.models.base import ImageTextModel
+
+if TYPE_CHECKING:  # torch loads when something is extracted: a cache hit is served without it
+    import torch
+    from torch.utils.data import DataLoader
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +85,14 @@ def feature_key(model: ImageTextModel, split: SplitData, projected: bool = True,
         n_samples=len(split),
         precision=precision,
         batch_size=int(batch_size),
-        device=model.device.type,
+        device=model.device_type,
     )
 
 
 def extraction_provenance(model: ImageTextModel, key: FeatureKey, decode: str = "pil") -> dict:
     """How this process extracts ``key``: stored with every shard, returned as ``FeatureSet.provenance``."""
+    import torch
+
     import clipbench
 
     device = model.device
@@ -106,6 +111,8 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
         return contextlib.nullcontext()
     if precision not in ("fp16", "bf16"):
         raise ClipbenchError(f"unknown precision {precision!r}; expected fp32, fp16 or bf16")
+    import torch
+
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=dtype)
@@ -202,6 +209,9 @@ def extract_range(
         raise ClipbenchError(f"batch size must be at least 1, got {batch_size}")
     if batch_size != key.batch_size:
         raise ValueError(f"batch size {batch_size} differs from the key's {key.batch_size}")
+    import torch
+    from torch.utils.data import DataLoader
+
     if model.device.type != key.device:
         raise ValueError(f"model on {model.device} but the key is for device type {key.device}")
     pipeline = image_pipeline(model, decode)

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 
-import torch
+import numpy as np
 
 from clipbench.features.text_store import encode_texts, text_features
 from clipbench.foundations.errors import ClipbenchError
@@ -32,14 +32,19 @@ def _flat(class_prompts: Sequence[Sequence[str]]) -> list[str]:
     return [p for prompts in class_prompts for p in prompts]
 
 
-def class_weights(prompt_features, class_prompts: Sequence[Sequence[str]]) -> torch.Tensor:
-    """[C, D] unit-norm means of each class's L2-normalised prompt features (rows in prompt order)."""
-    emb = torch.as_tensor(prompt_features, dtype=torch.float32)
-    emb = emb / emb.norm(dim=-1, keepdim=True)
-    owner = torch.tensor([c for c, prompts in enumerate(class_prompts) for _ in prompts])
-    sums = torch.zeros(len(class_prompts), emb.shape[1]).index_add_(0, owner, emb)
-    means = sums / torch.bincount(owner, minlength=len(class_prompts)).unsqueeze(1).float()
-    return means / means.norm(dim=-1, keepdim=True)
+def class_weights(prompt_features, class_prompts: Sequence[Sequence[str]]) -> np.ndarray:
+    """[C, D] float32 unit-norm means of each class's L2-normalised prompt features (rows in prompt order).
+
+    numpy, so that scoring from the caches needs no torch; a class's prompts are consecutive rows.
+    """
+    emb = np.asarray(prompt_features, dtype=np.float32)
+    counts = np.array([len(p) for p in class_prompts])
+    if emb.ndim != 2 or len(emb) != counts.sum():
+        raise ClipbenchError(f"{len(emb)} prompt features for {counts.sum()} prompts")
+    emb = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    means = np.add.reduceat(emb, starts, axis=0) / counts[:, None].astype(np.float32)
+    return means / np.linalg.norm(means, axis=-1, keepdims=True)
 
 
 def build_text_classifier(
@@ -47,8 +52,8 @@ def build_text_classifier(
     class_prompts: Sequence[Sequence[str]],
     batch_size: int = 256,
     precision: str = "fp32",
-) -> torch.Tensor:
-    """[C, D] float32 unit-norm class weights on CPU (no cache)."""
+) -> np.ndarray:
+    """[C, D] float32 unit-norm class weights (no cache)."""
     return class_weights(encode_texts(model, _flat(class_prompts), batch_size, precision), class_prompts)
 
 
@@ -58,7 +63,7 @@ def text_classifier(
     text_dir: str | os.PathLike | None = None,
     batch_size: int = 256,
     precision: str = "fp32",
-) -> torch.Tensor:
+) -> np.ndarray:
     """``build_text_classifier`` over prompt features cached in the text store (none when ``text_dir`` is None)."""
     features = text_features(model, _flat(class_prompts), text_dir, batch_size, precision)
     return class_weights(features, class_prompts)

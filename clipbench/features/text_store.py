@@ -23,14 +23,17 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from clipbench.features.extraction import autocast_context, shard_ranges
 from clipbench.features.store import FeatureKey, FeatureStore
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
+
+if TYPE_CHECKING:  # torch loads only to encode: cached texts are served without it
+    import torch
 
 #: 3: texts live in the feature store, batched by length within shards of SHARD_TEXTS
 TEXT_STORE_SCHEMA = 3
@@ -50,16 +53,19 @@ def length_order(tokens: torch.Tensor) -> torch.Tensor:
     CLIP's end-of-text token has the largest id, so ``argmax`` (first maximum) finds it; for a
     tokenizer where it does not, the order is merely less useful: the output never depends on it.
     """
+    import torch
+
     return torch.sort(tokens.argmax(dim=-1), stable=True).indices
 
 
-@torch.inference_mode()
 def _encode_chunk(model: ImageTextModel, texts: Sequence[str], batch_size: int, precision: str) -> np.ndarray:
     """[N, D] float32 embeddings of ``texts`` (one shard), batched by token length, in the given order."""
+    import torch
+
     tokens = model.tokenize(list(texts))
     order = length_order(tokens)
     out = None
-    with autocast_context(model.device, precision):
+    with torch.inference_mode(), autocast_context(model.device, precision):
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             emb = model.encode_text(tokens[rows]).float().cpu()
@@ -84,7 +90,7 @@ def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 
 def text_key(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256, precision: str = "fp32") -> FeatureKey:
     return FeatureKey(model_identity=model.identity, features="text", preprocess_id=f"text-v{TEXT_STORE_SCHEMA}",
                       dataset="texts", split="texts", split_fingerprint=texts_hash(texts), n_samples=len(texts),
-                      precision=precision, batch_size=batch_size, device=model.device.type)
+                      precision=precision, batch_size=batch_size, device=model.device_type)
 
 
 def text_store(text_dir: str | os.PathLike) -> FeatureStore:

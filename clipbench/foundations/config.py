@@ -94,6 +94,8 @@ def hf_offline(enabled: bool = True) -> Iterator[None]:
 
 def check_device(device: str) -> str:
     """``device`` if torch can run clipbench on it; a one-line error for unknown or data-less devices."""
+    if device == "cpu":  # needs no torch to check (a run served from the caches never loads it)
+        return device
     import torch
 
     try:
@@ -143,3 +145,8 @@ class Paths:
     @property
     def text_dir(self) -> Path:
         return self.cache_dir / "text"
+
+    @property
+    def models_dir(self) -> Path:
+        """Native checkpoints' descriptions by weights SHA-256 (``clipbench.models.description``)."""
+        return self.cache_dir / "models"

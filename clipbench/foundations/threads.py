@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import torch
-
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
@@ -15,6 +13,8 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
+    import torch  # only here: a run that leaves the threads alone need not load torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import torch
-from PIL import Image
+if TYPE_CHECKING:  # the interface itself needs no torch: a model served from the caches never loads it
+    import torch
+    from PIL import Image
 
 
 class ImageTextModel(abc.ABC):
@@ -56,6 +58,11 @@ class ImageTextModel(abc.ABC):
     @property
     def device(self) -> torch.device:
         return next(self.module.parameters()).device
+
+    @property
+    def device_type(self) -> str:
+        """``cpu`` or ``cuda``: what cache keys name (a model not yet built knows it without torch)."""
+        return self.device.type
 
     def to(self, device: str | torch.device) -> ImageTextModel:
         self.module.to(device)

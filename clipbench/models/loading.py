@@ -17,17 +17,21 @@ import os
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ChecksumError, ClipbenchError, UnknownNameError
 from clipbench.foundations.fileio import sha256_file
 from clipbench.models.base import ImageTextModel
-from clipbench.models.build import build_model
 from clipbench.models.checkpoints import CheckpointInfo
+from clipbench.models.description import DescribedModel, recall, remember
 from clipbench.models.download import fetch
-from clipbench.models.native import NativeClipModel
 from clipbench.models.registry import MODELS
+
+if TYPE_CHECKING:  # torch loads when a model is built; a described one (``lazy``) is served without it
+    import torch
+
+    from clipbench.models.native import NativeClipModel
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ def _load_failure_reason(exc: Exception) -> str:
 
 def read_state_dict(path: str | os.PathLike) -> Mapping[str, object]:
     """The tensors of a checkpoint file, TorchScript or plain, loaded on CPU without running any pickle code."""
+    import torch
+
     path = Path(path)
     try:
         if _is_torchscript(path):
@@ -89,6 +95,9 @@ def load_checkpoint_file(
     path: str | os.PathLike, name: str | None = None, sha256: str | None = None, device: str | torch.device = "cpu"
 ) -> NativeClipModel:
     """Build the native model from a checkpoint file; ``sha256`` if already known (else the file is hashed)."""
+    from clipbench.models.build import build_model
+    from clipbench.models.native import NativeClipModel
+
     path = Path(path)
     module = build_model(read_state_dict(path), source=str(path))
     model = NativeClipModel(module, name=name or str(path), weights_sha256=sha256 or sha256_file(path))
@@ -100,6 +109,8 @@ def load_checkpoint_file(
 
 
 def _device(device: str | torch.device) -> torch.device:
+    import torch
+
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -120,13 +131,33 @@ def checkpoint_path(
     return path
 
 
+def _native(path: Path, name: str, sha256: str, device: str | torch.device, cache_dir: str | os.PathLike | None,
+            lazy: bool) -> ImageTextModel:
+    """The native model of ``path`` (whose bytes have ``sha256``); described, if ``lazy`` and it was loaded before."""
+    models_dir = Paths.resolve(cache_dir=cache_dir).models_dir
+    description = recall(models_dir, sha256) if lazy else None
+    if description is not None:
+        return DescribedModel(description, name, str(device),
+                              lambda target: load_checkpoint_file(path, name=name, sha256=sha256, device=target))
+    model = load_checkpoint_file(path, name=name, sha256=sha256, device=device)
+    if lazy:
+        remember(models_dir, model)
+    return model
+
+
 def load_model(
     spec: str | os.PathLike,
     device: str | torch.device = "cpu",
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
+    lazy: bool = False,
 ) -> ImageTextModel:
-    """A registered name/alias, a local checkpoint file or a backend spec -> model on ``device``."""
+    """A registered name/alias, a local checkpoint file or a backend spec -> model on ``device``.
+
+    ``lazy``: a native checkpoint loaded before (same SHA-256) comes back as a ``DescribedModel``, built
+    on first use (``clipbench.models.description``); the engine asks for this, so that a run served
+    from the caches reads neither the checkpoint's tensors nor torch.
+    """
     text = os.fspath(spec).strip()
     if not text:
         raise ClipbenchError("empty model spec")
@@ -137,10 +168,10 @@ def load_model(
         info = MODELS.get(text)
         path = checkpoint_path(info, cache_dir=cache_dir, offline=offline)
         log.info("loading %s from %s", info.name, path)
-        return load_checkpoint_file(path, name=info.name, sha256=info.sha256, device=device)
+        return _native(path, info.name, info.sha256, device, cache_dir, lazy)
     path = Path(text).expanduser()
     if path.is_file():
-        return load_checkpoint_file(path, device=device)
+        return _native(path, str(path), sha256_file(path), device, cache_dir, lazy)
     if path.is_dir():
         raise ClipbenchError(f"{path} is a directory; expected a checkpoint file or a registered model name")
     if text.lower().endswith(_CHECKPOINT_SUFFIXES) or text.startswith((".", "~", os.sep)):

@@ -31,8 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from clipbench.foundations.torch_env import device_type
 from clipbench.results.records import read_records, record_key
 
 log = logging.getLogger(__name__)
@@ -55,16 +54,19 @@ def git_state(cwd: str) -> dict | None:
 
 
 def device_name(device: str) -> str:
-    dev = torch.device(device)
-    if dev.type == "cuda" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(dev)
-    if dev.type == "cpu":
+    kind = device_type(device)
+    if kind == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(torch.device(device))
+    if kind == "cpu":
         with contextlib.suppress(OSError):
             for line in Path("/proc/cpuinfo").read_text().splitlines():
                 if line.startswith("model name"):
                     return "cpu: " + line.split(":", 1)[1].strip()
         return "cpu: " + (platform.processor() or platform.machine() or "unknown")
-    return str(dev)
+    return str(device)
 
 
 def _max_rss_bytes() -> int | None:
@@ -80,7 +82,8 @@ class Meter:
     """Times the phases of each record and counts the images its extraction encoded."""
 
     def __init__(self, device: str) -> None:
-        self.device = torch.device(device)
+        self.device = str(device)
+        self._cuda = device_type(device) == "cuda"  # torch is asked only for a CUDA device's memory
         self._device_name: str | None = None
         self._load_s: dict[str, float] = {}
         self._git: tuple[dict | None] | None = None
@@ -94,7 +97,9 @@ class Meter:
     def _begin(self) -> None:
         if self._start is None:
             self._start = time.perf_counter()
-            if self.device.type == "cuda":
+            if self._cuda:
+                import torch
+
                 torch.cuda.reset_peak_memory_stats(self.device)
 
     def model_loaded(self, model_name: str, seconds: float) -> None:
@@ -135,8 +140,10 @@ class Meter:
         self._begin()
         total = time.perf_counter() - self._start
         if self._device_name is None:
-            self._device_name = device_name(str(self.device))
-        if self.device.type == "cuda":
+            self._device_name = device_name(self.device)
+        if self._cuda:
+            import torch
+
             peak, kind = int(torch.cuda.max_memory_allocated(self.device)), "cuda_max_allocated"
         else:
             peak, kind = _max_rss_bytes(), "process_max_rss"

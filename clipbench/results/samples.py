@@ -154,10 +154,42 @@ def fixed_width(column) -> np.ndarray:
     return flat.flatten().to_numpy(zero_copy_only=False).reshape(-1, flat.type.list_size)
 
 
+def top_k(scores: np.ndarray, k: int, rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best classes per row [N, k] and their scores, by descending score, ties to the lower class index
+    (the order of ``clipbench.tasks.metrics.topk_correct``); a partition per row, not a sort of [N, C]."""
+    n, c = scores.shape
+    best = np.empty((n, k), dtype=np.int64)
+    for a in range(0, n, rows):
+        block = scores[a:a + rows]
+        kth = np.partition(block, c - k, axis=1)[:, c - k, None]  # the k-th highest score of each row
+        above, tied = block > kth, block == kth
+        room = k - above.sum(axis=1, keepdims=True)  # how many of the tied classes fit, lowest index first
+        chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+        best[a:a + rows] = np.nonzero(chosen)[1].reshape(-1, k)  # ascending class index within each row
+    best_scores = np.take_along_axis(scores, best, axis=1)
+    within = np.lexsort((best, -best_scores), axis=1)
+    return np.take_along_axis(best, within, axis=1), np.take_along_axis(best_scores, within, axis=1)
+
+
+def arrow_column(values: np.ndarray):
+    """A pyarrow array of a 1-D int64, float32 or bool numpy array, built on its buffer.
+
+    ``pa.array`` would do the same, but pyarrow 26 checks its input against pandas' types and so
+    imports pandas (0.3-0.6 s), which nothing else in a run needs.
+    """
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    if values.dtype == np.bool_:
+        data = pa.py_buffer(np.packbits(values, bitorder="little"))
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, data])
+    types = {np.dtype(np.int64): pa.int64(), np.dtype(np.float32): pa.float32()}
+    return pa.Array.from_buffers(types[values.dtype], len(values), [None, pa.py_buffer(values)])
+
+
 def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     """The pyarrow table of one split's predictions (``score_kind``: logits or probabilities)."""
     import pyarrow as pa
-    import torch  # only when writing: compare and `clipbench samples` read without torch
 
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
@@ -165,38 +197,27 @@ def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
         raise ValueError(f"expected scores [N, C] and labels [N], got {scores.shape} and {labels.shape}")
     n, c = scores.shape
     k = min(TOPK, c)
-    # the k best per row (torch.topk: no full sort of [N, C]), then ordered by descending score with
-    # ties to the lower class index, as in clipbench.tasks.metrics.topk_correct
-    tensor = torch.from_numpy(scores)
-    best_scores, best = (t.numpy() for t in torch.topk(tensor, k, dim=1))
-    within = np.lexsort((best, -best_scores), axis=1)
-    order = np.take_along_axis(best, within, axis=1)
-    top_scores = np.take_along_axis(best_scores, within, axis=1)
-    first = scores.argmax(axis=1)  # topk breaks ties arbitrarily; the first column must be argmax exactly
-    for row in np.flatnonzero(order[:, 0] != first):
-        rest = [j for j in order[row] if j != first[row]][:k - 1]
-        order[row] = [first[row], *rest]
-        top_scores[row] = scores[row, order[row]]
+    order, top_scores = top_k(scores, k)
     true_score = scores[np.arange(n), labels]
     rank = (scores > true_score[:, None]).sum(axis=1) + (
         (scores == true_score[:, None]) & (np.arange(c)[None, :] < labels[:, None])).sum(axis=1)
     if score_kind == "probabilities":
         confidence = top_scores[:, 0].astype(np.float32)
-    elif score_kind == "logits":  # softmax of the top-1 class: exp(max - logsumexp)
-        confidence = torch.exp(torch.from_numpy(top_scores[:, 0].copy()) - torch.logsumexp(tensor, dim=1)).numpy()
+    elif score_kind == "logits":  # softmax of the top-1 class: exp(max - logsumexp), the max being top-1
+        top = top_scores[:, 0]
+        confidence = (1.0 / np.exp(scores - top[:, None]).sum(axis=1)).astype(np.float32)
     else:
         raise ValueError(f"unknown score kind {score_kind!r}")
-    fixed = pa.list_(pa.int64(), k)
-    fixed_f = pa.list_(pa.float32(), k)
-    return pa.table({
-        "index": pa.array(np.arange(n, dtype=np.int64)),
-        "label": pa.array(labels),
-        "top5": pa.FixedSizeListArray.from_arrays(pa.array(order.astype(np.int64).ravel()), type=fixed),
-        "top5_scores": pa.FixedSizeListArray.from_arrays(pa.array(top_scores.ravel()), type=fixed_f),
-        "label_rank": pa.array(rank.astype(np.int64)),
-        "correct": pa.array(rank == 0),
-        "confidence": pa.array(confidence),
-    })
+    columns = {
+        "index": arrow_column(np.arange(n, dtype=np.int64)),
+        "label": arrow_column(labels),
+        "top5": pa.FixedSizeListArray.from_arrays(arrow_column(order.ravel()), k),
+        "top5_scores": pa.FixedSizeListArray.from_arrays(arrow_column(top_scores.ravel()), k),
+        "label_rank": arrow_column(rank.astype(np.int64)),
+        "correct": arrow_column(rank == 0),
+        "confidence": arrow_column(confidence),
+    }
+    return pa.Table.from_arrays(list(columns.values()), names=list(columns))
 
 
 def write_samples(results_dir: str | os.PathLike, record: dict, scores: np.ndarray, labels: np.ndarray,

@@ -57,7 +57,7 @@ CORE_FIELDS: tuple[RecordField, ...] = (
     RecordField("device", (str,), "the --device asked for"),
     RecordField("limit", (int,), "--limit when it cut a split, else null", False, True),
     RecordField("batch_size", (int,), "images per forward pass"),
-    RecordField("torch_threads", (int,), "torch intra-op threads of the run"),
+    RecordField("torch_threads", (int,), "torch intra-op threads of the run; null when torch was not loaded"),
     RecordField("versions", (dict,), "clipbench, torch, numpy and python versions"),
     RecordField("time_extract_s", _NUM, "seconds to obtain the features (cache hits are fast)"),
     RecordField("time_task_s", _NUM, "seconds to score the task"),

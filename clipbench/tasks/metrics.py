@@ -7,13 +7,17 @@ test samples, vectorised over resamples (chunked to bound memory on ImageNet-siz
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from clipbench.foundations.errors import ClipbenchError
+
+if TYPE_CHECKING:
+    import torch
 
 METRICS = ("top1", "top5", "mean_per_class_recall")
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
@@ -23,7 +27,8 @@ DEFAULT_BOOTSTRAP = 1000
 
 
 def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only if torch is loaded: scoring never imports it
+    if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
     return np.asarray(x)
 

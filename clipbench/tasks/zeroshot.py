@@ -25,27 +25,31 @@ DEFAULT_BOOTSTRAP = 1000
 LOGIT_SCALE = 100.0
 
 
-def zeroshot_logits(image_features: np.ndarray | torch.Tensor, class_weights: torch.Tensor,
-                    chunk: int = 65536) -> torch.Tensor:
-    """[N, C] float32 logits; features are normalised here (the store keeps them raw)."""
-    import torch
+def zeroshot_logits(image_features: np.ndarray | torch.Tensor, class_weights: np.ndarray | torch.Tensor,
+                    chunk: int = 65536) -> np.ndarray:
+    """[N, C] float32 logits; features are normalised here (the store keeps them raw).
 
-    feats = torch.as_tensor(image_features, dtype=torch.float32)
-    weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    numpy, as are the class weights: a run served from the caches scores without loading torch,
+    and cold and warm runs score with the same code.
+    """
+    import numpy as np
+
+    feats = np.asarray(image_features, dtype=np.float32)
+    weights = np.asarray(class_weights, dtype=np.float32)
     if feats.ndim != 2 or weights.ndim != 2 or feats.shape[1] != weights.shape[1]:
         raise ClipbenchError(f"image features {tuple(feats.shape)} and class weights {tuple(weights.shape)} do not "
                              "share an embedding dimension (zero-shot needs projected features)")
-    out = []
+    out = np.empty((feats.shape[0], weights.shape[0]), dtype=np.float32)
     for start in range(0, feats.shape[0], chunk):
         block = feats[start:start + chunk]
-        out.append(LOGIT_SCALE * (block / block.norm(dim=-1, keepdim=True)) @ weights.T)
-    return torch.cat(out)
+        out[start:start + chunk] = LOGIT_SCALE * (block / np.linalg.norm(block, axis=-1, keepdims=True)) @ weights.T
+    return out
 
 
 def zeroshot(
     image_features: np.ndarray | torch.Tensor,
     labels: np.ndarray,
-    class_weights: torch.Tensor,
+    class_weights: np.ndarray | torch.Tensor,
     primary_metric: str = "top1",
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
@@ -55,7 +59,7 @@ def zeroshot(
     from clipbench.tasks.metrics import score_classification
 
     logits = zeroshot_logits(image_features, class_weights)
-    return score_classification(logits.numpy(), labels, primary_metric, n_bootstrap, seed, classnames)
+    return score_classification(logits, labels, primary_metric, n_bootstrap, seed, classnames)
 
 
 class ZeroShotTask(Task):
@@ -79,7 +83,7 @@ class ZeroShotTask(Task):
         t1 = time.perf_counter()
         prompts = adapter.class_prompts()
         weights = ctx.text_classifier(model, prompts)
-        logits = zeroshot_logits(feats.features, weights).numpy()
+        logits = zeroshot_logits(feats.features, weights)
         result = score_classification(logits, feats.labels, adapter.primary_metric, o.bootstrap, o.seed,
                                       adapter.classnames if o.per_class else None)
         record = ctx.record(model, adapter, split, self.name, metrics=result.metrics, ci95=result.ci95,
