@@ -383,7 +383,7 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
 
 
 def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Feature-store and text-store entries with their sizes (for `clipbench cache list`)."""
+    """Feature-store and text-store entries and model descriptions, with their sizes (`clipbench cache list`)."""
     from clipbench.features import FeatureStore
 
     paths = Paths.resolve(cache_dir=cache_dir)
@@ -410,6 +410,9 @@ def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
             if "shards" not in f.parts:
                 out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-", "features": "old layout",
                             "precision": "-", "n_samples": None, "complete": "stale (unused)", "size_bytes": f.stat().st_size})
+    for f in sorted(paths.models_dir.glob("*.json")) if paths.models_dir.is_dir() else []:  # model descriptions
+        out.append({"kind": "model", "path": str(f), "dataset": "-", "split": "-", "features": "description",
+                    "precision": "-", "n_samples": None, "complete": True, "size_bytes": f.stat().st_size})
     return out
 
 

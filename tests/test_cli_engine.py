@@ -8,6 +8,8 @@ from _engine_fixtures import FakeModel, make_split
 from clipbench.cli import main
 from clipbench.features import FeatureStore, extract_features
 from clipbench.features.text_classifier import text_classifier
+from clipbench.models.loading import load_model
+from clipbench.models.registry import MODELS
 from clipbench.results.records import RESULT_SCHEMA, append_record, write_leaderboards
 
 
@@ -64,10 +66,13 @@ def test_cache_list_and_clear(tmp_path, capsys):
     model = FakeModel()
     extract_features(model, make_split(12), FeatureStore(tmp_path / "features"), batch_size=5, progress=False)
     text_classifier(model, [["a"], ["b"]], tmp_path / "text")
+    load_model("clipbench-tiny", cache_dir=tmp_path, lazy=True)  # describes it in <cache>/models
     assert main(["cache", "list", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "fake10" in out and "features" in out and "text" in out and "KiB" in out
+    assert "description" in out and MODELS.get("clipbench-tiny").sha256 in out
     assert main(["cache", "clear", "--cache-dir", str(tmp_path)]) == 0
     assert "freed" in capsys.readouterr().out
     assert main(["cache", "list", "--cache-dir", str(tmp_path)]) == 0
     assert "(none)" in capsys.readouterr().out
+    assert not (tmp_path / "models").exists()
