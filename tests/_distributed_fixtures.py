@@ -8,7 +8,7 @@ around ``clipbench.cli.main`` that applies per-rank test hooks before running th
   process after ``CLIPBENCH_TEST_KILL_AFTER`` batches (default 1);
 * ``CLIPBENCH_TEST_FORWARD_LOG_PREFIX=P``: each rank logs its encoder forwards to ``P.rank<R>``;
 * ``CLIPBENCH_TEST_HANG_RANK=R``: rank R hangs (sleeps for an hour) after its first image batch;
-* ``CLIPBENCH_TEST_SLOW_PROBE_S=S``: rank 0's linear probe takes S seconds longer.
+* ``CLIPBENCH_TEST_SLOW_PROBE_S=S``: rank 0's first linear probe takes S seconds longer.
 """
 
 from __future__ import annotations
@@ -96,8 +96,12 @@ def _worker() -> int:
 
         real_probe, delay = probe_module.linear_probe, float(os.environ["CLIPBENCH_TEST_SLOW_PROBE_S"])
 
-        def slow_probe(*args, **kwargs):
-            time.sleep(delay)
+        calls = []
+
+        def slow_probe(*args, **kwargs):  # the first probe only: the one the other rank must not wait on
+            if not calls:
+                time.sleep(delay)
+            calls.append(1)
             return real_probe(*args, **kwargs)
 
         probe_module.linear_probe = slow_probe
