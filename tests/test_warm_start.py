@@ -179,6 +179,7 @@ def test_numpy_scoring_matches_the_torch_formulas():
     assert logits.dtype == np.float32 and logits.shape == (500, 4)
     np.testing.assert_allclose(logits, expected.numpy(), rtol=0, atol=2e-5)
     assert (logits.argmax(1) == expected.numpy().argmax(1)).all()
+    np.testing.assert_array_equal(zeroshot_logits(feats, torch.from_numpy(weights), chunk=128), logits)  # tensors
     with pytest.raises(Exception, match="prompt features"):
         class_weights(emb.numpy()[:5], prompts)
 

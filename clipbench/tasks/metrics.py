@@ -26,7 +26,8 @@ PRIMARY_METRICS = ("top1", "mean_per_class_recall")
 DEFAULT_BOOTSTRAP = 1000
 
 
-def _as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``x`` as a numpy array: a tensor on any device (floats as float32), or anything numpy takes."""
     torch = sys.modules.get("torch")  # a tensor exists only if torch is loaded: scoring never imports it
     if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
@@ -46,7 +47,7 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> None:
 
 def topk_correct(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> np.ndarray:
     """Boolean [N]: whether the true label is among the ``k`` highest scores (ties broken by index)."""
-    scores, labels = _as_numpy(scores), _as_numpy(labels).astype(np.int64)
+    scores, labels = as_numpy(scores), as_numpy(labels).astype(np.int64)
     _check(scores, labels)
     k = min(k, scores.shape[1])
     true_score = scores[np.arange(len(labels)), labels]
@@ -79,7 +80,7 @@ def mean_per_class_recall(predictions, labels, num_classes: int | None = None) -
 
 def classification_metrics(scores, labels) -> dict[str, float]:
     """top1, top5 (only with at least 5 classes) and mean_per_class_recall, in percent."""
-    scores, labels = _as_numpy(scores), _as_numpy(labels).astype(np.int64)
+    scores, labels = as_numpy(scores), as_numpy(labels).astype(np.int64)
     _check(scores, labels)
     num_classes = scores.shape[1]
     predictions = scores.argmax(axis=1)
@@ -169,7 +170,7 @@ def score_classification(
     """All metrics, the primary metric's 95% bootstrap CI (``n_bootstrap=0`` skips it) and per-class rows."""
     if primary_metric not in PRIMARY_METRICS:
         raise ClipbenchError(f"unknown primary metric {primary_metric!r}; expected one of {', '.join(PRIMARY_METRICS)}")
-    scores, labels = _as_numpy(scores), _as_numpy(labels).astype(np.int64)
+    scores, labels = as_numpy(scores), as_numpy(labels).astype(np.int64)
     metrics = classification_metrics(scores, labels)
     predictions = scores.argmax(axis=1)
     ci = None

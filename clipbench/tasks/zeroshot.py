@@ -34,8 +34,10 @@ def zeroshot_logits(image_features: np.ndarray | torch.Tensor, class_weights: np
     """
     import numpy as np
 
-    feats = np.asarray(image_features, dtype=np.float32)
-    weights = np.asarray(class_weights, dtype=np.float32)
+    from clipbench.tasks.metrics import as_numpy
+
+    feats = as_numpy(image_features).astype(np.float32, copy=False)  # tensors too, on any device
+    weights = as_numpy(class_weights).astype(np.float32, copy=False)
     if feats.ndim != 2 or weights.ndim != 2 or feats.shape[1] != weights.shape[1]:
         raise ClipbenchError(f"image features {tuple(feats.shape)} and class weights {tuple(weights.shape)} do not "
                              "share an embedding dimension (zero-shot needs projected features)")
