@@ -31,7 +31,9 @@ RUN_AND_REPORT = """
 import json, sys
 from clipbench import cli
 code = cli.main(sys.argv[1:])
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "pandas": "pandas" in sys.modules}), file=sys.stderr)
+print(json.dumps({"code": code, "torch": "torch" in sys.modules, "pandas": "pandas" in sys.modules,
+                  "others": sorted(m for m in ("torchvision", "torch._dynamo", "sklearn") if m in sys.modules)}),
+      file=sys.stderr)
 """
 
 
@@ -55,9 +57,9 @@ def test_a_rerun_from_the_caches_scores_without_torch_and_equals_the_cold_run(tm
     suite.write_text(ZEROSHOT_SUITE)
     argv = ("run", "--suite", str(suite), "--device", "cpu", "--no-progress", "--cache-dir", str(tmp_path / "c"))
     cold = _run(*argv, "--results-dir", str(tmp_path / "cold"))
-    assert cold == {"code": 0, "torch": True, "pandas": False}  # it encoded images and prompts
+    assert cold == {"code": 0, "torch": True, "pandas": False, "others": []}  # it encoded images and prompts
     warm = _run(*argv, "--results-dir", str(tmp_path / "warm"))
-    assert warm == {"code": 0, "torch": False, "pandas": False}
+    assert warm == {"code": 0, "torch": False, "pandas": False, "others": []}
 
     (a,), (b,) = _records(tmp_path / "cold"), _records(tmp_path / "warm")
     for field in ("metrics", "ci95", "model_identity", "weights_sha256", "preprocess_id", "model_family",
