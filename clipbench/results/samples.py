@@ -191,6 +191,8 @@ def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     """The pyarrow table of one split's predictions (``score_kind``: logits or probabilities)."""
     import pyarrow as pa
 
+    from clipbench.tasks.metrics import label_rank
+
     scores = np.ascontiguousarray(scores, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     if scores.ndim != 2 or labels.shape != (scores.shape[0],):
@@ -198,9 +200,7 @@ def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
     n, c = scores.shape
     k = min(TOPK, c)
     order, top_scores = top_k(scores, k)
-    true_score = scores[np.arange(n), labels]
-    rank = (scores > true_score[:, None]).sum(axis=1) + (
-        (scores == true_score[:, None]) & (np.arange(c)[None, :] < labels[:, None])).sum(axis=1)
+    rank = label_rank(scores, labels)
     if score_kind == "probabilities":
         confidence = top_scores[:, 0].astype(np.float32)
     elif score_kind == "logits":  # softmax of the top-1 class: exp(max - logsumexp), the max being top-1

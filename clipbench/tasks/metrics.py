@@ -45,16 +45,19 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> None:
         raise ClipbenchError("scores contain NaN or Inf; refusing to compute metrics from them")
 
 
+def label_rank(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Int [N]: the true class's 0-based rank, i.e. the classes scoring strictly higher plus earlier-indexed ties."""
+    true_score = scores[np.arange(len(labels)), labels]
+    higher = (scores > true_score[:, None]).sum(axis=1)
+    ties_before = ((scores == true_score[:, None]) & (np.arange(scores.shape[1])[None, :] < labels[:, None])).sum(axis=1)
+    return higher + ties_before
+
+
 def topk_correct(scores: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, k: int) -> np.ndarray:
     """Boolean [N]: whether the true label is among the ``k`` highest scores (ties broken by index)."""
     scores, labels = as_numpy(scores), as_numpy(labels).astype(np.int64)
     _check(scores, labels)
-    k = min(k, scores.shape[1])
-    true_score = scores[np.arange(len(labels)), labels]
-    # rank of the true class = number of classes scoring strictly higher, plus earlier-indexed ties
-    higher = (scores > true_score[:, None]).sum(axis=1)
-    ties_before = ((scores == true_score[:, None]) & (np.arange(scores.shape[1])[None, :] < labels[:, None])).sum(axis=1)
-    return (higher + ties_before) < k
+    return label_rank(scores, labels) < min(k, scores.shape[1])
 
 
 def topk_accuracy(scores, labels, k: int = 1) -> float:
