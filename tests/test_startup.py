@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from _cli_probe import ROOT, loaded_after, source_env
 
-ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ROOT / "results" / "baseline.csv"
-
-PROBE = """
-import json, sys
-from clipbench import cli
-try:
-    code = cli.main(sys.argv[1:])
-except SystemExit as exc:
-    code = exc.code
-print(json.dumps({"code": code, "heavy": sorted(m for m in ("torch", "torchvision") if m in sys.modules),
-                  "others": sorted(m for m in ("torch._dynamo", "sklearn") if m in sys.modules)}), file=sys.stderr)
-"""
-
-
-def loaded_after(*argv: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], capture_output=True, text=True, timeout=120, env=env,
-                          cwd=ROOT)
-    return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("argv", [
@@ -54,7 +33,7 @@ def test_train_tiny_help_shows_the_settings_defaults():
 
     proc = subprocess.run([sys.executable, "-m", "clipbench.cli", "train-tiny", "--help"], capture_output=True,
                           text=True, timeout=120, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])})
+                          env=source_env())
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert f"(default {TrainSettings().seed})" in text

@@ -8,7 +8,6 @@ The pieces: the model's remembered description (``clipbench.models.description``
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,35 +17,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from _cli_probe import loaded_after, source_env
 
 from clipbench.models.description import DescribedModel, description_path, recall
 from clipbench.models.loading import load_model
 from clipbench.models.registry import MODELS
 
-ROOT = Path(__file__).resolve().parents[1]
 ZEROSHOT_SUITE = ("version: 1\nname: zs\nmodel: clipbench-tiny\ndatasets: [digits]\ntasks: [zeroshot]\n"
                   "options: {offline: true, batch_size: 128, workers: 0}\n")
-
-RUN_AND_REPORT = """
-import json, sys
-from clipbench import cli
-code = cli.main(sys.argv[1:])
-print(json.dumps({"code": code, "torch": "torch" in sys.modules, "pandas": "pandas" in sys.modules,
-                  "others": sorted(m for m in ("torchvision", "torch._dynamo", "sklearn") if m in sys.modules)}),
-      file=sys.stderr)
-"""
-
-
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-
-def _run(*argv: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", RUN_AND_REPORT, *argv], capture_output=True, text=True, timeout=300,
-                          env=_env(), cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stderr.strip().splitlines()[-1])
-
 
 def _records(results: Path) -> list[dict]:
     return [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
@@ -56,10 +34,10 @@ def test_a_rerun_from_the_caches_scores_without_torch_and_equals_the_cold_run(tm
     suite = tmp_path / "zs.yaml"
     suite.write_text(ZEROSHOT_SUITE)
     argv = ("run", "--suite", str(suite), "--device", "cpu", "--no-progress", "--cache-dir", str(tmp_path / "c"))
-    cold = _run(*argv, "--results-dir", str(tmp_path / "cold"))
-    assert cold == {"code": 0, "torch": True, "pandas": False, "others": []}  # it encoded images and prompts
-    warm = _run(*argv, "--results-dir", str(tmp_path / "warm"))
-    assert warm == {"code": 0, "torch": False, "pandas": False, "others": []}
+    cold = loaded_after(*argv, "--results-dir", str(tmp_path / "cold"), timeout=300)
+    assert cold == {"code": 0, "heavy": ["torch"], "others": [], "pandas": False}  # it encoded images and prompts
+    warm = loaded_after(*argv, "--results-dir", str(tmp_path / "warm"), timeout=300)
+    assert warm == {"code": 0, "heavy": [], "others": [], "pandas": False}
 
     (a,), (b,) = _records(tmp_path / "cold"), _records(tmp_path / "warm")
     for field in ("metrics", "ci95", "model_identity", "weights_sha256", "preprocess_id", "model_family",
@@ -141,7 +119,7 @@ def test_torch_env_answers_as_torch_does_without_loading_it():
              "out['device'] = t.default_device() if not out['possible'] else None; "
              "out['loaded'] = 'torch' in sys.modules; print(json.dumps(out))")
     out = json.loads(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
-                                    env=_env(), check=True).stdout)
+                                    env=source_env(), check=True).stdout)
     assert out["version"] == torch.__version__ and out["threads"] is None and out["loaded"] is False
     if out["possible"]:
         pytest.skip("a GPU device node exists here, so default_device asks torch (checked in-process below)")
@@ -208,6 +186,6 @@ def test_arrow_columns_round_trip_without_pandas():
              "t = build_table(np.random.default_rng(0).normal(size=(9, 6)).astype(np.float32), np.arange(9) % 6, "
              "'logits'); print('pandas' in sys.modules); "  # reading back may import it; building must not
              "assert t.num_rows == 9 and all((c.to_numpy(zero_copy_only=False) == x).all() for c, x in zip(columns, v))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=_env())
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=source_env())
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
