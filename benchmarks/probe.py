@@ -62,7 +62,8 @@ def make_features(n: int, dim: int, classes: int, *, rank: int = 64, separation:
     return features.astype(np.float32), labels.astype(np.int64)
 
 
-def run_solver(solver: str, train, test, *, threads: int | None, max_iter: int, device: str) -> dict:
+def run_solver(solver: str, train, test, *, threads: int | None, max_iter: int, device: str,
+               preconditioner: str | None = None) -> dict:
     import sklearn.linear_model  # noqa: F401  (imported before the clock starts)
     from threadpoolctl import threadpool_limits
 
@@ -71,7 +72,8 @@ def run_solver(solver: str, train, test, *, threads: int | None, max_iter: int, 
     with threadpool_limits(limits=threads):
         start = time.perf_counter()
         result = linear_probe(train=train, test=test, solver=solver, seed=0, max_iter=max_iter,
-                              device=device if solver == "torch" else "cpu", num_threads=threads)
+                              device=device if solver == "torch" else "cpu", num_threads=threads,
+                              preconditioner=preconditioner if solver == "torch" else None)
         seconds = time.perf_counter() - start
     summary = result.to_dict()
     fits = [*result.convergence["sweep"], result.convergence["refit"]]
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="device for the torch solver")
     parser.add_argument("--solvers", default="torch,sklearn", help="comma-separated, in run order")
     parser.add_argument("--quick", action="store_true", help="tiny problem (for tests): 600 x 16, 5 classes")
+    parser.add_argument("--preconditioner", choices=("kronecker", "jacobi"), default=None,
+                        help="the torch solver's CG preconditioner (default: its own, kronecker)")
     parser.add_argument("--out", help="JSON summary path")
     args = parser.parse_args(argv)
     if args.quick:
@@ -136,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     train, test = (X[: args.n], y[: args.n]), (X[args.n:], y[args.n:])
 
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
-    results = {s: run_solver(s, train, test, threads=args.threads, max_iter=args.max_iter, device=args.device)
+    results = {s: run_solver(s, train, test, threads=args.threads, max_iter=args.max_iter, device=args.device,
+                             preconditioner=args.preconditioner)
                for s in solvers}
 
     n_fit = args.n - round(0.2 * args.n)  # the sweep's fits run on the carved train part

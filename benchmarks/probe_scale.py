@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-rows", type=int, default=None, help="rows per block (default: the solver's plan)")
     parser.add_argument("--storage", choices=("device", "host"), default=None,
                         help="where the blocks live (host: streamed to the device per block)")
+    parser.add_argument("--preconditioner", choices=("kronecker", "jacobi"), default=None,
+                        help="CG's preconditioner (default: the solver's, kronecker)")
     parser.add_argument("--compare-storage", action="store_true",
                         help="run the sweep twice, rows on the device and host-streamed in 8 blocks; print the ratio")
     parser.add_argument("--quick", action="store_true", help="600 x 32, 10 classes (for tests)")
@@ -106,24 +108,26 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     result = clipbench.linear_probe(train=(X[: args.n], y[: args.n]), test=(X[args.n:], y[args.n:]),
                                     device=args.device, num_threads=args.threads, progress=args.progress,
-                                    block_rows=args.block_rows, storage=args.storage)
+                                    block_rows=args.block_rows, storage=args.storage,
+                                    preconditioner=args.preconditioner)
     seconds = time.perf_counter() - start
     iters = int(sum(result.n_iter["sweep"]) + result.n_iter["refit"])
     fits = [*result.convergence["sweep"], result.convergence["refit"]]
     matmuls = sum(fit.get("matmuls", 0) for fit in fits)
     matmuls32 = sum(fit.get("matmuls32", 0) for fit in fits)
+    cg_iterations = sum(fit.get("cg_iterations", 0) for fit in fits)
     share = args.n * args.dim * args.classes / (IMAGENET[0] * IMAGENET[1] * IMAGENET[2])
     rows = [[f"{args.n} x {args.dim}, {args.classes} classes", f"1/{1 / share:.0f}", seconds, len(result.sweep), iters,
-             f"{matmuls} + {matmuls32} f32", result.C, result.top1, result.convergence["all_converged"]]]
+             cg_iterations, f"{matmuls} + {matmuls32} f32", result.C, result.top1, result.convergence["all_converged"]]]
     print(f"solver: {result.convergence['method']}")
     print_table(f"Linear probe at scale (torch Newton, {args.device}, full C sweep + refit)",
-                ["problem", "of ImageNet", "seconds", "sweep points", "Newton steps", "matmuls (f64 + f32)",
+                ["problem", "of ImageNet", "seconds", "sweep points", "Newton steps", "CG iterations", "matmuls (f64 + f32)",
                  "chosen C", "test top-1", "all converged"], rows)
     write_summary(args.out, {"benchmark": "probe_scale", "machine": machine_info(("numpy",)), "args": vars(args),
                              "n_train": args.n, "n_test": n_test, "dim": args.dim, "classes": args.classes,
                              "share_of_imagenet": share, "seconds": seconds, "iterations": iters,
                              "seconds_per_iteration": seconds / max(iters, 1), "sweep_points": len(result.sweep),
-                             "matmuls": matmuls, "matmuls32": matmuls32,
+                             "cg_iterations": cg_iterations, "matmuls": matmuls, "matmuls32": matmuls32,
                              "all_converged": result.convergence["all_converged"],
                              "C": result.C, "top1": result.top1, "time_sweep_s": result.time_sweep_s,
                              "time_refit_s": result.time_refit_s, "converged": result.converged,

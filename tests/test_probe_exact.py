@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 import clipbench
 from clipbench.datasets import get_dataset
 from clipbench.datasets.splits import stratified_indices
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.models import load_model
 from clipbench.tasks import linear_probe as lp
 from clipbench.tasks.fewshot import fewshot_linear_probe
@@ -308,3 +309,47 @@ def test_float32_cg_iterations_reach_the_float64_optimum():
         assert mixed["converged"] and plain["converged"] and mixed["decrement"] <= 1e-9
         assert mixed["matmuls32"] > 0 and plain["matmuls32"] == 0
         assert mixed["objective"] == pytest.approx(plain["objective"], rel=2e-9)
+
+
+def anisotropic(n: int = 240, dim: int = 100, classes: int = 12, seed: int = 3):
+    """Features on a rank-8 subspace plus weak noise, like image features' spectrum: the CG path (12 x 101
+    parameters), and the case a diagonal preconditioner cannot fix (the large directions are rotated)."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, 8)))
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    latent = rng.standard_normal((classes, 8))[y] + rng.standard_normal((n, 8))
+    X = 3.0 * latent @ basis.T + 0.05 * rng.standard_normal((n, dim))
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+@pytest.mark.parametrize("classes", [2, 12])
+def test_kronecker_and_jacobi_preconditioners_reach_the_full_hessian_optimum(classes):
+    """The preconditioner moves the path, not the answer: both stop on the same decrement, at the optimum
+    the Cholesky path reaches, and on anisotropic features the Kronecker-factored one needs fewer CG steps."""
+    X, y = anisotropic(classes=classes)
+    full = TorchSolver(X, y, classes, hessian_limit=10**6)
+    solvers = {kind: TorchSolver(X, y, classes, hessian_limit=0, preconditioner=kind)
+               for kind in ("kronecker", "jacobi")}
+    assert full.objective.direct and "kronecker preconditioner" in solvers["kronecker"].method
+    assert TorchSolver(X, y, classes, hessian_limit=0).objective.preconditioner_kind == "kronecker"
+    cg_steps = {kind: 0 for kind in solvers}
+    for C in (1.0, 1e3):
+        best = full.fit(C).convergence["objective"]
+        for kind, solver in solvers.items():
+            fit = solver.fit(C)
+            record = fit.convergence
+            assert record["converged"] and record["decrement"] <= 1e-9 and record["hessians"] == 0
+            assert record["objective"] == pytest.approx(best, rel=2e-9)
+            cg_steps[kind] += record["cg_iterations"]
+    assert cg_steps["kronecker"] < cg_steps["jacobi"]
+
+
+def test_an_unknown_preconditioner_is_one_clear_error():
+    X, y = anisotropic()
+    with pytest.raises(ValueError, match="unknown preconditioner 'cholesky'"):
+        TorchSolver(X, y, 12, preconditioner="cholesky")
+    with pytest.raises(ClipbenchError, match="preconditioner must be one of kronecker, jacobi"):
+        clipbench.linear_probe(train=(X, y), test=(X, y), preconditioner="cholesky")
+    with pytest.raises(ClipbenchError, match="apply to the torch solver"):
+        clipbench.linear_probe(train=(X, y), test=(X, y), solver="sklearn", preconditioner="jacobi")

@@ -49,6 +49,7 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
 from clipbench.foundations.threads import torch_threads
 from clipbench.tasks.metrics import mean_per_class_recall, topk_accuracy
+from clipbench.tasks.probe_precondition import PRECONDITIONERS
 from clipbench.tasks.probe_rows import STORAGES
 from clipbench.tasks.probe_solvers import SOLVERS, LinearFit, make_solver
 
@@ -227,13 +228,16 @@ def linear_probe(
     progress: bool = False,
     block_rows: int | None = None,
     storage: str | None = None,
+    preconditioner: str | None = None,
 ) -> LinearProbeResult:
     """Fit the CLIP-paper linear probe on (features, labels) pairs and score ``test``.
 
     ``val=None`` carves a class-stratified split of ``val_fraction`` from ``train`` with ``seed``.
     ``num_threads`` sets torch's intra-op threads for the duration of the call. ``block_rows`` and
     ``storage`` ("device" or "host") override how the torch solver holds its rows (default: chosen from
-    the problem's size and the device's free memory, see ``probe_rows``); the optimum is the same.
+    the problem's size and the device's free memory, see ``probe_rows``); ``preconditioner`` ("kronecker",
+    the default, or "jacobi") sets its conjugate-gradient preconditioner (``probe_precondition``). Neither
+    moves the optimum, only the path to it.
     """
     if solver not in SOLVERS:
         raise ClipbenchError(f"linear_probe: unknown solver {solver!r}; expected one of {sorted(SOLVERS)}")
@@ -245,12 +249,16 @@ def linear_probe(
         raise ClipbenchError(f"linear_probe: max_iter must be >= 1, got {max_iter}")
     if solver.startswith("sklearn") and str(device) != "cpu":
         raise ClipbenchError(f"linear_probe: the {solver} solver runs on the CPU only, got device={device!r}")
-    if solver != "torch" and (block_rows is not None or storage is not None):
-        raise ClipbenchError(f"linear_probe: block_rows and storage apply to the torch solver, not {solver}")
+    if solver != "torch" and (block_rows is not None or storage is not None or preconditioner is not None):
+        raise ClipbenchError(
+            f"linear_probe: block_rows, storage and preconditioner apply to the torch solver, not {solver}")
     if block_rows is not None and block_rows < 1:
         raise ClipbenchError(f"linear_probe: block_rows must be >= 1, got {block_rows}")
     if storage not in (None, *STORAGES):
         raise ClipbenchError(f"linear_probe: storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    if preconditioner not in (None, *PRECONDITIONERS):
+        raise ClipbenchError(f"linear_probe: preconditioner must be one of {', '.join(PRECONDITIONERS)}, "
+                             f"got {preconditioner!r}")
     X_train, y_train = _as_arrays(train, "train")
     X_test, y_test = _as_arrays(test, "test")
     val_split = None
@@ -282,6 +290,8 @@ def linear_probe(
         options["tol"] = tol
     if solver == "torch":
         options.update(block_rows=block_rows, storage=storage)
+        if preconditioner is not None:
+            options["preconditioner"] = preconditioner
     with torch_threads(num_threads):
         start = time.perf_counter()
         fitter = make_solver(solver, X_train, y_train, num_classes, **options)

@@ -36,8 +36,10 @@ pessimistic at large C.
   features (an exact reparametrisation: the unpenalised bias absorbs the mean). Newton steps come
   from the full Hessian (Cholesky) when it has at most ``hessian_limit`` (``HESSIAN_LIMIT``) rows,
   i.e. rows * (d + 1) <= 2048 (about where building it costs as much as the conjugate-gradient
-  iterations it replaces), otherwise from Jacobi-preconditioned conjugate gradients on
-  Hessian-vector products (two n x d x k matrix products each). A fit that reaches ``max_iter``
+  iterations it replaces), otherwise from conjugate gradients on Hessian-vector products (two
+  n x d x k matrix products each), preconditioned by a Kronecker-factored approximation of each
+  class's Hessian block (``probe_precondition``; ``preconditioner="jacobi"``, the diagonal, was the
+  default before it and is kept for comparison). A fit that reaches ``max_iter``
   Newton steps is reported unconverged, never silently scored as converged.
 
   Speed without giving up the check (CG path; measured in benchmarks/README.md "probe"):
@@ -109,6 +111,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipbench.tasks.probe_precondition import (
+    DEFAULT_PRECONDITIONER,
+    PRECONDITIONERS,
+    Jacobi,
+    Kronecker,
+    feature_eigenbasis,
+)
 from clipbench.tasks.probe_rows import RowBlocks, plan_rows
 
 DEFAULT_TOL = 1e-4  # scikit-learn's own tol (the literal solver)
@@ -161,8 +170,12 @@ class Objective:
 
     def __init__(self, X: np.ndarray | torch.Tensor, y: np.ndarray, num_classes: int, *,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64,
-                 hessian_limit: int = HESSIAN_LIMIT, block_rows: int | None = None, storage: str | None = None):
+                 hessian_limit: int = HESSIAN_LIMIT, block_rows: int | None = None, storage: str | None = None,
+                 preconditioner: str = DEFAULT_PRECONDITIONER):
+        if preconditioner not in PRECONDITIONERS:
+            raise ValueError(f"unknown preconditioner {preconditioner!r}; expected one of {PRECONDITIONERS}")
         self.device = torch.device(device)
+        self.preconditioner_kind = preconditioner
         self.dtype = dtype
         self.n, self.dim = X.shape
         self.num_classes = num_classes
@@ -178,6 +191,7 @@ class Objective:
         self.priors = counts / self.n
         self._blocks32: list[torch.Tensor] | None = None  # float32 copies for low-precision CG iterations
         self._squares: list[torch.Tensor] | None = None  # squared features (float32), Jacobi preconditioner
+        self._eigen: tuple[torch.Tensor, torch.Tensor] | None = None  # X^T X / n's eigendecomposition (Kronecker)
 
     def _centred_blocks(self, X: np.ndarray | torch.Tensor) -> list[torch.Tensor]:
         """Centred feature blocks on the storage device (the bias absorbs the shift exactly) and ``self.mean``."""
@@ -307,6 +321,20 @@ class Objective:
                 out_b += u.sum(dim=0)
         return out_w, out_b
 
+    def preconditioner(self, probs: RowBlocks, C: float) -> Jacobi | Kronecker:
+        """CG's preconditioner at the curvature ``probs`` (``probe_precondition``)."""
+        if self.preconditioner_kind == "jacobi":
+            return Jacobi(*self.diagonal(probs, C))
+        if self._eigen is None:
+            self._eigen = feature_eigenbasis(self.blocks, self.n, self._on_device)
+        class_curvature = None
+        for p in probs.blocks:
+            p = self._on_device(p)
+            part = (p * (1.0 - p)).sum(dim=0)
+            class_curvature = part if class_curvature is None else class_curvature + part
+        class_curvature = class_curvature.to(self.dtype) / self.n
+        return Kronecker.build(*self._eigen, class_curvature, 1.0 / (C * self.n), class_curvature.clamp_min(1e-12))
+
     def diagonal(self, probs: RowBlocks, C: float) -> tuple[torch.Tensor, torch.Tensor]:
         """The Hessian's diagonal (weights, biases) as a CG preconditioner (bias entries floored for the null
         direction)."""
@@ -373,22 +401,19 @@ class Objective:
 
     def cg_direction(self, probs: RowBlocks, gw: torch.Tensor, gb: torch.Tensor, C: float, tol: float,
                      cg_max: int, start: tuple[torch.Tensor, torch.Tensor] | None = None, low: bool = False,
-                     diagonal: tuple[torch.Tensor, torch.Tensor] | None = None
+                     preconditioner: Jacobi | Kronecker | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, int, float, float]:
-        """-H^-1 g by Jacobi-preconditioned conjugate gradients, stopped when the residual norm is <= ``tol``
+        """-H^-1 g by preconditioned conjugate gradients, stopped when the residual norm is <= ``tol``
         (or on non-positive curvature, or after ``cg_max`` Hessian-vector products). Returns (dw, db, number
         of products, residual norm ||r||, d^T r) with r = -g - H d: g^T H^-1 g = -g^T d + d^T r + r^T H^-1 r. ``start`` continues from an earlier approximation (one more product, for
         its residual); ``low`` runs the iterations in float32 (a product ~2.4x faster on a CPU; the residual
         returned is then float32's recursion, not the float64 one), returning a float64 direction;
-        ``diagonal``: the preconditioner, if already computed at ``probs``."""
-        diag_w, diag_b = self.diagonal(probs, C) if diagonal is None else diagonal
+        ``preconditioner``: the preconditioner, if already built at ``probs``."""
+        precondition = self.preconditioner(probs, C) if preconditioner is None else preconditioner
         products = 0
         if low:
             probs, gw, gb = probs.float(), gw.float(), gb.float()
-            diag_w, diag_b = diag_w.float(), diag_b.float()
-
-        def precondition(rw, rb):
-            return rw / diag_w, rb / diag_b
+            precondition = precondition.low()
 
         if start is None:
             dw, db = torch.zeros_like(gw), torch.zeros_like(gb)
@@ -480,7 +505,7 @@ CG_FORCING_GOAL = 0.1
 def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C: float, *, rtol: float,
               max_iter: int, direct: bool = False, cg_max: int = 250, float32_cg: bool = True
               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-    """Damped Newton with (Jacobi-preconditioned) conjugate-gradient steps, stopped on the decrement.
+    """Damped Newton with (preconditioned) conjugate-gradient steps, stopped on the decrement.
 
     Returns (weight, bias, stats) with stats = iterations, cg_iterations, hessians, matmuls (float64 n x d x k
     products), matmuls32 (float32 ones), decrement, converged. See the module docstring for the CG rules.
@@ -509,16 +534,16 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
             if previous is not None:
                 predicted = previous[0] * (g_norm / previous[1]) ** 2
                 eta = min(CG_FORCING_MAX, max(eta, CG_FORCING_GOAL * math.sqrt(rtol / max(predicted, 1e-300))))
-            diagonal = objective.diagonal(curv, C)
+            preconditioner = objective.preconditioner(curv, C)
             dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
-                                                                       low=float32_cg, diagonal=diagonal)
+                                                                       low=float32_cg, preconditioner=preconditioner)
             stats["cg_iterations"] += products
             stats["matmuls32" if float32_cg else "matmuls"] += 2 * products
             if float32_cg:
                 # float32's recursive residual is not the float64 one: one float64 product gives that, and
                 # float64 CG goes on from d where float32 fell short (and then for the rest of this fit)
                 dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, eta * g_norm, cg_max,
-                                                                           start=(dw, db), diagonal=diagonal)
+                                                                           start=(dw, db), preconditioner=preconditioner)
                 stats["cg_iterations"] += products
                 stats["matmuls"] += 2 * products
                 float32_cg = products == 1
@@ -531,7 +556,7 @@ def newton_cg(objective: Objective, weight: torch.Tensor, bias: torch.Tensor, C:
             if estimate <= 0.5 * budget and estimate + cross + residual ** 2 * C * objective.n > budget:
                 tol = math.sqrt(0.25 * budget / (C * objective.n))
                 dw, db, products, residual, cross = objective.cg_direction(curv, gw, gb, C, tol, cg_max,
-                                                                           start=(dw, db), diagonal=diagonal)
+                                                                           start=(dw, db), preconditioner=preconditioner)
                 stats["cg_iterations"] += products
                 stats["matmuls"] += 2 * products
             slack = cross + residual ** 2 * C * objective.n
@@ -580,14 +605,15 @@ class TorchSolver:
     def __init__(self, X: np.ndarray, y: np.ndarray, num_classes: int, *,
                  max_iter: int = EXACT_MAX_ITER, tol: float = DEFAULT_RTOL, device: str = "cpu",
                  hessian_limit: int = HESSIAN_LIMIT, float32_cg: bool = True, block_rows: int | None = None,
-                 storage: str | None = None):
+                 storage: str | None = None, preconditioner: str = DEFAULT_PRECONDITIONER):
         self.objective = Objective(X, y, num_classes, device=device, hessian_limit=hessian_limit,
-                                   block_rows=block_rows, storage=storage)
+                                   block_rows=block_rows, storage=storage, preconditioner=preconditioner)
         self.num_classes = num_classes
         self.max_iter = max_iter
         self.rtol = tol
         steps = ("full Hessian" if self.objective.direct
-                 else "conjugate gradients" + (", float32 iterations checked in float64" if float32_cg else ""))
+                 else f"conjugate gradients, {preconditioner} preconditioner"
+                 + (", float32 iterations checked in float64" if float32_cg else ""))
         self.method = f"newton ({steps}), float64, centred, decrement <= {tol:g}"
         if len(self.objective.ranges) > 1 or self.objective.plan.streams:
             self.method += f", {self.objective.plan.describe(self.objective.n)}"
