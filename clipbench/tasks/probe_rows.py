@@ -2,7 +2,8 @@
 
 Why: at ImageNet's shape (1,281,167 x 768 features, 1,000 classes) one float64 n x k array is 10 GB.
 The Newton solver keeps several (the scores, a line's direction, the softmax, a line-search trial, the
-float32 softmax for CG) beside its features in float64, float32 and squared: about 80 GB in all, plus
+float32 softmax for CG) beside its features in float64 and float32 (and squared, for the Jacobi
+preconditioner only): about 58 GB (54 GiB) in all, plus
 the transients of one evaluation if it ran over every row at once. Everything the solver needs from
 the rows is a sum over them (the loss, the gradient X^T R, Hessian-vector products X^T U, the
 preconditioner, the Hessian), so it is computed block by block, and only d x k and k-sized arrays
@@ -32,14 +33,18 @@ TRANSIENT_BYTES = 512 * 2**20
 MEMORY_FRACTION = 0.8
 #: per row and class: scores, line direction, softmax and a line-search trial (float64), softmax (float32)
 STATE_BYTES_PER_SCORE = 4 * 8 + 4
-#: per row and feature: centred features in float64, their float32 copy and float32 squares
-STATE_BYTES_PER_FEATURE = 8 + 4 + 4
+#: per row and feature: centred features in float64 and their float32 copy ...
+STATE_BYTES_PER_FEATURE = 8 + 4
+#: ... and float32 squares, which only the Jacobi preconditioner keeps
+SQUARE_BYTES_PER_FEATURE = 4
 STORAGES = ("device", "host")
 
 
-def state_bytes(n: int, dim: int, rows: int) -> int:
-    """Bytes of the Newton solver's row state for n rows, ``dim`` features and ``rows`` score columns."""
-    return n * (dim * STATE_BYTES_PER_FEATURE + rows * STATE_BYTES_PER_SCORE)
+def state_bytes(n: int, dim: int, rows: int, squares: bool = False) -> int:
+    """Bytes of the Newton solver's row state for n rows, ``dim`` features and ``rows`` score columns
+    (``squares``: with the Jacobi preconditioner's squared features)."""
+    per_feature = STATE_BYTES_PER_FEATURE + SQUARE_BYTES_PER_FEATURE * squares
+    return n * (dim * per_feature + rows * STATE_BYTES_PER_SCORE)
 
 
 def default_block_rows(n: int, rows: int) -> int:
@@ -71,11 +76,11 @@ def free_device_memory(device: torch.device) -> int:
 
 
 def plan_rows(n: int, dim: int, rows: int, device: str | torch.device, *, block_rows: int | None = None,
-              storage: str | None = None, free_bytes: int | None = None) -> RowPlan:
+              storage: str | None = None, free_bytes: int | None = None, squares: bool = False) -> RowPlan:
     """The row blocks for a problem of n x ``dim`` features and ``rows`` score columns on ``device``.
 
     ``block_rows`` / ``storage`` ("device" or "host") override the choice; ``free_bytes`` stands in for
-    the device's free memory (tests). On the CPU the default is "device": host and device are the same
+    the device's free memory (tests); ``squares``: the state includes squared features (Jacobi). On the CPU the default is "device": host and device are the same
     memory."""
     device = torch.device(device)
     if block_rows is not None and block_rows < 1:
@@ -88,7 +93,7 @@ def plan_rows(n: int, dim: int, rows: int, device: str | torch.device, *, block_
     if storage is None:
         free = free_device_memory(device) if free_bytes is None else free_bytes
         transient = 6 * 8 * rows * block + 4 * dim * block
-        storage = "device" if state_bytes(n, dim, rows) + transient <= MEMORY_FRACTION * free else "host"
+        storage = "device" if state_bytes(n, dim, rows, squares) + transient <= MEMORY_FRACTION * free else "host"
     if storage == "device":
         return RowPlan(block, device, device)
     return RowPlan(block, torch.device("cpu"), device, streams=True)

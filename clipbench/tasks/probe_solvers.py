@@ -180,7 +180,8 @@ class Objective:
         self.n, self.dim = X.shape
         self.num_classes = num_classes
         self.rows = 1 if num_classes == 2 else num_classes  # binary: one vector, like sklearn
-        self.plan = plan_rows(self.n, self.dim, self.rows, self.device, block_rows=block_rows, storage=storage)
+        self.plan = plan_rows(self.n, self.dim, self.rows, self.device, block_rows=block_rows, storage=storage,
+                              squares=preconditioner == "jacobi")
         self.ranges = [(lo, min(lo + self.plan.block_rows, self.n)) for lo in range(0, self.n, self.plan.block_rows)]
         self.blocks = self._centred_blocks(X)
         self.y = torch.as_tensor(np.asarray(y, dtype=np.int64), device=self.device)
