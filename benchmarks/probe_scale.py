@@ -5,9 +5,9 @@ fits took about two days each. This times ``clipbench.linear_probe`` (the exact 
 default: Newton with conjugate-gradient steps at this size) on seeded CLIP-like synthetic features
 of ``--n`` x ``--dim`` with ``--classes`` classes and reports the share of ImageNet's size (rows x
 dim x classes, which is what one n x d x k matrix product costs), the Newton steps and the matrix
-products (float64 and float32) of the whole sweep. On a 2-core CPU the default is sized to finish in under 2 minutes;
-``--n 64000 --classes 1000`` (1/20 of ImageNet) takes about 46 minutes there (``benchmarks/gpu.py`` runs the full
-shape on a GPU).
+products (float64 and float32) of the whole sweep. On a 2-core CPU the default is sized to finish in
+under 2 minutes; ``--n 64000 --classes 1000`` (1/20 of ImageNet) takes about 46 minutes there
+(``benchmarks/gpu.py`` runs the full shape on a GPU).
 
     python benchmarks/probe_scale.py --out probe_scale.json
     python benchmarks/probe_scale.py --block-rows 1250 --storage host   # the streamed path, 8 blocks

@@ -11,8 +11,8 @@ eigenvalues and many small ones. The Kronecker-factored M replaces each class's 
 (K-FAC's factorisation of E[s x x^T] into E[s] E[x x^T]). With Sigma = U diag(lambda) U^T, computed once
 per training set, M^-1 r costs two d x d x k products (against the n x d x k ones of each Hessian-vector
 product) and needs no per-row copy: Jacobi's squared features are an extra n x d float32 array. The biases
-keep their diagonal entries. Both are exact preconditioners in the sense that matters: the direction CG
-returns is checked against the true Hessian, and the stopping rule never depends on M.
+keep their diagonal entries. Neither changes the answer, only the number of CG iterations: the direction
+CG returns is checked against the true Hessian, and the stopping rule never depends on M.
 ``benchmarks/README.md`` ("probe_scale") has the measured CG iterations and time of both.
 """
 

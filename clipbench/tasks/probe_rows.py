@@ -80,8 +80,8 @@ def plan_rows(n: int, dim: int, rows: int, device: str | torch.device, *, block_
     """The row blocks for a problem of n x ``dim`` features and ``rows`` score columns on ``device``.
 
     ``block_rows`` / ``storage`` ("device" or "host") override the choice; ``free_bytes`` stands in for
-    the device's free memory (tests); ``squares``: the state includes squared features (Jacobi). On the CPU the default is "device": host and device are the same
-    memory."""
+    the device's free memory (tests); ``squares``: the state includes squared features (Jacobi). On the
+    CPU the default is "device": host and device are the same memory."""
     device = torch.device(device)
     if block_rows is not None and block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
