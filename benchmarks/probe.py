@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipbench.tasks.probe_precondition import DEFAULT_PRECONDITIONER, PRECONDITIONERS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, print_table, write_summary  # noqa: E402
 
@@ -127,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="device for the torch solver")
     parser.add_argument("--solvers", default="torch,sklearn", help="comma-separated, in run order")
     parser.add_argument("--quick", action="store_true", help="tiny problem (for tests): 600 x 16, 5 classes")
-    parser.add_argument("--preconditioner", choices=("kronecker", "jacobi"), default=None,
-                        help="the torch solver's CG preconditioner (default: its own, kronecker)")
+    parser.add_argument("--preconditioner", choices=PRECONDITIONERS, default=None,
+                        help=f"the torch solver's CG preconditioner (default: {DEFAULT_PRECONDITIONER})")
     parser.add_argument("--out", help="JSON summary path")
     args = parser.parse_args(argv)
     if args.quick:

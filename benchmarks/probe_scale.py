@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipbench.tasks.probe_precondition import DEFAULT_PRECONDITIONER, PRECONDITIONERS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 IMAGENET = (1_281_167, 768, 1000)
@@ -74,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-rows", type=int, default=None, help="rows per block (default: the solver's plan)")
     parser.add_argument("--storage", choices=("device", "host"), default=None,
                         help="where the blocks live (host: streamed to the device per block)")
-    parser.add_argument("--preconditioner", choices=("kronecker", "jacobi"), default=None,
-                        help="CG's preconditioner (default: the solver's, kronecker)")
+    parser.add_argument("--preconditioner", choices=PRECONDITIONERS, default=None,
+                        help=f"the torch solver's CG preconditioner (default: {DEFAULT_PRECONDITIONER})")
     parser.add_argument("--compare-storage", action="store_true",
                         help="run the sweep twice, rows on the device and host-streamed in 8 blocks; print the ratio")
     parser.add_argument("--quick", action="store_true", help="600 x 32, 10 classes (for tests)")

@@ -18,7 +18,10 @@ CG returns is checked against the true Hessian, and the stopping rule never depe
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads with the solver; the benchmarks' and CLI's option lists import only the names
+    import torch
 
 PRECONDITIONERS = ("kronecker", "jacobi")
 DEFAULT_PRECONDITIONER = "kronecker"
@@ -61,6 +64,8 @@ class Kronecker:
 def feature_eigenbasis(blocks: list[torch.Tensor], n: int, on_device) -> tuple[torch.Tensor, torch.Tensor]:
     """(eigenvalues, eigenvectors) of Sigma = X^T X / n from the centred feature blocks, float64, eigenvalues
     clamped at 0 (rounding can leave tiny negative ones)."""
+    import torch
+
     sigma = None
     for block in blocks:
         block = on_device(block)
