@@ -32,6 +32,13 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def shipped_tasks() -> dict:
+    """The registered tasks that ship with clipbench (a plugin's or a test's own task has no page here)."""
+    from clipbench.tasks.registry import TASKS
+
+    return {name: task for name, task in TASKS.items() if type(task).__module__.startswith("clipbench.")}
+
+
 def _task_link(name: str, prefix: str = "tasks/") -> str:
     return f"[{name}]({prefix}{name}.md)"
 
@@ -61,7 +68,6 @@ def _how_to_get(row: dict) -> str:
 def render_datasets() -> str:
     from clipbench.datasets.registry import SPEC_PREFIXES
     from clipbench.suites import builtin_suite_names, load_suite
-    from clipbench.tasks.registry import TASKS
 
     rows = _dataset_rows()
     suites = [load_suite(name, check_dataset=None) for name in builtin_suite_names()]
@@ -78,7 +84,7 @@ def render_datasets() -> str:
            "choices sets carry their texts per sample instead). `clipbench list datasets` shows the same "
            "table with a column saying which datasets are present under your data root.\n"]
     for kind, members in kinds.items():
-        tasks = [name for name, task in TASKS.items() if kind in task.dataset_kinds]
+        tasks = [name for name, task in shipped_tasks().items() if kind in task.dataset_kinds]
         out.append(f"## {kind} ({len(members)})\n")
         out.append(f"Scored by: {', '.join(_task_link(t) for t in tasks) or 'no registered task'}.\n")
         header = ["name", "classes", "templates", "splits", "primary metric", "how to get it", "in suites"]
@@ -133,8 +139,10 @@ def _argument_rows(parser: argparse.ArgumentParser, skip: set[str]) -> list[tupl
 def _option_rows() -> list[tuple]:
     from clipbench.engine.options import all_options
 
-    rows = []
+    rows, tasks = [], shipped_tasks()
     for option in all_options().values():
+        if option.owner and option.owner not in tasks:
+            continue
         flag = f"`{option.flag}`" if option.flag_type is not None else "(suite only)"
         default = "-" if option.default is None else f"`{option.default}`"
         owner = _task_link(option.owner) if option.owner else "every task"
