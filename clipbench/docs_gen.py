@@ -66,7 +66,7 @@ def _how_to_get(row: dict) -> str:
 
 
 def render_datasets() -> str:
-    from clipbench.datasets.registry import SPEC_PREFIXES
+    from clipbench.datasets import registry
     from clipbench.suites import builtin_suite_names, load_suite
 
     rows = _dataset_rows()
@@ -78,7 +78,7 @@ def render_datasets() -> str:
     counts = ", ".join(f"{len(v)} {k}" for k, v in kinds.items())
     out = [HEADER, "# Datasets\n",
            f"{len(rows)} registered datasets in {len(kinds)} kinds ({counts}), and data on disk named by a spec "
-           f"({', '.join(f'`{p}:`' for p in SPEC_PREFIXES)}). A dataset's kind decides which tasks can score it. "
+           f"({', '.join(f'`{p}:`' for p in getattr(registry, 'SPEC_PREFIXES', ()))}). A dataset's kind decides which tasks can score it. "
            "How each spec and on-disk layout is read, the data root, downloads and bad data: "
            "[data.md](data.md). Counts are the adapter's own: classes and prompt templates (image-text and "
            "choices sets carry their texts per sample instead). `clipbench list datasets` shows the same "
