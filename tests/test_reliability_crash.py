@@ -192,7 +192,7 @@ def test_killed_probe_sweep_reruns_to_identical_results(tmp_path):
     (rerun,) = _probe_run(cache, res)
     assert FORWARD_STATS.batches == 0  # all three splits' features came from the killed run's cache
     (fresh,) = _probe_run(tmp_path / "cache2", tmp_path / "res2")
-    for field in ("metrics", "C", "sweep", "ci95", "dataset_fingerprint", "probe"):
+    for field in ("metrics", "C", "sweep", "ci95", "dataset_fingerprint", "linear_probe"):
         assert rerun[field] == fresh[field], field
     assert len(read_records(res)) == 1
 

@@ -119,8 +119,8 @@ def smoke_record(shapes_data_root, tmp_path_factory):
 def test_smoke_compositional_record(smoke_record):
     r = smoke_record
     assert r["task"] == "image_caption_selection" and r["dataset"] == "shapes_compositional"
-    assert r["primary_metric"] == "accuracy" and r["chance"]["accuracy"] == 50.0
-    assert list(r["per_subset"]) == list(COMPOSITIONAL_SUBSETS)
+    assert r["primary_metric"] == "accuracy" and r["image_caption_selection"]["chance"]["accuracy"] == 50.0
+    assert list(r["image_caption_selection"]["per_subset"]) == list(COMPOSITIONAL_SUBSETS)
     assert sum(v["n_items"] for v in r["per_subset"].values()) == r["n_samples"] and r["n_captions"] == 2 * r["n_samples"]
     m = r["metrics"]
     assert m["accuracy"] > 60  # well above chance overall (72.6 measured)
