@@ -59,14 +59,11 @@ class MeanFeatureNorm(Task):
         feats = ctx.features(model, split)
         norms = np.linalg.norm(feats.features.astype(np.float64), ord=ctx.options.norm_order, axis=1)
 
-        def table():  # the outcome kind's metric is 100 x the mean of its column
-            from clipbench.results.samples_outcomes import build_outcome_table
-
-            return build_outcome_table(np.arange(len(norms)), {"norm": norms / 100.0})
-
         return TaskResult(split, {"mean_norm": float(norms.mean()), "max_norm": float(norms.max())},
                           block={"norm_order": ctx.options.norm_order},
-                          samples=SampleTable("outcomes", len(norms), table, {"metrics": {"mean_norm": "norm"}}))
+                          samples=SampleTable("outcomes", len(norms), {"index": np.arange(len(norms)),  # metric = 100 x mean
+                                                                         "outcomes": {"norm": norms / 100.0}},
+                                              {"metrics": {"mean_norm": "norm"}}))
 
 
 register_task(MeanFeatureNorm())

@@ -13,7 +13,7 @@ append. To add a task: subclass ``Task`` in one file and register it in
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
@@ -29,12 +29,18 @@ TASK_CORE_FIELDS = ("prompt_hash", "C", "sweep")
 
 @dataclass
 class SampleTable:
-    """A per-sample table of one kind (``clipbench.results.samples``): ``build()`` makes it, and is called
-    only when the engine writes the file (``--log-samples`` asks for ``n`` samples)."""
+    """A per-sample table: its kind, the size ``--log-samples`` judges (``n``), the kind's columns
+    (``data``, the keyword arguments of the kind's table builder) and the file's metadata.
+
+    Kinds (``clipbench.results.samples``): ``classification`` (``scores`` [N, C], ``labels``,
+    ``score_kind``), ``retrieval`` (``i2t_rank``, ``t2i_rank``, ``text_image``, ``captions``) and
+    ``outcomes`` (``index``, ``outcomes`` = {column: [N] values}, optional ``subset``, ``group``).
+    The engine builds and writes it; a task never writes a file.
+    """
 
     kind: str
     n: int
-    build: Callable[[], Any]
+    data: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,14 +67,8 @@ class TaskResult:
 
 def classification_samples(scores, labels, score_kind: str, classnames: Sequence[str] | None) -> SampleTable:
     """The per-sample table of a classifier: its [N, C] ``scores`` (logits or probabilities) and labels."""
-    def build():
-        import numpy as np
-
-        from clipbench.results.samples import build_table
-
-        return build_table(np.asarray(scores), np.asarray(labels), score_kind)
-
-    return SampleTable("classification", int(len(labels)), build,
+    return SampleTable("classification", int(len(labels)),
+                       {"scores": scores, "labels": labels, "score_kind": score_kind},
                        {"score_kind": score_kind, "classnames": list(classnames) if classnames is not None else None})
 
 

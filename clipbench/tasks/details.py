@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from clipbench.results.schema import primary_metric
 from clipbench.tasks.base import DetailTable, Figure, cell
 from clipbench.tasks.registry import TASKS
 
@@ -32,7 +31,7 @@ def _classification_views(records: Sequence[dict], names: dict[str, str]) -> Det
     by_model: dict[str, dict[str, list[float]]] = {}
     for r in records:
         if r.get("task") in views:
-            value = r["metrics"].get(primary_metric(r))
+            value = r["metrics"].get(r["primary_metric"])  # read_records fills it in for every schema
             if isinstance(value, (int, float)):
                 by_model.setdefault(r["model"], {}).setdefault(views[r["task"]], []).append(float(value))
     shown = {m: v for m, v in by_model.items() if len(v) >= 2}

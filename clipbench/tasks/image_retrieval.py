@@ -124,14 +124,10 @@ class ImageRetrievalTask(Task):
         block = {"features": o.image_retrieval_features, "k": list(ks), "n_queries": int(len(scores["queries"])),
                  "n_excluded": int(len(split) - len(scores["queries"]))}
 
-        def table():  # per-query AP@R and hits: the paired regression gate
-            from clipbench.results.samples_outcomes import build_outcome_table
-
-            return build_outcome_table(scores["queries"], {"ap_at_r": scores["ap_at_r"],
-                                                           **{f"hit@{k}": scores["hits"][k] for k in ks},
-                                                           "label": feats.labels[scores["queries"]]})
-
+        outcomes = {"index": scores["queries"], "outcomes": {"ap_at_r": scores["ap_at_r"],  # the paired gate's
+                                                              **{f"hit@{k}": scores["hits"][k] for k in ks},
+                                                              "label": feats.labels[scores["queries"]]}}
         return TaskResult(split, metrics, {"map_at_r": _bootstrap(scores["ap_at_r"], o.bootstrap, o.seed)}, block,
-                          SampleTable("outcomes", len(split), table,
+                          SampleTable("outcomes", len(split), outcomes,
                                       {"metrics": {"map_at_r": "ap_at_r", **{f"recall_at_{k}": f"hit@{k}" for k in ks}},
                                        "sort_column": "ap_at_r", "unit": "queries"}))

@@ -460,11 +460,8 @@ class ZeroShotRetrievalTask(Task):
         if o.retrieval_topk:
             block["retrieval_topk"] = {"i2t": result.ranks.i2t_topk.tolist(), "t2i": result.ranks.t2i_topk.tolist()}
 
-        def table():  # per-sample ranks: what the paired regression gate resamples
-            from clipbench.results.samples_retrieval import build_retrieval_table
-
-            return build_retrieval_table(result.ranks.i2t_rank, result.ranks.t2i_rank, text_image, texts)
-
+        ranks = {"i2t_rank": result.ranks.i2t_rank, "t2i_rank": result.ranks.t2i_rank, "text_image": text_image,
+                 "captions": texts}  # per-sample ranks: what the paired regression gate resamples
         return TaskResult(split, result.metrics, result.ci95, block,
-                          SampleTable("retrieval", len(captions), table, {"recall_k": ks, "unit": "images"}),
+                          SampleTable("retrieval", len(captions), ranks, {"recall_k": ks, "unit": "images"}),
                           core={"prompt_hash": texts_hash(texts)[:32]})

@@ -219,20 +219,14 @@ class ImageCaptionSelectionTask(Task):
         block = {"chance": result["chance"], "per_subset": result["per_subset"], "n_captions": len(texts),
                  "n_ties": int(scores.tie.sum()), "n_groups": len(scores.group_ids), "tie_rule": TIE_RULE}
 
-        def table():  # per-item outcomes: McNemar in the regression gate
-            from clipbench.results.samples_outcomes import build_outcome_table
-
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            return build_outcome_table(
-                np.arange(len(split)), {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
-                                        "negatives": counts - 1,
-                                        "positive": np.array([texts[i] for i in starts], dtype=object),
-                                        "best_negative": np.array([texts[i] for i in scores.best_negative],
-                                                                  dtype=object)},
-                split.subsets, split.groups)
-
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        outcomes = {"index": np.arange(len(split)), "subset": split.subsets, "group": split.groups,
+                    "outcomes": {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
+                                 "negatives": counts - 1,
+                                 "positive": np.array([texts[i] for i in starts], dtype=object),
+                                 "best_negative": np.array([texts[i] for i in scores.best_negative], dtype=object)}}
         return TaskResult(split, result["metrics"], result["metric_ci95"], block,
-                          SampleTable("outcomes", len(split), table,
+                          SampleTable("outcomes", len(split), outcomes,
                                       {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
                                        "show_columns": ["positive", "best_negative"]}),
                           core={"prompt_hash": texts_hash(texts)[:32]})
