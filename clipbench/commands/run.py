@@ -95,16 +95,19 @@ def _print_completed(records: list[dict] | None, results_dir: str | None) -> Non
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """The run's summary as plain rows (``--format json|csv``): one per record, primary metric first."""
+    """The run's summary as plain rows (``--format json|csv``): one per record, primary metric first, then
+    every metric and the record fields the tasks declare as summary columns (e.g. the probe's C)."""
     from clipbench.results.records import record_variant
     from clipbench.tasks.registry import task_for_record
 
+    fields = [c for c in summary_columns(records) if not any(c in r["metrics"] for r in records)]
     rows = []
     for r in records:
         ci, task = r.get("ci95") or {}, task_for_record(r["task"])
         rows.append({"model": r["model"], "dataset": r["dataset"], "task": r["task"], "variant": record_variant(r),
                      "metric": r["primary_metric"], "value": r["metrics"].get(r["primary_metric"]),
-                     "ci_low": ci.get("low"), "ci_high": ci.get("high"), **r["metrics"], "C": r.get("C"),
+                     "ci_low": ci.get("low"), "ci_high": ci.get("high"), **r["metrics"],
+                     **{f: r.get(f) for f in fields},
                      "n": r["n_samples"], "note": task.table_note(r) if task is not None else "",
                      "record_id": r.get("record_id")})
     return rows

@@ -116,12 +116,13 @@ class TaskContext(Protocol):
     def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
         """(train, val, test) for training-based tasks, with ``--limit`` applied to each."""
 
-    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True) -> FeatureSet | None:
-        """Cached image features; ``None`` on a torchrun rank that does not score (return ``None`` then)."""
+    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True) -> FeatureSet:
+        """Cached image features. On a torchrun rank that does not score, this ends the task (the engine
+        catches it), so a task never checks its rank."""
 
     def probe_features(self, model: ImageTextModel, adapter: DatasetAdapter, projected: bool = True
-                       ) -> tuple[tuple[SplitData, ...], tuple[FeatureSet, ...]] | None:
-        """``probe_splits`` (train, val, test) and their features; ``None`` as ``features`` does."""
+                       ) -> tuple[tuple[SplitData, ...], tuple[FeatureSet, ...]]:
+        """``probe_splits`` (train, val, test) and their features; ends the task off rank 0 as ``features`` does."""
 
     def text_classifier(self, model: ImageTextModel, class_prompts: Sequence[Sequence[str]]) -> Any:
         """Unit-norm class weights [C, D] averaged over each class's prompts (cached)."""
@@ -165,7 +166,7 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def run(self, ctx: TaskContext, model: ImageTextModel, adapter: DatasetAdapter) -> TaskResult | None:
-        """Score ``model`` on ``adapter``; ``None`` on a non-scoring torchrun rank (``features`` said so)."""
+        """Score ``model`` on ``adapter`` (``None``: nothing to record; the engine then writes nothing)."""
 
     def check_options(self, merged: dict[str, Any]) -> None:
         """Reject combinations of this task's options that make no sense (one-line ``ClipbenchError``)."""
