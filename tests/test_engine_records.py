@@ -89,3 +89,35 @@ def test_detail_tables_read_old_and_new_records_alike():
                                                                                           "65.0"]]
     assert view.figures[0].cells == {"RN50": {"zero-shot": (60.0, None, None), "k-NN": (65.0, None, None),
                                               "linear probe": (75.0, None, None)}}
+
+
+class _Backend:
+    """What model_facts reads of a loaded model (the backends set these attributes)."""
+
+    family, image_resolution, weights_sha256 = "ViT", 224, "0" * 64
+
+    def __init__(self, **attrs) -> None:
+        vars(self).update(attrs)
+
+    def num_params(self) -> dict:
+        return {"total": 1234}
+
+
+def test_model_facts_come_from_the_loaded_model():
+    from types import SimpleNamespace
+
+    from clipbench.engine.model_facts import model_facts
+    from clipbench.models.checkpoints import OPENAI_CHECKPOINTS
+
+    b16 = next(c for c in OPENAI_CHECKPOINTS if c.name == "ViT-B/16")
+    assert model_facts(_Backend(weights_sha256=b16.sha256)) == {  # a registered checkpoint, by its bytes
+        "architecture": "ViT-B/16", "family": "ViT", "params": b16.params, "image_gflops": b16.image_gflops,
+        "resolution": 224}
+    openclip = model_facts(_Backend(arch="ViT-L-14-336-quickgelu", image_resolution=336))  # other weights
+    assert (openclip["architecture"], openclip["params"], openclip["image_gflops"]) == ("ViT-L/14@336px", 1234,
+                                                                                        381.92)
+    vision = SimpleNamespace(hidden_size=768, patch_size=32, image_size=224)
+    hf = model_facts(_Backend(module=SimpleNamespace(config=SimpleNamespace(vision_config=vision))))
+    assert (hf["architecture"], hf["image_gflops"]) == ("ViT-B/32", 8.82)
+    unknown = model_facts(_Backend(arch="ViT-bigG-14"))
+    assert (unknown["architecture"], unknown["image_gflops"], unknown["params"]) == ("ViT-bigG-14", None, 1234)
