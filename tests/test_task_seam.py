@@ -61,6 +61,7 @@ class MeanFeatureNorm(Task):
 
         return TaskResult(split, {"mean_norm": float(norms.mean()), "max_norm": float(norms.max())},
                           block={"norm_order": ctx.options.norm_order},
+                          notes=[] if ctx.options.norm_order == 2 else ["not the Euclidean norm"],
                           samples=SampleTable("outcomes", len(norms), {"index": np.arange(len(norms)),  # metric = 100 x mean
                                                                          "outcomes": {"norm": norms / 100.0}},
                                               {"metrics": {"mean_norm": "norm"}}))
@@ -100,6 +101,7 @@ def test_plugin_task_runs_through_the_cli_and_scores_what_it_says(plugin_run):
     records = [json.loads(line) for line in (base / "res" / "results.jsonl").read_text().splitlines()]
     assert [r["task"] for r in records] == ["mean_feature_norm", "mean_feature_norm"]
     assert [r["mean_feature_norm"] for r in records] == [{"norm_order": 2}, {"norm_order": 3}]  # its block
+    assert "notes" not in records[0] and records[1]["notes"] == ["not the Euclidean norm"]
     header = first.stdout.splitlines()[0].split()
     assert "mean_feature_norm" in first.stdout and header[-2:] == ["max_norm", "n"]  # the printed table: its column
     assert all((base / "res" / r["samples"]["path"]).is_file() for r in records)  # its per-sample file

