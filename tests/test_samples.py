@@ -114,7 +114,7 @@ def test_a_failed_record_append_leaves_no_sample_file(run_dir, tmp_path, monkeyp
     def full(*args, **kwargs):
         raise ClipbenchError("no space left on device while writing results.jsonl")
 
-    monkeypatch.setattr(clipbench.api, "append_record", full)
+    monkeypatch.setattr("clipbench.engine.runner.append_record", full)
     zs = parse_suite({"version": 1, "datasets": ["digits"], "tasks": ["zeroshot"],
                       "options": {"bootstrap": 0, "offline": True}}, "t", "z", check_dataset=None)
     with pytest.raises(ClipbenchError, match="no space left"):

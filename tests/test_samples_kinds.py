@@ -133,7 +133,7 @@ def test_selection_outcomes_get_mcnemar(shapes_data_root, tmp_path, capsys):
     log = read_samples(tmp_path / "base", record)
     assert isinstance(log, OutcomeSamples) and len(log) == record["n_samples"]
     assert 100.0 * log.columns["correct"].mean() == pytest.approx(record["metrics"]["accuracy"], abs=1e-9)
-    assert int(log.columns["tie"].sum()) == record["n_ties"] and set(log.subset) == set(record["per_subset"])
+    assert int(log.columns["tie"].sum()) == record["image_caption_selection"]["n_ties"] and set(log.subset) == set(record["image_caption_selection"]["per_subset"])
 
     for n, status in ((4, "ok"), (40, "DROP")):
         new = tmp_path / f"new{n}"

@@ -203,7 +203,7 @@ class IndexReport:
 def _resolve_model(model: str | os.PathLike | ImageTextModel, device: str | None, cache_dir, offline: bool):
     if isinstance(model, ImageTextModel):
         return model if device is None else model.to(device)
-    from clipbench.api import default_device
+    from clipbench.foundations.torch_env import default_device
     from clipbench.models import load_model
 
     return load_model(model, device=device or default_device(), cache_dir=cache_dir, offline=offline)

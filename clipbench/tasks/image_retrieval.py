@@ -18,12 +18,11 @@ so memory is block x N, never N x N for large N. The 95% CI resamples queries (b
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from clipbench.foundations.errors import DataError
 from clipbench.foundations.option import Option, one_of, positive_int
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import SampleTable, Task, TaskContext, TaskResult
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
     import numpy as np
@@ -98,11 +97,13 @@ class ImageRetrievalTask(Task):
                "(default: 1,5,10)", int, owner="image_retrieval", is_list=True),
     )
 
+    summary_columns = ("recall_at_1",)
+
     def primary_metric(self, adapter) -> str:
         return "map_at_r"
 
     def variant_parts(self, record: dict) -> list[str]:
-        block = record.get("image_retrieval") or {}
+        block = self.block(record)
         parts = []
         if block.get("features", "projected") != "projected":
             parts.append(str(block["features"]))
@@ -110,33 +111,23 @@ class ImageRetrievalTask(Task):
             parts.append("k=" + "/".join(map(str, block["k"])))
         return parts
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         o = ctx.options
         split = ctx.evaluation_split(adapter)
-        t0 = time.perf_counter()
         feats = ctx.features(model, split, o.image_retrieval_features == "projected")
-        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
-        t1 = time.perf_counter()
         ks = tuple(sorted(set(int(k) for k in o.image_retrieval_k)))
         scores = retrieval_scores(feats.features, feats.labels, ks, o.device)
         if len(scores["queries"]) == 0:
             raise DataError(f"{adapter.name}: no class has two images, so no query has anything to retrieve")
         metrics = {"map_at_r": 100.0 * float(scores["ap_at_r"].mean())}
         metrics.update({f"recall_at_{k}": 100.0 * float(scores["hits"][k].mean()) for k in ks})
-        record = ctx.record(model, adapter, split, self.name, metrics=metrics,
-                            ci95=_bootstrap(scores["ap_at_r"], o.bootstrap, o.seed),
-                            image_retrieval={"features": o.image_retrieval_features, "k": list(ks),
-                                             "n_queries": int(len(scores["queries"])),
-                                             "n_excluded": int(len(split) - len(scores["queries"]))},
-                            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
-        if hasattr(ctx, "log_sample_table"):  # per-query AP@R and hits: the paired regression gate
-            from clipbench.results.samples_outcomes import build_outcome_table
+        block = {"features": o.image_retrieval_features, "k": list(ks), "n_queries": int(len(scores["queries"])),
+                 "n_excluded": int(len(split) - len(scores["queries"]))}
 
-            outcomes = {"ap_at_r": scores["ap_at_r"], **{f"hit@{k}": scores["hits"][k] for k in ks},
-                        "label": feats.labels[scores["queries"]]}
-            ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(scores["queries"], outcomes),
-                                 len(split), {"metrics": {"map_at_r": "ap_at_r",
-                                                          **{f"recall_at_{k}": f"hit@{k}" for k in ks}},
-                                              "sort_column": "ap_at_r", "unit": "queries"})
-        return record
+        outcomes = {"index": scores["queries"], "outcomes": {"ap_at_r": scores["ap_at_r"],  # the paired gate's
+                                                              **{f"hit@{k}": scores["hits"][k] for k in ks},
+                                                              "label": feats.labels[scores["queries"]]}}
+        return TaskResult(split, metrics, {"map_at_r": _bootstrap(scores["ap_at_r"], o.bootstrap, o.seed)}, block,
+                          SampleTable("outcomes", len(split), outcomes,
+                                      {"metrics": {"map_at_r": "ap_at_r", **{f"recall_at_{k}": f"hit@{k}" for k in ks}},
+                                       "sort_column": "ap_at_r", "unit": "queries"}))

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 from clipbench.foundations.errors import ClipbenchError, DataError
 from clipbench.foundations.option import Option, a_bool, one_of, positive_int
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import Task, TaskContext, TaskResult, classification_samples
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
     import numpy as np
@@ -164,9 +163,12 @@ class KnnTask(Task):
         Option("knn_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
                "k-NN features (default: projected)", str, ("projected", "pre_projection"), owner="knn"),
     )
+    summary_columns = ("top1", "top5")
+    classification_view = "k-NN"
+    legacy_fields = ("per_class",)
 
     def variant_parts(self, record: dict) -> list[str]:
-        knn = record.get("knn") or {}
+        knn = self.block(record)
         parts = []
         if knn.get("features", "projected") != "projected":
             parts.append(str(knn["features"]))
@@ -179,7 +181,7 @@ class KnnTask(Task):
             parts.append(f"T={knn['temperature']:g}")
         return parts
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         import numpy as np
         import torch
 
@@ -189,12 +191,8 @@ class KnnTask(Task):
         if "train" not in adapter.splits or "test" not in adapter.splits:
             raise DataError(f"{adapter.name} has splits {', '.join(adapter.splits)}; k-NN needs 'train' (the "
                             "database) and 'test'")
-        t0 = time.perf_counter()
-        served = ctx.probe_features(model, adapter, o.knn_features == "projected")
-        if served is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
-        (train, val, test), (f_train, f_val, f_test) = served
-        t1 = time.perf_counter()
+        (train, val, test), (f_train, f_val, f_test) = ctx.probe_features(model, adapter,
+                                                                           o.knn_features == "projected")
         db_features = np.concatenate([f_train.features, f_val.features])
         db_labels = torch.from_numpy(np.concatenate([f_train.labels, f_val.labels]).astype(np.int64))
         k, temperature = int(o.knn_k), float(o.knn_temperature)
@@ -210,17 +208,13 @@ class KnnTask(Task):
         metrics = dict(main.metrics)
         metrics["top1_k1"] = nearest.metrics["top1"]
         metrics["mean_per_class_recall_k1"] = nearest.metrics["mean_per_class_recall"]
-        record = ctx.record(model, adapter, test, self.name, metrics=metrics, ci95=main.ci95,
-                            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4),
-                            knn={"k": k, "temperature": temperature, "weighting": o.knn_weighting,
-                                 "features": o.knn_features, "database": "train+val",
-                                 "n_database": int(len(db_labels)), "n_train": len(train), "n_val": len(val),
-                                 "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
-                                 "ci95_k1": nearest.ci95})
+        block = {"k": k, "temperature": temperature, "weighting": o.knn_weighting, "features": o.knn_features,
+                 "database": "train+val", "n_database": int(len(db_labels)), "n_train": len(train), "n_val": len(val),
+                 "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint, "ci95_k1": nearest.ci95}
         if main.per_class is not None:
-            record["per_class"] = main.per_class
-        if hasattr(ctx, "log_samples"):  # per-sample predictions: each class's share of the votes
-            shares = np.asarray(votes, dtype=np.float64)
-            shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
-            ctx.log_samples(record, shares.astype(np.float32), f_test.labels, "probabilities", adapter.classnames)
-        return record
+            block["per_class"] = main.per_class
+        shares = np.asarray(votes, dtype=np.float64)  # per-sample predictions: each class's share of the votes
+        shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
+        return TaskResult(test, metrics, {adapter.primary_metric: main.ci95}, block,
+                          classification_samples(shares.astype(np.float32), f_test.labels, "probabilities",
+                                                 adapter.classnames))

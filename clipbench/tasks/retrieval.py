@@ -34,14 +34,14 @@ block's features.
 from __future__ import annotations
 
 import math
-import time
+import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.option import Option, a_bool, positive_int
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import DetailTable, Figure, SampleTable, Task, TaskContext, TaskResult, cell
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
     import numpy as np
@@ -391,25 +391,52 @@ class ZeroShotRetrievalTask(Task):
                bool, owner="zeroshot_retrieval"),
     )
 
+    legacy_fields = ("caption_prefix", "recall_k", "n_captions", "chance", "tie_rule", "retrieval_blocks",
+                     "retrieval_block_used_mb", "retrieval_topk")
+
     def primary_metric(self, adapter) -> str:
         return "mean_recall"
 
     def variant_parts(self, record: dict) -> list[str]:
-        parts = []
-        if record.get("caption_prefix"):
-            parts.append(f"prefix={record['caption_prefix']!r}")
-        if record.get("recall_k") and list(record["recall_k"]) != list(DEFAULT_KS):
-            parts.append("k=" + "/".join(str(k) for k in record["recall_k"]))
+        block, parts = self.block(record), []
+        if block.get("caption_prefix"):
+            parts.append(f"prefix={block['caption_prefix']!r}")
+        if block.get("recall_k") and list(block["recall_k"]) != list(DEFAULT_KS):
+            parts.append("k=" + "/".join(str(k) for k in block["recall_k"]))
         return parts
 
     def table_note(self, record: dict) -> str:
         m = record.get("metrics", {})
-        ks = record.get("recall_k") or list(DEFAULT_KS)
+        ks = self.block(record).get("recall_k") or list(DEFAULT_KS)
         i2t = "/".join(f"{m[f'i2t_recall@{k}']:.1f}" for k in ks if f"i2t_recall@{k}" in m)
         t2i = "/".join(f"{m[f't2i_recall@{k}']:.1f}" for k in ks if f"t2i_recall@{k}" in m)
         return f"R@{'/'.join(map(str, ks))} i2t {i2t}  t2i {t2i}"
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def detail_table(self, records, names) -> DetailTable | None:
+        if not records:
+            return None
+        ks = sorted({int(k) for r in records for k in (self.block(r).get("recall_k") or DEFAULT_KS)})
+        header = ["model", "dataset", *[f"{d} R@{k}" for d in ("i2t", "t2i") for k in ks], "mean recall"]
+        rows = [[names.get(r["model"], r["model"]), r["dataset"],
+                 *[cell(r["metrics"].get(f"{d}_recall@{k}")) for d in ("i2t", "t2i") for k in ks],
+                 cell(r["metrics"].get("mean_recall"))] for r in records]
+        figures = []
+        for dataset in dict.fromkeys(r["dataset"] for r in records):
+            cells = {}
+            for r in (r for r in records if r["dataset"] == dataset):
+                cis = r.get("metric_ci95") or {}
+                cells[names.get(r["model"], r["model"])] = {
+                    f"{d} R@{k}": (r["metrics"].get(f"{d}_recall@{k}"),
+                                   *((cis.get(f"{d}_recall@{k}") or {}).get(b) for b in ("low", "high")))
+                    for d in ("i2t", "t2i") for k in ks}
+            figures.append(Figure(f"Recall@k on {dataset} per model, both directions (whiskers: 95% CI)",
+                                  f"recall_at_k_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png",
+                                  f"Zero-shot retrieval on {dataset}: recall@k per model", "recall (%)", cells))
+        return DetailTable("Zero-shot retrieval: recall@k", header, rows,
+                           "Recall in %: image->text (an image is a hit if any of its captions ranks in the top k) "
+                           "and text->image (a caption is a hit if its image ranks in the top k).", tuple(figures))
+
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         import numpy as np
 
         from clipbench.datasets.image_text import split_captions
@@ -418,33 +445,23 @@ class ZeroShotRetrievalTask(Task):
         o = ctx.options
         split = ctx.evaluation_split(adapter)
         captions = split_captions(split)
-        t0 = time.perf_counter()
         feats = ctx.features(model, split)
-        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
         prefix = o.caption_prefix if o.caption_prefix is not None else getattr(adapter, "caption_prefix", "")
         texts = [prefix + c for caps in captions for c in caps]
         text_image = np.repeat(np.arange(len(captions), dtype=np.int64), [len(c) for c in captions])
         text_feats = ctx.text_features(model, texts)
-        t1 = time.perf_counter()
         ks = sorted(int(k) for k in o.recall_k)
         device = o.device if str(o.device).startswith("cuda") else "cpu"
         result = zeroshot_retrieval(feats.features, text_feats, text_image, ks, o.bootstrap, o.seed,
                                     o.retrieval_block_mb << 20, device, max(ks) if o.retrieval_topk else None)
-        ci = result.ci95 or {}
-        record = ctx.record(
-            model, adapter, split, self.name, metrics=result.metrics, ci95=ci.get("mean_recall"),
-            metric_ci95=ci or None, prompt_hash=texts_hash(texts)[:32], caption_prefix=prefix, recall_k=ks,
-            n_captions=len(texts), chance=result.chance, tie_rule=TIE_RULE,
-            retrieval_blocks=list(result.ranks.blocks),
-            retrieval_block_used_mb=round(result.ranks.block_bytes / 2**20, 2),
-            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
+        block = {"caption_prefix": prefix, "recall_k": ks, "n_captions": len(texts), "chance": result.chance,
+                 "tie_rule": TIE_RULE, "retrieval_blocks": list(result.ranks.blocks),
+                 "retrieval_block_used_mb": round(result.ranks.block_bytes / 2**20, 2)}
         if o.retrieval_topk:
-            record["retrieval_topk"] = {"i2t": result.ranks.i2t_topk.tolist(), "t2i": result.ranks.t2i_topk.tolist()}
-        if hasattr(ctx, "log_sample_table"):  # per-sample ranks: what the paired regression gate resamples
-            from clipbench.results.samples_retrieval import build_retrieval_table
+            block["retrieval_topk"] = {"i2t": result.ranks.i2t_topk.tolist(), "t2i": result.ranks.t2i_topk.tolist()}
 
-            ctx.log_sample_table(record, "retrieval", lambda: build_retrieval_table(
-                result.ranks.i2t_rank, result.ranks.t2i_rank, text_image, texts), len(captions),
-                {"recall_k": ks, "unit": "images"})
-        return record
+        ranks = {"i2t_rank": result.ranks.i2t_rank, "t2i_rank": result.ranks.t2i_rank, "text_image": text_image,
+                 "captions": texts}  # per-sample ranks: what the paired regression gate resamples
+        return TaskResult(split, result.metrics, result.ci95, block,
+                          SampleTable("retrieval", len(captions), ranks, {"recall_k": ks, "unit": "images"}),
+                          core={"prompt_hash": texts_hash(texts)[:32]})

@@ -25,13 +25,12 @@ caption, its own image scores higher than the group's other images; *group score
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clipbench.foundations.errors import ClipbenchError, DataError
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import DetailTable, SampleTable, Task, TaskContext, TaskResult, cell
 
 if TYPE_CHECKING:  # numpy loads when the task runs, not when the CLI builds its parser
     import numpy as np
@@ -177,18 +176,32 @@ class ImageCaptionSelectionTask(Task):
     metrics = ("accuracy", *GROUP_METRICS)
     inputs = "evaluation split; projected image features; candidate caption text features"
 
+    legacy_fields = ("chance", "per_subset", "n_captions", "n_ties", "n_groups", "tie_rule")
+
     def primary_metric(self, adapter) -> str:
         return "accuracy"
 
     def table_note(self, record: dict) -> str:
-        per = record.get("per_subset") or {}
-        chance = (record.get("chance") or {}).get("accuracy")
+        block = self.block(record)
+        per, chance = block.get("per_subset") or {}, (block.get("chance") or {}).get("accuracy")
         note = f"chance {chance:.1f}" if chance is not None else ""
         if len(per) > 1:
             note += "  " + " ".join(f"{k} {v['accuracy']:.1f}" for k, v in per.items())
         return note.strip()
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def detail_table(self, records, names) -> DetailTable | None:
+        rows = [[names.get(r["model"], r["model"]), r["dataset"], subset, cell(info.get("accuracy"), info.get("ci95")),
+                 cell(info.get("chance")), str(info.get("n_items", ""))]
+                for r in records for subset, info in sorted((self.block(r).get("per_subset") or {}).items())]
+        if not records:
+            return None
+        return DetailTable("Compositionality: accuracy per subset",
+                           ["model", "dataset", "subset", "accuracy", "chance", "items"], rows,
+                           "Image-caption selection: the share of items whose true caption scores above every hard "
+                           "negative (a tie counts as wrong), in %, with 95% bootstrap CIs; chance = 1 / number of "
+                           "candidates.")
+
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         import numpy as np
 
         from clipbench.datasets.choices import split_choices
@@ -196,35 +209,24 @@ class ImageCaptionSelectionTask(Task):
 
         o = ctx.options
         split = split_choices(ctx.evaluation_split(adapter))
-        t0 = time.perf_counter()
         feats = ctx.features(model, split)
-        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
         texts = [c for i in range(len(split)) for c in split.candidates(i)]
         counts = np.array([1 + len(n) for n in split.negatives], dtype=np.int64)
         text_feats = ctx.text_features(model, texts)
-        t1 = time.perf_counter()
         groups = split.groups if any(g is not None for g in split.groups) else None
         scores = selection_scores(feats.features, text_feats, counts, groups)
         result = score_selection(scores, split.subsets, counts - 1, o.bootstrap, o.seed)
-        ci = result["metric_ci95"] or {}
-        record = ctx.record(
-            model, adapter, split, self.name, metrics=result["metrics"], ci95=ci.get("accuracy"),
-            metric_ci95=result["metric_ci95"], chance=result["chance"], per_subset=result["per_subset"],
-            prompt_hash=texts_hash(texts)[:32], n_captions=len(texts), n_ties=int(scores.tie.sum()),
-            n_groups=len(scores.group_ids), tie_rule=TIE_RULE,
-            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
-        if hasattr(ctx, "log_sample_table"):  # per-item outcomes: McNemar in the regression gate
-            from clipbench.results.samples_outcomes import build_outcome_table
+        block = {"chance": result["chance"], "per_subset": result["per_subset"], "n_captions": len(texts),
+                 "n_ties": int(scores.tie.sum()), "n_groups": len(scores.group_ids), "tie_rule": TIE_RULE}
 
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(
-                np.arange(len(split)), {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
-                                        "negatives": counts - 1,
-                                        "positive": np.array([texts[i] for i in starts], dtype=object),
-                                        "best_negative": np.array([texts[i] for i in scores.best_negative],
-                                                                  dtype=object)},
-                split.subsets, split.groups), len(split),
-                {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
-                 "show_columns": ["positive", "best_negative"]})
-        return record
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        outcomes = {"index": np.arange(len(split)), "subset": split.subsets, "group": split.groups,
+                    "outcomes": {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
+                                 "negatives": counts - 1,
+                                 "positive": np.array([texts[i] for i in starts], dtype=object),
+                                 "best_negative": np.array([texts[i] for i in scores.best_negative], dtype=object)}}
+        return TaskResult(split, result["metrics"], result["metric_ci95"], block,
+                          SampleTable("outcomes", len(split), outcomes,
+                                      {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
+                                       "show_columns": ["positive", "best_negative"]}),
+                          core={"prompt_hash": texts_hash(texts)[:32]})

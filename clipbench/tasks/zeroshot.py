@@ -6,12 +6,11 @@ learned temperature cap; the argmax (and thus every metric) does not depend on t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import Task, TaskContext, TaskResult, classification_samples
 
 if TYPE_CHECKING:  # torch and numpy load when a task runs, not when the CLI builds its parser
     import numpy as np
@@ -71,28 +70,23 @@ class ZeroShotTask(Task):
     title = "Zero-shot classification"
     metrics = ("top1", "top5", "mean_per_class_recall")
     inputs = "evaluation split; projected image features; class-prompt text features"
+    summary_columns = ("top1", "top5")
+    classification_view = "zero-shot"
+    legacy_fields = ("per_class",)
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         from clipbench.features.text_classifier import prompt_hash
         from clipbench.tasks.metrics import score_classification
 
         o = ctx.options
         split = ctx.evaluation_split(adapter)
-        t0 = time.perf_counter()
         feats = ctx.features(model, split)
-        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
-        t1 = time.perf_counter()
         prompts = adapter.class_prompts()
         weights = ctx.text_classifier(model, prompts)
         logits = zeroshot_logits(feats.features, weights)
         result = score_classification(logits, feats.labels, adapter.primary_metric, o.bootstrap, o.seed,
                                       adapter.classnames if o.per_class else None)
-        record = ctx.record(model, adapter, split, self.name, metrics=result.metrics, ci95=result.ci95,
-                            prompt_hash=prompt_hash(prompts), time_extract_s=round(t1 - t0, 4),
-                            time_task_s=round(time.perf_counter() - t1, 4))
-        if result.per_class is not None:
-            record["per_class"] = result.per_class
-        if hasattr(ctx, "log_samples"):  # a TaskContext without per-sample logs (e.g. a test double) skips it
-            ctx.log_samples(record, logits, feats.labels, "logits", adapter.classnames)
-        return record
+        return TaskResult(split, result.metrics, {adapter.primary_metric: result.ci95},
+                          block={} if result.per_class is None else {"per_class": result.per_class},
+                          samples=classification_samples(logits, feats.labels, "logits", adapter.classnames),
+                          core={"prompt_hash": prompt_hash(prompts)})
