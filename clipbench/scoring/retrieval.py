@@ -109,7 +109,9 @@ _SLICES = 8
 def bytes_per_element(topk: bool) -> int:
     """Peak temporaries per similarity of one block, as measured (peak RSS): the float32 scores (4) plus, per
     row slice, the float64 product and the comparison masks with torch's int64 sums (about 1 + 1.5 per
-    element of the block), plus allocator slack; with top-k lists also the int64 keys and the int32 steps."""
+    element of the block), plus allocator slack; with top-k lists also the running top-k's temporaries (36 was
+    measured with int64 keys per similarity, which the shared top-k no longer builds: an upper bound, kept so
+    that the blocks a record reports do not change)."""
     return 36 if topk else 10
 
 
