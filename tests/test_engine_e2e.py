@@ -18,9 +18,9 @@ from clipbench.api import limit_split
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
 from clipbench.features import FORWARD_STATS, FeatureStore, feature_key
+from clipbench.scoring.classification import bootstrap_ci, classification_metrics
 from clipbench.suites import parse_suite
 from clipbench.tasks.linear_probe import linear_probe
-from clipbench.tasks.metrics import bootstrap_ci, classification_metrics
 
 SUITE = "version: 1\ndatasets: [digits]\ntasks: [zeroshot]\noptions: {batch_size: 16, bootstrap: 200}\n"
 LIMIT = 40

@@ -25,9 +25,10 @@ from clipbench.models import load_model
 from clipbench.models.preprocess import to_rgb
 from clipbench.results.records import read_records, write_leaderboards
 from clipbench.results.samples import read_samples
-from clipbench.results.samples_outcomes import OutcomeSamples
-from clipbench.results.samples_retrieval import RetrievalSamples
-from clipbench.results.significance import gated_compare, paired_bootstrap_units, paired_outcomes
+from clipbench.results.significance import gated_compare
+from clipbench.scoring.paired import paired_bootstrap_units, paired_outcomes
+from clipbench.scoring.samples.outcomes import OutcomeSamples
+from clipbench.scoring.samples.retrieval import RetrievalSamples
 from clipbench.suites import parse_suite
 
 RETRIEVAL = parse_suite({"version": 1, "datasets": ["shapes"], "tasks": ["zeroshot_retrieval"],

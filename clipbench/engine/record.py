@@ -79,28 +79,10 @@ def write_sample_file(ctx: RunContext, record: dict, result: TaskResult) -> None
     """The result's per-sample table beside the results, referenced from ``record`` (when results are
     written and ``--log-samples`` asks for a split of this size)."""
     from clipbench.results.samples import should_log, write_sample_table
+    from clipbench.scoring.samples import build_kind_table
 
     table = result.samples
     if table is None or not ctx.write or not should_log(ctx.options.get("log_samples", "auto"), int(table.n)):
         return
-    record["samples"] = write_sample_table(ctx.paths.results_dir, record, _build(table.kind, table.data), table.kind,
+    record["samples"] = write_sample_table(ctx.paths.results_dir, record, build_kind_table(table.kind, table.data), table.kind,
                                            table.meta)
-
-
-def _build(kind: str, data: dict):
-    """The pyarrow table of a per-sample ``kind`` from its columns."""
-    import numpy as np
-
-    if kind == "classification":
-        from clipbench.results.samples import build_table
-
-        return build_table(np.asarray(data["scores"]), np.asarray(data["labels"]), data["score_kind"])
-    if kind == "retrieval":
-        from clipbench.results.samples_retrieval import build_retrieval_table
-
-        return build_retrieval_table(**data)
-    if kind == "outcomes":
-        from clipbench.results.samples_outcomes import build_outcome_table
-
-        return build_outcome_table(**data)
-    raise ValueError(f"unknown per-sample kind {kind!r}")

@@ -18,10 +18,11 @@ Choices, and why:
 * Ties are broken by index, so a run is a pure function of its features: among equal similarities
   the lower database index (train before val, each in split order) is the nearer neighbour; among
   equal class scores the lower class index ranks first (``numpy.argmax`` and
-  ``clipbench.tasks.metrics.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
+  ``clipbench.scoring.classification.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
   reorder them.
-* Similarities are computed block by block (database blocks x query blocks) with a running top-k,
-  so ImageNet's 1.28M x 50k similarity matrix is never held in memory.
+* Similarities are computed block by block (database blocks x query blocks) with a running top-k
+  (``clipbench.scoring.similarity``, the one top-k and tie rule), so ImageNet's 1.28M x 50k
+  similarity matrix is never held in memory.
 """
 
 from __future__ import annotations
@@ -43,56 +44,23 @@ log = logging.getLogger(__name__)
 DEFAULT_K = 20
 DEFAULT_TEMPERATURE = 0.07
 WEIGHTINGS = ("dino", "uniform")
-#: elements of one similarity block (query rows x database columns): 2**24 float32 = 64 MiB
-BLOCK_ELEMENTS = 1 << 24
-#: database rows per block (fewer when the database is smaller)
-DATABASE_BLOCK = 65536
 
 
 def _positive_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not a_bool(v) and math.isfinite(v) and v > 0
 
 
-def l2_normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-def top_k_lowest_index(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Column positions [R, k] of each row's ``k`` largest values, equal values lowest column first.
-
-    Returned most similar first (ties: lower column first). ``torch.topk`` alone leaves the order
-    of equal values unspecified; here it only finds the k-th largest value, and the columns are
-    then chosen by comparison, taking the lowest columns among those equal to the k-th.
-    """
-    import torch
-
-    rows = values.shape[0]
-    kth = values.topk(k, dim=1, sorted=True).values[:, -1:]
-    select = values > kth
-    places = k - select.sum(dim=1, keepdim=True)  # how many values equal to the k-th still fit
-    equal = values == kth
-    tied = equal.sum(dim=1, keepdim=True) > places
-    if bool(tied.any()):  # more values equal the k-th than fit: keep the lowest columns among them
-        tied_rows = tied.squeeze(1).nonzero().squeeze(1)
-        rank = equal[tied_rows].cumsum(dim=1, dtype=torch.int32)
-        equal[tied_rows] &= rank <= places[tied_rows]
-    select |= equal
-    columns = select.nonzero()[:, 1].view(rows, k)  # row-major: ascending columns within each row
-    order = values.gather(1, columns).sort(dim=1, descending=True, stable=True).indices
-    return columns.gather(1, order)
-
-
 def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | torch.Tensor, k: int,
-                   device: str | torch.device = "cpu", block_elements: int = BLOCK_ELEMENTS,
-                   database_block: int = DATABASE_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+                   device: str | torch.device = "cpu", **blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities [Nq, k] (float32) and database indices [Nq, k] of each query's k nearest.
 
     Most similar first; equal similarities: lower database index first. Queries live on ``device``;
-    the database streams through it in blocks of ``database_block`` rows, each scored against query
-    blocks of at most ``block_elements`` similarities and merged into a running top-k, so memory is
-    O(block + Nq * k) however large the database is.
+    the database streams through it in blocks (``blocks``: ``block_elements``, ``database_block`` of
+    ``clipbench.scoring.similarity.blockwise_top_k``), so memory is O(block + Nq * k) however large the database is.
     """
     import torch
+
+    from clipbench.scoring.similarity import blockwise_top_k, l2_normalise
 
     queries = torch.as_tensor(queries, dtype=torch.float32)
     database = torch.as_tensor(database, dtype=torch.float32)
@@ -106,28 +74,14 @@ def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | to
     if not torch.isfinite(queries).all():
         raise ClipbenchError("knn: query features contain NaN or Inf")
     device = torch.device(device)
-    q = l2_normalise(queries.to(device))
-    n_q = q.shape[0]
-    db_rows = max(k, min(database_block, n_db))
-    q_rows = max(1, block_elements // db_rows)
-    best_sim = torch.full((n_q, k), -torch.inf, device=device)
-    best_idx = torch.full((n_q, k), -1, dtype=torch.int64, device=device)
-    for start in range(0, n_db, db_rows):
-        block = database[start:start + db_rows].to(device)
+
+    def prepare(block: torch.Tensor) -> torch.Tensor:
+        block = block.to(device)
         if not torch.isfinite(block).all():  # checked per block: a mask of ImageNet's database is 1 GB
             raise ClipbenchError("knn: database features contain NaN or Inf")
-        block = l2_normalise(block)
-        kk = min(k, block.shape[0])
-        for qs in range(0, n_q, q_rows):
-            sims = q[qs:qs + q_rows] @ block.T
-            cols = top_k_lowest_index(sims, kk)
-            # running entries come first and hold lower database indices, so column order among equal
-            # similarities is database-index order, as top_k_lowest_index needs
-            cand_sim = torch.cat([best_sim[qs:qs + q_rows], sims.gather(1, cols)], dim=1)
-            cand_idx = torch.cat([best_idx[qs:qs + q_rows], cols + start], dim=1)
-            keep = top_k_lowest_index(cand_sim, k)
-            best_sim[qs:qs + q_rows] = cand_sim.gather(1, keep)
-            best_idx[qs:qs + q_rows] = cand_idx.gather(1, keep)
+        return l2_normalise(block)
+
+    best_sim, best_idx = blockwise_top_k(l2_normalise(queries.to(device)), database, k, prepare=prepare, **blocks)
     return best_sim.cpu(), best_idx.cpu()
 
 
@@ -185,7 +139,7 @@ class KnnTask(Task):
         import numpy as np
         import torch
 
-        from clipbench.tasks.metrics import score_classification
+        from clipbench.scoring.classification import score_classification
 
         o = ctx.options
         if "train" not in adapter.splits or "test" not in adapter.splits:

@@ -89,8 +89,8 @@ class LinearProbeTask(Task):
                 "val_fraction": o.val_fraction, "progress": ctx.progress}
 
     def _full_probe(self, ctx: TaskContext, adapter, test, feats) -> TaskResult:
+        from clipbench.scoring.classification import bootstrap_ci
         from clipbench.tasks.linear_probe import linear_probe
-        from clipbench.tasks.metrics import bootstrap_ci
 
         o = ctx.options
         f_train, f_val, f_test = feats

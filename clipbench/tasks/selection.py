@@ -12,7 +12,8 @@ agree on real data. Ties are counted and recorded (``n_ties``).
 
 Metrics (percent): ``accuracy`` (the primary, SugarCrepe/ARO's "text score": items whose positive
 wins) overall and ``acc/<subset>`` per subset (also in the ``per_subset`` block with each subset's
-item count and chance); 95% bootstrap intervals over items. Chance = the mean of 1 / (1 + negatives).
+item count and chance); 95% bootstrap intervals over items (``clipbench.scoring.resample``: the
+same draws for the same seed and item count as every other interval). Chance = the mean of 1 / (1 + negatives).
 
 Groups (Winoground): items sharing a ``group`` id are the images of one example, each item's
 positive being its own caption. Per group, as Winoground defines them: *text score* = for every
@@ -56,11 +57,9 @@ class SelectionScores:
 def _normalised(x) -> np.ndarray:
     import numpy as np
 
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ClipbenchError("a feature vector is all zeros; cosine similarity is undefined for it")
-    return x / norms
+    from clipbench.scoring.similarity import l2_normalise
+
+    return l2_normalise(np.asarray(x, dtype=np.float64), reject_zero=True)
 
 
 def selection_scores(image_features, text_features, counts: Sequence[int], groups: Sequence[str | None] | None = None,
@@ -119,16 +118,13 @@ def selection_scores(image_features, text_features, counts: Sequence[int], group
                            np.array(g_image, dtype=bool), np.array(g_first, dtype=np.int64), best_row)
 
 
-def _mean_ci(outcomes: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> tuple[float, dict | None]:
-    import numpy as np
+def _mean_ci(outcomes: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, dict | None]:
+    """100 x the mean outcome, and its interval from the one resampling engine (units: items or groups)."""
+    from clipbench.scoring.resample import interval, mean_statistic
 
-    values = outcomes.astype(np.float64) * 100.0
+    values = outcomes.astype(float) * 100.0
     point = float(values.mean())
-    if n_bootstrap <= 0 or len(values) == 0:
-        return point, None
-    draws = rng.multinomial(len(values), np.full(len(values), 1.0 / len(values)), size=n_bootstrap) @ values
-    low, high = np.quantile(draws / len(values), [0.025, 0.975])
-    return point, {"low": float(low), "high": float(high)}
+    return point, interval(mean_statistic(outcomes, 100.0), len(values), n_bootstrap, seed)
 
 
 def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives: Sequence[int],
@@ -136,16 +132,15 @@ def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives
     """metrics, metric_ci95, chance and per_subset of scored items."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
     subsets = np.asarray(list(subsets), dtype=object)
     chance_item = 100.0 / (1.0 + np.asarray(n_negatives, dtype=np.float64))
     metrics, ci95, chance = {}, {}, {}
-    metrics["accuracy"], ci95["accuracy"] = _mean_ci(scores.correct, n_bootstrap, rng)
+    metrics["accuracy"], ci95["accuracy"] = _mean_ci(scores.correct, n_bootstrap, seed)
     chance["accuracy"] = float(chance_item.mean())
     per_subset = {}
     for name in dict.fromkeys(subsets.tolist()):
         mask = subsets == name
-        value, ci = _mean_ci(scores.correct[mask], n_bootstrap, rng)
+        value, ci = _mean_ci(scores.correct[mask], n_bootstrap, seed)
         metrics[f"acc/{name}"], ci95[f"acc/{name}"] = value, ci
         chance[f"acc/{name}"] = float(chance_item[mask].mean())
         per_subset[name] = {"accuracy": value, "ci95": ci, "n_items": int(mask.sum()),
@@ -161,7 +156,7 @@ def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives
         outcomes = {"text_score": scores.group_text, "image_score": scores.group_image,
                     "group_score": scores.group_text & scores.group_image}
         for name, values in outcomes.items():
-            metrics[name], ci95[name] = _mean_ci(values, n_bootstrap, rng)
+            metrics[name], ci95[name] = _mean_ci(values, n_bootstrap, seed)
         chance.update({"text_score": 25.0, "image_score": 25.0, "group_score": 100.0 / 6})
     return {"metrics": metrics, "metric_ci95": ci95 if n_bootstrap > 0 else None, "chance": chance,
             "per_subset": per_subset}
