@@ -48,7 +48,7 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
     """One group per dataset (columns of ``table['value']``), one bar per model, 95% CI whiskers.
 
     ``table`` has a (model) index and columns MultiIndex (field, dataset) with fields
-    value, ci_low, ci_high, as built by ``clipbench.results.report``. ``chance``: a random guess's score
+    value, ci_low, ci_high, as built by ``clipbench.results.report.task_section``. ``chance``: a random guess's score
     per dataset, drawn as a dashed segment across that dataset's group. The y-axis starts at 0.
     """
     values = table["value"]
