@@ -1,7 +1,8 @@
 """Rows of dicts as a terminal table, JSON or CSV: the one formatter behind `--format table|json|csv`.
 
 Scripts read ``json`` (a list of objects, values as given) or ``csv`` (a header row, then one line
-per row); people read ``table`` (aligned columns, lists comma-joined, ``-`` for missing values).
+per row; a cell a spreadsheet would run as a formula is quoted by ``escaping.csv_cell``); people
+read ``table`` (aligned columns, lists comma-joined, ``-`` for missing values).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+
+from clipbench.foundations.escaping import csv_cell
 
 FORMATS = ("table", "json", "csv")
 
@@ -43,7 +46,7 @@ def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | No
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else _cell(row.get(c)) for c in columns])
+            writer.writerow(["" if row.get(c) is None else csv_cell(_cell(row.get(c))) for c in columns])
         return buffer.getvalue().rstrip("\n")
     if not rows:
         return "(none)"

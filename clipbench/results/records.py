@@ -11,7 +11,8 @@ never replaces a full run's row:
 * ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
   ``mean`` over the row's datasets and ``n_datasets``.
 
-Both are rewritten atomically with a fixed column order. The record's core fields are declared in
+Both are rewritten atomically with a fixed column order; a text cell that a spreadsheet would run as a
+formula is quoted (``clipbench.foundations.escaping.csv_cell``; clipbench's readers undo it). The record's core fields are declared in
 ``clipbench.results.schema``; a record from a newer ``schema_version`` is refused with one line.
 """
 
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.escaping import csv_cell
 from clipbench.foundations.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
 from clipbench.results.schema import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
 
@@ -183,11 +185,12 @@ def latest_records(records: Iterable[dict]) -> list[dict]:
 
 
 def _fmt(value) -> str:
+    """A leaderboard cell: 4 decimals for floats, "" for missing, and text no spreadsheet runs (``csv_cell``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+        return csv_cell(f"{value:.4f}")
+    return csv_cell(str(value))
 
 
 def leaderboard_rows(records: Iterable[dict]) -> list[dict]:

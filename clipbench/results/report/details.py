@@ -3,9 +3,9 @@ classification views side by side. The one place the report names tasks, until t
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.fileio import atomic_write_bytes
 from clipbench.results.records import record_variant
 from clipbench.results.report.blocks import Block, bars_table, fmt_ci, fmt_num
@@ -37,7 +37,7 @@ def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], o
                     f"{d} R@{k}": (r["metrics"].get(f"{d}_recall@{k}"), *(
                         (cis.get(f"{d}_recall@{k}") or {}).get(b) for b in ("low", "high")))
                     for d in ("i2t", "t2i") for k in ks}
-            file = f"recall_at_k_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png"
+            file = f"recall_at_k_{file_slug(dataset)}.png"
             atomic_write_bytes(out / file, plots.grouped_bars(
                 bars_table(cells), {names.get(m, m): f for m, f in families.items()},
                 f"Zero-shot retrieval on {dataset}: recall@k per model", "recall (%)"))

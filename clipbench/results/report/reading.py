@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.escaping import csv_value
 from clipbench.results.records import record_variant
 from clipbench.results.source import primary_rows
 
@@ -102,7 +103,7 @@ def _newest_by_key(path: Path) -> dict[tuple[str, str, str], dict]:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
         except Exception:
             return {}
-        for rec in frame.to_dict("records"):
+        for rec in frame.map(csv_value).to_dict("records"):  # undo the formula quoting of the writer
             rows.append({**rec, "_label": labelled(str(rec.get("model", "")), rec.get("variant") or "")})
     rows = [r for r in rows if isinstance(r.get("dataset"), str) and isinstance(r.get("task"), str)]
     rows.sort(key=lambda r: str(r.get("timestamp") or ""))  # stable: append order breaks ties

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.fileio import atomic_write_bytes
 from clipbench.results.report.blocks import Block, fmt_ci
 from clipbench.results.report.model_facts import chance_level, metric_label
@@ -80,7 +81,7 @@ def task_block(task, rows, names, facts, families, out: Path, plots) -> tuple[Bl
         return block, written
     table = section.table.loc[plotted].rename(index=names)
     short_families = {names[m]: families[m] for m in plotted}
-    bars_name = f"bars_{task}.png"
+    bars_name = f"bars_{file_slug(task)}.png"
     atomic_write_bytes(out / bars_name, plots.grouped_bars(table, short_families, f"{title}: per dataset", ylabel,
                                                            chance=chance))
     written.append(out / bars_name)
@@ -98,7 +99,7 @@ def task_block(task, rows, names, facts, families, out: Path, plots) -> tuple[Bl
     chances = [chance[d] for d in used]
     mean_chance = sum(chances) / len(chances) if chances and None not in chances else None
     points = points.assign(model=points["model"].map(names))
-    scatter_name = f"resnet_vs_vit_{task}.png"
+    scatter_name = f"resnet_vs_vit_{file_slug(task)}.png"
     atomic_write_bytes(out / scatter_name, plots.family_scatter(
         points, xlabel, f"{ylabel.replace(' (%)', '')}, mean over {', '.join(used)} (%)",
         f"{title}: ResNet vs ViT", log_x=True, chance=mean_chance))
