@@ -7,8 +7,6 @@ read ``table`` (aligned columns, lists comma-joined, ``-`` for missing values).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 
@@ -35,6 +33,18 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _csv_field(text: str) -> str:
+    """RFC 4180 quoting, as ``csv.writer`` does it, except that a lone CR is quoted too (the csv module leaves
+    it bare when the line ends in LF, and every reader then starts a new row there)."""
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\r\n') else text
+
+
+def csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A CSV document (LF line ends) whose cells no spreadsheet runs as formulas (``escaping.csv_cell``)."""
+    lines = [",".join(_csv_field(csv_cell(str(cell))) for cell in row) for row in [list(columns), *rows]]
+    return "".join(line + "\n" for line in lines)
+
+
 def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -42,12 +52,8 @@ def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | No
     if fmt == "json":
         return json.dumps([{c: row.get(c) for c in columns} for row in rows], indent=2, default=str)
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else csv_cell(_cell(row.get(c))) for c in columns])
-        return buffer.getvalue().rstrip("\n")
+        body = [["" if row.get(c) is None else _cell(row.get(c)) for c in columns] for row in rows]
+        return csv_text(columns, body).rstrip("\n")
     if not rows:
         return "(none)"
     table = [[_cell(r.get(c)) for c in columns] for r in rows]

@@ -12,15 +12,13 @@ never replaces a full run's row:
   ``mean`` over the row's datasets and ``n_datasets``.
 
 Both are rewritten atomically with a fixed column order; a text cell that a spreadsheet would run as a
-formula is quoted (``clipbench.foundations.escaping.csv_cell``; clipbench's readers undo it). The record's core fields are declared in
+formula is quoted (``clipbench.foundations.tables.csv_text``; clipbench's readers undo it). The record's core fields are declared in
 ``clipbench.results.schema``; a record from a newer ``schema_version`` is refused with one line.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
@@ -29,8 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.escaping import csv_cell
 from clipbench.foundations.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
+from clipbench.foundations.tables import csv_text
 from clipbench.results.schema import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
 
 log = logging.getLogger(__name__)
@@ -185,12 +183,11 @@ def latest_records(records: Iterable[dict]) -> list[dict]:
 
 
 def _fmt(value) -> str:
-    """A leaderboard cell: 4 decimals for floats, "" for missing, and text no spreadsheet runs (``csv_cell``)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, float):
-        return csv_cell(f"{value:.4f}")
-    return csv_cell(str(value))
+        return f"{value:.4f}"
+    return str(value)
 
 
 def leaderboard_rows(records: Iterable[dict]) -> list[dict]:
@@ -213,12 +210,7 @@ def leaderboard_rows(records: Iterable[dict]) -> list[dict]:
 
 
 def _csv_text(columns: list[str] | tuple[str, ...], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_fmt(row.get(c)) for c in columns])
-    return buffer.getvalue()
+    return csv_text(columns, [[_fmt(row.get(c)) for c in columns] for row in rows])
 
 
 def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
