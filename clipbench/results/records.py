@@ -1,11 +1,11 @@
 """Result records: one JSON line per (model, dataset, task) in ``<results-dir>/results.jsonl``.
 
-Appends are atomic and locked (``append_line_locked``); a line left half-written by a crash is
-skipped with a warning. After each run the leaderboards are regenerated from the whole store,
-newest record per (model, dataset, task, variant) winning. The *variant* names the options that
-change the numbers beyond model, dataset and task (``--limit``, ``--precision``, probe features,
-probe solver); it is empty for a full-data fp32 run with the defaults, so a quick ``--limit`` check
-never replaces a full run's row:
+Appends are atomic and locked (``append_line_locked``) and never follow a symlink out of the results
+dir; a line left half-written by a crash is skipped with a warning. After each run the leaderboards
+are regenerated from the whole store, newest record per (model, dataset, task, variant) winning.
+The *variant* names the options that change the numbers beyond model, dataset and task (``--limit``,
+``--precision``, probe features, probe solver); it is empty for a full-data fp32 run with the
+defaults, so a quick ``--limit`` check never replaces a full run's row:
 
 * ``leaderboard.csv``: long format, one row per model x dataset x task x metric;
 * ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
@@ -46,7 +46,7 @@ LEADERBOARD_COLUMNS = (
 def append_record(results_dir: str | os.PathLike, record: dict) -> Path:
     """Append one record (a single JSON line) to ``results.jsonl`` under a lock; returns the file."""
     path = Path(results_dir) / RESULTS_FILE
-    append_line_locked(path, json.dumps(record, sort_keys=True, allow_nan=False, default=str))
+    append_line_locked(path, json.dumps(record, sort_keys=True, allow_nan=False, default=str), within=results_dir)
     return path
 
 
@@ -240,7 +240,7 @@ def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:
         for path in (long_path, pivot_path):  # temporary files of a regeneration that was killed
             remove_stale_temps(path)
         records = read_records(results_dir / RESULTS_FILE)
-        atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)))
+        atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)), within=results_dir)
         columns, rows = pivot_rows(records)
-        atomic_write_text(pivot_path, _csv_text(columns, rows))
+        atomic_write_text(pivot_path, _csv_text(columns, rows), within=results_dir)
     return long_path, pivot_path
