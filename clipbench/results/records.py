@@ -23,7 +23,9 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
@@ -52,10 +54,18 @@ def append_record(results_dir: str | os.PathLike, record: dict) -> Path:
 
 _REQUIRED = tuple(f.name for f in CORE_FIELDS if f.required)
 #: fields the readers use, and the types they must have when present (None is always allowed)
+#: (every core field: history, report and samples read most of them, and a record's fields are untrusted)
 _READ_TYPES: dict[str, tuple[type, ...]] = {
-    **{f.name: f.types for f in CORE_FIELDS if f.checked_on_read and f.name != "metrics"}, **READ_CHECKED_EXTRAS}
+    **{f.name: f.types for f in CORE_FIELDS if f.name != "metrics"}, **READ_CHECKED_EXTRAS}
+#: fields inside the core objects that readers use, with their types (None allowed)
+_NESTED_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "git": {"commit": (str,), "dirty": (bool,)},
+    "cost": {"images_per_s_end_to_end": (int, float), "images_per_s_encoder": (int, float), "device_name": (str,)},
+    "versions": {"clipbench": (str,)},
+}
 _WARNED: set[tuple[str, int, str]] = set()  # (file, line, text hash): each bad line is reported once
 _HINTED: set[str] = set()  # files whose repair hint was given
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _number(value) -> bool:
@@ -86,11 +96,53 @@ def record_problem(record) -> str | None:
         problem = type_problem(key, record.get(key), types)
         if problem:
             return problem
+    for key, fields in _NESTED_TYPES.items():
+        for name, types in fields.items():
+            problem = type_problem(f"{key}.{name}", (record.get(key) or {}).get(name), types)
+            if problem:
+                return problem
     ci = record.get("ci95")
     if ci is not None and not all(_number(ci.get(k)) for k in ("low", "high")):
         return "'ci95' needs numbers low and high"
     if not isinstance(record.get("schema_version", 1), int):  # null too: readers compare it with RESULT_SCHEMA
         return f"'schema_version' is {_type(record['schema_version'])}, expected an integer"
+    if record.get("timestamp") and not _is_timestamp(record["timestamp"]):
+        return f"'timestamp' {record['timestamp'][:40]!r} is not an ISO-8601 time"
+    return _text_problem(record)
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return False
+    return True
+
+
+def _walk(record: dict):
+    """Every key and value inside ``record``, depth first (iterative: JSON nests as deep as it likes)."""
+    stack = [record]
+    while stack:
+        value = stack.pop()
+        yield value
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _text_problem(record: dict) -> str | None:
+    """A string no output can hold: half of a UTF-16 surrogate pair (``"\\ud800"`` in the JSON)."""
+    if any(isinstance(v, str) and _SURROGATE.search(v) for v in _walk(record)):
+        return "a string holds an unpaired UTF-16 surrogate"
+    return None
+
+
+def _non_finite(record: dict) -> str | None:
+    """clipbench writes no NaN or Infinity (``allow_nan=False``): one in a line means the line was damaged."""
+    if any(isinstance(v, float) and not math.isfinite(v) for v in _walk(record)):
+        return "a number is NaN or infinite"
     return None
 
 
@@ -115,25 +167,28 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         raise ClipbenchError(f"results file not found: {path}")
     records, bad_lines, new_warnings = [], [], False
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = list(fh)
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
     except OSError as exc:
         raise ClipbenchError(f"cannot read {path}: {exc.strerror or exc}") from exc
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            problem = "is not UTF-8 text"
         except (json.JSONDecodeError, RecursionError):
             problem = "is not a complete JSON record (an interrupted write?)"
         else:
-            reason = record_problem(record)
+            # NaN / Infinity: the gate (strict) names the row and says it cannot judge it; other readers skip it
+            reason = record_problem(record) or (None if strict else _non_finite(record))
             problem = None if reason is None else f"is not a clipbench result record ({reason})"
         if problem is not None:
             bad_lines.append(lineno)
             if strict:
                 raise ClipbenchError(f"{path}:{lineno} {problem}; {_repair_hint(path, [lineno])}")
-            key = (str(path.resolve()), lineno, hashlib.sha256(line.encode("utf-8", "replace")).hexdigest())
+            key = (str(path.resolve()), lineno, hashlib.sha256(line).hexdigest())
             if key not in _WARNED:
                 _WARNED.add(key)
                 new_warnings = True

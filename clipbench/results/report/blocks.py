@@ -27,18 +27,30 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def fmt_ci(value: float, low: float, high: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def number(value) -> float | None:
+    """A finite number, else None: a task's own fields are not type-checked on read, so nothing is trusted."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def as_dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def fmt_ci(value, low, high) -> str:
+    value, low, high = number(value), number(low), number(high)
+    if value is None:
         return "–"
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
+    if low is None or high is None:
         return f"{value:.1f}"
     return f"{value:.1f} [{low:.1f}, {high:.1f}]"
 
 
 def fmt_num(value, scale: float = 1.0, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value) / scale:.{digits}f}"
+    value = number(value)
+    return "–" if value is None else f"{value / scale:.{digits}f}"
+
 
 def bars_table(rows: dict[str, dict[str, tuple[float | None, float | None, float | None]]]) -> pd.DataFrame:
     """{model: {column: (value, ci_low, ci_high)}} as the table ``plots.grouped_bars`` draws."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.fileio import atomic_write_bytes
 from clipbench.results.records import record_variant
-from clipbench.results.report.blocks import Block, bars_table, fmt_ci, fmt_num
+from clipbench.results.report.blocks import Block, as_dict, bars_table, fmt_ci, fmt_num, number
 
 
 def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], out: Path,
@@ -21,7 +21,7 @@ def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], o
     blocks, written = [], []
     retrieval = [r for r in latest if r["task"] == "zeroshot_retrieval"]
     if retrieval:
-        ks = sorted({int(k) for r in retrieval for k in (r.get("recall_k") or [1, 5, 10])})
+        ks = sorted({k for r in retrieval for k in _recall_ks(r)})
         header = ["model", "dataset", *[f"{d} R@{k}" for d in ("i2t", "t2i") for k in ks], "mean recall"]
         rows = [[names.get(r["model"], r["model"]), r["dataset"],
                  *[fmt_num(r["metrics"].get(f"{d}_recall@{k}")) for d in ("i2t", "t2i") for k in ks],
@@ -32,10 +32,10 @@ def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], o
         for dataset in dict.fromkeys(r["dataset"] for r in retrieval):
             cells = {}
             for r in (r for r in retrieval if r["dataset"] == dataset):
-                cis = r.get("metric_ci95") or {}
+                cis = as_dict(r.get("metric_ci95"))
                 cells[names.get(r["model"], r["model"])] = {
-                    f"{d} R@{k}": (r["metrics"].get(f"{d}_recall@{k}"), *(
-                        (cis.get(f"{d}_recall@{k}") or {}).get(b) for b in ("low", "high")))
+                    f"{d} R@{k}": (number(r["metrics"].get(f"{d}_recall@{k}")), *(
+                        number(as_dict(cis.get(f"{d}_recall@{k}")).get(b)) for b in ("low", "high")))
                     for d in ("i2t", "t2i") for k in ks}
             file = f"recall_at_k_{file_slug(dataset)}.png"
             atomic_write_bytes(out / file, plots.grouped_bars(
@@ -48,8 +48,9 @@ def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], o
     if selection:
         rows = []
         for r in selection:
-            for subset, info in sorted((r.get("per_subset") or {}).items()):
-                ci = info.get("ci95") or {}
+            for subset, info in sorted(as_dict(r.get("per_subset")).items()):
+                info = as_dict(info)
+                ci = as_dict(info.get("ci95"))
                 rows.append([names.get(r["model"], r["model"]), r["dataset"], subset,
                              fmt_ci(info.get("accuracy"), ci.get("low"), ci.get("high")),
                              fmt_num(info.get("chance")), str(info.get("n_items", ""))])
@@ -81,3 +82,12 @@ def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], o
         written.append(out / "classification_views.png")
         blocks.append(block)
     return blocks, written
+
+
+def _recall_ks(record: dict) -> list[int]:
+    """The record's recall@k cut-offs (a damaged field falls back to the default 1, 5, 10)."""
+    ks = record.get("recall_k")
+    if isinstance(ks, list) and 0 < len(ks) <= 20 and all(isinstance(k, int) and not isinstance(k, bool) and 0 < k < 10**6
+                                           for k in ks):
+        return ks
+    return [1, 5, 10]

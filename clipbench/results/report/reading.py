@@ -6,7 +6,6 @@ here comes from a results file and is untrusted: a field of the wrong type costs
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import pandas as pd
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.escaping import csv_value
-from clipbench.results.records import record_variant
+from clipbench.results.records import read_records, record_variant
 from clipbench.results.source import primary_rows
 
 _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", "n_samples", "model_family", "timestamp"]
@@ -86,18 +85,12 @@ def _sha_of(record: dict) -> str | None:
 def _newest_by_key(path: Path) -> dict[tuple[str, str, str], dict]:
     """(model label, dataset, task) -> the newest record or leaderboard row, as load_results picks it.
 
-    Read separately from the metric rows so that a field of the wrong type here costs a provenance
-    cell, never the report.
+    Records come from ``read_records`` (the lines it skipped were already warned about once); a
+    leaderboard's cells are text, so a cell of an odd shape costs a provenance cell, never the report.
     """
     rows: list[dict] = []
     if path.suffix == ".jsonl":
-        with open(path, encoding="utf-8") as fh:  # load_results has already warned about torn lines
-            for line in fh:
-                try:
-                    rec = json.loads(line)
-                    rows.append({**rec, "_label": labelled(str(rec["model"]), record_variant(rec))})
-                except Exception:  # torn or malformed: load_results decides whether that is fatal
-                    continue
+        rows = [{**rec, "_label": labelled(rec["model"], record_variant(rec))} for rec in read_records(path)]
     else:
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False)
