@@ -238,7 +238,7 @@ def throughput_points(source: str | os.PathLike, task: str | None = None) -> lis
     for r in read_records(source):
         rate = (r.get("cost") or {}).get("images_per_s_end_to_end")
         metric = r.get("primary_metric") or "top1"
-        if rate is None or metric not in (r.get("metrics") or {}) or (task and r["task"] != task):
+        if rate is None or r["metrics"].get(metric) is None or (task and r["task"] != task):
             continue
         latest[record_key(r)] = {"model": r["model"], "family": r.get("model_family") or "other", "task": r["task"],
                                  "dataset": r["dataset"], "metric": metric, "x": float(rate),

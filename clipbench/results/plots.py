@@ -121,9 +121,12 @@ def trend_plot(points) -> bytes:
 
     ``points`` are ``clipbench.results.history.HistoryPoint`` in row-then-time order.
     """
-    frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "time": pd.to_datetime(p.timestamp, utc=True),
-                           "value": p.value, "low": p.ci_low, "high": p.ci_high, "tag": p.tag,
-                           "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")} for p in points])
+    frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "value": p.value, "low": p.ci_low,
+                           "high": p.ci_high, "tag": p.tag, "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")}
+                          for p in points])
+    # a record without a time (or with one pandas cannot read) has no place on the time axis
+    frame["time"] = pd.to_datetime([p.timestamp for p in points], utc=True, errors="coerce", format="ISO8601")
+    frame = frame[frame["time"].notna()]
     frame[["low", "high"]] = frame[["low", "high"]].astype(float)
     rows = list(dict.fromkeys(frame["row"]))
     colours = plt.cm.tab10(np.linspace(0, 1, 10))

@@ -139,10 +139,14 @@ def _text_problem(record: dict) -> str | None:
     return None
 
 
-def _non_finite(record: dict) -> str | None:
-    """clipbench writes no NaN or Infinity (``allow_nan=False``): one in a line means the line was damaged."""
+def _unusable(record: dict) -> str | None:
+    """What the gate reports row by row (it cannot judge such a row) and every other reader skips: a NaN or
+    an Infinity (clipbench writes neither: ``allow_nan=False``), or no primary metric."""
     if any(isinstance(v, float) and not math.isfinite(v) for v in _walk(record)):
         return "a number is NaN or infinite"
+    primary = record.get("primary_metric") or "top1"
+    if primary not in record["metrics"]:
+        return f"it lacks its primary metric {primary!r}"
     return None
 
 
@@ -165,7 +169,7 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         path = path / RESULTS_FILE
     if not path.is_file():
         raise ClipbenchError(f"results file not found: {path}")
-    records, bad_lines, new_warnings = [], [], False
+    records, bad_lines, new_warnings, resolved = [], [], False, str(path.resolve())
     try:
         with open(path, "rb") as fh:
             lines = fh.read().split(b"\n")
@@ -181,14 +185,13 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         except (json.JSONDecodeError, RecursionError):
             problem = "is not a complete JSON record (an interrupted write?)"
         else:
-            # NaN / Infinity: the gate (strict) names the row and says it cannot judge it; other readers skip it
-            reason = record_problem(record) or (None if strict else _non_finite(record))
+            reason = record_problem(record) or (None if strict else _unusable(record))
             problem = None if reason is None else f"is not a clipbench result record ({reason})"
         if problem is not None:
             bad_lines.append(lineno)
             if strict:
                 raise ClipbenchError(f"{path}:{lineno} {problem}; {_repair_hint(path, [lineno])}")
-            key = (str(path.resolve()), lineno, hashlib.sha256(line).hexdigest())
+            key = (resolved, lineno, hashlib.sha256(line).hexdigest())
             if key not in _WARNED:
                 _WARNED.add(key)
                 new_warnings = True
@@ -199,8 +202,8 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
             raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
                                  f"understands ({RESULT_SCHEMA}); upgrade clipbench")
         records.append(record)
-    if new_warnings and str(path.resolve()) not in _HINTED:
-        _HINTED.add(str(path.resolve()))
+    if new_warnings and resolved not in _HINTED:
+        _HINTED.add(resolved)
         log.warning("%s", _repair_hint(path, bad_lines))
     return records
 
