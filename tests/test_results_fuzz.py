@@ -18,7 +18,7 @@ GOOD = [(f"good-{i}", "cifar10" if i % 2 else "digits", "zeroshot", 40.0 + 7.13 
 WEIRD_VALUES = [None, True, 0, -1, 1e308, 10**40, "", "x", "\x00\x1b[31mred", "\ud800", "\udfff tail", [], {},
                 [1, [2, [3]]], float("nan"), float("inf"), -float("inf"), "<svg onload=alert(1)>", "a|b\n# h",
                 "2026-13-45T99:99:99", {"commit": 5}, {"images_per_s_end_to_end": "fast"}]
-NAMES = ["../../../x\x07", "a|b\n=c", "\ud83d"]  # few, so the report stays small
+NAMES = ["../../../x\x07", "a|b\n=c $\\foo{$", "\ud83d"]  # few, so the report stays small; $..$: mathtext
 
 
 def _record(model, dataset, task, value, ts="2026-11-23T12:00:00+00:00"):

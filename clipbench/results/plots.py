@@ -6,8 +6,10 @@ anything else) so the ResNet-vs-ViT story reads the same in every figure.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+from collections.abc import Callable
 
 import matplotlib
 
@@ -18,6 +20,17 @@ import pandas as pd  # noqa: E402
 
 FAMILY_COLOURS = {"ResNet": "#1f77b4", "ViT": "#ff7f0e", "other": "#7f7f7f"}
 _FAMILY_SHADES = {"ResNet": plt.cm.Blues, "ViT": plt.cm.Oranges, "other": plt.cm.Greys}
+
+
+def _literal_text(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Names are data: a model, dataset or tag holding ``$...$`` is drawn as written, never parsed as mathtext
+    (an unknown TeX command there would fail the whole report)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> bytes:
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _png(fig) -> bytes:
@@ -43,6 +56,7 @@ def _y_top(*arrays: np.ndarray) -> float:
     return min(100.0, max(10.0, math.ceil(top / 10) * 10 + 5))
 
 
+@_literal_text
 def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylabel: str,
                  chance: dict[str, float | None] | None = None) -> bytes:
     """One group per dataset (columns of ``table['value']``), one bar per model, 95% CI whiskers.
@@ -85,6 +99,7 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
     return _png(fig)
 
 
+@_literal_text
 def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, log_x: bool,
                    chance: float | None = None) -> bytes:
     """Suite mean against model cost: one labelled point per model, coloured by family.
@@ -116,6 +131,7 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     return _png(fig)
 
 
+@_literal_text
 def trend_plot(points) -> bytes:
     """Primary metric over time: one line per (model, dataset, task, variant), 95% CI band, tags annotated.
 
@@ -157,6 +173,7 @@ def trend_plot(points) -> bytes:
     return _png(fig)
 
 
+@_literal_text
 def throughput_plot(rows: list[dict]) -> bytes:
     """Accuracy against measured end-to-end images/s, one panel per task, coloured by image-tower family.
 
