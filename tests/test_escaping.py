@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from clipbench.foundations.escaping import csv_cell, csv_value, file_slug
+from clipbench.foundations.escaping import csv_cell, csv_value, file_slug, plain_text
 from clipbench.foundations.tables import render
 from clipbench.results.records import append_record, write_leaderboards
 from clipbench.results.report import build_report, load_results
@@ -97,3 +97,15 @@ def test_a_crafted_task_or_dataset_writes_no_plot_outside_out(tmp_path):
     assert after == before  # nothing written beside --out or above it
     assert report.images and all(p.parent == out for p in report.images)
     assert {p.name for p in out.iterdir() if p.suffix == ".png"} == {p.name for p in report.images}
+
+
+def test_history_prints_no_escape_sequence_to_the_terminal(tmp_path, capsys):
+    from clipbench.cli import main
+
+    evil = "\x1b]0;owned\x07\x1b[2J" + "m\nfake line"
+    append_record(tmp_path, {**_record(evil, "d", 50.0), "tag": "\x1b[31mred"})
+    assert main(["history", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert not any(line.startswith("fake line") for line in out.splitlines())  # a name adds no line
+    assert plain_text(evil) in out and "\\x1b[31mred" in out

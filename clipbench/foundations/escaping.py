@@ -24,7 +24,8 @@ import re
 
 _ENTITY = re.compile(r"&#?\w+;")
 _TAG_START = re.compile(r"[A-Za-z/!?]")  # what can follow "<" in raw HTML or an autolink
-_CONTROLS = {"\n": "\\\\n", "\r": "\\\\r", "\t": " "}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": " "}
 
 
 def _inert_delimiter(text: str, i: int) -> bool:
@@ -53,11 +54,15 @@ def markdown_text(value: object) -> str:
             out.append("\\" + c)
         elif c in "*_~":
             out.append(c if _inert_delimiter(text, i) else "\\" + c)
-        elif c < " " or c == "\x7f":
-            out.append(_CONTROLS.get(c, f"\\\\x{ord(c):02x}"))
         else:
-            out.append(c)
+            out.append(plain_text(c))
     return "".join(out)
+
+
+def plain_text(value: object) -> str:
+    """``value`` for a terminal or a plain-text line: control characters (an ANSI escape, a line break) show
+    as ``\\n``, ``\\r``, ``\\xNN`` instead of acting."""
+    return _CONTROL.sub(lambda m: _CONTROLS.get(m[0], f"\\x{ord(m[0]):02x}"), str(value))
 
 
 # ---------------------------------------------------------------- CSV

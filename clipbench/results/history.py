@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipbench.foundations.escaping import plain_text
 from clipbench.foundations.torch_env import device_type
 from clipbench.results.records import read_records, record_key
 
@@ -222,11 +223,12 @@ def format_history(points: list[HistoryPoint]) -> str:
         if p.key != current:
             current, previous = p.key, None
             variant = f" [{p.variant}]" if p.variant else ""
-            blocks.append(f"{p.model} / {p.dataset} / {p.task}{variant} ({p.metric})")
+            blocks.append(plain_text(f"{p.model} / {p.dataset} / {p.task}{variant} ({p.metric})"))
         ci = f"[{p.ci_low:.2f}, {p.ci_high:.2f}]" if p.ci_low is not None and p.ci_high is not None else "-"
         change = f"{p.value - previous:+.2f}" if previous is not None else ""
         commit = (p.commit[:10] + ("+dirty" if p.dirty else "")) if p.commit else "-"
-        blocks.append(f"  {p.timestamp:25s} {p.value:7.2f} {ci:16s} {change:>7s}  {commit:16s} {p.tag or ''}".rstrip())
+        line = f"  {p.timestamp:25s} {p.value:7.2f} {ci:16s} {change:>7s}  {commit:16s} {p.tag or ''}"
+        blocks.append(plain_text(line.rstrip()))  # names and tags are data: no escape sequence reaches the terminal
         previous = p.value
     return "\n".join(blocks)
 
