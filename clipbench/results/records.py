@@ -139,14 +139,11 @@ def _text_problem(record: dict) -> str | None:
     return None
 
 
-def _unusable(record: dict) -> str | None:
+def _non_finite(record: dict) -> str | None:
     """What the gate reports row by row (it cannot judge such a row) and every other reader skips: a NaN or
-    an Infinity (clipbench writes neither: ``allow_nan=False``), or no primary metric."""
+    an Infinity (clipbench writes neither: ``allow_nan=False``)."""
     if any(isinstance(v, float) and not math.isfinite(v) for v in _walk(record)):
         return "a number is NaN or infinite"
-    primary = record.get("primary_metric") or "top1"
-    if primary not in record["metrics"]:
-        return f"it lacks its primary metric {primary!r}"
     return None
 
 
@@ -185,7 +182,7 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         except (json.JSONDecodeError, RecursionError):
             problem = "is not a complete JSON record (an interrupted write?)"
         else:
-            reason = record_problem(record) or (None if strict else _unusable(record))
+            reason = record_problem(record) or (None if strict else _non_finite(record))
             problem = None if reason is None else f"is not a clipbench result record ({reason})"
         if problem is not None:
             bad_lines.append(lineno)
