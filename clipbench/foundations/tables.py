@@ -7,10 +7,12 @@ read ``table`` (aligned columns, lists comma-joined, ``-`` for missing values).
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
+from typing import IO
 
-from clipbench.foundations.escaping import csv_cell
+from clipbench.foundations.escaping import csv_cell, csv_value
 
 FORMATS = ("table", "json", "csv")
 
@@ -43,6 +45,12 @@ def csv_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A CSV document (LF line ends) whose cells no spreadsheet runs as formulas (``escaping.csv_cell``)."""
     lines = [",".join(_csv_field(csv_cell(str(cell))) for cell in row) for row in [list(columns), *rows]]
     return "".join(line + "\n" for line in lines)
+
+
+def csv_records(fh: IO[str]) -> list[dict]:
+    """The rows of a CSV that ``csv_text`` wrote (a header row, then one dict per line), its formula quoting
+    undone; a short row's missing cells are None, as ``csv.DictReader`` gives them."""
+    return [{k: csv_value(v) if isinstance(v, str) else v for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
 def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | None = None) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.escaping import csv_value
+from clipbench.foundations.tables import csv_records
 from clipbench.results.records import LEADERBOARD_FILE, RESULTS_FILE, read_records, record_key
 
 #: Fields that say what a number was computed from (two rows that differ in them are other numbers).
@@ -116,8 +116,7 @@ def _csv_key(row: dict) -> Row:
 def _from_leaderboard(path: Path) -> list[PrimaryRow]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            table = [{k: csv_value(v) if isinstance(v, str) else v for k, v in row.items()}
-                     for row in csv.DictReader(fh)]  # undo the formula quoting of the writer
+            table = csv_records(fh)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ClipbenchError(f"cannot read {path} as a leaderboard CSV: {exc}") from exc
     needed = {"model", "dataset", "task", "metric", "value"}

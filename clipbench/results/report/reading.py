@@ -6,6 +6,7 @@ here comes from a results file and is untrusted: a field of the wrong type costs
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.escaping import csv_value
+from clipbench.foundations.tables import csv_records
 from clipbench.results.records import read_records, record_variant
 from clipbench.results.source import primary_rows
 
@@ -93,11 +94,11 @@ def _newest_by_key(path: Path) -> dict[tuple[str, str, str], dict]:
         rows = [{**rec, "_label": labelled(rec["model"], record_variant(rec))} for rec in read_records(path)]
     else:
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except Exception:
+            with open(path, newline="", encoding="utf-8") as fh:
+                table = csv_records(fh)
+        except (OSError, UnicodeDecodeError, csv.Error):  # load_results has read it; this costs provenance only
             return {}
-        for rec in frame.map(csv_value).to_dict("records"):  # undo the formula quoting of the writer
-            rows.append({**rec, "_label": labelled(str(rec.get("model", "")), rec.get("variant") or "")})
+        rows = [{**rec, "_label": labelled(str(rec.get("model") or ""), rec.get("variant") or "")} for rec in table]
     rows = [r for r in rows if isinstance(r.get("dataset"), str) and isinstance(r.get("task"), str)]
     rows.sort(key=lambda r: str(r.get("timestamp") or ""))  # stable: append order breaks ties
     return {(r["_label"], r["dataset"], r["task"]): r for r in rows}
