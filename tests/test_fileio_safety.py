@@ -17,6 +17,7 @@ from clipbench.foundations.fileio import (
     append_line_locked,
     atomic_open,
     atomic_write_bytes,
+    check_writable,
     sweep_stale_temps,
 )
 from clipbench.results.records import append_record, write_leaderboards
@@ -34,6 +35,8 @@ def test_a_symlinked_results_file_is_refused_and_its_target_untouched(tmp_path):
     (results / "results.jsonl").symlink_to(outside)
     with pytest.raises(ClipbenchError, match="symlink"):
         append_record(results, _record())
+    with pytest.raises(ClipbenchError, match="symlink"):  # found before any work, by the output check
+        check_writable(results / "results.jsonl", append=True)
     assert outside.read_text() == "precious\n"
 
 
@@ -56,6 +59,8 @@ def test_a_symlinked_folder_leaving_the_results_dir_is_refused(tmp_path):
         atomic_write_bytes(results / "samples" / "abc.parquet", b"x", within=results)
     with pytest.raises(ClipbenchError, match="leads outside"):
         append_line_locked(results / "samples" / "log.jsonl", "{}", within=results)
+    with pytest.raises(ClipbenchError, match="leads outside"):
+        check_writable(results / "samples" / "probe.parquet", within=results)
     assert list(outside.iterdir()) == []
     # a link that stays inside is fine, and so is a results dir that is itself a link
     (results / "real").mkdir()

@@ -283,13 +283,19 @@ def append_line_locked(path: str | os.PathLike, line: str, within: str | os.Path
         raise _friendly_os_error(exc, path) from exc
 
 
-def check_writable(path: str | os.PathLike, append: bool = False) -> None:
+def check_writable(path: str | os.PathLike, append: bool = False,
+                   within: str | os.PathLike | None = None) -> None:
     """Fail now, in one line, if ``path`` could not be written later (a directory in its place, a read-only
-    folder or file): a run checks every output path before hours of work, not after them."""
+    folder or file, a symlink an append would refuse, a folder leading outside ``within``): a run checks
+    every output path before hours of work, not after them."""
     path = Path(path)
     if path.is_dir():
         raise ClipbenchError(f"cannot write {path}: it is a directory, expected a file (remove or rename it)")
+    if append and path.is_symlink():
+        raise ClipbenchError(f"refusing to append to {path}: it is a symlink (replace it with the file itself)")
     ensure_dir(path.parent)
+    if within is not None:
+        inside(within, path)
     if not os.access(path.parent, os.W_OK | os.X_OK):  # atomic writes create a sibling and rename it
         raise ClipbenchError(f"cannot write {path}: {path.parent} is not writable")
     if append and path.exists() and not os.access(path, os.W_OK):
