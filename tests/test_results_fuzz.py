@@ -25,7 +25,8 @@ def _record(model, dataset, task, value, ts="2026-11-23T12:00:00+00:00"):
     return {"schema_version": 1, "record_id": f"{model}-{dataset}", "timestamp": ts, "model": model,
             "model_family": "ViT", "dataset": dataset, "task": task, "primary_metric": "top1",
             "metrics": {"top1": value, "top5": min(100.0, value + 10)}, "ci95": {"low": value - 1, "high": value + 1},
-            "n_samples": 100, "precision": "fp32", "limit": None, "tag": "t", "git": {"commit": "a" * 40, "dirty": False},
+            "n_samples": 100, "precision": "fp32", "limit": None, "tag": "t",
+            "git": {"commit": "a" * 40, "dirty": False},
             "cost": {"images_per_s_end_to_end": 50.0, "device_name": "cpu"}, "versions": {"clipbench": "0.1"},
             "weights_sha256": "b" * 64, "dataset_fingerprint": "fp"}
 

@@ -12,8 +12,10 @@ defaults, so a quick ``--limit`` check never replaces a full run's row:
   ``mean`` over the row's datasets and ``n_datasets``.
 
 Both are rewritten atomically with a fixed column order; a text cell that a spreadsheet would run as a
-formula is quoted (``clipbench.foundations.tables.csv_text``; clipbench's readers undo it). The record's core fields are declared in
-``clipbench.results.schema``; a record from a newer ``schema_version`` is refused with one line.
+formula is quoted (``clipbench.foundations.tables.csv_text``; clipbench's readers undo it). The
+record's core fields are declared in ``clipbench.results.schema``; readers check every one of them
+(types, a readable timestamp, no NaN or unpaired surrogate) and skip a damaged line with a warning;
+a record from a newer ``schema_version`` is refused with one line.
 """
 
 from __future__ import annotations

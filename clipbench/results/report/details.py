@@ -87,7 +87,7 @@ def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], o
 def _recall_ks(record: dict) -> list[int]:
     """The record's recall@k cut-offs (a damaged field falls back to the default 1, 5, 10)."""
     ks = record.get("recall_k")
-    if isinstance(ks, list) and 0 < len(ks) <= 20 and all(isinstance(k, int) and not isinstance(k, bool) and 0 < k < 10**6
-                                           for k in ks):
+    if isinstance(ks, list) and 0 < len(ks) <= 20 and all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 < k < 10**6 for k in ks):
         return ks
     return [1, 5, 10]

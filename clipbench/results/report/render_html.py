@@ -1,4 +1,5 @@
-"""report.html from the report's blocks: every text is HTML-escaped; numbers, hashes and dates get their own cell style."""
+"""report.html from the report's blocks: every text is HTML-escaped; numbers, hashes and dates get their own
+cell style."""
 
 from __future__ import annotations
 
