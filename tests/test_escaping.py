@@ -60,6 +60,11 @@ def test_leaderboards_quote_formulas_and_readers_get_the_names_back(tmp_path):
     assert "HYPERLINK" in report.markdown.read_text()
 
 
+def test_table_format_shows_control_characters():
+    text = render([{"model": "a\x1b[2Jb\nc"}], "table")
+    assert "\x1b" not in text and text.splitlines()[2] == "a\\x1b[2Jb\\nc"
+
+
 def test_format_csv_quotes_formulas():
     text = render([{"model": HOSTILE[0], "delta": -1.25, "note": "-x", "@col": 1}], "csv")
     header, row = csv.reader(io.StringIO(text))

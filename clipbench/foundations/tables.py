@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import IO
 
-from clipbench.foundations.escaping import csv_cell, csv_value
+from clipbench.foundations.escaping import csv_cell, csv_value, plain_text
 
 FORMATS = ("table", "json", "csv")
 
@@ -64,7 +64,7 @@ def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | No
         return csv_text(columns, body).rstrip("\n")
     if not rows:
         return "(none)"
-    table = [[_cell(r.get(c)) for c in columns] for r in rows]
+    table = [[plain_text(_cell(r.get(c))) for c in columns] for r in rows]  # no escape sequence reaches a terminal
     widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(),
              "  ".join("-" * w for w in widths)]
