@@ -31,7 +31,13 @@ from datetime import datetime
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
+from clipbench.foundations.fileio import (
+    append_line_locked,
+    atomic_write_text,
+    file_lock,
+    inside,
+    remove_stale_temps,
+)
 from clipbench.foundations.tables import csv_text
 from clipbench.results.schema import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
 
@@ -297,7 +303,8 @@ def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:
         for path in (long_path, pivot_path):  # temporary files of a regeneration that was killed
             remove_stale_temps(path)
         records = read_records(results_dir / RESULTS_FILE)
-        atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)), within=results_dir)
+        inside(results_dir, long_path)  # both files sit in the results dir itself
+        atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)))
         columns, rows = pivot_rows(records)
-        atomic_write_text(pivot_path, _csv_text(columns, rows), within=results_dir)
+        atomic_write_text(pivot_path, _csv_text(columns, rows))
     return long_path, pivot_path
