@@ -12,7 +12,11 @@ Markdown, CSV or a file name derived from a record goes through the matching fun
   ``csv_value`` undoes it, so clipbench's own readers get back exactly what was written;
 * ``file_slug``: a name for a file derived from a field: plain names are kept, anything else becomes
   a safe slug plus a short hash of the original (no separators, no leading dot, bounded length), so it
-  always lands inside the output folder and two fields never share a file.
+  always lands inside the output folder and two fields never share a file;
+* ``plain_text``: for a terminal or a text line, control characters (an ANSI escape, a line break)
+  show as ``\\xNN`` / ``\\n`` instead of acting (``markdown_text`` uses the same rule).
+
+HTML is escaped by ``html.escape`` where it is written (``results/report/render_html.py``).
 """
 
 from __future__ import annotations
