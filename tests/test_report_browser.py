@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from _browser_fixtures import run_chromium as _run_chromium
 from PIL import Image
 
 from clipbench.results.report import build_report
@@ -24,19 +22,6 @@ window.addEventListener("load", () => {
   document.body.setAttribute("data-probe", JSON.stringify(seen));
 });
 </script>"""
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser"):
-        if path := shutil.which(name):
-            return path
-    pytest.fail("headless Chromium is needed for this test: apt-get install -y chromium (.ci/run installs it)")
-
-
-def _run_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
 
 
 def _record(model, family, dataset, value, task="zeroshot", **extra):

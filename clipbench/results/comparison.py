@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.escaping import markdown_text
 from clipbench.results.source import IDENTITY_FIELDS, Row, latest_rows, primary_rows, row_name
 
 __all__ = ["IDENTITY_FIELDS", "Comparison", "ComparisonRow", "PrimaryValue", "Row", "compare", "load_primary"]
@@ -149,8 +150,9 @@ class Comparison:
         lines = ["| model | dataset | task | variant | metric | baseline | new | delta | status |",
                  "|---|---|---|---|---|---:|---:|---:|---|"]
         for r in self.rows:
-            lines.append(f"| {r.model} | {r.dataset} | {r.task} | {r.variant or '-'} | {r.metric} | {num(r.baseline)} | {num(r.new)} | "
-                         f"{num(r.delta, sign=True)} | {r.status_text} |")
+            names = " | ".join(markdown_text(v) for v in (r.model, r.dataset, r.task, r.variant or "-", r.metric))
+            lines.append(f"| {names} | {num(r.baseline)} | {num(r.new)} | {num(r.delta, sign=True)} | "
+                         f"{markdown_text(r.status_text)} |")
         drops = sum(r.status == "DROP" for r in self.rows)
         missing = sum(r.status == "MISSING" for r in self.rows)
         foreign = sum(r.status == "NOT COMPARABLE" for r in self.rows)

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipbench.foundations.escaping import plain_text
 from clipbench.foundations.torch_env import device_type
 from clipbench.results.records import read_records, record_key
 from clipbench.results.schema import primary_metric
@@ -223,11 +224,12 @@ def format_history(points: list[HistoryPoint]) -> str:
         if p.key != current:
             current, previous = p.key, None
             variant = f" [{p.variant}]" if p.variant else ""
-            blocks.append(f"{p.model} / {p.dataset} / {p.task}{variant} ({p.metric})")
+            blocks.append(plain_text(f"{p.model} / {p.dataset} / {p.task}{variant} ({p.metric})"))
         ci = f"[{p.ci_low:.2f}, {p.ci_high:.2f}]" if p.ci_low is not None and p.ci_high is not None else "-"
         change = f"{p.value - previous:+.2f}" if previous is not None else ""
         commit = (p.commit[:10] + ("+dirty" if p.dirty else "")) if p.commit else "-"
-        blocks.append(f"  {p.timestamp:25s} {p.value:7.2f} {ci:16s} {change:>7s}  {commit:16s} {p.tag or ''}".rstrip())
+        line = f"  {p.timestamp:25s} {p.value:7.2f} {ci:16s} {change:>7s}  {commit:16s} {p.tag or ''}"
+        blocks.append(plain_text(line.rstrip()))  # names and tags are data: no escape sequence reaches the terminal
         previous = p.value
     return "\n".join(blocks)
 
@@ -239,7 +241,7 @@ def throughput_points(source: str | os.PathLike, task: str | None = None) -> lis
     for r in read_records(source):
         rate = (r.get("cost") or {}).get("images_per_s_end_to_end")
         metric = primary_metric(r)
-        if rate is None or metric not in (r.get("metrics") or {}) or (task and r["task"] != task):
+        if rate is None or (r.get("metrics") or {}).get(metric) is None or (task and r["task"] != task):
             continue
         latest[record_key(r)] = {"model": r["model"], "family": r.get("model_family") or "other", "task": r["task"],
                                  "dataset": r["dataset"], "metric": metric, "x": float(rate),

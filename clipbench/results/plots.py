@@ -6,8 +6,10 @@ anything else) so the ResNet-vs-ViT story reads the same in every figure.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+from collections.abc import Callable
 
 import matplotlib
 
@@ -18,6 +20,17 @@ import pandas as pd  # noqa: E402
 
 FAMILY_COLOURS = {"ResNet": "#1f77b4", "ViT": "#ff7f0e", "other": "#7f7f7f"}
 _FAMILY_SHADES = {"ResNet": plt.cm.Blues, "ViT": plt.cm.Oranges, "other": plt.cm.Greys}
+
+
+def _literal_text(draw: Callable[..., bytes]) -> Callable[..., bytes]:
+    """Names are data: a model, dataset or tag holding ``$...$`` is drawn as written, never parsed as mathtext
+    (an unknown TeX command there would fail the whole report)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> bytes:
+        with plt.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _png(fig) -> bytes:
@@ -43,12 +56,13 @@ def _y_top(*arrays: np.ndarray) -> float:
     return min(100.0, max(10.0, math.ceil(top / 10) * 10 + 5))
 
 
+@_literal_text
 def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylabel: str,
                  chance: dict[str, float | None] | None = None) -> bytes:
     """One group per dataset (columns of ``table['value']``), one bar per model, 95% CI whiskers.
 
     ``table`` has a (model) index and columns MultiIndex (field, dataset) with fields
-    value, ci_low, ci_high, as built by ``clipbench.results.report``. ``chance``: a random guess's score
+    value, ci_low, ci_high, as built by ``clipbench.results.report.task_section``. ``chance``: a random guess's score
     per dataset, drawn as a dashed segment across that dataset's group. The y-axis starts at 0.
     """
     values = table["value"]
@@ -85,6 +99,7 @@ def grouped_bars(table: pd.DataFrame, families: dict[str, str], title: str, ylab
     return _png(fig)
 
 
+@_literal_text
 def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, log_x: bool,
                    chance: float | None = None) -> bytes:
     """Suite mean against model cost: one labelled point per model, coloured by family.
@@ -116,14 +131,18 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     return _png(fig)
 
 
+@_literal_text
 def trend_plot(points) -> bytes:
     """Primary metric over time: one line per (model, dataset, task, variant), 95% CI band, tags annotated.
 
     ``points`` are ``clipbench.results.history.HistoryPoint`` in row-then-time order.
     """
-    frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "time": pd.to_datetime(p.timestamp, utc=True),
-                           "value": p.value, "low": p.ci_low, "high": p.ci_high, "tag": p.tag,
-                           "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")} for p in points])
+    frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "value": p.value, "low": p.ci_low,
+                           "high": p.ci_high, "tag": p.tag, "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")}
+                          for p in points])
+    # a record without a time (or with one pandas cannot read) has no place on the time axis
+    frame["time"] = pd.to_datetime([p.timestamp for p in points], utc=True, errors="coerce", format="ISO8601")
+    frame = frame[frame["time"].notna()]
     frame[["low", "high"]] = frame[["low", "high"]].astype(float)
     rows = list(dict.fromkeys(frame["row"]))
     colours = plt.cm.tab10(np.linspace(0, 1, 10))
@@ -154,6 +173,7 @@ def trend_plot(points) -> bytes:
     return _png(fig)
 
 
+@_literal_text
 def throughput_plot(rows: list[dict]) -> bytes:
     """Accuracy against measured end-to-end images/s, one panel per task, coloured by image-tower family.
 

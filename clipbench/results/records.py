@@ -1,34 +1,44 @@
 """Result records: one JSON line per (model, dataset, task) in ``<results-dir>/results.jsonl``.
 
-Appends are atomic and locked (``append_line_locked``); a line left half-written by a crash is
-skipped with a warning. After each run the leaderboards are regenerated from the whole store,
-newest record per (model, dataset, task, variant) winning. The *variant* names the options that
-change the numbers beyond model, dataset and task (``--limit``, ``--precision``, probe features,
-probe solver); it is empty for a full-data fp32 run with the defaults, so a quick ``--limit`` check
-never replaces a full run's row:
+Appends are atomic and locked (``append_line_locked``) and never follow a symlink out of the results
+dir; a line left half-written by a crash is skipped with a warning. After each run the leaderboards
+are regenerated from the whole store, newest record per (model, dataset, task, variant) winning.
+The *variant* names the options that change the numbers beyond model, dataset and task (``--limit``,
+``--precision``, probe features, probe solver); it is empty for a full-data fp32 run with the
+defaults, so a quick ``--limit`` check never replaces a full run's row:
 
 * ``leaderboard.csv``: long format, one row per model x dataset x task x metric;
 * ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
   ``mean`` over the row's datasets and ``n_datasets``.
 
-Both are rewritten atomically with a fixed column order. The record's core fields are declared in
-``clipbench.results.schema``; a record from a newer ``schema_version`` is refused with one line.
+Both are rewritten atomically with a fixed column order; a text cell that a spreadsheet would run as a
+formula is quoted (``clipbench.foundations.tables.csv_text``; clipbench's readers undo it). The
+record's core fields are declared in ``clipbench.results.schema``; readers check every one of them
+(types, a readable timestamp, no NaN or unpaired surrogate) and skip a damaged line with a warning;
+a record from a newer ``schema_version`` is refused with one line.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
+from clipbench.foundations.fileio import (
+    append_line_locked,
+    atomic_write_text,
+    file_lock,
+    inside,
+    remove_stale_temps,
+)
+from clipbench.foundations.tables import csv_text
 from clipbench.results.schema import (
     CORE_FIELDS,
     READ_CHECKED_EXTRAS,
@@ -53,16 +63,24 @@ LEADERBOARD_COLUMNS = (
 def append_record(results_dir: str | os.PathLike, record: dict) -> Path:
     """Append one record (a single JSON line) to ``results.jsonl`` under a lock; returns the file."""
     path = Path(results_dir) / RESULTS_FILE
-    append_line_locked(path, json.dumps(record, sort_keys=True, allow_nan=False, default=str))
+    append_line_locked(path, json.dumps(record, sort_keys=True, allow_nan=False, default=str), within=results_dir)
     return path
 
 
 _REQUIRED = tuple(f.name for f in CORE_FIELDS if f.required)
 #: fields the readers use, and the types they must have when present (None is always allowed)
+#: (every core field: history, report and samples read most of them, and a record's fields are untrusted)
 _READ_TYPES: dict[str, tuple[type, ...]] = {
-    **{f.name: f.types for f in CORE_FIELDS if f.checked_on_read and f.name != "metrics"}, **READ_CHECKED_EXTRAS}
+    **{f.name: f.types for f in CORE_FIELDS if f.name != "metrics"}, **READ_CHECKED_EXTRAS}
+#: fields inside the core objects that readers use, with their types (None allowed)
+_NESTED_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "git": {"commit": (str,), "dirty": (bool,)},
+    "cost": {"images_per_s_end_to_end": (int, float), "images_per_s_encoder": (int, float), "device_name": (str,)},
+    "versions": {"clipbench": (str,)},
+}
 _WARNED: set[tuple[str, int, str]] = set()  # (file, line, text hash): each bad line is reported once
 _HINTED: set[str] = set()  # files whose repair hint was given
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _number(value) -> bool:
@@ -93,11 +111,54 @@ def record_problem(record) -> str | None:
         problem = type_problem(key, record.get(key), types)
         if problem:
             return problem
+    for key, fields in _NESTED_TYPES.items():
+        for name, types in fields.items():
+            problem = type_problem(f"{key}.{name}", (record.get(key) or {}).get(name), types)
+            if problem:
+                return problem
     ci = record.get("ci95")
     if ci is not None and not all(_number(ci.get(k)) for k in ("low", "high")):
         return "'ci95' needs numbers low and high"
     if not isinstance(record.get("schema_version", 1), int):  # null too: readers compare it with RESULT_SCHEMA
         return f"'schema_version' is {_type(record['schema_version'])}, expected an integer"
+    if record.get("timestamp") and not _is_timestamp(record["timestamp"]):
+        return f"'timestamp' {record['timestamp'][:40]!r} is not an ISO-8601 time"
+    return _text_problem(record)
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return False
+    return True
+
+
+def _walk(record: dict):
+    """Every key and value inside ``record``, depth first (iterative: JSON nests as deep as it likes)."""
+    stack = [record]
+    while stack:
+        value = stack.pop()
+        yield value
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _text_problem(record: dict) -> str | None:
+    """A string no output can hold: half of a UTF-16 surrogate pair (``"\\ud800"`` in the JSON)."""
+    if any(isinstance(v, str) and _SURROGATE.search(v) for v in _walk(record)):
+        return "a string holds an unpaired UTF-16 surrogate"
+    return None
+
+
+def _non_finite(record: dict) -> str | None:
+    """What the gate reports row by row (it cannot judge such a row) and every other reader skips: a NaN or
+    an Infinity (clipbench writes neither: ``allow_nan=False``)."""
+    if any(isinstance(v, float) and not math.isfinite(v) for v in _walk(record)):
+        return "a number is NaN or infinite"
     return None
 
 
@@ -120,27 +181,29 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         path = path / RESULTS_FILE
     if not path.is_file():
         raise ClipbenchError(f"results file not found: {path}")
-    records, bad_lines, new_warnings = [], [], False
+    records, bad_lines, new_warnings, resolved = [], [], False, str(path.resolve())
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = list(fh)
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
     except OSError as exc:
         raise ClipbenchError(f"cannot read {path}: {exc.strerror or exc}") from exc
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            problem = "is not UTF-8 text"
         except (json.JSONDecodeError, RecursionError):
             problem = "is not a complete JSON record (an interrupted write?)"
         else:
-            reason = record_problem(record)
+            reason = record_problem(record) or (None if strict else _non_finite(record))
             problem = None if reason is None else f"is not a clipbench result record ({reason})"
         if problem is not None:
             bad_lines.append(lineno)
             if strict:
                 raise ClipbenchError(f"{path}:{lineno} {problem}; {_repair_hint(path, [lineno])}")
-            key = (str(path.resolve()), lineno, hashlib.sha256(line.encode("utf-8", "replace")).hexdigest())
+            key = (resolved, lineno, hashlib.sha256(line).hexdigest())
             if key not in _WARNED:
                 _WARNED.add(key)
                 new_warnings = True
@@ -151,8 +214,8 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
             raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
                                  f"understands ({RESULT_SCHEMA}); upgrade clipbench")
         records.append(upgrade_record(record))  # readers see one shape, whatever the schema it was written in
-    if new_warnings and str(path.resolve()) not in _HINTED:
-        _HINTED.add(str(path.resolve()))
+    if new_warnings and resolved not in _HINTED:
+        _HINTED.add(resolved)
         log.warning("%s", _repair_hint(path, bad_lines))
     return records
 
@@ -217,12 +280,7 @@ def leaderboard_rows(records: Iterable[dict]) -> list[dict]:
 
 
 def _csv_text(columns: list[str] | tuple[str, ...], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_fmt(row.get(c)) for c in columns])
-    return buffer.getvalue()
+    return csv_text(columns, [[_fmt(row.get(c)) for c in columns] for row in rows])
 
 
 def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
@@ -252,6 +310,7 @@ def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:
         for path in (long_path, pivot_path):  # temporary files of a regeneration that was killed
             remove_stale_temps(path)
         records = read_records(results_dir / RESULTS_FILE)
+        inside(results_dir, long_path)  # both files sit in the results dir itself
         atomic_write_text(long_path, _csv_text(LEADERBOARD_COLUMNS, leaderboard_rows(records)))
         columns, rows = pivot_rows(records)
         atomic_write_text(pivot_path, _csv_text(columns, rows))

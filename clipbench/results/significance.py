@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.escaping import markdown_text
 from clipbench.results.comparison import Comparison, PrimaryValue, Row, _at_common_precision, compare
 from clipbench.results.records import RESULTS_FILE, latest_records, read_records, record_key
 from clipbench.results.samples import SampleFileError, read_samples
@@ -259,10 +260,10 @@ class GatedComparison:
                 note = "only in the new results"
             else:
                 note = r.note or r.status
-            lines.append(f"- {label} ({r.metric}): {note}")
+            lines.append(f"- {markdown_text(label)} ({markdown_text(r.metric)}): {markdown_text(note)}")
         if self.warnings:
             lines.append("")
-            lines.extend(f"Warning: {w}" for w in self.warnings)
+            lines.extend(f"Warning: {markdown_text(w)}" for w in self.warnings)
         return "\n".join(lines)
 
 

@@ -4,24 +4,28 @@ becomes primary-metric rows, for the gate (``comparison``), the report and anyth
 Which metric is primary is decided here and nowhere else: the record's ``primary_metric`` (or the
 leaderboard's ``primary_metric`` column); for an old CSV without that column, the metric that
 carries the CI, else ``top1`` / ``mean_per_class_recall``, else the row's first metric. A row without
-its primary metric is an error naming it. Values keep the text they were stored as (``text``), so a
-reader can compare at the stored precision.
+its primary metric is an error naming it (for the gate; other readers skip it with a warning).
+Values keep the text they were stored as (``text``), so a reader can compare at the stored precision.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.tables import csv_records
 from clipbench.results.records import LEADERBOARD_FILE, RESULTS_FILE, read_records, record_key
 from clipbench.results.schema import primary_metric
 
 #: Fields that say what a number was computed from (two rows that differ in them are other numbers).
 IDENTITY_FIELDS = ("model_identity", "dataset_fingerprint")
+
+log = logging.getLogger(__name__)
 
 Row = tuple[str, str, str, str]  # model, dataset, task, variant
 
@@ -83,7 +87,10 @@ def _from_records(path: Path, strict: bool) -> list[PrimaryRow]:
         key = record_key(r)
         metric = primary_metric(r)
         if metric not in r["metrics"]:
-            raise ClipbenchError(f"{path}: row {row_name(key)} lacks its primary metric {metric!r}")
+            if strict:
+                raise ClipbenchError(f"{path}: row {row_name(key)} lacks its primary metric {metric!r}")
+            log.warning("%s: row %s lacks its primary metric %r; skipped", path, row_name(key), metric)
+            continue
         value = r["metrics"][metric]
         ci = r.get("ci95") or {}
         rows.append(PrimaryRow(*key, metric, None if value is None else float(value), None, _number(ci.get("low")),
@@ -110,7 +117,7 @@ def _csv_key(row: dict) -> Row:
 def _from_leaderboard(path: Path) -> list[PrimaryRow]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
-            table = list(csv.DictReader(fh))
+            table = csv_records(fh)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ClipbenchError(f"cannot read {path} as a leaderboard CSV: {exc}") from exc
     needed = {"model", "dataset", "task", "metric", "value"}

@@ -93,15 +93,22 @@ class DetailTable(NamedTuple):
 
 
 def cell(value, ci: dict | None = None) -> str:
-    """A number in a detail table: one decimal, with its 95% CI when there is one; "–" when missing."""
+    """A number in a detail table: one decimal, with its 95% CI when there is one; "–" when missing or not
+    a finite number (a task's fields in a results file are untrusted)."""
     import math
 
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    def finite(x):
+        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        return float(x) if ok else None
+
+    value = finite(value)
+    if value is None:
         return "–"
-    low, high = (ci or {}).get("low"), (ci or {}).get("high")
-    if low is None or high is None or math.isnan(low) or math.isnan(high):
-        return f"{float(value):.1f}"
-    return f"{float(value):.1f} [{low:.1f}, {high:.1f}]"
+    ci = ci if isinstance(ci, dict) else {}
+    low, high = finite(ci.get("low")), finite(ci.get("high"))
+    if low is None or high is None:
+        return f"{value:.1f}"
+    return f"{value:.1f} [{low:.1f}, {high:.1f}]"
 
 
 class TaskContext(Protocol):
@@ -173,8 +180,9 @@ class Task(abc.ABC):
         return None
 
     def block(self, record: dict) -> dict:
-        """This task's fields of ``record`` (``record[task.name]``)."""
-        return record.get(self.name) or {}
+        """This task's fields of ``record`` (``record[task.name]``; {} when missing or damaged)."""
+        block = record.get(self.name)
+        return block if isinstance(block, dict) else {}
 
     def variant_parts(self, record: dict) -> list[str]:
         """Task options in ``record`` that change its numbers (joined into the leaderboard variant)."""

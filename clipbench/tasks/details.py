@@ -7,10 +7,18 @@ adds the one table that spans tasks: each model's primary metric under every cla
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 
 from clipbench.tasks.base import DetailTable, Figure, cell
 from clipbench.tasks.registry import TASKS
+
+log = logging.getLogger(__name__)
+
+#: what a task's ``detail_table`` raises on a record whose own fields are damaged (they are not type-checked
+#: on read: a results file is untrusted input)
+_DAMAGED = (TypeError, ValueError, KeyError, AttributeError, IndexError)
 
 
 def task_detail_blocks(records: Sequence[dict], names: dict[str, str] | None = None) -> list[DetailTable]:
@@ -19,20 +27,35 @@ def task_detail_blocks(records: Sequence[dict], names: dict[str, str] | None = N
     names = names or {}
     tables = []
     for _, task in TASKS.items():
-        table = task.detail_table([r for r in records if task.owns_record(str(r.get("task", "")))], names)
+        table = task.detail_table(_readable(task, [r for r in records if task.owns_record(str(r.get("task", "")))],
+                                            names), names)
         if table is not None:
             tables.append(table)
     views = _classification_views(records, names)
     return tables + ([views] if views is not None else [])
 
 
+def _readable(task, records: list[dict], names: dict[str, str]) -> list[dict]:
+    """``records`` less those whose task block the task cannot tabulate (each skipped with a warning)."""
+    kept = []
+    for r in records:
+        try:
+            task.detail_table([r], names)
+        except _DAMAGED as exc:
+            log.warning("report: %s record %s left out of the %s table: damaged field (%s)",
+                        task.name, r.get("id", "?"), task.title.lower(), type(exc).__name__)
+            continue
+        kept.append(r)
+    return kept
+
+
 def _classification_views(records: Sequence[dict], names: dict[str, str]) -> DetailTable | None:
     views = {task.name: task.classification_view for _, task in TASKS.items() if task.classification_view}
     by_model: dict[str, dict[str, list[float]]] = {}
     for r in records:
-        if r.get("task") in views:
-            value = r["metrics"].get(r["primary_metric"])  # read_records fills it in for every schema
-            if isinstance(value, (int, float)):
+        if r.get("task") in views and isinstance(r.get("metrics"), dict):
+            value = r["metrics"].get(r.get("primary_metric"))  # read_records fills it in for every schema
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 by_model.setdefault(r["model"], {}).setdefault(views[r["task"]], []).append(float(value))
     shown = {m: v for m, v in by_model.items() if len(v) >= 2}
     if not shown:

@@ -7,8 +7,7 @@ and the memory budget are ``clipbench.scoring.retrieval``'s.
 
 from __future__ import annotations
 
-import re
-
+from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.option import Option, a_bool, positive_int
 from clipbench.scoring.retrieval import DEFAULT_KS, TIE_RULE, metric_names, zeroshot_retrieval
 from clipbench.tasks.base import DetailTable, Figure, SampleTable, Task, TaskContext, TaskResult, cell
@@ -86,7 +85,7 @@ class ZeroShotRetrievalTask(Task):
                                    *((cis.get(f"{d}_recall@{k}") or {}).get(b) for b in ("low", "high")))
                     for d in ("i2t", "t2i") for k in ks}
             figures.append(Figure(f"Recall@k on {dataset} per model, both directions (whiskers: 95% CI)",
-                                  f"recall_at_k_{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}.png",
+                                  f"recall_at_k_{file_slug(dataset)}.png",
                                   f"Zero-shot retrieval on {dataset}: recall@k per model", "recall (%)", cells))
         return DetailTable("Zero-shot retrieval: recall@k", header, rows,
                            "Recall in %: image->text (an image is a hit if any of its captions ranks in the top k) "

@@ -1,0 +1,92 @@
+"""``clipbench report``: results -> a Markdown report, an HTML page and PNG plots.
+
+Input is a results directory (its ``results.jsonl``, else ``leaderboard.csv``), a ``results.jsonl``
+or a long ``leaderboard.csv`` (schemas in docs/ARCHITECTURE.md). For each task the report shows
+the model x dataset table of primary metrics with 95% CIs and the suite mean, bars per dataset
+grouped by model, ResNet against ViT (suite mean against image-tower GFLOPs, else parameters),
+and the published numbers for the same model and dataset where there are any; then a provenance
+table. Plots are meant for a slide: axes name the task and metric, start at 0 and mark chance;
+legends use short names (a checkpoint file's stem); variant runs (--limit, bf16, ...) are listed
+in the tables only; a plot or a model that is not drawn gets a line saying why.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from clipbench.foundations.fileio import atomic_write_text
+from clipbench.results.report.blocks import (
+    Block,
+    history_block,
+    models_block,
+    plural,
+    provenance_block,
+    representatives,
+)
+from clipbench.results.report.details import detail_blocks
+from clipbench.results.report.model_facts import model_facts, short_names
+from clipbench.results.report.published import published_rows
+from clipbench.results.report.reading import load_provenance, load_results, variant_of
+from clipbench.results.report.render_html import render_html
+from clipbench.results.report.render_markdown import render_markdown
+from clipbench.results.report.task_section import task_block
+from clipbench.tasks.registry import task_order
+
+
+@dataclass
+class Report:
+    out_dir: Path
+    markdown: Path
+    html: Path
+    images: list[Path]
+
+def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
+                 published: bool = True) -> Report:
+    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths."""
+    from clipbench.results import plots
+
+    frame, path = load_results(source)
+    out = Path(out_dir) if out_dir is not None else (path.parent / "report")
+    labels = list(dict.fromkeys(frame["model"]))
+    provenance = load_provenance(path, frame)
+    names = short_names(labels, provenance)
+    facts = model_facts(labels, frame, provenance)
+    families = {m: facts[m]["family"] for m in labels}
+    bases = representatives(labels)
+    variants = [m for m in labels if variant_of(m)]
+    tasks = sorted(frame["task"].unique(), key=lambda t: (task_order(t), t))
+
+    blocks = [models_block(labels, names, facts, provenance)]
+    written: list[Path] = []
+    for task in tasks:
+        block, files = task_block(task, frame[frame["task"] == task], names, facts, families, out, plots)
+        blocks.append(block)
+        written += files
+    if path.suffix == ".jsonl":
+        details, files = detail_blocks(path, names, families, out, plots)
+        blocks += details
+        written += files
+        block, files = history_block(path, out, plots, names)
+        blocks.append(block)
+        written += files
+    if published:
+        pub_header, pub_rows = published_rows(frame)
+        if pub_rows:
+            for row in pub_rows:
+                row[0] = names.get(row[0], row[0])
+            blocks.append(Block("Published numbers", pub_header, pub_rows,
+                                 "Published: CLIP paper (arXiv 2103.00020) and open_clip's re-measurement; "
+                                 "see clipbench/reference/published.csv."))
+    blocks.append(provenance_block(labels, names, provenance))
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    counts = f"{plural(len(frame), 'result')}, {plural(len(bases), 'model')}"
+    if variants:
+        counts += f" (+ {plural(len(variants), 'variant run')}, in the tables only)"
+    counts += f", generated {stamp}."
+    atomic_write_text(out / "report.md", render_markdown(str(path), counts, blocks))
+    atomic_write_text(out / "report.html", render_html(str(path), counts, blocks))
+    return Report(out, out / "report.md", out / "report.html", written)
