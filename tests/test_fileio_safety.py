@@ -137,3 +137,24 @@ def test_atomic_open_still_leaves_nothing_on_failure_and_publishes_whole_files(t
     assert list(tmp_path.iterdir()) == []
     atomic_write_bytes(tmp_path / "f.json", json.dumps({"a": 1}).encode())
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_a_symlinked_samples_folder_is_refused_before_work_and_at_write(tmp_path):
+    """Per-sample files stay inside the results dir: a ``samples/`` link leading out is one line, up front
+    (``check_results_dir``) and at the write itself, and nothing lands outside."""
+    import numpy as np
+
+    from clipbench.engine.plan import check_results_dir
+    from clipbench.foundations.errors import ClipbenchError
+    from clipbench.results.samples import write_samples
+
+    results, outside = tmp_path / "results", tmp_path / "elsewhere"
+    results.mkdir()
+    outside.mkdir()
+    (results / "samples").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ClipbenchError, match="leads outside"):
+        check_results_dir(results)
+    record = {"record_id": "r1", "model": "m", "dataset": "d", "task": "zeroshot", "dataset_fingerprint": "f"}
+    with pytest.raises(ClipbenchError, match="leads outside"):
+        write_samples(results, record, np.eye(3, dtype=np.float32), np.arange(3))
+    assert list(outside.iterdir()) == []

@@ -11,7 +11,7 @@ from typing import Any
 
 from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.fileio import check_writable, ensure_dir
+from clipbench.foundations.fileio import check_writable, ensure_dir, inside
 from clipbench.results.records import (
     LEADERBOARD_FILE,
     PIVOT_FILE,
@@ -19,6 +19,7 @@ from clipbench.results.records import (
     read_records,
     write_leaderboards,
 )
+from clipbench.results.samples import SAMPLES_DIR
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,9 @@ def check_results_dir(results_dir: Path) -> None:
     """One-line error up front if the results dir is unusable or holds records this version cannot read."""
     ensure_dir(results_dir)
     for name in (RESULTS_FILE, LEADERBOARD_FILE, PIVOT_FILE):  # every output path, before any work
-        check_writable(results_dir / name, append=name == RESULTS_FILE)
+        check_writable(results_dir / name, append=name == RESULTS_FILE, within=results_dir)
+    if (results_dir / SAMPLES_DIR).exists() or (results_dir / SAMPLES_DIR).is_symlink():
+        inside(results_dir, results_dir / SAMPLES_DIR / "record.parquet")  # per-sample files stay inside too
     if (results_dir / RESULTS_FILE).is_file():
         read_records(results_dir / RESULTS_FILE)  # raises on a newer schema; warns (once) about bad lines
 

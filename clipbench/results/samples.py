@@ -89,7 +89,7 @@ def write_sample_table(results_dir: str | os.PathLike, record: dict, table, kind
     pq.write_table(table, buffer, compression="zstd")
     data = buffer.getvalue()
     rel = f"{SAMPLES_DIR}/{record['record_id']}.parquet"
-    atomic_write_bytes(Path(results_dir) / rel, data)
+    atomic_write_bytes(Path(results_dir) / rel, data, within=results_dir)  # a symlinked samples/ is refused
     return {"path": rel, "sha256": sha256_bytes(data), "n": int(table.num_rows), "bytes": len(data)}
 
 
