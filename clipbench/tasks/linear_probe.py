@@ -1,6 +1,6 @@
 """Linear probe under the CLIP paper's protocol: C sweep on validation, refit on train+val, score test.
 
-Objective (every solver, see ``probe_solvers``): scikit-learn's multinomial logistic regression,
+Objective (every solver, see ``probe_objective``): scikit-learn's multinomial logistic regression,
 C * summed cross-entropy + 0.5 * ||W||^2, bias unpenalised. The default solver (``torch``) solves
 each C's problem to its optimum (float64 Newton, stopped on a relative Newton decrement of 1e-9);
 ``sklearn`` is the paper's literal ``LogisticRegression(lbfgs, max_iter=1000)``, which can stop at

@@ -2,6 +2,7 @@
 
 The stopping rule, and why
 --------------------------
+An absolute gradient tolerance (scikit-learn's ``tol=1e-4`` on max |dF|) does not say how far a fit
 is from its optimum: F is only 1/(C n)-strongly convex, so at large C a small gradient can sit far
 from the minimum, and a warm start from the neighbouring C (whose gradient at the new C is
 max|W| * |1/C_new - 1/C_old| / n) passes it after 0 iterations. The exact solver stops instead on
@@ -22,7 +23,6 @@ and dropped: L-BFGS (on clipbench-tiny's digits features it needed >3,000 evalua
 for a 4e-4 relative objective error, where Newton needs 10-15 steps at every C), and the
 strong-convexity certificate F - F* <= 0.5 C n ||dF/dW||^2, which is exact but 1e4-1e6 times
 pessimistic at large C.
-
 
 ``TorchSolver`` runs damped Newton in float64 torch (CPU or GPU) on mean-centred
 features (an exact reparametrisation: the unpenalised bias absorbs the mean). Newton steps come
