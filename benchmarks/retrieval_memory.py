@@ -1,6 +1,6 @@
 """Peak memory and time of blockwise retrieval ranks, against the whole similarity matrix in the same run.
 
-Each case runs ``clipbench.tasks.retrieval.retrieval_ranks`` in a fresh interpreter on random
+Each case runs ``clipbench.scoring.retrieval.retrieval_ranks`` in a fresh interpreter on random
 unit features (one thread), with the peak-RSS watermark reset just before the call, so "peak
 beyond the features" is what scoring adds. The reference is the same call with a budget that
 holds the whole matrix (as a full-matrix implementation would), measured in the same run where
@@ -31,7 +31,7 @@ from _common import machine_info, print_table, write_summary  # noqa: E402
 _CASE = textwrap.dedent("""
     import ctypes, json, sys, time
     import numpy as np, torch
-    from clipbench.tasks.retrieval import retrieval_ranks
+    from clipbench.scoring.retrieval import retrieval_ranks
     torch.set_num_threads(1)
     n_img, n_txt, dim, budget = (int(v) for v in sys.argv[1:5])
     warmup = sys.argv[5]

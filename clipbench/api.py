@@ -9,27 +9,18 @@ the defaults below.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clipbench.engine.options import defaults
-from clipbench.foundations.config import Paths, hf_offline
+from clipbench.engine.plan import RunRecords
+from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.fileio import check_writable, ensure_dir
-from clipbench.results.records import (
-    LEADERBOARD_FILE,
-    PIVOT_FILE,
-    RESULTS_FILE,
-    append_record,
-    read_records,
-    write_leaderboards,
-)
-from clipbench.suites import Suite, load_suite
+from clipbench.results.records import RESULTS_FILE
+from clipbench.suites import Suite
 
 if TYPE_CHECKING:  # torch-heavy: imported where used, so `clipbench list` and `compare` start without torch
     from clipbench.datasets.base import DatasetAdapter
@@ -61,24 +52,6 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = defaults()
 
 
-def _split_names(value: str | Sequence[Any] | None) -> list[Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",")]
-        if not items or any(not v for v in items):
-            raise ClipbenchError(f"expected a comma-separated list without empty entries, got {value!r}")
-    else:
-        items = list(value)
-    if not items:
-        raise ClipbenchError("expected at least one name")
-    names = [i for i in items if isinstance(i, str)]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ClipbenchError(f"{', '.join(repeated)} given more than once")
-    return items
-
-
 def run(
     model: str | ImageTextModel | Sequence[str | ImageTextModel] | None = None,
     suite: str | os.PathLike | Suite = "smoke",
@@ -92,7 +65,7 @@ def run(
     write: bool = True,
     shard_jobs: bool = False,
     **options: Any,
-) -> list[dict]:
+) -> RunRecords:
     """Evaluate ``model`` (name(s), path(s) or ``ImageTextModel``) on ``suite``; returns the result records.
 
     ``datasets`` restricts or replaces the suite's datasets (names, or adapter objects for custom
@@ -103,147 +76,13 @@ def run(
 
     Under torchrun (see ``clipbench.engine.distributed``) every rank extracts a slice of each split and
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
-    a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records.
+    a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records. The loop is
+    ``clipbench.engine.runner.run``.
     """
-    from clipbench.engine import distributed
-    from clipbench.engine.runner import RunContext, check_task_fits, resolve_options, suite_tasks
-    from clipbench.foundations.threads import torch_threads
-    from clipbench.models.base import ImageTextModel
-    from clipbench.results.samples import discard_samples
+    from clipbench.engine.runner import run as run_loop
 
-    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
-    if options.get("offline") is False:  # False means "not forced", never "online despite the suite"
-        options["offline"] = None
-    if options.get("seeds") is not None:
-        options["seeds"] = list(options["seeds"])
-    run_options = resolve_options(suite_obj, options, device)
-    models = _split_names(model) if not isinstance(model, ImageTextModel) else [model]
-    models = models or list(suite_obj.models)
-    if not models:
-        raise ClipbenchError(f"suite {suite_obj.name!r} names no default model; pass --model")
-    dataset_items = _split_names(datasets) or list(suite_obj.datasets)
-    paths = Paths.resolve(cache_dir=cache_dir, data_root=data_root, results_dir=results_dir,
-                          offline=run_options.offline or None)
-    if write:
-        _check_results_dir(paths.results_dir)  # fail before hours of work, not after
-    with hf_offline(paths.offline):  # hf: datasets load here
-        adapters = [_adapter(d) for d in dataset_items]  # fail fast on unknown names, before loading models
-    adapters, skipped = _present_datasets(adapters, paths.data_root, run_options.skip_missing)
-    tasks = suite_tasks(suite_obj)
-    check_task_fits(tasks, adapters)
-    with (distributed.session(run_options.device) as ctx, torch_threads(run_options.threads),
-          hf_offline(paths.offline)):
-        jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
-        if shard_jobs:  # each rank runs its share of whole jobs alone
-            jobs, extraction = ctx.share(jobs), distributed.DistContext()
-        else:  # every rank extracts a slice of every split; rank 0 scores
-            extraction = ctx
-        context = RunContext(suite_obj, paths, run_options, progress and ctx.is_main, extraction, write=write)
-        records, loaded_index, loaded = [], None, None
-        try:
-            for index, adapter in jobs:
-                if index != loaded_index:
-                    loaded_index, loaded = index, None  # free the previous model before loading the next
-                    load_start = time.perf_counter()
-                    loaded = _model(models[index], run_options.device, paths)
-                    context.model_loaded(loaded, time.perf_counter() - load_start)
-                for task in tasks:
-                    log.info("%s: %s on %s", task.name, loaded.name, adapter.name)
-                    record = task.run(context, loaded, adapter)
-                    if record is None:
-                        continue
-                    if write:
-                        try:
-                            append_record(paths.results_dir, record)
-                        except BaseException:  # no per-sample file without the record that references it
-                            discard_samples(paths.results_dir, record)
-                            raise
-                    records.append(record)
-        except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
-            _keep_completed(exc, records, paths.results_dir if write else None)
-            raise
-        if shard_jobs and ctx.enabled:  # collective: every rank has appended its records after this
-            gathered = ctx.gather_to_main(records)
-            records = [r for part in gathered for r in part] if gathered is not None else []
-    if write and records:
-        write_leaderboards(paths.results_dir)
-    return RunRecords(records, skipped)
-
-
-class RunRecords(list):
-    """The records of a run (a list), plus ``skipped``: the datasets ``skip_missing`` left out, with how
-    to get each (``[{"dataset", "how"}]``)."""
-
-    def __init__(self, records: Sequence[dict] = (), skipped: Sequence[dict] = ()) -> None:
-        super().__init__(records)
-        self.skipped = list(skipped)
-
-
-def _present_datasets(adapters: list[DatasetAdapter], data_root: Path, skip_missing: bool
-                      ) -> tuple[list[DatasetAdapter], list[dict]]:
-    """Check every dataset is on disk before any model is loaded; list the missing ones with how to get them."""
-    from clipbench.datasets.base import DatasetAdapter
-    from clipbench.datasets.download import describe_download
-
-    missing = []
-    for adapter in adapters:
-        knows = type(adapter).is_present is not DatasetAdapter.is_present  # an adapter that cannot tell: try it
-        if knows and not adapter.is_present(data_root):
-            missing.append({"dataset": adapter.name, "how": describe_download(adapter).replace("<data-root>",
-                                                                                              str(data_root))})
-    if not missing:
-        return adapters, []
-    listing = "; ".join(f"{m['dataset']} ({m['how']})" for m in missing)
-    where = f"the data root {data_root}" + ("" if Path(data_root).is_dir() else " (which does not exist)")
-    if not skip_missing:
-        raise ClipbenchError(f"{len(missing)} of {len(adapters)} datasets are not under {where}: {listing}. "
-                             "Get them, or pass --skip-missing to run the others")
-    present = [a for a in adapters if a.name not in {m["dataset"] for m in missing}]
-    if not present:
-        raise ClipbenchError(f"none of the suite's datasets is under {where}: {listing}")
-    log.warning("skipping %d missing dataset(s): %s", len(missing), listing)
-    return present, missing
-
-
-def _keep_completed(exc: BaseException, records: list[dict], results_dir: Path | None) -> None:
-    """A failed run still publishes its completed rows: leaderboards regenerated, and the records on
-    ``exc.completed_records`` for the caller (the CLI prints their table before the error line)."""
-    if results_dir is not None and records:
-        try:
-            write_leaderboards(results_dir)
-        except Exception as lb_exc:  # never hide the original error behind this one
-            log.warning("could not regenerate the leaderboards after the failure: %s", lb_exc)
-    with contextlib.suppress(AttributeError, TypeError):
-        exc.completed_records = list(records)
-
-
-def _check_results_dir(results_dir: Path) -> None:
-    """One-line error up front if the results dir is unusable or holds records this version cannot read."""
-    ensure_dir(results_dir)
-    for name in (RESULTS_FILE, LEADERBOARD_FILE, PIVOT_FILE):  # every output path, before any work
-        check_writable(results_dir / name, append=name == RESULTS_FILE)
-    if (results_dir / RESULTS_FILE).is_file():
-        read_records(results_dir / RESULTS_FILE)  # raises on a newer schema; warns (once) about bad lines
-
-
-def _adapter(item: str | DatasetAdapter) -> DatasetAdapter:
-    from clipbench.datasets import get_dataset
-    from clipbench.datasets.base import DatasetAdapter
-
-    if isinstance(item, DatasetAdapter):
-        return item
-
-    return get_dataset(item)
-
-
-def _model(spec: str | ImageTextModel, device: str, paths: Paths) -> ImageTextModel:
-    from clipbench.models import load_model
-    from clipbench.models.base import ImageTextModel
-
-    if isinstance(spec, ImageTextModel):
-        return spec.to(device)
-
-    return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline, lazy=True)
+    return run_loop(model, suite, datasets, data_root=data_root, cache_dir=cache_dir, results_dir=results_dir,
+                    device=device, progress=progress, write=write, shard_jobs=shard_jobs, **options)
 
 
 def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,

@@ -236,9 +236,9 @@ def test_coco_order_on_disk_layout_end_to_end(tmp_path, fake_tagger):
     (r,) = api.run(model=str(ckpt), suite="smoke-compositional", datasets=["aro_coco_order"], data_root=tmp_path,
                    cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
     assert r["task"] == "image_caption_selection" and r["dataset"] == "aro_coco_order" and r["n_samples"] == 5
-    assert list(r["per_subset"]) == ["coco_order"] and r["per_subset"]["coco_order"]["n_items"] == 5
+    assert list(r["image_caption_selection"]["per_subset"]) == ["coco_order"] and r["image_caption_selection"]["per_subset"]["coco_order"]["n_items"] == 5
     chance = 100 * np.mean([1 / (1 + len(n)) for n in split.negatives])
-    assert r["chance"]["accuracy"] == pytest.approx(chance, abs=0.01)
+    assert r["image_caption_selection"]["chance"]["accuracy"] == pytest.approx(chance, abs=0.01)
     assert 0.0 <= r["metrics"]["accuracy"] <= 100.0
 
 

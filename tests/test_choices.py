@@ -178,11 +178,11 @@ def test_winoground_style_groups_end_to_end(tmp_path):
     (r,) = api.run(suite="smoke-compositional", datasets=[f"choices:{file}"], data_root=tmp_path,
                    cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
     m = r["metrics"]
-    assert r["n_groups"] == 20 and r["n_samples"] == 40
+    assert r["image_caption_selection"]["n_groups"] == 20 and r["n_samples"] == 40
     assert {"text_score", "image_score", "group_score"} <= set(m)
     assert m["group_score"] <= min(m["text_score"], m["image_score"])
     assert m["text_score"] <= m["accuracy"]  # a group's text score needs both of its items right
-    assert m["text_score"] > 50 and r["chance"]["group_score"] == pytest.approx(100 / 6)  # unrelated captions: easy
+    assert m["text_score"] > 50 and r["image_caption_selection"]["chance"]["group_score"] == pytest.approx(100 / 6)  # unrelated captions: easy
 
 
 # ------------------------------------------------------------------------------ Winoground
@@ -224,9 +224,9 @@ def test_winoground_save_to_disk_layout(tmp_path):
     assert sub.groups == ["101", "101", "102", "102"] and sub.fingerprint != split.fingerprint
     (r,) = api.run(suite="smoke-compositional", datasets=["winoground"], data_root=tmp_path,
                    cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
-    assert r["n_groups"] == 6 and {"text_score", "image_score", "group_score"} <= set(r["metrics"])
-    assert set(r["per_subset"]) == {"Relation", "Object"}
-    assert r["per_subset"]["Object"]["n_groups"] == 3 and "group_score" in r["per_subset"]["Relation"]
+    assert r["image_caption_selection"]["n_groups"] == 6 and {"text_score", "image_score", "group_score"} <= set(r["metrics"])
+    assert set(r["image_caption_selection"]["per_subset"]) == {"Relation", "Object"}
+    assert r["image_caption_selection"]["per_subset"]["Object"]["n_groups"] == 3 and "group_score" in r["image_caption_selection"]["per_subset"]["Relation"]
 
 
 # ------------------------------------------------------------------------------ ARO
@@ -261,7 +261,7 @@ def test_aro_vg_layout_crops_each_box(tmp_path):
     assert split.subset([0], "limit=1").boxes == split.boxes
     (r,) = api.run(suite="smoke-compositional", datasets=["aro_vg_relation"], data_root=tmp_path,
                    cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
-    assert r["n_samples"] == 1 and list(r["per_subset"]) == ["vg_relation"] and r["chance"]["accuracy"] == 50.0
+    assert r["n_samples"] == 1 and list(r["image_caption_selection"]["per_subset"]) == ["vg_relation"] and r["image_caption_selection"]["chance"]["accuracy"] == 50.0
     (base / "visual_genome_relation.json").write_text(json.dumps([{"image_path": "x.jpg"}]), encoding="utf-8")
     with pytest.raises(DataError, match="is not an ARO file"):
         adapter.load_split("test", tmp_path)

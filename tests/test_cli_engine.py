@@ -37,7 +37,7 @@ def test_compare_exit_codes(tmp_path, capsys):
     (["compare", "nowhere", "--baseline", "nowhere"], "results not found"),
     (["run", "--suite", "smok"], "unknown suite 'smok'"),
     (["run", "--suite", "smoke", "--dataset", "digitz"], "digitz"),
-    (["run", "--suite", "smoke", "--batch-size", "0"], "--batch-size must be positive"),
+    (["run", "--suite", "smoke", "--batch-size", "0"], "--batch-size must be a positive integer"),
     (["run", "--suite", "smoke", "--seeds", "0,1"], "--seeds only applies to few-shot"),
     (["run", "--suite", "zeroshot", "--fewshot-k", "4"], "--fewshot-k applies to the linear probe"),
     (["run", "--suite", "smoke", "--device", "cpu", "--precision", "fp16"], "fp16 needs a CUDA device"),

@@ -106,7 +106,7 @@ def test_missing_datasets_are_listed_before_any_model_is_loaded(tmp_path, capsys
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded before the datasets were checked")
 
-    monkeypatch.setattr(api, "_model", no_model)
+    monkeypatch.setattr("clipbench.engine.runner.model_of", no_model)
     empty = tmp_path / "data"
     empty.mkdir()
     assert main(["run", "--suite", "zeroshot", "--model", "ViT-B/32", "--data-root", str(empty),

@@ -241,7 +241,7 @@ def test_hf_save_to_disk_with_caption_lists(tmp_path):
 
     (record,) = api.run(suite="smoke-retrieval", datasets=[f"hf:{path}"], bootstrap=0, data_root=tmp_path,
                         cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False)
-    assert record["n_samples"] == 4 and record["n_captions"] == 6 and record["dataset_fingerprint"] == test.fingerprint
+    assert record["n_samples"] == 4 and record["zeroshot_retrieval"]["n_captions"] == 6 and record["dataset_fingerprint"] == test.fingerprint
     # a labelled HF dataset still goes to the classification adapter
     labelled = datasets.Dataset.from_dict({"image": [str(tmp_path / "src" / "0.png"), str(tmp_path / "src" / "1.png")],
                                            "label": [0, 1]},  # two classes: one class is refused for classification

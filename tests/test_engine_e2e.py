@@ -18,9 +18,9 @@ from clipbench.api import limit_split
 from clipbench.cli import main
 from clipbench.datasets import get_dataset
 from clipbench.features import FORWARD_STATS, FeatureStore, feature_key
+from clipbench.scoring.classification import bootstrap_ci, classification_metrics
 from clipbench.suites import parse_suite
 from clipbench.tasks.linear_probe import linear_probe
-from clipbench.tasks.metrics import bootstrap_ci, classification_metrics
 
 SUITE = "version: 1\ndatasets: [digits]\ntasks: [zeroshot]\noptions: {batch_size: 16, bootstrap: 200}\n"
 LIMIT = 40
@@ -97,10 +97,10 @@ def test_linear_probe_record_matches_probe_api_on_stored_features(tmp_path):
     assert rec["C"] == pytest.approx(direct.C) and len(rec["sweep"]) == len(direct.sweep)
     low, high = bootstrap_ci(direct.predictions, test.labels, "top1", 10, 1000, 0)
     assert rec["ci95"] == pytest.approx({"low": low, "high": high})
-    assert rec["probe"]["n_train"] == 80 and rec["probe"]["n_val"] == 20 and rec["n_samples"] == 40
+    assert rec["linear_probe"]["n_train"] == 80 and rec["linear_probe"]["n_val"] == 20 and rec["n_samples"] == 40
     (pre,) = clipbench.run(model, suite=PROBE, datasets=[adapter], cache_dir=tmp_path, write=False, device="cpu",
                            probe_features="pre_projection", progress=False)
-    assert pre["probe"]["features"] == "pre_projection"
+    assert pre["linear_probe"]["features"] == "pre_projection"
     assert store.load(feature_key(model, probe_splits(adapter, tmp_path, 0.2, 0)[2], projected=False)).features.shape[1] == 16
 
 
@@ -110,7 +110,7 @@ def test_fewshot_probe_reports_mean_and_spread_over_seeds(tmp_path):
     adapter = FakeAdapter(sizes={"train": 80, "test": 30})
     (rec,) = clipbench.run(FakeModel(), suite=suite, datasets=[adapter], cache_dir=tmp_path, write=False,
                            device="cpu", fewshot_k=4, seeds=[0, 1], progress=False)
-    assert rec["task"] == "linear_probe_4shot" and rec["fewshot_k"] == 4 and rec["seeds"] == [0, 1]
-    per_seed = [s["metrics"]["top1"] for s in rec["per_seed"]]
+    assert rec["task"] == "linear_probe_4shot" and rec["linear_probe"]["fewshot_k"] == 4 and rec["linear_probe"]["seeds"] == [0, 1]
+    per_seed = [s["metrics"]["top1"] for s in rec["linear_probe"]["per_seed"]]
     assert rec["metrics"]["top1"] == pytest.approx(np.mean(per_seed))
-    assert rec["spread"]["top1"] == pytest.approx(np.std(per_seed, ddof=1))  # sample std over seeds
+    assert rec["linear_probe"]["spread"]["top1"] == pytest.approx(np.std(per_seed, ddof=1))  # sample std over seeds

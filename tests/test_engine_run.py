@@ -12,8 +12,8 @@ from _engine_fixtures import FakeAdapter, FakeModel
 import clipbench
 from clipbench.features import FORWARD_STATS
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.scoring.classification import classification_metrics
 from clipbench.suites import parse_suite
-from clipbench.tasks.metrics import classification_metrics
 
 ZS = parse_suite({"version": 3, "datasets": ["fake10"], "tasks": ["zeroshot"], "options": {"batch_size": 7}},
                  "test suite", "zs", check_dataset=None)

@@ -18,8 +18,9 @@ from clipbench.datasets import get_dataset, probe_splits
 from clipbench.features import FeatureStore, feature_key
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.results.records import record_variant
-from clipbench.tasks.knn import KnnTask, knn_class_scores, knn_neighbours, top_k_lowest_index
-from clipbench.tasks.metrics import mean_per_class_recall, score_classification
+from clipbench.scoring.classification import mean_per_class_recall, score_classification
+from clipbench.scoring.similarity import top_k as top_k_lowest_index
+from clipbench.tasks.knn import KnnTask, knn_class_scores, knn_neighbours
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,9 @@ def test_cli_solver_sklearn_exact_runs_the_converged_reference_and_says_so(tmp_p
     capsys.readouterr()
     records = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
     exact, default = [r for r in records if r["task"] == "linear_probe"]
-    assert exact["probe"]["solver"] == "sklearn_exact" and default["probe"]["solver"] == "torch"
-    assert "newton-cholesky" in exact["convergence"]["method"] and exact["convergence"]["all_converged"]
-    assert all(fit["criterion"] == "newton-cholesky" for fit in exact["convergence"]["sweep"])
+    assert exact["linear_probe"]["solver"] == "sklearn_exact" and default["linear_probe"]["solver"] == "torch"
+    assert "newton-cholesky" in exact["linear_probe"]["convergence"]["method"] and exact["linear_probe"]["convergence"]["all_converged"]
+    assert all(fit["criterion"] == "newton-cholesky" for fit in exact["linear_probe"]["convergence"]["sweep"])
     # the converged reference and the exact default solve the same problems: same choice, same top-1
     assert exact["C"] == default["C"] and exact["metrics"]["top1"] == default["metrics"]["top1"]
 

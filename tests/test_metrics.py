@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.tasks.metrics import (
+from clipbench.scoring.classification import (
     bootstrap_ci,
     classification_metrics,
     per_class_table,
@@ -73,7 +73,7 @@ def test_bootstrap_matches_loop_and_is_seeded(metric):
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 4, 50)
     pred = np.where(rng.random(50) < 0.7, labels, rng.integers(0, 4, 50))
-    low, high = bootstrap_ci(pred, labels, metric, 4, n_resamples=200, seed=5, chunk=64)
+    low, high = bootstrap_ci(pred, labels, metric, 4, n_resamples=200, seed=5)
     ref = _brute_bootstrap(pred, labels, metric, 4, 200, 5, 64)
     assert (low, high) == pytest.approx(tuple(ref))
     assert bootstrap_ci(pred, labels, metric, 4, n_resamples=200, seed=5) == (low, high)

@@ -86,7 +86,7 @@ CATALOGUE = {
                          "produced NaN/Inf image features"),
     "conflicting flags: probe solver on zero-shot": (lambda b: _run(b, "--solver", "sklearn"),
                                                      "--solver applies to the linear probe"),
-    "negative workers": (lambda b: _run(b, "--workers", "-1"), "--workers must be non-negative"),
+    "negative workers": (lambda b: _run(b, "--workers", "-1"), "--workers must be 'auto' or an integer from 0"),
     # issue 18: these were internal errors with exit 1 (the gate's "regression" code)
     "negative seed": (lambda b: _run(b, "--dataset", f"folder:{b / 'pets'}", "--seed", "-1"),
                       "seed must be an integer from 0 to 2**32-1, got -1"),

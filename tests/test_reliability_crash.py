@@ -192,7 +192,7 @@ def test_killed_probe_sweep_reruns_to_identical_results(tmp_path):
     (rerun,) = _probe_run(cache, res)
     assert FORWARD_STATS.batches == 0  # all three splits' features came from the killed run's cache
     (fresh,) = _probe_run(tmp_path / "cache2", tmp_path / "res2")
-    for field in ("metrics", "C", "sweep", "ci95", "dataset_fingerprint", "probe"):
+    for field in ("metrics", "C", "sweep", "ci95", "dataset_fingerprint", "linear_probe"):
         assert rerun[field] == fresh[field], field
     assert len(read_records(res)) == 1
 
@@ -202,8 +202,8 @@ RESULTS_RUN = ("import json, os\nfrom pathlib import Path\nimport clipbench\n"
                "from _engine_fixtures import FakeAdapter, FakeModel\nfrom clipbench.suites import parse_suite\n"
                f"suite = parse_suite({ZS!r}, 't', 'zs', check_dataset=None)\n")
 KILL_IN_APPEND = """
-import clipbench.api as api
-real, calls = api.append_record, []
+import clipbench.engine.runner as runner
+real, calls = runner.append_record, []
 def append(results_dir, record):
     calls.append(1)
     if len(calls) == 2:  # the second record: half a line reaches the disk, then the process dies
@@ -212,7 +212,7 @@ def append(results_dir, record):
             fh.write(line[: len(line) // 2]); fh.flush(); os.fsync(fh.fileno())
         KILL
     return real(results_dir, record)
-api.append_record = append
+runner.append_record = append
 """
 KILL_IN_LEADERBOARD = """
 import clipbench.results.records as results

@@ -56,7 +56,7 @@ def test_quick_or_low_precision_runs_never_replace_the_full_run_row(tmp_path):
     append_record(tmp_path, record("a", "d1", top1=70.0, limit=None, precision="fp32"))
     append_record(tmp_path, record("a", "d1", top1=10.0, limit=50, precision="fp32"))
     append_record(tmp_path, record("a", "d1", task="linear_probe", top1=69.0, limit=None, precision="bf16",
-                                   probe={"features": "pre_projection", "solver": "sklearn"}))
+                                   linear_probe={"features": "pre_projection", "solver": "sklearn"}))
     assert record_variant(record(limit=None, precision="fp32")) == ""
     long_path, pivot_path = write_leaderboards(tmp_path)
     top1 = {(r["variant"], r["value"]) for r in _rows(long_path) if r["metric"] == "top1"}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.tasks.retrieval import (
+from clipbench.scoring.retrieval import (
     RetrievalRanks,
     block_sizes,
     bytes_per_element,

@@ -55,7 +55,7 @@ def test_recall_at_k_equals_clip_benchmark(tmp_path):
                                          collate_fn=collate_images_and_texts)
     theirs = zeroshot_retrieval.evaluate(reference, loader, lambda texts: clip.tokenize(texts), "cpu", amp=False,
                                          recall_k_list=list(KS))
-    assert ours["n_samples"] == N_IMAGES and ours["n_captions"] == N_IMAGES * CAPTIONS_PER_IMAGE
+    assert ours["n_samples"] == N_IMAGES and ours["zeroshot_retrieval"]["n_captions"] == N_IMAGES * CAPTIONS_PER_IMAGE
     for k in KS:
         assert ours["metrics"][f"i2t_recall@{k}"] == pytest.approx(100 * theirs[f"text_retrieval_recall@{k}"], abs=1e-4)
         assert ours["metrics"][f"t2i_recall@{k}"] == pytest.approx(100 * theirs[f"image_retrieval_recall@{k}"], abs=1e-4)

@@ -27,16 +27,16 @@ def smoke_record(shapes_data_root, tmp_path_factory):
 def test_smoke_retrieval_is_far_above_chance(smoke_record):
     r = smoke_record
     assert r["task"] == "zeroshot_retrieval" and r["model"] == "clipbench-shapes" and r["dataset"] == "shapes"
-    assert r["primary_metric"] == "mean_recall" and r["n_samples"] == 300 and r["n_captions"] == 900
-    m, chance = r["metrics"], r["chance"]
+    assert r["primary_metric"] == "mean_recall" and r["n_samples"] == 300 and r["zeroshot_retrieval"]["n_captions"] == 900
+    m, chance = r["metrics"], r["zeroshot_retrieval"]["chance"]
     assert chance["t2i_recall@1"] == pytest.approx(100 / 300) and chance["mean_recall"] < 2
     assert m["mean_recall"] > 20 * chance["mean_recall"]  # ~61 vs 1.8
     for direction in ("i2t", "t2i"):
         assert m[f"{direction}_recall@1"] > 20 * chance[f"{direction}_recall@1"]
         assert m[f"{direction}_recall@1"] <= m[f"{direction}_recall@5"] <= m[f"{direction}_recall@10"]
     assert r["ci95"]["low"] < m["mean_recall"] < r["ci95"]["high"] and r["ci95"]["low"] > 10 * chance["mean_recall"]
-    assert set(r["metric_ci95"]) == set(m) and r["caption_prefix"] == "" and r["recall_k"] == [1, 5, 10]
-    assert r["tie_rule"].startswith("equal float32 similarities") and record_variant(r) == ""
+    assert set(r["metric_ci95"]) == set(m) and r["zeroshot_retrieval"]["caption_prefix"] == "" and r["zeroshot_retrieval"]["recall_k"] == [1, 5, 10]
+    assert r["zeroshot_retrieval"]["tie_rule"].startswith("equal float32 similarities") and record_variant(r) == ""
 
 
 def test_shuffled_captions_control_falls_to_chance(shapes_data_root, smoke_record, tmp_path):
@@ -48,8 +48,8 @@ def test_shuffled_captions_control_falls_to_chance(shapes_data_root, smoke_recor
     pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     (control,) = api.run(suite="smoke-retrieval", datasets=[f"pairs:{pairs}"], data_root=shapes_data_root,
                          cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False)
-    chance = control["chance"]["mean_recall"]
-    assert control["n_samples"] == 300 and control["n_captions"] == 900
+    chance = control["zeroshot_retrieval"]["chance"]["mean_recall"]
+    assert control["n_samples"] == 300 and control["zeroshot_retrieval"]["n_captions"] == 900
     assert control["metrics"]["mean_recall"] < 3 * chance  # random pairs: near chance
     assert smoke_record["metrics"]["mean_recall"] > 10 * control["metrics"]["mean_recall"]
     assert smoke_record["ci95"]["low"] > control["ci95"]["high"]
@@ -68,8 +68,8 @@ def test_caption_prefix_limit_and_text_cache(shapes_data_root, tmp_path, monkeyp
                   results_dir=tmp_path / "results", progress=False, limit=40, bootstrap=50)
     (plain,) = api.run(**common)
     (prefixed,) = api.run(caption_prefix="a picture of ", **common)
-    assert plain["n_samples"] == 40 and plain["n_captions"] == 120 and calls == [120, 120]
-    assert prefixed["caption_prefix"] == "a picture of " and prefixed["prompt_hash"] != plain["prompt_hash"]
+    assert plain["n_samples"] == 40 and plain["zeroshot_retrieval"]["n_captions"] == 120 and calls == [120, 120]
+    assert prefixed["zeroshot_retrieval"]["caption_prefix"] == "a picture of " and prefixed["prompt_hash"] != plain["prompt_hash"]
     assert record_variant(prefixed) == "limit=40,prefix='a picture of '" and record_variant(plain) == "limit=40"
     (again,) = api.run(**common)  # the caption features come from the text store now
     assert calls == [120, 120] and again["metrics"] == plain["metrics"]
@@ -90,9 +90,9 @@ def test_cli_flags_and_table(shapes_data_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "mean_recall" in out and "R@1/2 i2t" in out
     record = json.loads((tmp_path / "r" / "results.jsonl").read_text().splitlines()[-1])
-    assert record["recall_k"] == [1, 2] and "i2t_recall@2" in record["metrics"] and "i2t_recall@5" not in record["metrics"]
-    assert record["ci95"] is None and len(record["retrieval_topk"]["i2t"]) == 30
-    assert len(record["retrieval_topk"]["t2i"][0]) == 2
+    assert record["zeroshot_retrieval"]["recall_k"] == [1, 2] and "i2t_recall@2" in record["metrics"] and "i2t_recall@5" not in record["metrics"]
+    assert record["ci95"] is None and len(record["zeroshot_retrieval"]["retrieval_topk"]["i2t"]) == 30
+    assert len(record["zeroshot_retrieval"]["retrieval_topk"]["t2i"][0]) == 2
     assert main(["run", "--suite", "smoke-retrieval", "--recall-k", "0"]) == 2
     assert "recall-k must be a list of distinct positive integers" in capsys.readouterr().err
     assert main(["run", "--suite", "smoke", "--caption-prefix", "x"]) == 2

@@ -14,9 +14,10 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.fileio import sha256_file
 from clipbench.results import samples as samples_mod
 from clipbench.results.records import read_records
-from clipbench.results.samples import SampleFileError, build_table, confusion_pairs, read_samples, should_log
+from clipbench.results.samples import SampleFileError, read_samples, should_log
+from clipbench.scoring.classification import classification_metrics
+from clipbench.scoring.samples.classification import build_table, confusion_pairs
 from clipbench.suites import parse_suite
-from clipbench.tasks.metrics import classification_metrics
 
 SUITE = parse_suite({"version": 1, "datasets": ["digits"], "tasks": ["zeroshot", "linear_probe"],
                      "options": {"bootstrap": 0, "offline": True, "threads": 1}}, "t", "samples", check_dataset=None)
@@ -55,7 +56,7 @@ def test_each_record_references_its_sample_file_by_path_and_hash(run_dir):
 def test_build_table_ranks_and_confidence_match_the_metrics():
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(50, 7)).astype(np.float32)
-    scores[0] = 0.0  # a full tie: the lowest class index wins, as in clipbench.tasks.metrics
+    scores[0] = 0.0  # a full tie: the lowest class index wins, as in clipbench.scoring.classification
     labels = rng.integers(0, 7, 50)
     table = build_table(scores, labels, "logits")
     rank = table.column("label_rank").to_numpy()
@@ -114,7 +115,7 @@ def test_a_failed_record_append_leaves_no_sample_file(run_dir, tmp_path, monkeyp
     def full(*args, **kwargs):
         raise ClipbenchError("no space left on device while writing results.jsonl")
 
-    monkeypatch.setattr(clipbench.api, "append_record", full)
+    monkeypatch.setattr("clipbench.engine.runner.append_record", full)
     zs = parse_suite({"version": 1, "datasets": ["digits"], "tasks": ["zeroshot"],
                       "options": {"bootstrap": 0, "offline": True}}, "t", "z", check_dataset=None)
     with pytest.raises(ClipbenchError, match="no space left"):

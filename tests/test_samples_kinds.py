@@ -25,9 +25,10 @@ from clipbench.models import load_model
 from clipbench.models.preprocess import to_rgb
 from clipbench.results.records import read_records, write_leaderboards
 from clipbench.results.samples import read_samples
-from clipbench.results.samples_outcomes import OutcomeSamples
-from clipbench.results.samples_retrieval import RetrievalSamples
-from clipbench.results.significance import gated_compare, paired_bootstrap_units, paired_outcomes
+from clipbench.results.significance import gated_compare
+from clipbench.scoring.paired import paired_bootstrap_units, paired_outcomes
+from clipbench.scoring.samples.outcomes import OutcomeSamples
+from clipbench.scoring.samples.retrieval import RetrievalSamples
 from clipbench.suites import parse_suite
 
 RETRIEVAL = parse_suite({"version": 1, "datasets": ["shapes"], "tasks": ["zeroshot_retrieval"],
@@ -133,7 +134,7 @@ def test_selection_outcomes_get_mcnemar(shapes_data_root, tmp_path, capsys):
     log = read_samples(tmp_path / "base", record)
     assert isinstance(log, OutcomeSamples) and len(log) == record["n_samples"]
     assert 100.0 * log.columns["correct"].mean() == pytest.approx(record["metrics"]["accuracy"], abs=1e-9)
-    assert int(log.columns["tie"].sum()) == record["n_ties"] and set(log.subset) == set(record["per_subset"])
+    assert int(log.columns["tie"].sum()) == record["image_caption_selection"]["n_ties"] and set(log.subset) == set(record["image_caption_selection"]["per_subset"])
 
     for n, status in ((4, "ok"), (40, "DROP")):
         new = tmp_path / f"new{n}"

@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw
 import clipbench
 from clipbench.cli import main
 from clipbench.datasets.images import open_rgb
-from clipbench.engine.search import FolderIndex, build_index, exact_search, search, vector_search
+from clipbench.engine.search import FolderIndex, build_index, search
+from clipbench.engine.vector_search import exact_search, vector_search
 from clipbench.features.extraction import FORWARD_STATS
 
 TEXTS = ["a red square box", "a photo of a blue round bottle", "green shoes"]

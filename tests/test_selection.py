@@ -119,14 +119,14 @@ def smoke_record(shapes_data_root, tmp_path_factory):
 def test_smoke_compositional_record(smoke_record):
     r = smoke_record
     assert r["task"] == "image_caption_selection" and r["dataset"] == "shapes_compositional"
-    assert r["primary_metric"] == "accuracy" and r["chance"]["accuracy"] == 50.0
-    assert list(r["per_subset"]) == list(COMPOSITIONAL_SUBSETS)
-    assert sum(v["n_items"] for v in r["per_subset"].values()) == r["n_samples"] and r["n_captions"] == 2 * r["n_samples"]
+    assert r["primary_metric"] == "accuracy" and r["image_caption_selection"]["chance"]["accuracy"] == 50.0
+    assert list(r["image_caption_selection"]["per_subset"]) == list(COMPOSITIONAL_SUBSETS)
+    assert sum(v["n_items"] for v in r["image_caption_selection"]["per_subset"].values()) == r["n_samples"] and r["image_caption_selection"]["n_captions"] == 2 * r["n_samples"]
     m = r["metrics"]
     assert m["accuracy"] > 60  # well above chance overall (72.6 measured)
     assert m["acc/replace_colour"] > 95  # colour words are learned
     assert r["ci95"]["low"] < m["accuracy"] < r["ci95"]["high"]
-    assert r["tie_rule"].startswith("a positive tied") and r["n_groups"] == 0
+    assert r["image_caption_selection"]["tie_rule"].startswith("a positive tied") and r["image_caption_selection"]["n_groups"] == 0
     assert get_task("image_caption_selection").accepts(get_dataset("shapes_compositional"))
     assert not get_task("image_caption_selection").accepts(get_dataset("shapes"))
 
@@ -140,7 +140,7 @@ def test_swapped_positive_and_negative_mirror_the_accuracy(smoke_record, shapes_
     file.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     (swapped,) = api.run(suite="smoke-compositional", datasets=[f"choices:{file}"], data_root=shapes_data_root,
                          cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", progress=False, bootstrap=0)
-    ties = 100.0 * smoke_record["n_ties"] / smoke_record["n_samples"]
+    ties = 100.0 * smoke_record["image_caption_selection"]["n_ties"] / smoke_record["n_samples"]
     assert swapped["metrics"]["accuracy"] == pytest.approx(100 - smoke_record["metrics"]["accuracy"] - ties, abs=1e-9)
     for name in COMPOSITIONAL_SUBSETS:
         assert swapped["metrics"][f"acc/{name}"] + smoke_record["metrics"][f"acc/{name}"] <= 100 + 1e-9

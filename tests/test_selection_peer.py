@@ -77,7 +77,7 @@ def test_selection_equals_clip_benchmark(tmp_path):
     sugar_theirs = theirs([([paths[i]], [pos, neg]) for i, pos, neg, _ in sugar])
     wino_theirs = theirs(groups)
     m = ours["metrics"]
-    assert ours["n_samples"] == N_ITEMS + 2 * N_GROUPS and ours["n_groups"] == N_GROUPS and ours["n_ties"] == 0
+    assert ours["n_samples"] == N_ITEMS + 2 * N_GROUPS and ours["image_caption_selection"]["n_groups"] == N_GROUPS and ours["image_caption_selection"]["n_ties"] == 0
     assert m["acc/sugar"] == pytest.approx(100 * sugar_theirs["text_acc"], abs=1e-4)
     assert m["text_score"] == pytest.approx(100 * wino_theirs["text_acc"], abs=1e-4)
     assert m["image_score"] == pytest.approx(100 * wino_theirs["image_acc"], abs=1e-4)

@@ -22,15 +22,10 @@ from clipbench.foundations.fileio import sha256_file
 from clipbench.models import load_model
 from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, to_rgb
 from clipbench.results.records import read_records, write_leaderboards
-from clipbench.results.significance import (
-    Tolerances,
-    discordant,
-    gated_compare,
-    mcnemar_exact,
-    paired_bootstrap,
-)
+from clipbench.results.significance import Tolerances, gated_compare
+from clipbench.scoring.classification import mean_per_class_recall
+from clipbench.scoring.paired import discordant, mcnemar_exact, paired_bootstrap
 from clipbench.suites import parse_suite
-from clipbench.tasks.metrics import mean_per_class_recall
 
 # --- the tests themselves, on hand-computed cases --------------------------------------------
 

@@ -48,7 +48,7 @@ def test_option_check(eight_cpus):
 
 
 @pytest.mark.parametrize("value,fragment", [("999", "workers must be 'auto' or an integer from 0 to"),
-                                            ("-1", "--workers must be non-negative")])
+                                            ("-1", "--workers must be 'auto' or an integer from 0 to")])
 def test_bad_worker_counts_are_one_line_errors(tmp_path, capsys, value, fragment):
     code = main(["run", "--suite", "smoke", "--device", "cpu", "--workers", value, "--results-dir",
                  str(tmp_path / "res"), "--cache-dir", str(tmp_path / "cache")])

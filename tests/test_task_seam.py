@@ -26,18 +26,19 @@ from clipbench.suites import parse_suite
 from clipbench.tasks.registry import TASKS, task_for_record, task_title
 
 PLUGIN = '''
-"""A throwaway task: mean L2 norm of the image features, averaged over classes."""
+"""A throwaway task: the mean and the largest p-norm of the image features."""
 import numpy as np
 
 from clipbench.foundations.option import Option, positive_int
-from clipbench.tasks.base import Task
+from clipbench.tasks.base import DetailTable, SampleTable, Task, TaskResult, cell
 from clipbench.tasks.registry import register_task
 
 
 class MeanFeatureNorm(Task):
     name = "mean_feature_norm"
     title = "Mean image-feature norm"
-    metrics = ("mean_norm",)
+    metrics = ("mean_norm", "max_norm")
+    summary_columns = ("max_norm",)
     options = (Option("norm_order", 2, positive_int, "a positive integer", "which p-norm", int,
                       owner="mean_feature_norm"),)
 
@@ -45,17 +46,25 @@ class MeanFeatureNorm(Task):
         return "mean_norm"
 
     def variant_parts(self, record):
-        return [] if record["norm_order"] == 2 else [f"p={record['norm_order']}"]
+        order = self.block(record)["norm_order"]
+        return [] if order == 2 else [f"p={order}"]
+
+    def detail_table(self, records, names):
+        rows = [[names.get(r["model"], r["model"]), r["dataset"], str(self.block(r)["norm_order"]),
+                 cell(r["metrics"]["max_norm"])] for r in records]
+        return DetailTable("Feature norms", ["model", "dataset", "p", "max norm"], rows, "p-norms of image features.")
 
     def run(self, ctx, model, adapter):
         split = ctx.evaluation_split(adapter)
         feats = ctx.features(model, split)
-        if feats is None:
-            return None
         norms = np.linalg.norm(feats.features.astype(np.float64), ord=ctx.options.norm_order, axis=1)
-        per_class = [norms[feats.labels == c].mean() for c in np.unique(feats.labels)]
-        return ctx.record(model, adapter, split, self.name, metrics={"mean_norm": float(np.mean(per_class))},
-                          norm_order=ctx.options.norm_order)
+
+        return TaskResult(split, {"mean_norm": float(norms.mean()), "max_norm": float(norms.max())},
+                          block={"norm_order": ctx.options.norm_order},
+                          notes=[] if ctx.options.norm_order == 2 else ["not the Euclidean norm"],
+                          samples=SampleTable("outcomes", len(norms), {"index": np.arange(len(norms)),  # metric = 100 x mean
+                                                                         "outcomes": {"norm": norms / 100.0}},
+                                              {"metrics": {"mean_norm": "norm"}}))
 
 
 register_task(MeanFeatureNorm())
@@ -63,11 +72,12 @@ register_task(MeanFeatureNorm())
 LIMIT = 30
 
 
-def _clipbench(args: list[str], plugin_dir: Path, **env) -> subprocess.CompletedProcess:
+def _clipbench(args: list[str], plugin_dir: Path, python: bool = False, **env) -> subprocess.CompletedProcess:
+    """``clipbench ARGS`` (or ``python ARGS``) with the plugin task registered."""
     environ = {**os.environ, "CLIPBENCH_PLUGINS": "feature_norm_task",
                "PYTHONPATH": os.pathsep.join([str(plugin_dir), *sys.path]), **env}
-    return subprocess.run([sys.executable, "-m", "clipbench.cli", *args], capture_output=True, text=True,
-                          env=environ, timeout=300)
+    command = [sys.executable] if python else [sys.executable, "-m", "clipbench.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=environ, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +100,11 @@ def test_plugin_task_runs_through_the_cli_and_scores_what_it_says(plugin_run):
     base, ckpt, first = plugin_run
     records = [json.loads(line) for line in (base / "res" / "results.jsonl").read_text().splitlines()]
     assert [r["task"] for r in records] == ["mean_feature_norm", "mean_feature_norm"]
-    assert [r["norm_order"] for r in records] == [2, 3]
-    assert "mean_feature_norm" in first.stdout and "mean_norm" in first.stdout  # the printed table
+    assert [r["mean_feature_norm"] for r in records] == [{"norm_order": 2}, {"norm_order": 3}]  # its block
+    assert "notes" not in records[0] and records[1]["notes"] == ["not the Euclidean norm"]
+    header = first.stdout.splitlines()[0].split()
+    assert "mean_feature_norm" in first.stdout and header[-2:] == ["max_norm", "n"]  # the printed table: its column
+    assert all((base / "res" / r["samples"]["path"]).is_file() for r in records)  # its per-sample file
     # the number, computed here without the engine
     model = clipbench.load_model(ckpt)
     split = limit_split(get_dataset("digits").load_split("test", base), LIMIT, 0)
@@ -99,7 +112,7 @@ def test_plugin_task_runs_through_the_cli_and_scores_what_it_says(plugin_run):
     with torch.inference_mode():
         feats = np.stack([model.encode_image(ds[i][0][None])[0].numpy() for i in range(len(split))])
     norms = np.linalg.norm(feats.astype(np.float64), axis=1)
-    expected = np.mean([norms[split.labels == c].mean() for c in np.unique(split.labels)])
+    expected = norms.mean()
     assert records[0]["metrics"]["mean_norm"] == pytest.approx(expected, rel=1e-4)
     assert records[0]["primary_metric"] == "mean_norm" and records[0]["n_samples"] == LIMIT
 
@@ -108,13 +121,24 @@ def test_plugin_task_in_leaderboard_compare_and_report(plugin_run):
     base, _, _ = plugin_run
     with open(base / "res" / "leaderboard.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["task"] == "mean_feature_norm"]
-    assert sorted(r["variant"] for r in rows) == [f"limit={LIMIT}", f"limit={LIMIT},p=3"]  # the task's variant
+    assert sorted({r["variant"] for r in rows}) == [f"limit={LIMIT}", f"limit={LIMIT},p=3"]  # the task's variant
     same = _clipbench(["compare", str(base / "res" / "leaderboard.csv"), "--baseline", str(base / "res" / "leaderboard.csv")], base)
     assert same.returncode == 0, same.stdout + same.stderr
     assert same.stdout.count("| mean_feature_norm |") == 2
+    gated = _clipbench(["compare", str(base / "res"), "--baseline", str(base / "res"), "--max-drop", "0"], base)
+    assert gated.returncode == 0, gated.stdout + gated.stderr  # the gate's verdict: a paired test on its samples
+    assert gated.stdout.count("(mean_norm): no change, p = 1 (paired bootstrap)") == 2
     report = _clipbench(["report", str(base / "res"), "--out", str(base / "report")], base)
     assert report.returncode == 0, report.stderr
     assert "## Mean image-feature norm" in (base / "report" / "report.md").read_text()
+    # its report table, from its declaration (what the report's detail section renders)
+    details = _clipbench(["-c", "import sys; from clipbench.results.records import latest_records, read_records; "
+                          "from clipbench.tasks.details import task_detail_blocks; "
+                          "print(task_detail_blocks(latest_records(read_records(sys.argv[1]))))",
+                          str(base / "res")], base, python=True)
+    assert details.returncode == 0, details.stderr
+    assert "DetailTable(title='Feature norms', header=['model', 'dataset', 'p', 'max norm']" in details.stdout
+    assert "'3'" in details.stdout and "'2'" in details.stdout
 
 
 def test_plugin_task_listed_and_its_option_is_a_flag(plugin_run):
@@ -164,7 +188,7 @@ def test_records_name_their_data_and_how_their_features_were_extracted(tmp_path)
     assert zs["extraction"]["batch_size"] == 8 and probe["extraction"]["batch_size"] == 8
     assert zs["extraction"]["torch_threads"] == 1 and zs["verify_data"] is False
     assert zs["data_identity"]["kind"] == "arrays" and zs["data_identity"]["content_sha256"]
-    assert probe["probe"]["train_data_identity"]["kind"] == "arrays"
+    assert probe["linear_probe"]["train_data_identity"]["kind"] == "arrays"
     # another batch size is other features (float bits move with it): the record never borrows them
     zs16, _ = clipbench.run(batch_size=16, **kwargs)
     assert zs16["extraction"]["batch_size"] == 16

@@ -162,7 +162,7 @@ def test_default_device_asks_torch_where_a_gpu_could_be(monkeypatch):
 def test_numpy_scoring_matches_the_torch_formulas():
     """The class weights and logits moved from torch to numpy: the same numbers to float32 rounding."""
     from clipbench.features.text_classifier import class_weights
-    from clipbench.tasks.zeroshot import LOGIT_SCALE, zeroshot_logits
+    from clipbench.scoring.similarity import LOGIT_SCALE, zeroshot_logits
 
     rng = np.random.default_rng(0)
     prompts = [["a"] * n for n in (1, 3, 80, 7)]
@@ -188,21 +188,22 @@ def test_numpy_scoring_matches_the_torch_formulas():
 
 
 def test_top_k_orders_ties_by_class_index():
-    from clipbench.results.samples import top_k
+    from clipbench.scoring.similarity import top_k
 
     rng = np.random.default_rng(1)
     scores = rng.integers(0, 4, size=(300, 11)).astype(np.float32)  # many ties, also at the k-th place
-    best, best_scores = top_k(scores, 5, rows=64)
+    best = top_k(scores, 5, rows=64)
+    best_scores = np.take_along_axis(scores, best, axis=1)
     reference = np.argsort(-scores, axis=1, kind="stable")[:, :5]
     np.testing.assert_array_equal(best, reference)
     np.testing.assert_array_equal(best_scores, np.take_along_axis(scores, reference, axis=1))
     assert (best[:, 0] == scores.argmax(axis=1)).all()
-    one, _ = top_k(scores, 11)
+    one = top_k(scores, 11)
     np.testing.assert_array_equal(one, np.argsort(-scores, axis=1, kind="stable"))
 
 
 def test_arrow_columns_round_trip_without_pandas():
-    probe = ("import sys, numpy as np; from clipbench.results.samples import arrow_column, build_table; "
+    probe = ("import sys, numpy as np; from clipbench.scoring.samples.classification import arrow_column, build_table; "
              "v = [np.array([3, -1, 7], np.int64), np.array([0.5, -2.0, 1e-8], np.float32), "
              "np.array([True, False, True, True, False, False, True, True, True])]; "
              "columns = [arrow_column(x) for x in v]; "

@@ -36,10 +36,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from clipbench.api import run
 
-    for flag in ("batch_size", "workers", "limit", "fewshot_k", "bootstrap", "threads"):
-        value = getattr(args, flag)
-        if isinstance(value, int) and (value < 0 or (value == 0 and flag not in ("workers", "bootstrap"))):
-            raise ClipbenchError(f"--{flag.replace('_', '-')} must be {'non-negative' if flag in ('workers', 'bootstrap') else 'positive'}, got {value}")
     if args.device is not None:
         check_device(args.device)
     try:
@@ -99,33 +95,54 @@ def _print_completed(records: list[dict] | None, results_dir: str | None) -> Non
 
 
 def summary_rows(records: list[dict]) -> list[dict]:
-    """The run's summary as plain rows (``--format json|csv``): one per record, primary metric first."""
+    """The run's summary as plain rows (``--format json|csv``): one per record, primary metric first, then
+    every metric and the record fields the tasks declare as summary columns (e.g. the probe's C)."""
     from clipbench.results.records import record_variant
     from clipbench.tasks.registry import task_for_record
 
+    fields = [c for c in summary_columns(records) if not any(c in r["metrics"] for r in records)]
     rows = []
     for r in records:
         ci, task = r.get("ci95") or {}, task_for_record(r["task"])
         rows.append({"model": r["model"], "dataset": r["dataset"], "task": r["task"], "variant": record_variant(r),
                      "metric": r["primary_metric"], "value": r["metrics"].get(r["primary_metric"]),
-                     "ci_low": ci.get("low"), "ci_high": ci.get("high"), **r["metrics"], "C": r.get("C"),
+                     "ci_low": ci.get("low"), "ci_high": ci.get("high"), **r["metrics"],
+                     **{f: r.get(f) for f in fields},
                      "n": r["n_samples"], "note": task.table_note(r) if task is not None else "",
                      "record_id": r.get("record_id")})
     return rows
 
 
-def format_records(records: list[dict]) -> str:
-    """A plain-text table: model, dataset, task, primary metric with CI, top-1, top-5, C, n (+ task notes)."""
+def summary_columns(records: list[dict]) -> list[str]:
+    """The columns the records' tasks declare (``Task.summary_columns``), in order of first appearance."""
     from clipbench.tasks.registry import task_for_record
 
-    header = ("model", "dataset", "task", "metric", "value", "95% CI", "top1", "top5", "C", "n")
+    tasks = [task_for_record(r["task"]) for r in records]
+    return list(dict.fromkeys(c for task in tasks if task is not None for c in task.summary_columns))
+
+
+def _column_cell(record: dict, column: str) -> str:
+    """A metric in percent (two decimals), or a record field such as the probe's C (three digits)."""
+    if column in record["metrics"]:
+        return _pct(record["metrics"][column])
+    value = record.get(column)
+    return f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def format_records(records: list[dict]) -> str:
+    """A plain-text table: model, dataset, task, primary metric with CI, the tasks' declared columns, n
+    (+ task notes)."""
+    from clipbench.tasks.registry import task_for_record
+
+    columns = summary_columns(records)
+    header = ("model", "dataset", "task", "metric", "value", "95% CI", *columns, "n")
     rows, notes = [], []
     for r in records:
         m, ci = r["metrics"], r.get("ci95")
         primary = r["primary_metric"]
         rows.append((r["model"], r["dataset"], r["task"], primary, f"{m[primary]:.2f}",
-                     f"[{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "-", _pct(m.get("top1")), _pct(m.get("top5")),
-                     f"{r['C']:.3g}" if r.get("C") is not None else "-", str(r["n_samples"])))
+                     f"[{ci['low']:.2f}, {ci['high']:.2f}]" if ci else "-",
+                     *(_column_cell(r, c) for c in columns), str(r["n_samples"])))
         task = task_for_record(r["task"])
         notes.append(task.table_note(r) if task is not None else "")
     if any(notes):

@@ -41,7 +41,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("seed", 0, a_seed, "an integer from 0 to 2**32-1", "seed for subsets, the validation carve and the bootstrap", int),
     Option("bootstrap", 1000, non_negative_int, "a non-negative integer (0 disables the CI)",
            "bootstrap resamples for the 95%% CI (0: no CI; default 1000)", int),
-    Option("offline", False, a_bool, "true or false", "never download anything", bool),
+    Option("offline", False, a_bool, "true or false", "never download anything", bool, false_unsets=True),
     Option("per_class", False, a_bool, "true or false", "store a per-class recall table", bool),
     Option("verify_data", False, a_bool, "true or false",
            "fingerprint data by hashing every image's bytes, not by path/size/mtime (for data copied "

@@ -1,7 +1,8 @@
 """Zero-shot labels for one image, as in CLIP's README: ``clipbench.predict("cat.jpg", labels=[...])``.
 
 The classifier is the CLIP paper's: each prompt's text embedding is normalised, a class's prompts
-are averaged and renormalised, and probabilities are softmax(100 x cosine similarity). Labels
+are averaged and renormalised, and probabilities are softmax(100 x cosine similarity), the
+zero-shot benchmark's logits (``clipbench.scoring.similarity.zeroshot_logits``). Labels
 come from ``labels`` or from a dataset's classnames and prompt templates. As in CLIP's README,
 ``labels`` are the texts themselves ("a diagram", "a dog"); a ``template`` such as
 "a photo of a {c}." wraps each one.
@@ -26,6 +27,7 @@ from clipbench.features.text_classifier import build_text_classifier
 from clipbench.foundations.config import hf_offline, resolve_offline
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
+from clipbench.scoring.similarity import top_k, zeroshot_logits
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +144,8 @@ def predict(
     classifier = build_text_classifier(clip_model, prompts)
     with torch.inference_mode():
         pixels = clip_model.preprocess(pil).unsqueeze(0).to(clip_model.device)
-        feats = clip_model.encode_image(pixels).float()
-        feats = feats / feats.norm(dim=-1, keepdim=True)
-        probs = (100.0 * feats @ torch.from_numpy(classifier).to(feats.device).T).softmax(dim=-1)[0].cpu()
-    values, indices = probs.topk(min(top, len(names)))
-    return [Prediction(names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist(), strict=True)]
+        feats = clip_model.encode_image(pixels)
+    logits = zeroshot_logits(feats, classifier)  # the benchmark's own: 100 x cosine, in float32
+    probs = torch.from_numpy(logits).softmax(dim=-1)
+    best = top_k(probs, min(top, len(names)))[0]  # ties: the earlier label first
+    return [Prediction(names[i], float(probs[0, i])) for i in best.tolist()]

@@ -6,34 +6,22 @@ cosine similarity to an image path or a text string.
 
 How a rerun encodes only what is new. The index directory holds a feature store
 (``features/``, the same verified, sharded ``FeatureStore`` the benchmarks use) and ``index.json``.
-Images are embedded in *chunks*: each chunk is a ``FileSplit`` of some files whose split name and
-subset spec carry a hash of its files' (relative path, size, mtime_ns), so its store key changes
-whenever any of its files does. ``index.json`` lists the chunks with their store keys and files,
-and which of their rows are still live. A rerun stats the folder; a chunk row stays live while
-its file has the recorded size and mtime_ns; everything else (new files, changed files, rows of
-chunks whose store entry is missing or damaged) is embedded into new chunks. Chunk boundaries
-among the new files are content-defined (a file ends a chunk when a hash of its path says so),
-so after an interrupted run, or after removing an unreadable image, the chunks that were already
-complete have the same keys and come from the store. A chunk with no live rows left is deleted.
+Images are embedded in chunks (``clipbench.engine.search_files``); ``index.json`` lists the chunks
+with their store keys and files, and which of their rows are still live. A rerun stats the folder;
+a chunk row stays live while its file has the recorded size and mtime_ns; everything else (new
+files, changed files, rows of chunks whose store entry is missing or damaged) is embedded into
+new chunks. A chunk with no live rows left is deleted.
 
 The assembled, L2-normalised embeddings are written to ``embeddings-<sha>.npz`` (SHA-256 and
 size recorded in ``index.json``, which is written last); every read re-checks the checksum.
-
-Search: exact by default (blockwise matrix products, ties broken by index order). With FAISS
-(``pip install 'clipbench[search]'``) ``backend="faiss"`` uses ``IndexFlatIP``, which gives the
-same ranking, and ``approx="hnsw"``/``"ivf"`` an approximate index whose recall@k against the
-exact search is measured on every call (on the queries plus sampled indexed images; a returned
-image counts as a true neighbour when its exact score reaches the k-th best exact score, so ties
-among duplicate photos are not counted as misses).
+Search is exact by default, or FAISS (``clipbench.engine.vector_search``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,126 +29,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clipbench.datasets.images import IMAGE_EXTENSIONS, FileSplit, is_image_file, open_rgb
+from clipbench.datasets.images import IMAGE_EXTENSIONS, is_image_file, open_rgb
+from clipbench.engine.search_files import (
+    INDEX_DIRNAME,
+    INDEX_SCHEMA,
+    MANIFEST,
+    ChunkSplit,
+    FileEntry,
+    chunk_files,
+    read_manifest,
+    resolve_index_dir,
+    scan_folder,
+)
+from clipbench.engine.vector_search import BLOCK_ROWS, vector_search
 from clipbench.features.extraction import FORWARD_STATS, extract_features
 from clipbench.features.store import FeatureKey, FeatureStore, read_verified_arrays, write_verified_arrays
 from clipbench.foundations.errors import CacheCorruptError, ClipbenchError
 from clipbench.foundations.fileio import atomic_write_json, ensure_dir, file_lock
 from clipbench.models.base import ImageTextModel
+from clipbench.scoring.similarity import l2_normalise
 
 log = logging.getLogger(__name__)
-
-INDEX_DIRNAME = ".clipbench-index"
-MANIFEST = "index.json"
-INDEX_SCHEMA = 1
-DATASET_NAME = "folder-index"
-#: Content-defined chunking of new files: on average this many per chunk, never more than CHUNK_MAX.
-CHUNK_AVG = 256
-CHUNK_MAX = 2048
-#: Exact search multiplies the queries by this many indexed rows at a time.
-BLOCK_ROWS = 65536
-#: backend="auto" switches to FAISS (IndexFlatIP, same results) from this many images, if installed.
-FAISS_AUTO_MIN = 200_000
-APPROX_KINDS = ("hnsw", "ivf")
-BACKENDS = ("auto", "exact", "faiss")
-#: Indexed images used as extra queries when measuring an approximate index's recall.
-RECALL_SAMPLE = 100
-
-
-# --------------------------------------------------------------------------------------- files
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One image file of the folder as the index saw it."""
-
-    path: str  # relative to the folder, '/'-separated
-    size: int
-    mtime_ns: int
-
-    def row(self) -> list:
-        return [self.path, self.size, self.mtime_ns]
-
-
-def scan_folder(folder: Path, exclude: Iterable[Path] = ()) -> list[FileEntry]:
-    """Image files under ``folder`` (hidden files and folders, and ``exclude`` folders, skipped), sorted."""
-    excluded = {Path(p).resolve() for p in exclude}
-    entries = []
-    for root, dirs, files in os.walk(folder):
-        root_path = Path(root)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (root_path / d).resolve() not in excluded)
-        for name in files:
-            if name.startswith(".") or not is_image_file(name):
-                continue
-            path = root_path / name
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                raise ClipbenchError(f"cannot read image file {path}: {exc.strerror or exc}") from exc
-            entries.append(FileEntry(path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime_ns))
-    return sorted(entries, key=lambda e: e.path)
-
-
-def _files_digest(files: Sequence[FileEntry]) -> str:
-    payload = json.dumps([f.row() for f in files], separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-class ChunkSplit(FileSplit):
-    """Some image files of the folder as a split; its name and subset spec hash the files' path, size and mtime."""
-
-    def __init__(self, folder: Path, files: Sequence[FileEntry]) -> None:
-        digest = _files_digest(files)
-        super().__init__(DATASET_NAME, f"chunk-{digest[:16]}", [folder / f.path for f in files], [0] * len(files))
-        self.subset_spec = f"files:{digest}"
-        self.digest = digest
-
-
-def _chunk_boundary(path: str) -> bool:
-    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:4], "big") % CHUNK_AVG == 0
-
-
-def chunk_files(files: Sequence[FileEntry]) -> list[list[FileEntry]]:
-    """Content-defined chunks of sorted files: removing or adding one file changes only its own chunk."""
-    chunks: list[list[FileEntry]] = []
-    current: list[FileEntry] = []
-    for entry in files:
-        current.append(entry)
-        if _chunk_boundary(entry.path) or len(current) >= CHUNK_MAX:
-            chunks.append(current)
-            current = []
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-# --------------------------------------------------------------------------------------- index files
-
-
-def resolve_index_dir(folder_or_index: str | os.PathLike) -> Path:
-    """An index directory, or a folder holding one in ``.clipbench-index``; error if neither has an index."""
-    path = Path(folder_or_index).expanduser()
-    for candidate in (path, path / INDEX_DIRNAME):
-        if (candidate / MANIFEST).is_file():
-            return candidate
-    if not path.exists():
-        raise ClipbenchError(f"no index at {path}: the path does not exist")
-    raise ClipbenchError(f"no index at {path} (no {MANIFEST} in it or in {path / INDEX_DIRNAME}); "
-                         f"build one with `clipbench index FOLDER --model MODEL`")
-
-
-def _read_manifest(index_dir: Path) -> dict:
-    path = index_dir / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ClipbenchError(f"index manifest {path} is unreadable ({type(exc).__name__}); rebuild the index "
-                             "with `clipbench index FOLDER --rebuild`") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != INDEX_SCHEMA:
-        raise ClipbenchError(f"{path} is not a clipbench index of schema {INDEX_SCHEMA}; rebuild it with "
-                             "`clipbench index FOLDER --rebuild`")
-    return manifest
-
 
 def _load_chunk(store: FeatureStore, chunk: dict) -> np.ndarray | None:
     """A chunk's stored features (checksums verified), or None if the store entry is gone or damaged."""
@@ -178,9 +67,7 @@ def _load_chunk(store: FeatureStore, chunk: dict) -> np.ndarray | None:
 
 
 def _normalise(features: np.ndarray) -> np.ndarray:
-    features = np.asarray(features, dtype=np.float32)
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    return (features / np.maximum(norms, 1e-12)).astype(np.float32)
+    return l2_normalise(np.asarray(features, dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------- building
@@ -203,7 +90,7 @@ class IndexReport:
 def _resolve_model(model: str | os.PathLike | ImageTextModel, device: str | None, cache_dir, offline: bool):
     if isinstance(model, ImageTextModel):
         return model if device is None else model.to(device)
-    from clipbench.api import default_device
+    from clipbench.foundations.torch_env import default_device
     from clipbench.models import load_model
 
     return load_model(model, device=device or default_device(), cache_dir=cache_dir, offline=offline)
@@ -246,7 +133,7 @@ def build_index(
         raise ClipbenchError(f"--batch-size must be positive, got {batch_size}")
     ensure_dir(index_dir)
     with file_lock(index_dir / MANIFEST):
-        old = None if rebuild or not (index_dir / MANIFEST).is_file() else _read_manifest(index_dir)
+        old = None if rebuild or not (index_dir / MANIFEST).is_file() else read_manifest(index_dir)
         if model is None:
             if old is None:
                 raise ClipbenchError(f"{folder} has no index yet: pass --model (e.g. --model ViT-B/32)")
@@ -364,149 +251,6 @@ class SearchResult:
     recall_queries: int = 0
 
 
-def exact_search(embeddings: np.ndarray, queries: np.ndarray, k: int, block_rows: int = BLOCK_ROWS
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k inner products of each query over the rows, one block of rows at a time: (scores, indices) [Q, k]."""
-    n = embeddings.shape[0]
-    k = min(k, n)
-    queries = np.asarray(queries, dtype=np.float32)
-    best_s = np.zeros((len(queries), 0), np.float32)
-    best_i = np.zeros((len(queries), 0), np.int64)
-    for start in range(0, n, block_rows):
-        scores = queries @ embeddings[start:start + block_rows].T
-        if k < scores.shape[1]:
-            cand = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        else:
-            cand = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-        best_s = np.concatenate([best_s, np.take_along_axis(scores, cand, 1)], axis=1)
-        best_i = np.concatenate([best_i, cand + start], axis=1)
-        best_s, best_i = _top_k(best_s, best_i, k)
-    return best_s, best_i
-
-
-def _top_k(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the k best by descending score, ties by ascending index."""
-    order = np.lexsort((indices, -scores), axis=-1)[:, :k]
-    return np.take_along_axis(scores, order, 1), np.take_along_axis(indices, order, 1)
-
-
-def _faiss():
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ClipbenchError("FAISS search needs the optional package faiss-cpu; install it with: "
-                             "pip install 'clipbench[search]'") from exc
-    return faiss
-
-
-def faiss_available() -> bool:
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _approx_index(faiss, kind: str, embeddings: np.ndarray):
-    n, d = embeddings.shape
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.add(embeddings)
-        return index
-    nlist = max(1, min(4096, int(np.sqrt(n)), n // 39))  # FAISS wants >= 39 training points per list
-    quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.train(embeddings)
-    index.add(embeddings)
-    index.nprobe = _ivf_nprobe(nlist)
-    return index
-
-
-def _ivf_nprobe(nlist: int) -> int:
-    """Lists an IVF search visits: a quarter of them, at least 8 (all of them for small indexes)."""
-    return min(nlist, max(8, nlist // 4))
-
-
-def _cached_approx_index(faiss, kind: str, embeddings: np.ndarray, index_dir: Path | None, emb_sha: str):
-    """Build (or read back, verified) the approximate index of these embeddings."""
-    if index_dir is None:
-        return _approx_index(faiss, kind, embeddings)
-    path = index_dir / f"faiss-{kind}-{emb_sha[:16]}.npz"
-    meta_path = path.with_suffix(".json")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        blob = read_verified_arrays(path, meta["size"], meta["sha256"])["index"]
-        return faiss.deserialize_index(blob)
-    except (OSError, ValueError, KeyError, TypeError, CacheCorruptError):
-        pass
-    index = _approx_index(faiss, kind, embeddings)
-    try:
-        meta = write_verified_arrays(path, index=faiss.serialize_index(index))
-        atomic_write_json(meta_path, meta)
-        for stale in index_dir.glob(f"faiss-{kind}-*.npz"):
-            if stale != path:
-                stale.unlink(missing_ok=True)
-                stale.with_suffix(".json").unlink(missing_ok=True)
-    except ClipbenchError as exc:  # a read-only index still searches, it just rebuilds next time
-        log.debug("could not save the %s index: %s", kind, exc)
-    return index
-
-
-def vector_search(embeddings: np.ndarray, queries: np.ndarray, k: int, *, backend: str = "auto",
-                  approx: str | None = None, block_rows: int = BLOCK_ROWS, index_dir: Path | None = None,
-                  embeddings_sha256: str = "", recall_sample: int = RECALL_SAMPLE, seed: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(scores, indices, info) of the top-k rows for each query; info names the backend and any recall."""
-    if backend not in BACKENDS:
-        raise ClipbenchError(f"unknown search backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if approx is not None and approx not in APPROX_KINDS:
-        raise ClipbenchError(f"unknown approximate index {approx!r}; expected one of {', '.join(APPROX_KINDS)}")
-    if approx is not None and backend == "exact":
-        raise ClipbenchError("an approximate index needs the faiss backend, not --backend exact")
-    if k < 1:
-        raise ClipbenchError(f"--top must be positive, got {k}")
-    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    k = min(k, embeddings.shape[0])
-    use_faiss = backend == "faiss" or approx is not None or (
-        backend == "auto" and embeddings.shape[0] >= FAISS_AUTO_MIN and faiss_available())
-    if not use_faiss:
-        scores, indices = exact_search(embeddings, queries, k, block_rows)
-        return scores, indices, {"backend": "exact"}
-    faiss = _faiss()
-    if approx is None:
-        index = faiss.IndexFlatIP(embeddings.shape[1])
-        index.add(embeddings)
-        scores, indices = index.search(queries, k)
-        scores, indices = _top_k(scores, indices.astype(np.int64), k)
-        return scores, indices, {"backend": "faiss-flat"}
-    index = _cached_approx_index(faiss, approx, embeddings, index_dir, embeddings_sha256)
-    if approx == "hnsw":
-        index.hnsw.efSearch = max(64, 2 * k)
-    else:
-        index.nprobe = _ivf_nprobe(index.nlist)
-    scores, indices = index.search(queries, k)
-    # recall@k against exact search: the real queries plus a seeded sample of indexed images as queries
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(embeddings.shape[0], size=min(recall_sample, embeddings.shape[0]), replace=False)
-    probe = np.concatenate([queries, embeddings[np.sort(sample)]])
-    _, approx_idx = index.search(probe, k)
-    exact_scores, _ = exact_search(embeddings, probe, k, block_rows)
-    # a returned row counts as a true neighbour if its exact score reaches the k-th exact score, so
-    # that among tied rows (duplicate photos) any choice is right
-    hits = []
-    for query, found, kth in zip(probe, approx_idx, exact_scores[:, -1], strict=True):
-        found = found[found >= 0]
-        hits.append(float(np.sum(embeddings[found] @ query >= kth - 1e-6)) / k)
-    keep = indices >= 0
-    out_s = [s[m] for s, m in zip(scores, keep, strict=True)]
-    out_i = [i[m].astype(np.int64) for i, m in zip(indices, keep, strict=True)]
-    width = min(len(i) for i in out_i)
-    info = {"backend": f"faiss-{approx}", "recall": float(np.mean(hits)), "recall_queries": len(probe)}
-    return np.stack([s[:width] for s in out_s]), np.stack([i[:width] for i in out_i]), info
-
-
 class FolderIndex:
     """A built index, read and checksum-verified: paths, normalised embeddings and the model they came from."""
 
@@ -522,7 +266,7 @@ class FolderIndex:
     @classmethod
     def open(cls, folder_or_index: str | os.PathLike) -> FolderIndex:
         index_dir = resolve_index_dir(folder_or_index)
-        manifest = _read_manifest(index_dir)
+        manifest = read_manifest(index_dir)
         meta = manifest["embeddings"]
         try:
             arrays = read_verified_arrays(index_dir / meta["file"], meta["size"], meta["sha256"])

@@ -18,6 +18,7 @@ import numpy as np
 from clipbench.features.text_store import encode_texts, text_features
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models.base import ImageTextModel
+from clipbench.scoring.similarity import l2_normalise
 
 
 def prompt_hash(class_prompts: Sequence[Sequence[str]]) -> str:
@@ -41,10 +42,10 @@ def class_weights(prompt_features, class_prompts: Sequence[Sequence[str]]) -> np
     counts = np.array([len(p) for p in class_prompts])
     if emb.ndim != 2 or len(emb) != counts.sum():
         raise ClipbenchError(f"{len(emb)} prompt features for {counts.sum()} prompts")
-    emb = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+    emb = l2_normalise(emb, reject_zero=True)  # a zero prompt feature would silently score 0
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     means = np.add.reduceat(emb, starts, axis=0) / counts[:, None].astype(np.float32)
-    return means / np.linalg.norm(means, axis=-1, keepdims=True)
+    return l2_normalise(means, reject_zero=True)
 
 
 def build_text_classifier(

@@ -53,6 +53,8 @@ class Option:
 
     ``flag_type`` is the argparse ``type`` (``None``: no command-line flag; ``bool``: a switch);
     ``choices`` is shown by argparse; ``owner`` names the task that reads it ("" = the engine).
+    ``convert`` turns a checked value into the type the engine reads (e.g. ``float``, ``tuple``);
+    ``false_unsets``: a caller's ``False`` means "not given" (a switch that can only force, like ``offline``).
     """
 
     name: str
@@ -65,6 +67,8 @@ class Option:
     owner: str = ""
     #: Values given as lists (e.g. ``seeds``) are checked as lists; flags parse them with ``int_list``.
     is_list: bool = False
+    convert: Callable[[Any], Any] | None = None
+    false_unsets: bool = False
 
     @property
     def flag(self) -> str:
@@ -74,5 +78,11 @@ class Option:
         if value is None:
             return
         if not self.check(list(value) if self.is_list and isinstance(value, tuple) else value):
-            prefix = f"{where}: option {self.name!r}" if where else self.flag.lstrip("-")
+            prefix = f"{where}: option {self.name!r}" if where else self.flag
             raise ClipbenchError(f"{prefix} must be {self.what}, got {value!r}")
+
+    def resolved(self, value: Any) -> Any:
+        """A checked value as the engine reads it: a null switch is its default, then ``convert``."""
+        if value is None and self.flag_type is bool:
+            value = self.default
+        return self.convert(value) if self.convert is not None and value is not None else value

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from clipbench.foundations.torch_env import device_type
 from clipbench.results.records import read_records, record_key
+from clipbench.results.schema import primary_metric
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def history_points(source: str | os.PathLike, model: str | None = None, dataset:
         key = record_key(r)
         if (model and key[0] != model) or (dataset and key[1] != dataset) or (task and key[2] != task):
             continue
-        metric = r.get("primary_metric") or "top1"
+        metric = primary_metric(r)
         value = (r.get("metrics") or {}).get(metric)
         if not isinstance(value, (int, float)):
             continue
@@ -237,7 +238,7 @@ def throughput_points(source: str | os.PathLike, task: str | None = None) -> lis
     latest: dict[tuple, dict] = {}
     for r in read_records(source):
         rate = (r.get("cost") or {}).get("images_per_s_end_to_end")
-        metric = r.get("primary_metric") or "top1"
+        metric = primary_metric(r)
         if rate is None or metric not in (r.get("metrics") or {}) or (task and r["task"] != task):
             continue
         latest[record_key(r)] = {"model": r["model"], "family": r.get("model_family") or "other", "task": r["task"],

@@ -29,7 +29,14 @@ from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.fileio import append_line_locked, atomic_write_text, file_lock, remove_stale_temps
-from clipbench.results.schema import CORE_FIELDS, READ_CHECKED_EXTRAS, RESULT_SCHEMA, type_problem
+from clipbench.results.schema import (
+    CORE_FIELDS,
+    READ_CHECKED_EXTRAS,
+    RESULT_SCHEMA,
+    primary_metric,
+    type_problem,
+    upgrade_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +150,7 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         if version > RESULT_SCHEMA:
             raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
                                  f"understands ({RESULT_SCHEMA}); upgrade clipbench")
-        records.append(record)
+        records.append(upgrade_record(record))  # readers see one shape, whatever the schema it was written in
     if new_warnings and str(path.resolve()) not in _HINTED:
         _HINTED.add(str(path.resolve()))
         log.warning("%s", _repair_hint(path, bad_lines))
@@ -226,7 +233,7 @@ def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
     for r in latest:
         model, _, task, variant = record_key(r)
         row = table.setdefault((model, task, variant), {"model": model, "task": task, "variant": variant})
-        row[r["dataset"]] = r["metrics"].get(r.get("primary_metric") or "top1")
+        row[r["dataset"]] = r["metrics"].get(primary_metric(r))
     rows = []
     for key in sorted(table):
         row = table[key]

@@ -1,20 +1,31 @@
 """The result record, defined in code: the core fields every record carries, with their types.
 
 A record is one JSON object per (model, dataset, task) in ``results.jsonl``. Its core fields are
-declared here once (``CORE_FIELDS``); the engine builds every record through ``core_record``,
-which refuses a missing, unknown or mistyped core field, so a record can never be written half
-filled. A task adds its own block on top (``probe``, ``knn``, ``per_subset``, ``convergence``,
-``recall_k``, ...; see each task's ``run``), and ``samples`` / ``extraction`` are added when they
-exist. Readers (``clipbench.results.records.read_records``) check the fields marked ``checked_on_read``,
-the ones compare, report and leaderboards rely on, so that older records (schema 1 from before a
-field existed) stay readable. docs/ARCHITECTURE.md shows an example record.
+declared here once (``CORE_FIELDS``); the engine (``clipbench.engine.record``) builds every record
+through ``core_record``, which refuses a missing, unknown or mistyped core field, so a record can
+never be written half filled. Readers (``clipbench.results.records.read_records``) check the fields
+marked ``checked_on_read``, the ones compare, report and leaderboards rely on, and see every record
+in today's shape (``upgrade_record``). docs/ARCHITECTURE.md shows an example record.
+
+Schema versions:
+
+* 1: the task's own fields were partly at the top level (retrieval's ``recall_k``, ``chance``, ...;
+  selection's ``per_subset``, ...; the probe's ``convergence``, few-shot ``per_seed``, ...) and partly
+  in a block (``probe``, ``knn``, ``image_retrieval``); ``primary_metric`` could be missing (top-1).
+* 2: the task's fields are all in ``record[<task name>]`` (the task's ``TaskResult.block``; the
+  linear probe's, few-shot included, under ``linear_probe``); the engine adds ``metric_ci95`` (the CI
+  of every metric, where the task gives more than the primary's), ``model_facts`` (architecture,
+  family, params, image_gflops, resolution, from the loaded model), ``notes``, ``samples`` and
+  ``extraction``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-RESULT_SCHEMA = 1
+RESULT_SCHEMA = 2
+#: The primary metric of a schema-1 record written before records named theirs.
+LEGACY_PRIMARY_METRIC = "top1"
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,34 @@ CORE_FIELDS: tuple[RecordField, ...] = (
 )
 CORE_NAMES = frozenset(f.name for f in CORE_FIELDS)
 #: optional, engine-added fields readers rely on when present
-READ_CHECKED_EXTRAS: dict[str, tuple[type, ...]] = {"probe": (dict,), "variant": (str,)}
+READ_CHECKED_EXTRAS: dict[str, tuple[type, ...]] = {"probe": (dict,), "variant": (str,), "model_facts": (dict,),
+                                                     "metric_ci95": (dict,)}
+
+
+def primary_metric(record: dict) -> str:
+    """The metric a record is ranked, gated and reported by."""
+    return record.get("primary_metric") or LEGACY_PRIMARY_METRIC
+
+
+def upgrade_record(record: dict) -> dict:
+    """``record`` in today's shape (see the schema versions above); a current record is returned as is.
+
+    Each task declares where its schema-1 fields were (``Task.legacy_block``, ``Task.legacy_fields``),
+    so this names no task; a record of a task no longer registered keeps its fields where they are.
+    """
+    if record.get("schema_version", 1) >= RESULT_SCHEMA:
+        return record
+    from clipbench.tasks.registry import task_for_record
+
+    out = dict(record, primary_metric=primary_metric(record))
+    task = task_for_record(str(record.get("task", "")))
+    if task is not None:
+        block = dict(out.pop(task.legacy_block, None) or {}) if task.legacy_block else dict(out.get(task.name) or {})
+        for name in task.legacy_fields:
+            if name in out:
+                block[name] = out.pop(name)
+        out[task.name] = block
+    return out
 
 
 def type_problem(name: str, value, types: tuple[type, ...]) -> str | None:

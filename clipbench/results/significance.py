@@ -3,21 +3,12 @@
 A fixed ``--max-drop`` is too strict on small test sets (4 samples of 797 are 0.5 points, well
 inside the noise of a retrained model) and too loose on large ones (0.4 points of ImageNet's 50k
 is real). When both sides of a row have per-sample files (``clipbench.results.samples``) for the same
-split fingerprint, the row is judged by a paired test on the same samples:
+split fingerprint, the row is judged by a paired test on the same samples. The tests themselves
+(exact McNemar for right/wrong outcomes, a paired bootstrap otherwise, both with a bootstrap 95%
+interval of the difference) live in ``clipbench.scoring.paired``, and which one a row gets is its
+per-sample kind's choice (``supports`` / ``paired`` in ``clipbench.scoring.samples``); this module
+reads the two sides, picks the tolerance and words the verdict.
 
-* accuracy-type metrics (``top1``, ``top5``, selection ``accuracy``, image retrieval's
-  ``recall_at_k``): exact McNemar test, i.e. a two-sided binomial test with p = 1/2 on the
-  discordant pairs (b samples right before and wrong now, c the reverse):
-  p = min(1, 2 P[X <= min(b, c)]), X ~ Binomial(b + c, 1/2); p = 1 when b + c = 0;
-* other metrics (``mean_per_class_recall``, ``map_at_r``, retrieval's ``mean_recall`` and
-  recalls): paired bootstrap of the difference (the same resampled samples on both sides; for
-  text-image retrieval the same images, each drawn with all its captions), two-sided p-value by
-  the shift method: (1 + #{|d* - d| >= |d|}) / (B + 1).
-
-Which test a row gets is its per-sample log's choice (``supports`` / ``paired`` of each kind in
-``clipbench.results.samples``).
-
-Either way the 95% interval of the difference is the percentile interval of the paired bootstrap.
 A row is a regression when its drop is larger than its ``max_drop`` AND significant at ``alpha``.
 A row without usable per-sample files (a leaderboard CSV, an old record, a few-shot record,
 different split fingerprints, a missing or damaged file: warned about, never fatal) falls back to
@@ -44,167 +35,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.results.comparison import Comparison, PrimaryValue, Row, _at_common_precision, compare
 from clipbench.results.records import RESULTS_FILE, latest_records, read_records, record_key
-from clipbench.results.samples import SampleFileError, SampleLog, read_samples
+from clipbench.results.samples import SampleFileError, read_samples
+from clipbench.scoring.paired import PAIRED_RESAMPLES, PairedResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHA = 0.05
-DEFAULT_RESAMPLES = 2000
-#: Metrics judged by McNemar on per-sample correctness, with the k of their top-k.
-ACCURACY_METRICS = {"top1": 1, "top5": 5}
-
-
-# ---------------------------------------------------------------------------------------------
-# the tests
-
-
-def _log_binom_pmf(k: int, n: int) -> float:
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) - n * math.log(2.0)
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value from the discordant counts ``b`` and ``c``."""
-    if b < 0 or c < 0:
-        raise ValueError("discordant counts must be non-negative")
-    n, m = b + c, min(b, c)
-    if n == 0 or b == c:
-        return 1.0
-    terms = [_log_binom_pmf(k, n) for k in range(m + 1)]
-    top = max(terms)
-    tail = math.exp(top) * sum(math.exp(t - top) for t in terms)
-    return min(1.0, 2.0 * tail)
-
-
-def discordant(base_correct: np.ndarray, new_correct: np.ndarray) -> tuple[int, int]:
-    """(b, c): samples right in the baseline and wrong now, and wrong in the baseline and right now."""
-    base_correct, new_correct = np.asarray(base_correct, bool), np.asarray(new_correct, bool)
-    return int((base_correct & ~new_correct).sum()), int((~base_correct & new_correct).sum())
-
-
-def _mean_per_class_recall(idx: np.ndarray, labels: np.ndarray, correct: np.ndarray, num_classes: int) -> np.ndarray:
-    """Mean per-class recall (percent) of each resample (rows of ``idx``), over the classes it contains."""
-    b = idx.shape[0]
-    offset = (np.arange(b)[:, None] * num_classes + labels[idx]).ravel()
-    support = np.bincount(offset, minlength=b * num_classes).reshape(b, num_classes)
-    hits = np.bincount(offset, weights=correct[idx].ravel(), minlength=b * num_classes).reshape(b, num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
-    return 100.0 * np.nanmean(recall, axis=1)
-
-
-def metric_value(metric: str, labels: np.ndarray, correct: np.ndarray, num_classes: int) -> float:
-    """``metric`` (percent) of one whole split from its per-sample correctness."""
-    idx = np.arange(len(labels))[None, :]
-    if metric in ACCURACY_METRICS:
-        return float(100.0 * correct.mean())
-    if metric == "mean_per_class_recall":
-        return float(_mean_per_class_recall(idx, labels, correct.astype(np.float64), num_classes)[0])
-    raise ClipbenchError(f"no paired test for metric {metric!r}")
-
-
-@dataclass(frozen=True)
-class PairedResult:
-    """new - baseline of one metric on the same samples (points), its 95% interval and two-sided p-value."""
-
-    metric: str
-    test: str  # "mcnemar" or "bootstrap"
-    difference: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n: int
-    discordant: tuple[int, int] | None = None  # (b, c) for McNemar
-
-
-def paired_bootstrap(metric: str, labels: np.ndarray, base_correct: np.ndarray, new_correct: np.ndarray,
-                     num_classes: int | None = None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                     level: float = 0.95, chunk: int = 64) -> tuple[float, float, float, float]:
-    """(difference, low, high, p) of new - baseline ``metric`` over the same resampled samples (points).
-
-    ``*_correct`` are per-sample booleans for the metric (top-k correctness). Resamples come from one
-    seeded generator in a fixed order: a pure function of its inputs.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    cb, cn = np.asarray(base_correct, np.float64), np.asarray(new_correct, np.float64)
-    n = labels.shape[0]
-    if n == 0 or cb.shape != (n,) or cn.shape != (n,):
-        raise ValueError("labels and both correctness vectors must be non-empty and of one length")
-    num_classes = num_classes or int(labels.max()) + 1
-    d = metric_value(metric, labels, cn, num_classes) - metric_value(metric, labels, cb, num_classes)
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_resamples, dtype=np.float64)
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(size, n))
-        if metric in ACCURACY_METRICS:
-            values[start:start + size] = 100.0 * (cn - cb)[idx].mean(axis=1)
-        else:
-            values[start:start + size] = (_mean_per_class_recall(idx, labels, cn, num_classes)
-                                          - _mean_per_class_recall(idx, labels, cb, num_classes))
-    return _interval_and_p(float(d), values, level)
-
-
-def _interval_and_p(d: float, values: np.ndarray, level: float) -> tuple[float, float, float, float]:
-    """(d, percentile interval of the resampled differences, two-sided shift-method p-value)."""
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    p = 1.0 if abs(d) < 1e-12 else float((1 + np.sum(np.abs(values - d) >= abs(d) - 1e-12)) / (len(values) + 1))
-    return float(d), float(low), float(high), min(1.0, p)
-
-
-def paired_bootstrap_units(base_metric, new_metric, n_units: int, n_resamples: int = DEFAULT_RESAMPLES,
-                           seed: int = 0, level: float = 0.95, chunk: int = 64) -> tuple[float, float, float, float]:
-    """(difference, low, high, p) of ``new_metric - base_metric`` over the same resampled units (points).
-
-    For metrics that are not a mean over samples (retrieval: images drawn with all their captions).
-    ``*_metric(counts)`` maps draw counts [B, n_units] (how often each unit is drawn; all ones is
-    the split itself) to the metric of each draw [B]. Draws come from one seeded generator.
-    """
-    ones = np.ones((1, n_units))
-    d = float(new_metric(ones)[0] - base_metric(ones)[0])
-    rng = np.random.default_rng(seed)
-    uniform = np.full(n_units, 1.0 / n_units)
-    values = np.empty(n_resamples, dtype=np.float64)
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        counts = rng.multinomial(n_units, uniform, size=size).astype(np.float64)
-        values[start:start + size] = new_metric(counts) - base_metric(counts)
-    return _interval_and_p(d, values, level)
-
-
-def paired_outcomes(metric: str, base: np.ndarray, new: np.ndarray, n_resamples: int = DEFAULT_RESAMPLES,
-                    seed: int = 0) -> PairedResult:
-    """A metric that is 100 x the mean of one outcome per sample: McNemar when the outcomes are
-    right/wrong, a paired bootstrap otherwise (e.g. AP per query); the CI from the bootstrap either way."""
-    base, new = np.asarray(base), np.asarray(new)
-    n = base.shape[0]
-    if n == 0 or new.shape != (n,):
-        raise ValueError("both outcome vectors must be non-empty and of one length")
-    b64, n64 = base.astype(np.float64), new.astype(np.float64)
-    d, low, high, p = paired_bootstrap_units(lambda c: 100.0 * (c @ b64) / n, lambda c: 100.0 * (c @ n64) / n,
-                                             n, n_resamples, seed)
-    if base.dtype == bool and new.dtype == bool:
-        b, c = discordant(base, new)
-        return PairedResult(metric, "mcnemar", d, low, high, mcnemar_exact(b, c), n, (b, c))
-    return PairedResult(metric, "bootstrap", d, low, high, p, n)
-
-
-def paired_test(metric: str, base: SampleLog, new: SampleLog, num_classes: int | None = None,
-                n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> PairedResult:
-    """McNemar for accuracy-type metrics, paired bootstrap otherwise; both with a bootstrap 95% CI."""
-    k = ACCURACY_METRICS.get(metric, 1)
-    cb, cn = base.correct_at(k), new.correct_at(k)
-    num_classes = num_classes or int(max(base.label.max(), base.top5.max(), new.top5.max())) + 1
-    d, low, high, p = paired_bootstrap(metric, base.label, cb, cn, num_classes, n_resamples, seed)
-    if metric in ACCURACY_METRICS:
-        b, c = discordant(cb, cn)
-        return PairedResult(metric, "mcnemar", d, low, high, mcnemar_exact(b, c), len(base), (b, c))
-    return PairedResult(metric, "bootstrap", d, low, high, p, len(base))
+DEFAULT_RESAMPLES = PAIRED_RESAMPLES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +159,7 @@ class SignificanceJudge:
         log.warning("%s", message)
         self.warnings.append(message)
 
-    def _samples(self, side: str, key: Row) -> tuple[SampleLog | None, dict | None, str]:
+    def _samples(self, side: str, key: Row) -> tuple[object | None, dict | None, str]:
         results_dir, records, why = self._load()[0 if side == "baseline" else 1]
         if results_dir is None:
             return None, None, f"the {side} is {why}"

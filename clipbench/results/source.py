@@ -18,6 +18,7 @@ from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.results.records import LEADERBOARD_FILE, RESULTS_FILE, read_records, record_key
+from clipbench.results.schema import primary_metric
 
 #: Fields that say what a number was computed from (two rows that differ in them are other numbers).
 IDENTITY_FIELDS = ("model_identity", "dataset_fingerprint")
@@ -80,7 +81,7 @@ def _from_records(path: Path, strict: bool) -> list[PrimaryRow]:
     rows = []
     for r in read_records(path, strict=strict):
         key = record_key(r)
-        metric = r.get("primary_metric") or "top1"
+        metric = primary_metric(r)
         if metric not in r["metrics"]:
             raise ClipbenchError(f"{path}: row {row_name(key)} lacks its primary metric {metric!r}")
         value = r["metrics"][metric]

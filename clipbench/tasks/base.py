@@ -1,11 +1,12 @@
-"""The Task interface: what an evaluation declares, so the engine never names a task.
+"""The Task interface: what an evaluation declares and returns, so the engine never names a task.
 
 A task says which dataset kinds it accepts, which options it owns, how it labels a record's
-variant and what it adds to the printed table; ``run`` turns (model, dataset) into one record
-through a ``TaskContext``, which hands out splits, cached features and text classifiers and builds
-the record's core fields. The runner loops model -> dataset -> task and knows nothing else about
-tasks; suites, leaderboards, compare, report titles and ``clipbench list tasks`` all read the
-declarations. To add a task: subclass ``Task`` in one file and register it in
+variant, which columns it adds to ``clipbench run``'s table and which detail table it adds to the
+report. ``run`` turns (model, dataset) into a ``TaskResult`` through a ``TaskContext``, which
+hands out splits, cached features and text features. The engine (``clipbench.engine.runner``)
+does everything else, the same way for every task: the torchrun rank check, timing, cost, the
+record (core fields + ``record[task.name]`` = the result's ``block``), the per-sample file and the
+append. To add a task: subclass ``Task`` in one file and register it in
 ``clipbench.tasks.registry`` (or name its module in ``CLIPBENCH_PLUGINS``).
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from clipbench.datasets.base import DatasetAdapter, SplitData
@@ -21,9 +23,89 @@ if TYPE_CHECKING:  # pragma: no cover
     from clipbench.foundations.option import Option
     from clipbench.models.base import ImageTextModel
 
+#: Core record fields a task may set itself (the engine fills in every other core field).
+TASK_CORE_FIELDS = ("prompt_hash", "C", "sweep")
+
+
+@dataclass
+class SampleTable:
+    """A per-sample table: its kind, the size ``--log-samples`` judges (``n``), the kind's columns
+    (``data``, the keyword arguments of the kind's table builder) and the file's metadata.
+
+    Kinds (``clipbench.results.samples``): ``classification`` (``scores`` [N, C], ``labels``,
+    ``score_kind``), ``retrieval`` (``i2t_rank``, ``t2i_rank``, ``text_image``, ``captions``) and
+    ``outcomes`` (``index``, ``outcomes`` = {column: [N] values}, optional ``subset``, ``group``).
+    The engine builds and writes it; a task never writes a file.
+    """
+
+    kind: str
+    n: int
+    data: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskResult:
+    """What a task computed; the engine turns it into the record.
+
+    ``ci`` maps metric names to ``{low, high}`` (or None); the primary metric's entry becomes the
+    record's ``ci95``, and all of them its ``metric_ci95`` when there is more than the primary's.
+    ``block`` is the task's own fields (``record[task.name]``); ``core`` the task-decided core fields
+    (``TASK_CORE_FIELDS``); ``record_task`` a record name other than the task's (few-shot probes);
+    ``notes`` are warnings for the run's log and the record.
+    """
+
+    split: SplitData
+    metrics: dict[str, float]
+    ci: dict[str, dict | None] | None = None
+    block: dict[str, Any] = field(default_factory=dict)
+    samples: SampleTable | None = None
+    core: dict[str, Any] = field(default_factory=dict)
+    record_task: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def classification_samples(scores, labels, score_kind: str, classnames: Sequence[str] | None) -> SampleTable:
+    """The per-sample table of a classifier: its [N, C] ``scores`` (logits or probabilities) and labels."""
+    return SampleTable("classification", int(len(labels)),
+                       {"scores": scores, "labels": labels, "score_kind": score_kind},
+                       {"score_kind": score_kind, "classnames": list(classnames) if classnames is not None else None})
+
+
+class Figure(NamedTuple):
+    """Grouped bars for a detail table: ``cells`` = {model: {column: (value, ci_low, ci_high)}}."""
+
+    caption: str
+    file: str  # a PNG file name, unique within the report
+    title: str
+    ylabel: str
+    cells: dict[str, dict[str, tuple[float | None, float | None, float | None]]]
+
+
+class DetailTable(NamedTuple):
+    """A task's table in the report: what its primary metric hides (per direction, per subset, ...)."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str
+    figures: tuple[Figure, ...] = ()
+
+
+def cell(value, ci: dict | None = None) -> str:
+    """A number in a detail table: one decimal, with its 95% CI when there is one; "–" when missing."""
+    import math
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    low, high = (ci or {}).get("low"), (ci or {}).get("high")
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"{float(value):.1f}"
+    return f"{float(value):.1f} [{low:.1f}, {high:.1f}]"
+
 
 class TaskContext(Protocol):
-    """What a task may ask of the engine during ``run`` (implemented by ``clipbench.engine.runner``)."""
+    """Everything a task may ask of the engine during ``run`` (implemented by ``clipbench.engine.context``)."""
 
     options: Any  # the resolved options: attribute access, e.g. ``ctx.options.seed``
     progress: bool
@@ -34,25 +116,25 @@ class TaskContext(Protocol):
     def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
         """(train, val, test) for training-based tasks, with ``--limit`` applied to each."""
 
-    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True) -> FeatureSet | None:
-        """Cached image features; ``None`` on a torchrun rank that does not score (return ``None`` then)."""
+    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True) -> FeatureSet:
+        """Cached image features. On a torchrun rank that does not score, this ends the task (the engine
+        catches it), so a task never checks its rank."""
 
     def probe_features(self, model: ImageTextModel, adapter: DatasetAdapter, projected: bool = True
-                       ) -> tuple[tuple[SplitData, ...], tuple[FeatureSet, ...]] | None:
-        """``probe_splits`` (train, val, test) and their features; ``None`` as ``features`` does."""
+                       ) -> tuple[tuple[SplitData, ...], tuple[FeatureSet, ...]]:
+        """``probe_splits`` (train, val, test) and their features; ends the task off rank 0 as ``features`` does."""
 
     def text_classifier(self, model: ImageTextModel, class_prompts: Sequence[Sequence[str]]) -> Any:
         """Unit-norm class weights [C, D] averaged over each class's prompts (cached)."""
 
-    def record(self, model: ImageTextModel, adapter: DatasetAdapter, split: SplitData, task: str,
-               **fields: Any) -> dict:
-        """A record with every core field filled in, updated with the task's ``fields``."""
+    def text_features(self, model: ImageTextModel, texts: Sequence[str]) -> Any:
+        """Unnormalised float32 [len(texts), D] features of the exact ``texts`` (cached, verified)."""
 
 
 class Task(abc.ABC):
     """One kind of evaluation. Subclasses set the class attributes and implement ``run``."""
 
-    #: registry name, as written in suites (``tasks: [zeroshot]``)
+    #: registry name, as written in suites (``tasks: [zeroshot]``); also the record's block name
     name: ClassVar[str]
     #: human title for reports and ``clipbench list tasks``
     title: ClassVar[str]
@@ -64,6 +146,13 @@ class Task(abc.ABC):
     metrics: ClassVar[tuple[str, ...]] = ()
     #: what the task needs, for ``clipbench list tasks`` (splits, features, texts)
     inputs: ClassVar[str] = ""
+    #: metrics shown as columns of ``clipbench run``'s table (beside the primary metric)
+    summary_columns: ClassVar[tuple[str, ...]] = ()
+    #: its label in the report's "classification views per model" table ("" = not a classification view)
+    classification_view: ClassVar[str] = ""
+    #: schema-1 records: the block's old name (if it had one) and the block fields written at the top level
+    legacy_block: ClassVar[str] = ""
+    legacy_fields: ClassVar[tuple[str, ...]] = ()
 
     def accepts(self, adapter: DatasetAdapter) -> bool:
         return getattr(adapter, "kind", "classification") in self.dataset_kinds
@@ -76,12 +165,16 @@ class Task(abc.ABC):
         return adapter.primary_metric
 
     @abc.abstractmethod
-    def run(self, ctx: TaskContext, model: ImageTextModel, adapter: DatasetAdapter) -> dict | None:
-        """Score ``model`` on ``adapter``; the record, or ``None`` on a non-scoring torchrun rank."""
+    def run(self, ctx: TaskContext, model: ImageTextModel, adapter: DatasetAdapter) -> TaskResult | None:
+        """Score ``model`` on ``adapter`` (``None``: nothing to record; the engine then writes nothing)."""
 
     def check_options(self, merged: dict[str, Any]) -> None:
         """Reject combinations of this task's options that make no sense (one-line ``ClipbenchError``)."""
         return None
+
+    def block(self, record: dict) -> dict:
+        """This task's fields of ``record`` (``record[task.name]``)."""
+        return record.get(self.name) or {}
 
     def variant_parts(self, record: dict) -> list[str]:
         """Task options in ``record`` that change its numbers (joined into the leaderboard variant)."""
@@ -90,6 +183,10 @@ class Task(abc.ABC):
     def table_note(self, record: dict) -> str:
         """A short note for the run's printed table (e.g. a convergence warning); "" for none."""
         return ""
+
+    def detail_table(self, records: Sequence[dict], names: dict[str, str]) -> DetailTable | None:
+        """The report's table for this task's latest records (``names``: model -> display name), or None."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """A row of ``clipbench list tasks``."""

@@ -12,39 +12,40 @@ L2-normalised, so the ranking is by cosine similarity. Reported, in percent:
 
 Queries whose class has no other image have nothing to find and are left out (counted in the
 record). Ties: among equal similarities the lower index ranks first (a stable sort), so a run is
-a pure function of its features. Queries are scored in blocks of rows against the whole split,
-so memory is block x N, never N x N for large N. The 95% CI resamples queries (bootstrap).
+a pure function of its features (``clipbench.scoring.similarity``, the one top-k). Queries are
+scored in blocks of rows against the whole split, so memory is block x N, never N x N for large
+N. The 95% CI resamples queries (``clipbench.scoring.resample``).
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from clipbench.foundations.errors import DataError
 from clipbench.foundations.option import Option, one_of, positive_int
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import SampleTable, Task, TaskContext, TaskResult
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
     import numpy as np
 
 DEFAULT_KS = (1, 5, 10)
-#: similarity elements per block of query rows (2**24 float32 = 64 MiB)
-BLOCK_ELEMENTS = 1 << 24
 
 
 def retrieval_scores(features, labels, ks=DEFAULT_KS, device: str = "cpu",
-                     block_elements: int = BLOCK_ELEMENTS) -> dict[str, Any]:
+                     block_elements: int | None = None) -> dict[str, Any]:
     """Per-query hits at each k and AP@R for leave-one-out retrieval; queries without a relevant item dropped.
 
     Returns ``{"hits": {k: bool[Q]}, "ap_at_r": float64[Q], "queries": int64[Q]}`` (Q = scored queries).
+    ``block_elements``: similarities per block (default ``clipbench.scoring.similarity.BLOCK_ELEMENTS``).
     """
     import numpy as np
     import torch
 
+    from clipbench.scoring.similarity import BLOCK_ELEMENTS, blockwise_top_k, l2_normalise
+
+    block_elements = block_elements or BLOCK_ELEMENTS
     labels = np.asarray(labels, dtype=np.int64)
-    x = torch.as_tensor(np.asarray(features), dtype=torch.float32, device=device)
-    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    x = l2_normalise(torch.as_tensor(np.asarray(features), dtype=torch.float32, device=device))
     n = x.shape[0]
     counts = np.bincount(labels)
     relevant = counts[labels] - 1  # R per query
@@ -56,9 +57,8 @@ def retrieval_scores(features, labels, ks=DEFAULT_KS, device: str = "cpu",
     rows = max(1, block_elements // max(n, 1))
     for start in range(0, len(queries), rows):
         q = torch.as_tensor(queries[start:start + rows], device=device)
-        sims = x[q] @ x.T
-        sims[torch.arange(len(q), device=device), q] = -float("inf")  # a query never retrieves itself
-        order = torch.sort(sims, dim=1, descending=True, stable=True).indices[:, :depth]
+        # a query never retrieves itself; the one top-k and tie rule (lower index first)
+        _, order = blockwise_top_k(x[q], x, depth, block_elements=block_elements, exclude=q)
         rel = (label_t[order] == label_t[q][:, None]).cpu().numpy()
         for k in ks:
             hits[k][start:start + len(q)] = rel[:, :k].any(axis=1)
@@ -70,18 +70,11 @@ def retrieval_scores(features, labels, ks=DEFAULT_KS, device: str = "cpu",
     return {"hits": hits, "ap_at_r": ap, "queries": queries}
 
 
-def _bootstrap(values: np.ndarray, n_resamples: int, seed: int) -> dict[str, float] | None:
-    import numpy as np
+def query_ci(ap_at_r: np.ndarray, n_resamples: int, seed: int) -> dict[str, float] | None:
+    """95% interval of MAP@R over resampled queries (the one resampling engine)."""
+    from clipbench.scoring.resample import interval, mean_statistic
 
-    if n_resamples <= 0 or len(values) == 0:
-        return None
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, 256):
-        b = min(256, n_resamples - start)
-        means[start:start + b] = values[rng.integers(0, len(values), size=(b, len(values)))].mean(axis=1)
-    low, high = np.quantile(100.0 * means, [0.025, 0.975])
-    return {"low": float(low), "high": float(high)}
+    return interval(mean_statistic(ap_at_r, 100.0), len(ap_at_r), n_resamples, seed)
 
 
 class ImageRetrievalTask(Task):
@@ -98,11 +91,13 @@ class ImageRetrievalTask(Task):
                "(default: 1,5,10)", int, owner="image_retrieval", is_list=True),
     )
 
+    summary_columns = ("recall_at_1",)
+
     def primary_metric(self, adapter) -> str:
         return "map_at_r"
 
     def variant_parts(self, record: dict) -> list[str]:
-        block = record.get("image_retrieval") or {}
+        block = self.block(record)
         parts = []
         if block.get("features", "projected") != "projected":
             parts.append(str(block["features"]))
@@ -110,33 +105,23 @@ class ImageRetrievalTask(Task):
             parts.append("k=" + "/".join(map(str, block["k"])))
         return parts
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         o = ctx.options
         split = ctx.evaluation_split(adapter)
-        t0 = time.perf_counter()
         feats = ctx.features(model, split, o.image_retrieval_features == "projected")
-        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
-        t1 = time.perf_counter()
         ks = tuple(sorted(set(int(k) for k in o.image_retrieval_k)))
         scores = retrieval_scores(feats.features, feats.labels, ks, o.device)
         if len(scores["queries"]) == 0:
             raise DataError(f"{adapter.name}: no class has two images, so no query has anything to retrieve")
         metrics = {"map_at_r": 100.0 * float(scores["ap_at_r"].mean())}
         metrics.update({f"recall_at_{k}": 100.0 * float(scores["hits"][k].mean()) for k in ks})
-        record = ctx.record(model, adapter, split, self.name, metrics=metrics,
-                            ci95=_bootstrap(scores["ap_at_r"], o.bootstrap, o.seed),
-                            image_retrieval={"features": o.image_retrieval_features, "k": list(ks),
-                                             "n_queries": int(len(scores["queries"])),
-                                             "n_excluded": int(len(split) - len(scores["queries"]))},
-                            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
-        if hasattr(ctx, "log_sample_table"):  # per-query AP@R and hits: the paired regression gate
-            from clipbench.results.samples_outcomes import build_outcome_table
+        block = {"features": o.image_retrieval_features, "k": list(ks), "n_queries": int(len(scores["queries"])),
+                 "n_excluded": int(len(split) - len(scores["queries"]))}
 
-            outcomes = {"ap_at_r": scores["ap_at_r"], **{f"hit@{k}": scores["hits"][k] for k in ks},
-                        "label": feats.labels[scores["queries"]]}
-            ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(scores["queries"], outcomes),
-                                 len(split), {"metrics": {"map_at_r": "ap_at_r",
-                                                          **{f"recall_at_{k}": f"hit@{k}" for k in ks}},
-                                              "sort_column": "ap_at_r", "unit": "queries"})
-        return record
+        outcomes = {"index": scores["queries"], "outcomes": {"ap_at_r": scores["ap_at_r"],  # the paired gate's
+                                                              **{f"hit@{k}": scores["hits"][k] for k in ks},
+                                                              "label": feats.labels[scores["queries"]]}}
+        return TaskResult(split, metrics, {"map_at_r": query_ci(scores["ap_at_r"], o.bootstrap, o.seed)}, block,
+                          SampleTable("outcomes", len(split), outcomes,
+                                      {"metrics": {"map_at_r": "ap_at_r", **{f"recall_at_{k}": f"hit@{k}" for k in ks}},
+                                       "sort_column": "ap_at_r", "unit": "queries"}))

@@ -18,22 +18,22 @@ Choices, and why:
 * Ties are broken by index, so a run is a pure function of its features: among equal similarities
   the lower database index (train before val, each in split order) is the nearer neighbour; among
   equal class scores the lower class index ranks first (``numpy.argmax`` and
-  ``clipbench.tasks.metrics.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
+  ``clipbench.scoring.classification.topk_correct``). Votes are summed in float64 on the CPU, so no GPU atomics
   reorder them.
-* Similarities are computed block by block (database blocks x query blocks) with a running top-k,
-  so ImageNet's 1.28M x 50k similarity matrix is never held in memory.
+* Similarities are computed block by block (database blocks x query blocks) with a running top-k
+  (``clipbench.scoring.similarity``, the one top-k and tie rule), so ImageNet's 1.28M x 50k
+  similarity matrix is never held in memory.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import TYPE_CHECKING, Any
 
 from clipbench.foundations.errors import ClipbenchError, DataError
 from clipbench.foundations.option import Option, a_bool, one_of, positive_int
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import Task, TaskContext, TaskResult, classification_samples
 
 if TYPE_CHECKING:  # numpy and torch load when the task runs, not when the CLI builds its parser
     import numpy as np
@@ -44,56 +44,23 @@ log = logging.getLogger(__name__)
 DEFAULT_K = 20
 DEFAULT_TEMPERATURE = 0.07
 WEIGHTINGS = ("dino", "uniform")
-#: elements of one similarity block (query rows x database columns): 2**24 float32 = 64 MiB
-BLOCK_ELEMENTS = 1 << 24
-#: database rows per block (fewer when the database is smaller)
-DATABASE_BLOCK = 65536
 
 
 def _positive_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not a_bool(v) and math.isfinite(v) and v > 0
 
 
-def l2_normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-
-def top_k_lowest_index(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Column positions [R, k] of each row's ``k`` largest values, equal values lowest column first.
-
-    Returned most similar first (ties: lower column first). ``torch.topk`` alone leaves the order
-    of equal values unspecified; here it only finds the k-th largest value, and the columns are
-    then chosen by comparison, taking the lowest columns among those equal to the k-th.
-    """
-    import torch
-
-    rows = values.shape[0]
-    kth = values.topk(k, dim=1, sorted=True).values[:, -1:]
-    select = values > kth
-    places = k - select.sum(dim=1, keepdim=True)  # how many values equal to the k-th still fit
-    equal = values == kth
-    tied = equal.sum(dim=1, keepdim=True) > places
-    if bool(tied.any()):  # more values equal the k-th than fit: keep the lowest columns among them
-        tied_rows = tied.squeeze(1).nonzero().squeeze(1)
-        rank = equal[tied_rows].cumsum(dim=1, dtype=torch.int32)
-        equal[tied_rows] &= rank <= places[tied_rows]
-    select |= equal
-    columns = select.nonzero()[:, 1].view(rows, k)  # row-major: ascending columns within each row
-    order = values.gather(1, columns).sort(dim=1, descending=True, stable=True).indices
-    return columns.gather(1, order)
-
-
 def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | torch.Tensor, k: int,
-                   device: str | torch.device = "cpu", block_elements: int = BLOCK_ELEMENTS,
-                   database_block: int = DATABASE_BLOCK) -> tuple[torch.Tensor, torch.Tensor]:
+                   device: str | torch.device = "cpu", **blocks: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosine similarities [Nq, k] (float32) and database indices [Nq, k] of each query's k nearest.
 
     Most similar first; equal similarities: lower database index first. Queries live on ``device``;
-    the database streams through it in blocks of ``database_block`` rows, each scored against query
-    blocks of at most ``block_elements`` similarities and merged into a running top-k, so memory is
-    O(block + Nq * k) however large the database is.
+    the database streams through it in blocks (``blocks``: ``block_elements``, ``database_block`` of
+    ``clipbench.scoring.similarity.blockwise_top_k``), so memory is O(block + Nq * k) however large the database is.
     """
     import torch
+
+    from clipbench.scoring.similarity import blockwise_top_k, l2_normalise
 
     queries = torch.as_tensor(queries, dtype=torch.float32)
     database = torch.as_tensor(database, dtype=torch.float32)
@@ -107,28 +74,14 @@ def knn_neighbours(queries: np.ndarray | torch.Tensor, database: np.ndarray | to
     if not torch.isfinite(queries).all():
         raise ClipbenchError("knn: query features contain NaN or Inf")
     device = torch.device(device)
-    q = l2_normalise(queries.to(device))
-    n_q = q.shape[0]
-    db_rows = max(k, min(database_block, n_db))
-    q_rows = max(1, block_elements // db_rows)
-    best_sim = torch.full((n_q, k), -torch.inf, device=device)
-    best_idx = torch.full((n_q, k), -1, dtype=torch.int64, device=device)
-    for start in range(0, n_db, db_rows):
-        block = database[start:start + db_rows].to(device)
+
+    def prepare(block: torch.Tensor) -> torch.Tensor:
+        block = block.to(device)
         if not torch.isfinite(block).all():  # checked per block: a mask of ImageNet's database is 1 GB
             raise ClipbenchError("knn: database features contain NaN or Inf")
-        block = l2_normalise(block)
-        kk = min(k, block.shape[0])
-        for qs in range(0, n_q, q_rows):
-            sims = q[qs:qs + q_rows] @ block.T
-            cols = top_k_lowest_index(sims, kk)
-            # running entries come first and hold lower database indices, so column order among equal
-            # similarities is database-index order, as top_k_lowest_index needs
-            cand_sim = torch.cat([best_sim[qs:qs + q_rows], sims.gather(1, cols)], dim=1)
-            cand_idx = torch.cat([best_idx[qs:qs + q_rows], cols + start], dim=1)
-            keep = top_k_lowest_index(cand_sim, k)
-            best_sim[qs:qs + q_rows] = cand_sim.gather(1, keep)
-            best_idx[qs:qs + q_rows] = cand_idx.gather(1, keep)
+        return l2_normalise(block)
+
+    best_sim, best_idx = blockwise_top_k(l2_normalise(queries.to(device)), database, k, prepare=prepare, **blocks)
     return best_sim.cpu(), best_idx.cpu()
 
 
@@ -164,9 +117,12 @@ class KnnTask(Task):
         Option("knn_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
                "k-NN features (default: projected)", str, ("projected", "pre_projection"), owner="knn"),
     )
+    summary_columns = ("top1", "top5")
+    classification_view = "k-NN"
+    legacy_fields = ("per_class",)
 
     def variant_parts(self, record: dict) -> list[str]:
-        knn = record.get("knn") or {}
+        knn = self.block(record)
         parts = []
         if knn.get("features", "projected") != "projected":
             parts.append(str(knn["features"]))
@@ -179,22 +135,18 @@ class KnnTask(Task):
             parts.append(f"T={knn['temperature']:g}")
         return parts
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         import numpy as np
         import torch
 
-        from clipbench.tasks.metrics import score_classification
+        from clipbench.scoring.classification import score_classification
 
         o = ctx.options
         if "train" not in adapter.splits or "test" not in adapter.splits:
             raise DataError(f"{adapter.name} has splits {', '.join(adapter.splits)}; k-NN needs 'train' (the "
                             "database) and 'test'")
-        t0 = time.perf_counter()
-        served = ctx.probe_features(model, adapter, o.knn_features == "projected")
-        if served is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
-        (train, val, test), (f_train, f_val, f_test) = served
-        t1 = time.perf_counter()
+        (train, val, test), (f_train, f_val, f_test) = ctx.probe_features(model, adapter,
+                                                                           o.knn_features == "projected")
         db_features = np.concatenate([f_train.features, f_val.features])
         db_labels = torch.from_numpy(np.concatenate([f_train.labels, f_val.labels]).astype(np.int64))
         k, temperature = int(o.knn_k), float(o.knn_temperature)
@@ -210,17 +162,13 @@ class KnnTask(Task):
         metrics = dict(main.metrics)
         metrics["top1_k1"] = nearest.metrics["top1"]
         metrics["mean_per_class_recall_k1"] = nearest.metrics["mean_per_class_recall"]
-        record = ctx.record(model, adapter, test, self.name, metrics=metrics, ci95=main.ci95,
-                            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4),
-                            knn={"k": k, "temperature": temperature, "weighting": o.knn_weighting,
-                                 "features": o.knn_features, "database": "train+val",
-                                 "n_database": int(len(db_labels)), "n_train": len(train), "n_val": len(val),
-                                 "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
-                                 "ci95_k1": nearest.ci95})
+        block = {"k": k, "temperature": temperature, "weighting": o.knn_weighting, "features": o.knn_features,
+                 "database": "train+val", "n_database": int(len(db_labels)), "n_train": len(train), "n_val": len(val),
+                 "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint, "ci95_k1": nearest.ci95}
         if main.per_class is not None:
-            record["per_class"] = main.per_class
-        if hasattr(ctx, "log_samples"):  # per-sample predictions: each class's share of the votes
-            shares = np.asarray(votes, dtype=np.float64)
-            shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
-            ctx.log_samples(record, shares.astype(np.float32), f_test.labels, "probabilities", adapter.classnames)
-        return record
+            block["per_class"] = main.per_class
+        shares = np.asarray(votes, dtype=np.float64)  # per-sample predictions: each class's share of the votes
+        shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
+        return TaskResult(test, metrics, {adapter.primary_metric: main.ci95}, block,
+                          classification_samples(shares.astype(np.float32), f_test.labels, "probabilities",
+                                                 adapter.classnames))

@@ -48,7 +48,7 @@ import torch
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
 from clipbench.foundations.threads import torch_threads
-from clipbench.tasks.metrics import mean_per_class_recall, topk_accuracy
+from clipbench.scoring.classification import mean_per_class_recall, topk_accuracy
 from clipbench.tasks.probe_fit import LinearFit
 from clipbench.tasks.probe_precondition import PRECONDITIONERS
 from clipbench.tasks.probe_rows import STORAGES

@@ -8,12 +8,11 @@ name ``linear_probe_<K>shot`` with metrics averaged over seeds.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.option import Option, a_bool, a_seed, one_of, positive_int
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import Task, TaskContext, TaskResult, classification_samples
 
 _FEWSHOT_TASK = re.compile(r"^linear_probe_\d+shot$")
 
@@ -28,7 +27,7 @@ class LinearProbeTask(Task):
                "few-shot linear probe with K training images per class", int, owner="linear_probe"),
         Option("seeds", None, lambda v: isinstance(v, list) and v and all(a_seed(s) for s in v),
                "a non-empty list of integers from 0 to 2**32-1", "few-shot seeds, comma-separated (e.g. 0,1,2)", int,
-               owner="linear_probe", is_list=True),
+               owner="linear_probe", is_list=True, convert=tuple),
         Option("probe_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
                "linear-probe features (default: projected)", str, ("projected", "pre_projection"),
                owner="linear_probe"),
@@ -37,8 +36,14 @@ class LinearProbeTask(Task):
                "scikit-learn to the optimum, slow)", str, ("torch", "sklearn", "sklearn_exact"),
                owner="linear_probe"),
         Option("val_fraction", 0.2, lambda v: isinstance(v, (int, float)) and not a_bool(v) and 0 < v < 1,
-               "a number between 0 and 1", "fraction of train carved for validation", owner="linear_probe"),
+               "a number between 0 and 1", "fraction of train carved for validation", owner="linear_probe",
+               convert=float),
     )
+
+    summary_columns = ("top1", "top5", "C")
+    classification_view = "linear probe"
+    legacy_block = "probe"
+    legacy_fields = ("convergence", "fewshot_k", "seeds", "per_seed", "spread")
 
     def owns_record(self, task_name: str) -> bool:
         return task_name == self.name or bool(_FEWSHOT_TASK.match(task_name))
@@ -52,7 +57,7 @@ class LinearProbeTask(Task):
                                  "one probe; a repeat would count it twice in the mean)")
 
     def variant_parts(self, record: dict) -> list[str]:
-        probe = record.get("probe") or {}
+        probe = self.block(record)
         parts = []
         if probe.get("features", "projected") != "projected":
             parts.append(str(probe["features"]))
@@ -61,28 +66,19 @@ class LinearProbeTask(Task):
         return parts
 
     def table_note(self, record: dict) -> str:
-        convergence = record.get("convergence") or {}
+        convergence = self.block(record).get("convergence") or {}
         return "UNCONVERGED" if convergence.get("all_converged") is False else ""
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         o = ctx.options
-        t0 = time.perf_counter()
-        served = ctx.probe_features(model, adapter, o.probe_features == "projected")
-        if served is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
-        t1 = time.perf_counter()
-        (train, val, test), feats = served
-        if o.fewshot_k:
-            record = self._fewshot(ctx, model, adapter, test, feats)
-        else:
-            record = self._full_probe(ctx, model, adapter, test, feats)
-        record.update(time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4),
-                      probe={"features": o.probe_features, "solver": o.solver, "val_fraction": o.val_fraction,
-                             "n_train": len(train), "n_val": len(val),
-                             "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
-                             "train_data_identity": train.fingerprint_inputs,
-                             "val_data_identity": val.fingerprint_inputs})
-        return record
+        (train, val, test), feats = ctx.probe_features(model, adapter, o.probe_features == "projected")
+        result = (self._fewshot if o.fewshot_k else self._full_probe)(ctx, adapter, test, feats)
+        result.block = {"features": o.probe_features, "solver": o.solver, "val_fraction": o.val_fraction,
+                        "n_train": len(train), "n_val": len(val),
+                        "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
+                        "train_data_identity": train.fingerprint_inputs,
+                        "val_data_identity": val.fingerprint_inputs, **result.block}
+        return result
 
     @staticmethod
     def _probe_kwargs(ctx: TaskContext, adapter, seed: int) -> dict:
@@ -92,31 +88,32 @@ class LinearProbeTask(Task):
                 "num_classes": len(adapter.classnames), "metric": adapter.primary_metric,
                 "val_fraction": o.val_fraction, "progress": ctx.progress}
 
-    def _full_probe(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
+    def _full_probe(self, ctx: TaskContext, adapter, test, feats) -> TaskResult:
+        from clipbench.scoring.classification import bootstrap_ci
         from clipbench.tasks.linear_probe import linear_probe
-        from clipbench.tasks.metrics import bootstrap_ci
 
         o = ctx.options
         f_train, f_val, f_test = feats
         result = linear_probe(train=(f_train.features, f_train.labels), val=(f_val.features, f_val.labels),
                               test=(f_test.features, f_test.labels), **self._probe_kwargs(ctx, adapter, o.seed),
                               return_probabilities=True)
-        record = ctx.record(model, adapter, test, self.name, metrics=_probe_metrics(result), C=float(result.C),
-                            sweep=jsonable(getattr(result, "sweep", None)))
+        block = {}
         convergence = _convergence(result)
         if convergence is not None:
-            record["convergence"] = convergence
+            block["convergence"] = convergence
+        ci = None
         predictions = _probe_predictions(result)
         if predictions is not None and o.bootstrap > 0:
             low, high = bootstrap_ci(predictions, f_test.labels, adapter.primary_metric, len(adapter.classnames),
                                      o.bootstrap, o.seed)
-            record["ci95"] = {"low": low, "high": high}
+            ci = {adapter.primary_metric: {"low": low, "high": high}}
         probabilities = getattr(result, "probabilities", None)
-        if probabilities is not None and hasattr(ctx, "log_samples"):
-            ctx.log_samples(record, probabilities, f_test.labels, "probabilities", adapter.classnames)
-        return record
+        samples = None if probabilities is None else classification_samples(
+            probabilities, f_test.labels, "probabilities", adapter.classnames)
+        return TaskResult(test, _probe_metrics(result), ci, block, samples,
+                          core={"C": float(result.C), "sweep": jsonable(getattr(result, "sweep", None))})
 
-    def _fewshot(self, ctx: TaskContext, model, adapter, test, feats) -> dict:
+    def _fewshot(self, ctx: TaskContext, adapter, test, feats) -> TaskResult:
         """K images per class drawn (per seed) from the probe's train+val pool; mean and spread over seeds."""
         import numpy as np
 
@@ -137,14 +134,13 @@ class LinearProbeTask(Task):
             if convergence is not None:
                 entry["convergence"] = convergence
             per_seed.append(entry)
-        record = ctx.record(model, adapter, test, f"linear_probe_{o.fewshot_k}shot",
-                            metrics={m: float(v) for m, v in result.mean.items() if v is not None},
-                            fewshot_k=o.fewshot_k, seeds=list(result.seeds), per_seed=per_seed,
-                            spread={m: float(v) for m, v in result.std.items() if v is not None})
+        block = {"fewshot_k": o.fewshot_k, "seeds": list(result.seeds), "per_seed": per_seed,
+                 "spread": {m: float(v) for m, v in result.std.items() if v is not None}}
         flags = [e["convergence"].get("all_converged") for e in per_seed if "convergence" in e]
         if flags:
-            record["convergence"] = {"all_converged": all(flags), "per_seed": [e["convergence"] for e in per_seed]}
-        return record
+            block["convergence"] = {"all_converged": all(flags), "per_seed": [e["convergence"] for e in per_seed]}
+        return TaskResult(test, {m: float(v) for m, v in result.mean.items() if v is not None}, None, block,
+                          record_task=f"linear_probe_{o.fewshot_k}shot")
 
 
 def _convergence(result) -> dict | None:

@@ -12,7 +12,8 @@ agree on real data. Ties are counted and recorded (``n_ties``).
 
 Metrics (percent): ``accuracy`` (the primary, SugarCrepe/ARO's "text score": items whose positive
 wins) overall and ``acc/<subset>`` per subset (also in the ``per_subset`` block with each subset's
-item count and chance); 95% bootstrap intervals over items. Chance = the mean of 1 / (1 + negatives).
+item count and chance); 95% bootstrap intervals over items (``clipbench.scoring.resample``: the
+same draws for the same seed and item count as every other interval). Chance = the mean of 1 / (1 + negatives).
 
 Groups (Winoground): items sharing a ``group`` id are the images of one example, each item's
 positive being its own caption. Per group, as Winoground defines them: *text score* = for every
@@ -25,13 +26,12 @@ caption, its own image scores higher than the group's other images; *group score
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clipbench.foundations.errors import ClipbenchError, DataError
-from clipbench.tasks.base import Task, TaskContext
+from clipbench.tasks.base import DetailTable, SampleTable, Task, TaskContext, TaskResult, cell
 
 if TYPE_CHECKING:  # numpy loads when the task runs, not when the CLI builds its parser
     import numpy as np
@@ -57,11 +57,9 @@ class SelectionScores:
 def _normalised(x) -> np.ndarray:
     import numpy as np
 
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ClipbenchError("a feature vector is all zeros; cosine similarity is undefined for it")
-    return x / norms
+    from clipbench.scoring.similarity import l2_normalise
+
+    return l2_normalise(np.asarray(x, dtype=np.float64), reject_zero=True)
 
 
 def selection_scores(image_features, text_features, counts: Sequence[int], groups: Sequence[str | None] | None = None,
@@ -120,16 +118,13 @@ def selection_scores(image_features, text_features, counts: Sequence[int], group
                            np.array(g_image, dtype=bool), np.array(g_first, dtype=np.int64), best_row)
 
 
-def _mean_ci(outcomes: np.ndarray, n_bootstrap: int, rng: np.random.Generator) -> tuple[float, dict | None]:
-    import numpy as np
+def _mean_ci(outcomes: np.ndarray, n_bootstrap: int, seed: int) -> tuple[float, dict | None]:
+    """100 x the mean outcome, and its interval from the one resampling engine (units: items or groups)."""
+    from clipbench.scoring.resample import interval, mean_statistic
 
-    values = outcomes.astype(np.float64) * 100.0
+    values = outcomes.astype(float) * 100.0
     point = float(values.mean())
-    if n_bootstrap <= 0 or len(values) == 0:
-        return point, None
-    draws = rng.multinomial(len(values), np.full(len(values), 1.0 / len(values)), size=n_bootstrap) @ values
-    low, high = np.quantile(draws / len(values), [0.025, 0.975])
-    return point, {"low": float(low), "high": float(high)}
+    return point, interval(mean_statistic(outcomes, 100.0), len(values), n_bootstrap, seed)
 
 
 def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives: Sequence[int],
@@ -137,16 +132,15 @@ def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives
     """metrics, metric_ci95, chance and per_subset of scored items."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
     subsets = np.asarray(list(subsets), dtype=object)
     chance_item = 100.0 / (1.0 + np.asarray(n_negatives, dtype=np.float64))
     metrics, ci95, chance = {}, {}, {}
-    metrics["accuracy"], ci95["accuracy"] = _mean_ci(scores.correct, n_bootstrap, rng)
+    metrics["accuracy"], ci95["accuracy"] = _mean_ci(scores.correct, n_bootstrap, seed)
     chance["accuracy"] = float(chance_item.mean())
     per_subset = {}
     for name in dict.fromkeys(subsets.tolist()):
         mask = subsets == name
-        value, ci = _mean_ci(scores.correct[mask], n_bootstrap, rng)
+        value, ci = _mean_ci(scores.correct[mask], n_bootstrap, seed)
         metrics[f"acc/{name}"], ci95[f"acc/{name}"] = value, ci
         chance[f"acc/{name}"] = float(chance_item[mask].mean())
         per_subset[name] = {"accuracy": value, "ci95": ci, "n_items": int(mask.sum()),
@@ -162,7 +156,7 @@ def score_selection(scores: SelectionScores, subsets: Sequence[str], n_negatives
         outcomes = {"text_score": scores.group_text, "image_score": scores.group_image,
                     "group_score": scores.group_text & scores.group_image}
         for name, values in outcomes.items():
-            metrics[name], ci95[name] = _mean_ci(values, n_bootstrap, rng)
+            metrics[name], ci95[name] = _mean_ci(values, n_bootstrap, seed)
         chance.update({"text_score": 25.0, "image_score": 25.0, "group_score": 100.0 / 6})
     return {"metrics": metrics, "metric_ci95": ci95 if n_bootstrap > 0 else None, "chance": chance,
             "per_subset": per_subset}
@@ -177,18 +171,32 @@ class ImageCaptionSelectionTask(Task):
     metrics = ("accuracy", *GROUP_METRICS)
     inputs = "evaluation split; projected image features; candidate caption text features"
 
+    legacy_fields = ("chance", "per_subset", "n_captions", "n_ties", "n_groups", "tie_rule")
+
     def primary_metric(self, adapter) -> str:
         return "accuracy"
 
     def table_note(self, record: dict) -> str:
-        per = record.get("per_subset") or {}
-        chance = (record.get("chance") or {}).get("accuracy")
+        block = self.block(record)
+        per, chance = block.get("per_subset") or {}, (block.get("chance") or {}).get("accuracy")
         note = f"chance {chance:.1f}" if chance is not None else ""
         if len(per) > 1:
             note += "  " + " ".join(f"{k} {v['accuracy']:.1f}" for k, v in per.items())
         return note.strip()
 
-    def run(self, ctx: TaskContext, model, adapter) -> dict | None:
+    def detail_table(self, records, names) -> DetailTable | None:
+        rows = [[names.get(r["model"], r["model"]), r["dataset"], subset, cell(info.get("accuracy"), info.get("ci95")),
+                 cell(info.get("chance")), str(info.get("n_items", ""))]
+                for r in records for subset, info in sorted((self.block(r).get("per_subset") or {}).items())]
+        if not records:
+            return None
+        return DetailTable("Compositionality: accuracy per subset",
+                           ["model", "dataset", "subset", "accuracy", "chance", "items"], rows,
+                           "Image-caption selection: the share of items whose true caption scores above every hard "
+                           "negative (a tie counts as wrong), in %, with 95% bootstrap CIs; chance = 1 / number of "
+                           "candidates.")
+
+    def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         import numpy as np
 
         from clipbench.datasets.choices import split_choices
@@ -196,35 +204,24 @@ class ImageCaptionSelectionTask(Task):
 
         o = ctx.options
         split = split_choices(ctx.evaluation_split(adapter))
-        t0 = time.perf_counter()
         feats = ctx.features(model, split)
-        if feats is None:  # not rank 0 of a torchrun: rank 0 scores the task
-            return None
         texts = [c for i in range(len(split)) for c in split.candidates(i)]
         counts = np.array([1 + len(n) for n in split.negatives], dtype=np.int64)
         text_feats = ctx.text_features(model, texts)
-        t1 = time.perf_counter()
         groups = split.groups if any(g is not None for g in split.groups) else None
         scores = selection_scores(feats.features, text_feats, counts, groups)
         result = score_selection(scores, split.subsets, counts - 1, o.bootstrap, o.seed)
-        ci = result["metric_ci95"] or {}
-        record = ctx.record(
-            model, adapter, split, self.name, metrics=result["metrics"], ci95=ci.get("accuracy"),
-            metric_ci95=result["metric_ci95"], chance=result["chance"], per_subset=result["per_subset"],
-            prompt_hash=texts_hash(texts)[:32], n_captions=len(texts), n_ties=int(scores.tie.sum()),
-            n_groups=len(scores.group_ids), tie_rule=TIE_RULE,
-            time_extract_s=round(t1 - t0, 4), time_task_s=round(time.perf_counter() - t1, 4))
-        if hasattr(ctx, "log_sample_table"):  # per-item outcomes: McNemar in the regression gate
-            from clipbench.results.samples_outcomes import build_outcome_table
+        block = {"chance": result["chance"], "per_subset": result["per_subset"], "n_captions": len(texts),
+                 "n_ties": int(scores.tie.sum()), "n_groups": len(scores.group_ids), "tie_rule": TIE_RULE}
 
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            ctx.log_sample_table(record, "outcomes", lambda: build_outcome_table(
-                np.arange(len(split)), {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
-                                        "negatives": counts - 1,
-                                        "positive": np.array([texts[i] for i in starts], dtype=object),
-                                        "best_negative": np.array([texts[i] for i in scores.best_negative],
-                                                                  dtype=object)},
-                split.subsets, split.groups), len(split),
-                {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
-                 "show_columns": ["positive", "best_negative"]})
-        return record
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        outcomes = {"index": np.arange(len(split)), "subset": split.subsets, "group": split.groups,
+                    "outcomes": {"correct": scores.correct, "tie": scores.tie, "margin": scores.margin,
+                                 "negatives": counts - 1,
+                                 "positive": np.array([texts[i] for i in starts], dtype=object),
+                                 "best_negative": np.array([texts[i] for i in scores.best_negative], dtype=object)}}
+        return TaskResult(split, result["metrics"], result["metric_ci95"], block,
+                          SampleTable("outcomes", len(split), outcomes,
+                                      {"metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
+                                       "show_columns": ["positive", "best_negative"]}),
+                          core={"prompt_hash": texts_hash(texts)[:32]})

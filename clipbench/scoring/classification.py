@@ -1,13 +1,12 @@
 """Classification metrics as the CLIP paper reports them: percentages, top-1/top-5, mean per-class recall.
 
-Everything takes plain arrays (logits or scores [N, C], integer labels [N]) so zero-shot and the
-linear probe score identically. Confidence intervals come from a seeded percentile bootstrap over
-test samples, vectorised over resamples (chunked to bound memory on ImageNet-sized splits).
+Everything takes plain arrays (logits or scores [N, C], integer labels [N]) so zero-shot, k-NN and
+the linear probe score identically. Confidence intervals are percentile bootstraps over test
+samples from the one resampling engine (``clipbench.scoring.resample``).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -15,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.scoring.resample import DEFAULT_RESAMPLES, mean_statistic, percentile_interval, resample
+from clipbench.scoring.similarity import as_numpy
 
 if TYPE_CHECKING:
     import torch
@@ -23,15 +24,7 @@ METRICS = ("top1", "top5", "mean_per_class_recall")
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
 
 #: Number of bootstrap resamples for the 95% interval unless a suite/caller asks otherwise.
-DEFAULT_BOOTSTRAP = 1000
-
-
-def as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    """``x`` as a numpy array: a tensor on any device (floats as float32), or anything numpy takes."""
-    torch = sys.modules.get("torch")  # a tensor exists only if torch is loaded: scoring never imports it
-    if torch is not None and isinstance(x, torch.Tensor):
-        return x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
-    return np.asarray(x)
+DEFAULT_BOOTSTRAP = DEFAULT_RESAMPLES
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> None:
@@ -94,6 +87,29 @@ def classification_metrics(scores, labels) -> dict[str, float]:
     return out
 
 
+def resampled_recall(index: np.ndarray, labels: np.ndarray, correct: np.ndarray, num_classes: int) -> np.ndarray:
+    """Mean per-class recall (percent) of each resample (rows of ``index``), over the classes it contains."""
+    b = index.shape[0]
+    # per (resample, class): support and hits via one bincount over offset class ids
+    offset = (np.arange(b)[:, None] * num_classes + labels[index]).ravel()
+    support = np.bincount(offset, minlength=b * num_classes).reshape(b, num_classes)
+    hits = np.bincount(offset, weights=correct[index].ravel(), minlength=b * num_classes).reshape(b, num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
+    return 100.0 * np.nanmean(recall, axis=1)
+
+
+def metric_statistic(metric: str, labels: np.ndarray, correct: np.ndarray, num_classes: int):
+    """The resampling statistic of a primary metric from per-sample correctness (``clipbench.scoring.resample``)."""
+    if metric not in PRIMARY_METRICS:
+        raise ClipbenchError(f"no bootstrap for metric {metric!r}; expected one of {', '.join(PRIMARY_METRICS)}")
+    correct = np.asarray(correct, dtype=np.float64)
+    if metric == "top1":
+        return mean_statistic(correct)
+    labels = np.asarray(labels, dtype=np.int64)
+    return lambda d: resampled_recall(d.index, labels, correct, num_classes)
+
+
 def bootstrap_ci(
     predictions: np.ndarray,
     labels: np.ndarray,
@@ -102,37 +118,13 @@ def bootstrap_ci(
     n_resamples: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     level: float = 0.95,
-    chunk: int = 64,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval (percent) of ``metric`` over resampled test sets.
-
-    Resamples are drawn from one seeded generator in a fixed order, so the interval is a pure
-    function of (predictions, labels, metric, n_resamples, seed).
-    """
-    if metric not in PRIMARY_METRICS:
-        raise ClipbenchError(f"no bootstrap for metric {metric!r}; expected one of {', '.join(PRIMARY_METRICS)}")
+    """Percentile bootstrap interval (percent) of ``metric`` over resampled test sets (the one engine,
+    ``clipbench.scoring.resample``): a pure function of (predictions, labels, metric, n_resamples, seed)."""
     predictions = np.asarray(predictions, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    n = labels.shape[0]
-    correct = (predictions == labels).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    values = np.empty(n_resamples, dtype=np.float64)
-    for start in range(0, n_resamples, chunk):
-        b = min(chunk, n_resamples - start)
-        idx = rng.integers(0, n, size=(b, n))
-        if metric == "top1":
-            values[start:start + b] = 100.0 * correct[idx].mean(axis=1)
-        else:
-            # per (resample, class): support and hits via one bincount over offset class ids
-            offset = (np.arange(b)[:, None] * num_classes + labels[idx]).ravel()
-            support = np.bincount(offset, minlength=b * num_classes).reshape(b, num_classes)
-            hits = np.bincount(offset, weights=correct[idx].ravel(), minlength=b * num_classes).reshape(b, num_classes)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                recall = np.where(support > 0, hits / np.maximum(support, 1), np.nan)
-            values[start:start + b] = 100.0 * np.nanmean(recall, axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    statistic = metric_statistic(metric, labels, predictions == labels, num_classes)
+    return percentile_interval(resample(statistic, labels.shape[0], n_resamples, seed), level)
 
 
 @dataclass

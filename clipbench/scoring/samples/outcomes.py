@@ -8,7 +8,7 @@ mean) and names the column to sort errors by (``sort_column``, lowest first: the
 or the query's AP) and the columns to show beside them (``show_columns``, e.g. the captions).
 
 The paired test is McNemar for right/wrong columns and a paired bootstrap otherwise
-(``clipbench.results.significance.paired_outcomes``).
+(``clipbench.scoring.paired.paired_outcomes``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.results.samples import column_array, text_table
+from clipbench.scoring.samples.table import column_array, text_table
 
 
 def build_outcome_table(index: np.ndarray, outcomes: dict[str, np.ndarray], subset=None, group=None):
@@ -75,7 +75,7 @@ class OutcomeSamples:
         return metric in (self.meta.get("metrics") or {})
 
     def paired(self, metric: str, new: OutcomeSamples, n_resamples: int, seed: int):
-        from clipbench.results.significance import paired_outcomes
+        from clipbench.scoring.paired import paired_outcomes
 
         return paired_outcomes(metric, self._column(metric), new._column(metric), n_resamples, seed)
 

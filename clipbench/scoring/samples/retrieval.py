@@ -3,7 +3,7 @@
 One row per query: each image (``i2t``: the best rank among its captions, 1 = first) and each
 caption (``t2i``: the rank of its image), with the image it belongs to and, for captions, the
 caption text as encoded (prefix included). That is all the metrics need: recall@k, mean and
-median rank of any resample follow from the ranks (``clipbench.tasks.retrieval.metrics_from_counts``).
+median rank of any resample follow from the ranks (``clipbench.scoring.retrieval.metrics_from_counts``).
 
 The paired test resamples images, each drawn with all its captions (the protocol of the
 record's own confidence intervals), and applies the same draws to both sides.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.results.samples import column_array, text_table
+from clipbench.scoring.samples.table import column_array, text_table
 
 
 def build_retrieval_table(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, captions: list[str]):
@@ -71,7 +71,7 @@ class RetrievalSamples:
 
     def metric(self, name: str, counts: np.ndarray) -> np.ndarray:
         """``name`` (percent for recalls) of each draw of images (``counts`` [B, images])."""
-        from clipbench.tasks.retrieval import metrics_from_counts
+        from clipbench.scoring.retrieval import metrics_from_counts
 
         return metrics_from_counts(self.i2t_rank, self.t2i_rank, self.text_image, self.ks, counts, (name,))[name]
 
@@ -81,7 +81,7 @@ class RetrievalSamples:
 
     def paired(self, metric: str, new: RetrievalSamples, n_resamples: int, seed: int):
         """Paired bootstrap over images of ``new`` against this baseline."""
-        from clipbench.results.significance import PairedResult, paired_bootstrap_units
+        from clipbench.scoring.paired import PairedResult, paired_bootstrap_units
 
         d, low, high, p = paired_bootstrap_units(lambda c: self.metric(metric, c), lambda c: new.metric(metric, c),
                                                  len(self), n_resamples, seed)
