@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from clipbench.tasks.probe_precondition import DEFAULT_PRECONDITIONER, PRECONDITIONERS
+from clipbench.tasks.probe_solvers import SOLVER_NAMES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, print_table, write_summary  # noqa: E402
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="threads for both solvers (default: all)")
     parser.add_argument("--max-iter", type=int, default=None, help="iteration cap (default: each solver's own)")
     parser.add_argument("--device", default="cpu", help="device for the torch solver")
-    parser.add_argument("--solvers", default="torch,sklearn", help="comma-separated, in run order")
+    parser.add_argument("--solvers", default="torch,sklearn",
+                        help=f"comma-separated, in run order, from {', '.join(SOLVER_NAMES)}")
     parser.add_argument("--quick", action="store_true", help="tiny problem (for tests): 600 x 16, 5 classes")
     parser.add_argument("--preconditioner", choices=PRECONDITIONERS, default=None,
                         help=f"the torch solver's CG preconditioner (default: {DEFAULT_PRECONDITIONER})")
@@ -142,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test = (X[: args.n], y[: args.n]), (X[args.n:], y[args.n:])
 
     solvers = [s.strip() for s in args.solvers.split(",") if s.strip()]
+    unknown = [s for s in solvers if s not in SOLVER_NAMES]
+    if unknown:
+        parser.error(f"unknown solver(s) {', '.join(unknown)}; expected {', '.join(SOLVER_NAMES)}")
     results = {s: run_solver(s, train, test, threads=args.threads, max_iter=args.max_iter, device=args.device,
                              preconditioner=args.preconditioner)
                for s in solvers}

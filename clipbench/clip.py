@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from clipbench.foundations import torch_env
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.models import MODELS, load_model
 from clipbench.models.base import ImageTextModel
@@ -73,10 +74,6 @@ def tokenize(texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH, t
         if "longer than the context length" in str(exc):
             raise ContextLengthError(str(exc)) from exc
         raise
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class CLIPModel(nn.Module):
@@ -254,7 +251,7 @@ def load(
     ``device`` defaults to CUDA when available. ``jit=True`` is accepted and returns the eager
     model (clipbench has no TorchScript path). ``download_root`` is used as the cache directory.
     """
-    device = _default_device() if device is None else device
+    device = torch_env.default_device() if device is None else device
     if jit:
         log.warning("clipbench.clip.load(jit=True): clipbench has no TorchScript models; returning the eager model "
                     "(same numbers)")

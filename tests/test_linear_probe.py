@@ -14,7 +14,8 @@ import clipbench
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks import linear_probe as lp
 from clipbench.tasks.fewshot import fewshot_linear_probe, fewshot_subset
-from clipbench.tasks.probe_solvers import SklearnSolver, TorchSolver
+from clipbench.tasks.probe_newton import TorchSolver
+from clipbench.tasks.probe_sklearn import SklearnSolver
 
 
 def make_problem(n: int, dim: int = 32, classes: int = 5, *, noise: float = 0.15, seed: int = 0):

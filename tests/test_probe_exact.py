@@ -25,7 +25,8 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.models import load_model
 from clipbench.tasks import linear_probe as lp
 from clipbench.tasks.fewshot import fewshot_linear_probe
-from clipbench.tasks.probe_solvers import HESSIAN_LIMIT, TorchSolver
+from clipbench.tasks.probe_newton import TorchSolver
+from clipbench.tasks.probe_objective import HESSIAN_LIMIT
 
 REL_OBJECTIVE = 1e-6
 

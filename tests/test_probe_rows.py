@@ -11,8 +11,9 @@ from _probe_fixtures import many_parameters
 
 import clipbench
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.tasks.probe_newton import TorchSolver
+from clipbench.tasks.probe_objective import HESSIAN_LIMIT
 from clipbench.tasks.probe_rows import MEMORY_FRACTION, TRANSIENT_BYTES, plan_rows, state_bytes
-from clipbench.tasks.probe_solvers import HESSIAN_LIMIT, TorchSolver
 
 GiB = 2**30
 

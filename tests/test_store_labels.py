@@ -16,7 +16,7 @@ from PIL import Image
 from clipbench.cli import main
 from clipbench.datasets.images import FileSplit
 from clipbench.features import FORWARD_STATS, FeatureKey, FeatureStore, extract_features, feature_key
-from clipbench.features.store import write_verified_arrays
+from clipbench.features.arrays import write_verified_arrays
 from clipbench.foundations.fileio import atomic_write_json, sha256_bytes
 
 N = 12

@@ -38,6 +38,8 @@ def test_a_rerun_from_the_caches_scores_without_torch_and_equals_the_cold_run(tm
     assert cold == {"code": 0, "heavy": ["torch"], "others": [], "pandas": False}  # it encoded images and prompts
     warm = loaded_after(*argv, "--results-dir", str(tmp_path / "warm"), timeout=300)
     assert warm == {"code": 0, "heavy": [], "others": [], "pandas": False}
+    threads = loaded_after(*argv, "--threads", "2", "--results-dir", str(tmp_path / "threads"), timeout=300)
+    assert threads == {"code": 0, "heavy": [], "others": [], "pandas": False}  # a thread count alone loads no torch
 
     (a,), (b,) = _records(tmp_path / "cold"), _records(tmp_path / "warm")
     for field in ("metrics", "ci95", "model_identity", "weights_sha256", "preprocess_id", "model_family",
@@ -46,8 +48,29 @@ def test_a_rerun_from_the_caches_scores_without_torch_and_equals_the_cold_run(tm
     assert b["versions"] == a["versions"]  # torch's version read from its version.py, as torch.__version__ says
     assert a["torch_threads"] == torch.get_num_threads() and b["torch_threads"] is None  # nothing ran on torch
     assert b["cost"]["images_extracted"] == 0
+    (c,) = _records(tmp_path / "threads")
+    assert c["metrics"] == a["metrics"] and c["torch_threads"] is None
     tables = [pq.read_table(tmp_path / run / r["samples"]["path"]) for run, r in (("cold", a), ("warm", b))]
     assert tables[0].replace_schema_metadata().equals(tables[1].replace_schema_metadata())  # the same predictions
+
+
+def test_a_thread_count_is_applied_when_torch_is_first_imported_and_undone_after():
+    probe = ("import json, sys; from clipbench.foundations.threads import torch_threads\n"
+             "with torch_threads(1):\n"
+             "    before = 'torch' in sys.modules\n"
+             "    import torch\n"
+             "    inside = torch.get_num_threads()\n"
+             "    with torch_threads(3):\n"
+             "        nested = torch.get_num_threads()\n"
+             "    back = torch.get_num_threads()\n"
+             "print(json.dumps([before, inside, nested, back, torch.get_num_threads()]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                         env=source_env(), check=True).stdout
+    before, inside, nested, back, after = json.loads(out)
+    assert before is False and inside == 1 and nested == 3 and back == 1
+    default = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+                             capture_output=True, text=True, timeout=120, env=source_env(), check=True).stdout
+    assert after == int(default)  # torch's own default once the block ends
 
 
 def test_the_described_model_is_built_when_features_are_missing(tmp_path):

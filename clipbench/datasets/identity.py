@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from clipbench.foundations.errors import DataError
+from clipbench.foundations.file_identity import manifest_line
 
 _CHUNK = 1 << 20
 #: threads for --verify-data content hashing (hashlib releases the GIL on large buffers)
@@ -73,7 +74,7 @@ def files_identity(root: str | os.PathLike | None, files: Sequence[str], verify_
             raise _missing(path, exc) from exc
         rel = _relative(path, given, prefix)
         rels.append((rel, st.st_size))
-        lines.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n")
+        lines.append(manifest_line(rel, st))
     manifest = hashlib.sha256("".join(lines).encode())
     content = None
     if verify_data:

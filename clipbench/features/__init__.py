@@ -1,4 +1,5 @@
-"""Image features: batched extraction (``extraction``) and the on-disk, verified, resumable store (``store``)."""
+"""Image features: batched extraction (``extraction``), the on-disk, verified, resumable store (``store``) and its
+entries' keys (``key``)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,8 @@ from clipbench.features.extraction import (
     extraction_provenance,
     feature_key,
 )
-from clipbench.features.store import (
-    STORE_SCHEMA,
-    FeatureKey,
-    FeatureSet,
-    FeatureStore,
-    ShardInfo,
-    merge_provenance,
-)
+from clipbench.features.key import STORE_SCHEMA, FeatureKey, FeatureSet, ShardInfo, merge_provenance
+from clipbench.features.store import FeatureStore
 
 __all__ = [
     "FORWARD_STATS",

@@ -35,6 +35,7 @@ import numpy as np
 
 from clipbench.datasets.images import check_encoded, decode_error
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.images import to_rgb
 from clipbench.models.preprocess import CLIP_MEAN, CLIP_STD, clip_preprocess_id, clip_resize_size
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class _SampleTransform:
     def __call__(self, image: Image.Image, where: str = "") -> DecodeSample:
         from torchvision.transforms.v2.functional import pil_to_tensor
 
-        return DecodeSample("pixels", pil_to_tensor(image.convert("RGB")), where)
+        return DecodeSample("pixels", pil_to_tensor(to_rgb(image)), where)
 
     def from_encoded(self, data: bytes, where: str, decode: Callable[[], Image.Image]) -> DecodeSample:
         """A JPEG stays encoded for the device (after PIL's header checks: the decompression-bomb limit

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import platformdirs
 
-from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations import torch_env
 
 ENV_CACHE = "CLIPBENCH_CACHE"
 ENV_DATA = "CLIPBENCH_DATA"
@@ -94,17 +94,7 @@ def hf_offline(enabled: bool = True) -> Iterator[None]:
 
 def check_device(device: str) -> str:
     """``device`` if torch can run clipbench on it; a one-line error for unknown or data-less devices."""
-    if device == "cpu":  # needs no torch to check (a run served from the caches never loads it)
-        return device
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
-    if dev.type == "meta":
-        raise ClipbenchError(f"--device {device}: the meta device holds no data, so nothing can be evaluated on it; "
-                             "use cpu or cuda")
+    torch_env.parse_device(device)
     return device
 
 

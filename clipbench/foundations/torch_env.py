@@ -7,6 +7,7 @@ imports torch; these answers are the same whether or not torch is loaded:
 * ``version()``: ``torch.__version__``, read from torch's ``version.py`` when torch is not loaded;
 * ``intra_op_threads()``: torch's thread count when torch is loaded, else ``None`` (no torch
   operation ran in this process, so no thread count shaped a number);
+* ``parse_device()``: the one parser of a ``--device`` string (``cpu`` without torch);
 * ``default_device()``: ``--device auto``. It is ``cpu`` without asking torch only where no GPU can
   be present: on Linux with no NVIDIA, AMD (KFD) or WSL GPU device node. Anywhere else torch is
   imported and asked, as before.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from clipbench.foundations.errors import ClipbenchError
 
 #: Device nodes of a GPU driver on Linux; with none of them, torch.cuda.is_available() is False.
 GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg")
@@ -69,6 +72,26 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_device(device: object, *, available: bool = False) -> str:
+    """``device`` in torch's spelling (``cuda:0``), or one ``ClipbenchError`` line saying why clipbench cannot use
+    it: torch does not know it, or it is ``meta`` (holds no data); ``available``: also a CUDA device this machine
+    does not have. ``cpu`` is taken as is, so a run on the CPU does not import torch to parse its device."""
+    if str(device) == "cpu":
+        return "cpu"
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
+    if dev.type == "meta":
+        raise ClipbenchError(f"--device {device}: the meta device holds no data, so nothing can be evaluated on it; "
+                             "use cpu or cuda")
+    if available and dev.type == "cuda" and not torch.cuda.is_available():
+        raise ClipbenchError(f"--device {device} requested but CUDA is not available here")
+    return str(dev)
 
 
 def device_type(device: str) -> str:

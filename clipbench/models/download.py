@@ -3,8 +3,9 @@
 A file under its final name in the cache has been verified: downloads stream into a temporary
 sibling (``clipbench.foundations.fileio.atomic_open``), are hashed on the way, and are renamed into place
 only when size and SHA-256 match. A small sidecar ``<file>.verified.json`` records the hash with
-the file's size and mtime, so later loads skip re-hashing a multi-GB file; any mismatch between
-sidecar and file means the file is hashed again (and deleted if it is wrong).
+the file's size, mtime, ctime and inode (the data files' manifest rule), so later loads skip re-hashing a
+multi-GB file; any mismatch between sidecar and file means the file is hashed again (and deleted if it is
+wrong).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ClipbenchError, OfflineError
+from clipbench.foundations.file_identity import stamp
 from clipbench.foundations.fileio import atomic_write_json, file_lock, remove_stale_temps, sha256_file
 from clipbench.foundations.http_download import download_verified
 
@@ -29,8 +31,8 @@ def _sidecar(path: Path) -> Path:
 
 
 def _stat_key(path: Path) -> dict[str, int]:
-    stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    """The file as the manifest rule sees it (``foundations.file_identity``): size, mtime, ctime, inode."""
+    return dict(zip(("size", "mtime_ns", "ctime_ns", "inode"), stamp(path.stat()), strict=True))
 
 
 def _record_verified(path: Path, sha256: str) -> None:
@@ -38,7 +40,7 @@ def _record_verified(path: Path, sha256: str) -> None:
 
 
 def recorded_as_verified(path: Path, sha256: str) -> bool:
-    """True if the sidecar vouches for ``path`` as it is now (same hash, size and mtime); never hashes."""
+    """True if the sidecar vouches for ``path`` as it is now (same hash and manifest stamp); never hashes."""
     try:
         record = json.loads(_sidecar(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -22,7 +22,7 @@ def _facts_from_file(info: CheckpointInfo) -> dict[str, object]:
 
     from clipbench.models.architecture import CLIP
     from clipbench.models.build import clean_state_dict, infer_config
-    from clipbench.models.loading import read_state_dict
+    from clipbench.models.checkpoint_file import read_state_dict
 
     try:
         config = infer_config(clean_state_dict(read_state_dict(info.package_path()), info.name), info.name)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clipbench.foundations import torch_env
 from clipbench.foundations.config import Paths
 from clipbench.foundations.errors import ChecksumError, ClipbenchError, UnknownNameError
 from clipbench.foundations.fileio import sha256_file
 from clipbench.models.base import ImageTextModel
+from clipbench.models.checkpoint_file import file_sha256, read_state_dict
 from clipbench.models.checkpoints import CheckpointInfo
 from clipbench.models.description import DescribedModel, recall, remember
 from clipbench.models.download import fetch
@@ -49,48 +49,6 @@ def _backend_loader(prefix: str):
     return getattr(importlib.import_module(module_name), function)
 
 
-def _is_torchscript(path: Path) -> bool:
-    """TorchScript archives are zip files with a ``code/`` tree and ``constants.pkl``; plain saves have neither."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
-
-
-def _load_failure_reason(exc: Exception) -> str:
-    """The informative line of a torch.load failure (its weights-only message wraps the real cause)."""
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
-
-
-def read_state_dict(path: str | os.PathLike) -> Mapping[str, object]:
-    """The tensors of a checkpoint file, TorchScript or plain, loaded on CPU without running any pickle code."""
-    import torch
-
-    path = Path(path)
-    try:
-        if _is_torchscript(path):
-            return torch.jit.load(str(path), map_location="cpu").state_dict()
-        # mmap: a multi-GB checkpoint is paged in from disk instead of being copied into memory first
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as exc:  # torch raises many types for unreadable files; all mean "not loadable"
-        reason = _load_failure_reason(exc)
-        if "Unsupported global" in reason:
-            raise ClipbenchError(
-                f"{path} holds Python objects other than tensors; only state dicts and TorchScript archives "
-                f"are loaded ({reason})"
-            ) from exc
-        raise ClipbenchError(
-            f"{path} is not a readable PyTorch checkpoint (expected a state dict or a TorchScript archive): {reason}"
-        ) from exc
-    if not isinstance(obj, Mapping):
-        raise ClipbenchError(f"{path} contains a {type(obj).__name__}, expected a state dict (a mapping of tensors)")
-    return obj
-
-
 def load_checkpoint_file(
     path: str | os.PathLike, name: str | None = None, sha256: str | None = None, device: str | torch.device = "cpu"
 ) -> NativeClipModel:
@@ -111,22 +69,21 @@ def load_checkpoint_file(
 def _device(device: str | torch.device) -> torch.device:
     import torch
 
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
+    return torch.device(torch_env.parse_device(device))
 
 
 def checkpoint_path(
-    info: CheckpointInfo, cache_dir: str | os.PathLike | None = None, offline: bool | None = None
+    info: CheckpointInfo, cache_dir: str | os.PathLike | None = None, offline: bool | None = None,
+    verify: bool = False,
 ) -> Path:
-    """Local, SHA-256-verified file of a registered checkpoint (downloading it if allowed and needed)."""
+    """Local, SHA-256-verified file of a registered checkpoint (downloading it if allowed and needed);
+    ``verify``: a packaged file's bytes are read, not vouched for by the manifest rule."""
     if info.url is not None:
         return fetch(info.url, info.sha256, filename=info.filename, cache_dir=cache_dir, offline=offline)
     path = info.package_path()
     if not path.is_file():
         raise ClipbenchError(f"packaged checkpoint {info.name!r} is missing from the installation: {path}")
-    if sha256_file(path) != info.sha256:
+    if file_sha256(path, cache_dir, verify) != info.sha256:
         raise ChecksumError(f"packaged checkpoint {path} does not have SHA-256 {info.sha256}; reinstall clipbench")
     return path
 
@@ -151,12 +108,14 @@ def load_model(
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
     lazy: bool = False,
+    verify_data: bool = False,
 ) -> ImageTextModel:
     """A registered name/alias, a local checkpoint file or a backend spec -> model on ``device``.
 
     ``lazy``: a native checkpoint loaded before (same SHA-256) comes back as a ``DescribedModel``, built
     on first use (``clipbench.models.description``); the engine asks for this, so that a run served
-    from the caches reads neither the checkpoint's tensors nor torch.
+    from the caches reads neither the checkpoint's tensors nor torch. A local file's SHA-256 is remembered by
+    the manifest rule (``file_sha256``); ``verify_data`` (``--verify-data``) hashes its bytes every time.
     """
     text = os.fspath(spec).strip()
     if not text:
@@ -166,12 +125,12 @@ def load_model(
         return _backend_loader(prefix.lower())(text, device=device, cache_dir=cache_dir, offline=offline)
     if text in MODELS:
         info = MODELS.get(text)
-        path = checkpoint_path(info, cache_dir=cache_dir, offline=offline)
+        path = checkpoint_path(info, cache_dir=cache_dir, offline=offline, verify=verify_data)
         log.info("loading %s from %s", info.name, path)
         return _native(path, info.name, info.sha256, device, cache_dir, lazy)
     path = Path(text).expanduser()
     if path.is_file():
-        return _native(path, str(path), sha256_file(path), device, cache_dir, lazy)
+        return _native(path, str(path), file_sha256(path, cache_dir, verify_data), device, cache_dir, lazy)
     if path.is_dir():
         raise ClipbenchError(f"{path} is a directory; expected a checkpoint file or a registered model name")
     if text.lower().endswith(_CHECKPOINT_SUFFIXES) or text.startswith((".", "~", os.sep)):

@@ -12,13 +12,10 @@ import functools
 import numpy as np
 from PIL import Image
 
+from clipbench.foundations.images import to_rgb
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Grey, palette, CMYK and RGBA images all become 3-channel RGB (alpha is dropped, as in CLIP)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def clip_resize_size(width: int, height: int, resolution: int) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """Linear probe under the CLIP paper's protocol: C sweep on validation, refit on train+val, score test.
 
-Objective (every solver, see ``probe_solvers``): scikit-learn's multinomial logistic regression,
+Objective (every solver, see ``probe_objective``): scikit-learn's multinomial logistic regression,
 C * summed cross-entropy + 0.5 * ||W||^2, bias unpenalised. The default solver (``torch``) solves
 each C's problem to its optimum (float64 Newton, stopped on a relative Newton decrement of 1e-9);
 ``sklearn`` is the paper's literal ``LogisticRegression(lbfgs, max_iter=1000)``, which can stop at
@@ -49,9 +49,10 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
 from clipbench.foundations.threads import torch_threads
 from clipbench.scoring.classification import mean_per_class_recall, topk_accuracy
+from clipbench.tasks.probe_fit import LinearFit
 from clipbench.tasks.probe_precondition import PRECONDITIONERS
 from clipbench.tasks.probe_rows import STORAGES
-from clipbench.tasks.probe_solvers import SOLVERS, LinearFit, make_solver
+from clipbench.tasks.probe_solvers import SOLVERS, make_solver
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def linear_probe(
         raise ClipbenchError("linear_probe: test=(features, labels) is required")
     if max_iter is not None and max_iter < 1:
         raise ClipbenchError(f"linear_probe: max_iter must be >= 1, got {max_iter}")
-    if solver.startswith("sklearn") and str(device) != "cpu":
+    if SOLVERS[solver].cpu_only and str(device) != "cpu":
         raise ClipbenchError(f"linear_probe: the {solver} solver runs on the CPU only, got device={device!r}")
     if solver != "torch" and (block_rows is not None or storage is not None or preconditioner is not None):
         raise ClipbenchError(

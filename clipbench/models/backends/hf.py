@@ -32,6 +32,7 @@ from torchvision.transforms import InterpolationMode
 
 from clipbench.foundations.config import resolve_cache_dir, resolve_offline
 from clipbench.foundations.errors import ClipbenchError, OfflineError
+from clipbench.foundations.images import to_rgb
 from clipbench.models.backends import count_params, require_extra, sha256_tensors
 from clipbench.models.base import ImageTextModel
 
@@ -63,10 +64,6 @@ class CenterCropFloor:
 
     def __repr__(self) -> str:
         return f"CenterCropFloor({self.height}x{self.width})"
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _processor_values(cfg: dict, image_size: int) -> dict:
@@ -105,7 +102,7 @@ class _Rescale:
 
 def build_preprocess(values: dict) -> T.Compose:
     """torchvision pipeline equal to a CLIPImageProcessor with these values (PIL resize, floor crop)."""
-    steps: list = [_to_rgb]
+    steps: list = [to_rgb]
     if values["do_resize"]:
         interp = _PIL_RESAMPLE.get(values["resample"], InterpolationMode.BICUBIC)
         steps.append(T.Resize(int(values["shortest_edge"]), interpolation=interp))

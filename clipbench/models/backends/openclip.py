@@ -34,11 +34,11 @@ from clipbench.foundations.errors import ChecksumError, ClipbenchError, OfflineE
 from clipbench.foundations.fileio import sha256_file
 from clipbench.models.backends import count_params, require_extra
 from clipbench.models.base import ImageTextModel
+from clipbench.models.checkpoint_file import file_sha256, is_torchscript
 
 log = logging.getLogger(__name__)
 
 PREFIX = "openclip:"
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, Path | None]:
@@ -68,15 +68,6 @@ def _check_arch(open_clip, arch: str, spec: str) -> str:
         hint = f"; did you mean {', '.join(close)}?" if close else "; see open_clip.list_models()"
         raise ClipbenchError(f"unknown open_clip architecture {arch!r} in {spec!r}{hint}")
     return arch
-
-
-def _memo_sha256(path: Path) -> str:
-    """SHA-256 of a checkpoint file, remembered per (path, size, mtime) for repeated loads."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_MEMO:
-        _HASH_MEMO[key] = sha256_file(path)
-    return _HASH_MEMO[key]
 
 
 def _cached_checkpoint(pcfg: dict, cache_dir: Path) -> Path | None:
@@ -139,18 +130,11 @@ def _resolve_tag(open_clip, arch: str, tag: str, cache_dir: Path, offline: bool,
     return Path(path), pcfg
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(name.endswith("constants.pkl") or "/code/" in name for name in zf.namelist())
-
-
 def _build(open_clip, arch: str, checkpoint: Path, quick_gelu: bool, preprocess_cfg: dict, spec: str):
     """Create the open_clip model with the checkpoint's weights; key mismatches become one line."""
     kwargs = {"force_quick_gelu": quick_gelu, **{f"image_{k}": v for k, v in preprocess_cfg.items()}}
     try:
-        if _is_torchscript(checkpoint):
+        if is_torchscript(checkpoint):
             state = torch.jit.load(str(checkpoint), map_location="cpu").state_dict()
             for key in ("input_resolution", "context_length", "vocab_size"):
                 state.pop(key, None)
@@ -292,5 +276,5 @@ def load_openclip(
     log.info("loading %s from %s (quick_gelu=%s)", name, checkpoint, quick_gelu)
     module, preprocess = _build(open_clip, arch, checkpoint, quick_gelu, preprocess_cfg, full)
     tokenizer = open_clip.get_tokenizer(arch, cache_dir=str(oc_cache))
-    model = OpenClipModel(name, arch, module, preprocess, tokenizer, _memo_sha256(checkpoint), quick_gelu)
+    model = OpenClipModel(name, arch, module, preprocess, tokenizer, file_sha256(checkpoint, cache_dir), quick_gelu)
     return model.to(device)
