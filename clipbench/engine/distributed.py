@@ -35,6 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from clipbench.foundations import torch_env
 from clipbench.foundations.errors import ClipbenchError
 
 log = logging.getLogger(__name__)
@@ -227,10 +228,7 @@ def _bind_device(device: str, env: LaunchEnv) -> str:
     """Pin this process to the GPU of its LOCAL_RANK; returns the backend for ``device``."""
     import torch
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
+    dev = torch.device(torch_env.parse_device(device))
     if dev.type != "cuda":
         return "gloo"
     if dev.index is not None:

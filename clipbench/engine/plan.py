@@ -108,11 +108,13 @@ def adapter_of(item):
     return item if isinstance(item, DatasetAdapter) else get_dataset(item)
 
 
-def model_of(spec, device: str, paths: Paths):
-    """A model from its name, path or spec (a model object is moved to ``device``)."""
+def model_of(spec, device: str, paths: Paths, verify_data: bool = False):
+    """A model from its name, path or spec (a model object is moved to ``device``); ``verify_data`` hashes a
+    local checkpoint's bytes instead of trusting its cached SHA-256 (the data files' manifest rule)."""
     from clipbench.models import load_model
     from clipbench.models.base import ImageTextModel
 
     if isinstance(spec, ImageTextModel):
         return spec.to(device)
-    return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline, lazy=True)
+    return load_model(spec, device=device, cache_dir=paths.cache_dir, offline=paths.offline, lazy=True,
+                      verify_data=verify_data)

@@ -104,29 +104,13 @@ def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None)
         if owner and owner not in suite.tasks:
             raise ClipbenchError(f"{table[key].flag} applies to the {get_task(owner).title.lower()}, but suite "
                                  f"{suite.name!r} runs only {', '.join(suite.tasks)}")
-    device = _checked_device(device or default_device())
+    device = torch_env.parse_device(device or default_device(), available=True)
     dev_type = torch_env.device_type(device)
     if merged["precision"] == "fp16" and dev_type != "cuda":
         raise ClipbenchError(f"--precision fp16 needs a CUDA device, but the device is {device}")
     check_decode_device(merged["decode"], dev_type)
     merged["device"] = device
     return RunOptions(merged)
-
-
-def _checked_device(device: str) -> str:
-    """``device`` in torch's spelling (``cuda:0``), or one line saying why it cannot be used; ``cpu``
-    is taken as is, so a run on the CPU does not import torch just to parse its device."""
-    if device == "cpu":
-        return device
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ClipbenchError(f"unknown device {device!r}: {exc}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ClipbenchError(f"--device {device} requested but CUDA is not available here")
-    return str(dev)
 
 
 def check_task_fits(tasks: Sequence[Task], adapters: Sequence[DatasetAdapter]) -> None:
@@ -193,7 +177,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                 if index != loaded_index:
                     loaded_index, loaded = index, None  # free the previous model before loading the next
                     load_start = time.perf_counter()
-                    loaded = model_of(models[index], run_options.device, paths)
+                    loaded = model_of(models[index], run_options.device, paths, verify_data=run_options.verify_data)
                     context.model_loaded(loaded, time.perf_counter() - load_start)
                 for task in tasks:
                     record = run_task(context, task, loaded, adapter)

@@ -13,6 +13,7 @@ from typing import Any
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.option import Option, a_bool, a_seed, one_of, positive_int
 from clipbench.tasks.base import Task, TaskContext, TaskResult, classification_samples
+from clipbench.tasks.probe_solvers import DEFAULT_SOLVER, SOLVER_NAMES, solver_choices, solver_help
 
 _FEWSHOT_TASK = re.compile(r"^linear_probe_\d+shot$")
 
@@ -31,9 +32,7 @@ class LinearProbeTask(Task):
         Option("probe_features", "projected", one_of("projected", "pre_projection"), "projected or pre_projection",
                "linear-probe features (default: projected)", str, ("projected", "pre_projection"),
                owner="linear_probe"),
-        Option("solver", "torch", one_of("torch", "sklearn", "sklearn_exact"), "torch, sklearn or sklearn_exact",
-               "linear-probe solver (default: torch; sklearn: the paper's literal lbfgs; sklearn_exact: "
-               "scikit-learn to the optimum, slow)", str, ("torch", "sklearn", "sklearn_exact"),
+        Option("solver", DEFAULT_SOLVER, one_of(*SOLVER_NAMES), solver_choices(), solver_help(), str, SOLVER_NAMES,
                owner="linear_probe"),
         Option("val_fraction", 0.2, lambda v: isinstance(v, (int, float)) and not a_bool(v) and 0 < v < 1,
                "a number between 0 and 1", "fraction of train carved for validation", owner="linear_probe",
@@ -61,7 +60,7 @@ class LinearProbeTask(Task):
         parts = []
         if probe.get("features", "projected") != "projected":
             parts.append(str(probe["features"]))
-        if probe.get("solver", "torch") != "torch":
+        if probe.get("solver", DEFAULT_SOLVER) != DEFAULT_SOLVER:
             parts.append(f"solver={probe['solver']}")
         return parts
 
