@@ -83,10 +83,11 @@ def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData
 
 def load_split(adapter: DatasetAdapter, split: str, data_root: str | Path | None, *,
                verify_data: bool = False) -> SplitData:
-    """``adapter.load_split`` with the fingerprint mode chosen: ``verify_data`` (``--verify-data``)
-    hashes every byte of the split's files into its fingerprint instead of a stat manifest."""
+    """``adapter.load_split`` with the fingerprint mode chosen, the one way for every kind and source:
+    ``verify_data`` (``--verify-data``) hashes every byte of the split's files into its fingerprint
+    instead of a stat manifest (a split whose adapter always hashes, bundled generated data, stays so)."""
     loaded = adapter.load_split(split, Path(data_root) if data_root is not None else None)
-    loaded.verify_data = bool(verify_data)
+    loaded.verify_data = bool(verify_data) or loaded.verify_data
     return loaded
 
 
