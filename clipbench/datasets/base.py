@@ -156,24 +156,15 @@ class SubsetSplit(SplitData):
 
 @dataclass
 class DatasetAdapter(abc.ABC):
-    """Facts (classnames, templates, splits, metric) and loaders for one dataset."""
+    """Facts (splits, metric) and split loaders for one dataset of one ``kind``; what a kind adds (the
+    classes and prompts of classification) lives in that kind's adapter."""
 
-    #: the kind of the splits it loads (``SplitData.kind``)
+    #: the kind of the splits it loads (``SplitData.kind``); the tasks that accept it name the kinds they score
     kind: ClassVar[str] = CLASSIFICATION
     name: str
-    classnames: list[str]
-    templates: list[str]  # format strings with "{c}"
     splits: tuple[str, ...]  # e.g. ("train", "test") or ("train", "val", "test")
     primary_metric: str = "top1"
     description: str = ""
-    #: Optional per-class prompt lists that replace ``templates`` (e.g. CLIP's hand-written prompts).
-    per_class_prompts: dict[str, list[str]] | None = field(default=None)
-
-    def class_prompts(self) -> list[list[str]]:
-        """The prompts for each class, in label order: what the zero-shot classifier encodes."""
-        if self.per_class_prompts is not None:
-            return [list(self.per_class_prompts[c]) for c in self.classnames]
-        return [[t.format(c=c) for t in self.templates] for c in self.classnames]
 
     @abc.abstractmethod
     def load_split(self, split: str, data_root: Path) -> SplitData:
@@ -194,3 +185,19 @@ class DatasetAdapter(abc.ABC):
     def is_present(self, data_root: Path) -> bool:
         """Whether the data appears to be on disk (for `clipbench list datasets`)."""
         return False
+
+
+@dataclass
+class ClassificationAdapter(DatasetAdapter):
+    """A dataset of labelled images: its classnames (in label order) and the prompts zero-shot encodes."""
+
+    classnames: list[str] = field(kw_only=True)
+    templates: list[str] = field(kw_only=True)  # format strings with "{c}"
+    #: Optional per-class prompt lists that replace ``templates`` (e.g. CLIP's hand-written prompts).
+    per_class_prompts: dict[str, list[str]] | None = field(default=None, kw_only=True)
+
+    def class_prompts(self) -> list[list[str]]:
+        """The prompts for each class, in label order: what the zero-shot classifier encodes."""
+        if self.per_class_prompts is not None:
+            return [list(self.per_class_prompts[c]) for c in self.classnames]
+        return [[t.format(c=c) for t in self.templates] for c in self.classnames]

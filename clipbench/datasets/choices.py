@@ -134,5 +134,5 @@ class ChoicesAdapter(DatasetAdapter):
 
 def choices_fields(name: str, description: str, **extra) -> dict:
     """The constructor fields every choices adapter shares (no classes, one test split, the kind's metric)."""
-    return dict(name=name, classnames=[], templates=[], splits=("test",), primary_metric=PRIMARY_METRIC,
+    return dict(name=name, splits=("test",), primary_metric=PRIMARY_METRIC,
                 description=description, **extra)

@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clipbench.datasets.base import DatasetAdapter, SplitData
+from clipbench.datasets.base import ClassificationAdapter, DatasetAdapter, SplitData
 from clipbench.datasets.images import FileSplit, images_in, is_image_file, list_class_folders
 from clipbench.datasets.user_data import (
     DEFAULT_TEMPLATES,
@@ -102,7 +102,7 @@ def _folder_layout(root: Path, spec: str) -> tuple[dict[str, Path], list[str]]:
 
 
 @dataclass
-class FolderAdapter(DatasetAdapter):
+class FolderAdapter(ClassificationAdapter):
     """Class folders (optionally inside split folders); built by ``FolderAdapter.from_path``."""
 
     path: Path = Path(".")
@@ -168,7 +168,7 @@ def _check_delimiter(columns: list[str], path: Path) -> None:
 
 
 @dataclass
-class CSVAdapter(DatasetAdapter):
+class CSVAdapter(ClassificationAdapter):
     """Rows of (image path, label[, split]); built by ``CSVAdapter.from_path``."""
 
     path: Path = Path(".")

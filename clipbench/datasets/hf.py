@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from clipbench.datasets.base import DatasetAdapter, SplitData
+from clipbench.datasets.base import ClassificationAdapter, DatasetAdapter, SplitData
 from clipbench.datasets.image_text import (
     CAPTION_COLUMNS,
     Captions,
@@ -68,7 +68,7 @@ def _hf_sample(inner: HFItems, index: int) -> str:
 
 
 @dataclass
-class HFAdapter(DatasetAdapter):
+class HFAdapter(ClassificationAdapter):
     """A Hugging Face ``datasets`` dataset; built by ``HFAdapter.from_spec``."""
 
     spec: str = ""

@@ -129,5 +129,5 @@ class ImageTextAdapter(DatasetAdapter):
 
 def image_text_fields(name: str, splits: tuple[str, ...], description: str, **extra) -> dict:
     """The constructor fields every image-text adapter shares (no classes, the kind's metric)."""
-    return dict(name=name, classnames=[], templates=[], splits=splits, primary_metric=PRIMARY_METRIC,
+    return dict(name=name, splits=splits, primary_metric=PRIMARY_METRIC,
                 description=description, **extra)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from clipbench.datasets.aro_order import aro_order_adapters
-from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.base import CLASSIFICATION, DatasetAdapter
 from clipbench.datasets.caption_files import CaptionFolderAdapter, PairsAdapter
 from clipbench.datasets.choices_files import ChoicesFileAdapter
 from clipbench.datasets.class_files import CSVAdapter, FolderAdapter
@@ -87,11 +87,12 @@ def describe_datasets(data_root: str | os.PathLike | None = None) -> list[dict[s
     root = Path(resolve_data_root(data_root))
     rows = []
     for name, adapter in DATASETS.items():
-        prompts = adapter.class_prompts()
+        labelled = adapter.kind == CLASSIFICATION  # the other kinds have no classes or templates
         rows.append({
             "name": name,
-            "classes": len(adapter.classnames),
-            "templates": len(adapter.templates) if adapter.per_class_prompts is None else max(len(p) for p in prompts),
+            "classes": len(adapter.classnames) if labelled else 0,
+            "templates": (0 if not labelled else len(adapter.templates) if adapter.per_class_prompts is None
+                          else max(len(p) for p in adapter.class_prompts())),
             "splits": ",".join(adapter.splits),
             "metric": adapter.primary_metric,
             "present": bool(adapter.is_present(root)),

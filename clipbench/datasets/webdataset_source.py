@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.datasets.base import CLASSIFICATION, Dataset, DatasetAdapter, SplitData
+from clipbench.datasets.base import CLASSIFICATION, ClassificationAdapter, Dataset, DatasetAdapter, SplitData
 from clipbench.datasets.identity import files_identity
 from clipbench.datasets.image_text import KIND as IMAGE_TEXT
 from clipbench.datasets.image_text import Captions, ImageTextAdapter, caption_lines, image_text_fields
@@ -310,7 +310,7 @@ def _one_split(name: str, split: str) -> None:
 
 
 @dataclass
-class WebDatasetAdapter(DatasetAdapter):
+class WebDatasetAdapter(ClassificationAdapter):
     """``wds:PATTERN`` of labelled samples as one ``test`` split; ``from_pattern`` builds it (or the image-text one)."""
 
     pattern: str = ""
