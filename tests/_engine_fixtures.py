@@ -17,7 +17,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from clipbench.datasets.base import DatasetAdapter, SplitData
+from clipbench.datasets.base import ClassificationAdapter, SplitData
 from clipbench.foundations.errors import DataError
 from clipbench.models.base import ImageTextModel
 
@@ -105,7 +105,7 @@ class FakeSplit(SplitData):
         return _PatternImages(self._labels, self.seed, self.num_classes, transform, self.size)
 
 
-class FakeAdapter(DatasetAdapter):
+class FakeAdapter(ClassificationAdapter):
     """Synthetic dataset; ``sizes`` maps split -> number of samples (labels cycle through the classes)."""
 
     def __init__(self, name: str = "fake10", num_classes: int = 10, sizes: dict[str, int] | None = None,

@@ -11,7 +11,8 @@ from PIL import Image
 
 from clipbench import api
 from clipbench.datasets import get_dataset
-from clipbench.datasets.choices import SUGARCREPE_SUBSETS, ChoicesFileAdapter
+from clipbench.datasets.choices_files import ChoicesFileAdapter
+from clipbench.datasets.compositional import SUGARCREPE_SUBSETS
 from clipbench.datasets.download import download_dataset
 from clipbench.datasets.shapes import COMPOSITIONAL_SUBSETS, compositional_items, parse_caption
 from clipbench.foundations.errors import DataError

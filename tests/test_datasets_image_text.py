@@ -116,6 +116,11 @@ def test_karpathy_errors_and_manual_download_message(tmp_path, capsys):
         adapter.load_split("dev", tmp_path)
 
 
+def _verified(split):
+    split.verify_data = True  # as --verify-data sets it
+    return split
+
+
 def test_fingerprint_covers_images_and_captions(tmp_path):
     paths = [str(write_image(tmp_path / f"{i}.png", i)) for i in range(3)]
     captions = [["a"], ["b", "c"], ["d"]]
@@ -125,9 +130,9 @@ def test_fingerprint_covers_images_and_captions(tmp_path):
     assert ImageTextSplit("x", "test", paths, [["a"], ["c", "b"], ["d"]], root=tmp_path).fingerprint != base
     write_image(tmp_path / "1.png", 99, size=9)  # a different image under the same name
     assert ImageTextSplit("x", "test", paths, captions, root=tmp_path).fingerprint != base
-    hashed = ImageTextSplit("x", "test", paths, captions, root=tmp_path, content_hash=True).fingerprint
+    hashed = _verified(ImageTextSplit("x", "test", paths, captions, root=tmp_path)).fingerprint
     os.utime(paths[0], (1, 1))  # content hashing ignores mtimes
-    assert ImageTextSplit("x", "test", paths, captions, root=tmp_path, content_hash=True).fingerprint == hashed
+    assert _verified(ImageTextSplit("x", "test", paths, captions, root=tmp_path)).fingerprint == hashed
     with pytest.raises(DataError, match="has no caption"):
         ImageTextSplit("x", "test", paths, [["a"], [], ["d"]])
 

@@ -56,8 +56,8 @@ from typing import Protocol
 import numpy as np
 
 from clipbench.datasets.base import SplitData
-from clipbench.datasets.choices import ChoicesAdapter, ChoicesSplit, _choices_fields
-from clipbench.datasets.image_text import KarpathyAdapter, karpathy_adapters
+from clipbench.datasets.choices import ChoicesAdapter, ChoicesSplit, choices_fields
+from clipbench.datasets.karpathy import KarpathyAdapter, karpathy_adapters
 from clipbench.datasets.local import DataFolder
 from clipbench.foundations.errors import DataError
 
@@ -268,9 +268,10 @@ class AroOrderAdapter(DataFolder, ChoicesAdapter):
                      "without one", self.name, dropped["negatives"], dropped["items"])
         if not items:
             raise DataError(f"{self.name}: no caption of {karpathy.json_name}'s test split gives a distinct negative")
-        return ChoicesSplit(self.name, split, [images.paths[i] for i, _, _ in items], [p for _, p, _ in items],
-                            [n for _, _, n in items], [self.subset_name] * len(items), root=images.root,
-                            content_hash=images.content_hash)
+        out = ChoicesSplit(self.name, split, [images.paths[i] for i, _, _ in items], [p for _, p, _ in items],
+                           [n for _, _, n in items], [self.subset_name] * len(items), root=images.root)
+        out.verify_data = images.verify_data
+        return out
 
 
 def aro_order_adapters() -> list[AroOrderAdapter]:
@@ -281,7 +282,7 @@ def aro_order_adapters() -> list[AroOrderAdapter]:
                                       ("aro_flickr30k_order", "flickr30k", "flickr30k_order", "Flickr30k-Order")):
         manual = (f"{name} is generated from the {base} files (Karpathy's test split): {bases[base].manual}; it tags "
                   f"the captions with spaCy's {SPACY_MODEL}: {INSTALL}")
-        out.append(AroOrderAdapter(**_choices_fields(
+        out.append(AroOrderAdapter(**choices_fields(
             name, f"ARO {title}: each {base} Karpathy test caption vs 4 word-order shuffles (spaCy POS tags)",
             origin="github.com/mertyg/vision-language-models-are-bows (dataset_zoo/aro_datasets.py)"),
             base=base, folder=bases[base].folder, subset_name=subset, manual=manual))

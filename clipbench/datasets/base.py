@@ -12,12 +12,15 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
 from clipbench.foundations.errors import DataError
 
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
+#: the kind of a split or adapter that carries class labels (the others: ``image_text``, ``choices``)
+CLASSIFICATION = "classification"
 
 
 class Dataset:
@@ -36,6 +39,8 @@ class SplitData(abc.ABC):
 
     dataset_name: str
     split: str
+    #: what the split's targets are; the tasks that accept a dataset name the kinds they score
+    kind: str = CLASSIFICATION
 
     @property
     @abc.abstractmethod
@@ -82,29 +87,40 @@ class SplitData(abc.ABC):
             cache[self.verify_data] = inputs
         return dict(cache[self.verify_data])
 
+    def targets_digest(self) -> str | None:
+        """SHA-256 of what the kind scores against besides the labels: captions (image-text), candidate
+        texts (choices); None for classification, whose targets are the labels themselves."""
+        return None
+
     @property
     def fingerprint(self) -> str:
-        """Stable id of exactly these samples: name, split, subset, size, labels and the data's identity.
+        """Stable id of exactly these samples, the one for every kind: name, split, subset, size, labels,
+        the data's identity (``fingerprint_inputs``) and the kind's ``targets_digest``.
 
         With a content hash (``verify_data``) the key depends on the bytes only, so identical copies
         under other roots or with other timestamps share it; otherwise the root and the manifest join.
         """
+        cache = self.__dict__.setdefault("_fingerprints", {})
+        if self.verify_data in cache:
+            return cache[self.verify_data]
         labels = np.ascontiguousarray(self.labels, dtype=np.int64)
         data = self.fingerprint_inputs
         if data.get("content_sha256"):
             data = {k: v for k, v in data.items() if k not in ("root", "manifest_sha256")}
-        payload = json.dumps(
-            {
-                "dataset": self.dataset_name,
-                "split": self.split,
-                "subset": self.subset_spec,
-                "n": int(labels.shape[0]),
-                "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
-                "data": data,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+        fields = {"dataset": self.dataset_name, "split": self.split, "subset": self.subset_spec,
+                  "n": int(labels.shape[0]), "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+                  "data": data}
+        if self.kind != CLASSIFICATION:  # classification keys keep the payload they always had
+            fields.update(kind=self.kind, targets_sha256=self.targets_digest())
+        cache[self.verify_data] = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+        return cache[self.verify_data]
+
+    def derived(self, sub: SplitData, spec: str) -> SplitData:
+        """``sub``, a subset of this split built by a kind's own ``subset``, named by ``spec`` and hashed
+        the way this split is (``verify_data``, ``source``)."""
+        sub.subset_spec = f"{self.subset_spec}|{spec}" if self.subset_spec else spec
+        sub.verify_data, sub.source = self.verify_data, self.source
+        return sub
 
     def subset(self, indices: Sequence[int], spec: str) -> SplitData:
         """A deterministic subset (by position); ``spec`` names it, e.g. 'val:seed=0:frac=0.2'."""
@@ -123,6 +139,7 @@ class SubsetSplit(SplitData):
         self.subset_spec = f"{parent.subset_spec}|{spec}" if parent.subset_spec else spec
         self.verify_data = parent.verify_data
         self.source = parent.source
+        self.kind = parent.kind
 
     @property
     def labels(self) -> np.ndarray:
@@ -139,22 +156,15 @@ class SubsetSplit(SplitData):
 
 @dataclass
 class DatasetAdapter(abc.ABC):
-    """Facts (classnames, templates, splits, metric) and loaders for one dataset."""
+    """Facts (splits, metric) and split loaders for one dataset of one ``kind``; what a kind adds (the
+    classes and prompts of classification) lives in that kind's adapter."""
 
+    #: the kind of the splits it loads (``SplitData.kind``); the tasks that accept it name the kinds they score
+    kind: ClassVar[str] = CLASSIFICATION
     name: str
-    classnames: list[str]
-    templates: list[str]  # format strings with "{c}"
     splits: tuple[str, ...]  # e.g. ("train", "test") or ("train", "val", "test")
     primary_metric: str = "top1"
     description: str = ""
-    #: Optional per-class prompt lists that replace ``templates`` (e.g. CLIP's hand-written prompts).
-    per_class_prompts: dict[str, list[str]] | None = field(default=None)
-
-    def class_prompts(self) -> list[list[str]]:
-        """The prompts for each class, in label order: what the zero-shot classifier encodes."""
-        if self.per_class_prompts is not None:
-            return [list(self.per_class_prompts[c]) for c in self.classnames]
-        return [[t.format(c=c) for t in self.templates] for c in self.classnames]
 
     @abc.abstractmethod
     def load_split(self, split: str, data_root: Path) -> SplitData:
@@ -175,3 +185,19 @@ class DatasetAdapter(abc.ABC):
     def is_present(self, data_root: Path) -> bool:
         """Whether the data appears to be on disk (for `clipbench list datasets`)."""
         return False
+
+
+@dataclass
+class ClassificationAdapter(DatasetAdapter):
+    """A dataset of labelled images: its classnames (in label order) and the prompts zero-shot encodes."""
+
+    classnames: list[str] = field(kw_only=True)
+    templates: list[str] = field(kw_only=True)  # format strings with "{c}"
+    #: Optional per-class prompt lists that replace ``templates`` (e.g. CLIP's hand-written prompts).
+    per_class_prompts: dict[str, list[str]] | None = field(default=None, kw_only=True)
+
+    def class_prompts(self) -> list[list[str]]:
+        """The prompts for each class, in label order: what the zero-shot classifier encodes."""
+        if self.per_class_prompts is not None:
+            return [list(self.per_class_prompts[c]) for c in self.classnames]
+        return [[t.format(c=c) for t in self.templates] for c in self.classnames]

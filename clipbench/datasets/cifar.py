@@ -1,7 +1,8 @@
 """CIFAR-10 / CIFAR-100 read straight from the python-pickle batches in the official tar.gz.
 
 Read here rather than through torchvision because torchvision re-checks every batch file against
-its MD5 on each load; the archive's MD5 is verified once at download instead.
+its MD5 on each load; the archive's MD5 is verified once at download instead. The batches are read
+with ``safe_pickle`` (containers and numpy arrays only), so a file planted in the data root runs nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.images import ArraySplit
 from clipbench.datasets.local import LocalAdapter
+from clipbench.datasets.safe_pickle import load as load_pickle
 from clipbench.foundations.errors import DataError
 
 
@@ -30,7 +32,7 @@ class CifarAdapter(LocalAdapter):
     def _read(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:
             with open(path, "rb") as fh:
-                batch = pickle.load(fh, encoding="latin1")
+                batch = load_pickle(fh, f"{self.name}: batch file {path}")
             data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
             labels = np.asarray(batch[self.label_key], dtype=np.int64)
         except FileNotFoundError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.datasets.base import DatasetAdapter, SplitData
+from clipbench.datasets.base import ClassificationAdapter, SplitData
 from clipbench.datasets.images import ArraySplit
 from clipbench.datasets.local import prompt_fields
 from clipbench.datasets.splits import stratified_indices
@@ -54,7 +54,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
-class DigitsAdapter(DatasetAdapter):
+class DigitsAdapter(ClassificationAdapter):
     origin: str = ""
 
     def is_present(self, data_root: Path | None = None) -> bool:

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 MARKER = ".clipbench-complete.json"
 _CHUNK = 1 << 20
+#: what one archive may unpack to, at most, whatever it declares (a bomb never fills the disk)
+MAX_EXTRACT_BYTES = 1 << 40
+#: unpacked size over archive size allowed when the dataset does not declare its unpacked size; image
+#: archives unpack to about their own size, raw-pixel ones (MNIST, STL-10) to a few times it
+MAX_RATIO = 20
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,13 @@ class Archive:
     subdir: str = ""
     #: False: place the file as-is (e.g. a .mat label file); True: unpack .tar*/.tgz/.zip/.gz
     extract: bool = True
+    #: bytes the archive unpacks to, where the dataset's authors say (0: unknown; ``MAX_RATIO`` x the archive)
+    unpacked_bytes: int = 0
+
+    def extract_limit(self, path: Path) -> int:
+        """The most bytes extracting ``path`` (this archive, downloaded) may write."""
+        known = self.unpacked_bytes + (self.unpacked_bytes >> 4) if self.unpacked_bytes else 0
+        return min(MAX_EXTRACT_BYTES, known or MAX_RATIO * max(path.stat().st_size, _CHUNK))
 
     @property
     def filename(self) -> str:
@@ -82,23 +94,50 @@ def _inside(dest: Path, name: str) -> bool:
     return resolved == dest.resolve() or dest.resolve() in resolved.parents
 
 
-def extract_archive(path: Path, dest: Path) -> None:
-    """Unpack ``path`` into ``dest``, refusing members that would land outside it."""
+def _too_big(path: Path, limit: int) -> DataError:
+    return DataError(f"archive {path} unpacks to more than {limit:,} bytes, more than the dataset can hold; "
+                     "extraction stopped (a damaged or hostile archive)")
+
+
+def _counted_members(tar: tarfile.TarFile, path: Path, limit: int):
+    """The tar's members in order, stopping with ``_too_big`` once their declared sizes pass ``limit``."""
+    total = 0
+    for member in tar:
+        total += member.size
+        if total > limit:
+            raise _too_big(path, limit)
+        yield member
+
+
+def _copy_limited(src, out, path: Path, limit: int) -> None:
+    written = 0
+    while block := src.read(_CHUNK):
+        written += len(block)
+        if written > limit:
+            raise _too_big(path, limit)
+        out.write(block)
+
+
+def extract_archive(path: Path, dest: Path, limit: int = MAX_EXTRACT_BYTES) -> None:
+    """Unpack ``path`` into ``dest``, refusing members that would land outside it and stopping before
+    more than ``limit`` bytes are written."""
     dest.mkdir(parents=True, exist_ok=True)
     name = path.name.lower()
     try:
         if name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
             with tarfile.open(path) as tar:
-                tar.extractall(dest, filter="data")
+                tar.extractall(dest, members=_counted_members(tar, path, limit), filter="data")
         elif name.endswith(".zip"):
             with zipfile.ZipFile(path) as zf:
                 bad = [m for m in zf.namelist() if not _inside(dest, m)]
                 if bad:
                     raise DataError(f"archive {path} has a member outside its folder: {bad[0]}")
+                if sum(m.file_size for m in zf.infolist()) > limit:  # zipfile writes no more than declared
+                    raise _too_big(path, limit)
                 zf.extractall(dest)
         elif name.endswith(".gz"):
             with gzip.open(path, "rb") as src, open(dest / path.name[:-3], "wb") as out:
-                shutil.copyfileobj(src, out, _CHUNK)
+                _copy_limited(src, out, path, limit)
         else:
             raise DataError(f"cannot extract {path}: expected a .tar.gz, .tgz, .tar, .zip or .gz archive")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile) as exc:
@@ -108,7 +147,7 @@ def extract_archive(path: Path, dest: Path) -> None:
 def _place(archive: Archive, path: Path, staging: Path) -> None:
     dest = staging / archive.subdir
     if archive.extract:
-        extract_archive(path, dest)
+        extract_archive(path, dest, archive.extract_limit(path))
     else:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest / path.name)

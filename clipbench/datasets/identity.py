@@ -79,8 +79,10 @@ def files_identity(root: str | os.PathLike | None, files: Sequence[str], verify_
     content = None
     if verify_data:
         try:
+            unique = list(dict.fromkeys(files))  # a file named by several items (choices) is read once
             with ThreadPoolExecutor(HASH_THREADS) as pool:
-                digests = list(pool.map(_file_sha256, files))
+                by_file = dict(zip(unique, pool.map(_file_sha256, unique), strict=True))
+            digests = [by_file[f] for f in files]
         except OSError as exc:
             raise _missing(getattr(exc, "filename", None) or "?", exc) from exc
         whole = hashlib.sha256()

@@ -108,7 +108,7 @@ class ImageNet1kAdapter(ImageFolderVariantAdapter):
         self.check_split(split)
         super(ImageFolderVariantAdapter, self).require(data_root)
         if self._split_root(data_root) is None and (hf := self._hf_root(data_root)) is not None:
-            from clipbench.datasets.generic import HFAdapter
+            from clipbench.datasets.hf import HFAdapter
 
             adapter = HFAdapter.from_spec(str(hf), name=self.data_name or self.name)
             if len(adapter.classnames) != len(self.classnames):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.base import ClassificationAdapter
 from clipbench.datasets.download import Archive
 from clipbench.datasets.prompts import packaged_prompts
 from clipbench.foundations.errors import DataError
@@ -40,7 +40,7 @@ class DataFolder:
 
 
 @dataclass
-class LocalAdapter(DataFolder, DatasetAdapter):
+class LocalAdapter(DataFolder, ClassificationAdapter):
     """A classification dataset in ``<data-root>/<folder>``; ``expected`` (relative) exists once the data is
     there."""
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.base import CLASSIFICATION, DatasetAdapter
 from clipbench.foundations.errors import ClipbenchError, DataError
 
 
@@ -131,6 +131,9 @@ def with_prompts(adapter: DatasetAdapter, prompts: PromptSet | str | os.PathLike
     Replacing classnames requires one name per class of the adapter; replacing templates drops
     any per-class prompt lists unless the file gives synonyms of its own.
     """
+    if adapter.kind != CLASSIFICATION:
+        raise DataError(f"{adapter.name} is an {adapter.kind} dataset: custom classnames and templates apply to "
+                        "classification datasets only")
     if not isinstance(prompts, PromptSet):
         prompts = load_prompt_file(prompts)
     changes: dict[str, Any] = {}

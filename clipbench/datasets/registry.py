@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from clipbench.datasets.aro_order import aro_order_adapters
-from clipbench.datasets.base import DatasetAdapter
-from clipbench.datasets.choices import SPEC_BUILDERS as CHOICES_SPECS
-from clipbench.datasets.choices import (
+from clipbench.datasets.base import CLASSIFICATION, DatasetAdapter
+from clipbench.datasets.caption_files import CaptionFolderAdapter, PairsAdapter
+from clipbench.datasets.choices_files import ChoicesFileAdapter
+from clipbench.datasets.class_files import CSVAdapter, FolderAdapter
+from clipbench.datasets.compositional import (
     aro_adapters,
     shapes_compositional_adapter,
     sugarcrepe_adapter,
     winoground_adapter,
 )
 from clipbench.datasets.digits import digits_adapter
-from clipbench.datasets.generic import CSVAdapter, FolderAdapter, HFAdapter
-from clipbench.datasets.image_text import SPEC_BUILDERS as IMAGE_TEXT_SPECS
-from clipbench.datasets.image_text import karpathy_adapters
+from clipbench.datasets.hf import HFAdapter
 from clipbench.datasets.imagenet import imagenet_adapters
+from clipbench.datasets.karpathy import karpathy_adapters
 from clipbench.datasets.shapes import shapes_adapter
 from clipbench.datasets.torchvision_adapters import clip_paper_adapters
 from clipbench.foundations.config import resolve_data_root
@@ -27,8 +29,6 @@ from clipbench.foundations.registry import Registry
 
 DATASETS: Registry[DatasetAdapter] = Registry("dataset")
 
-#: prefixes of ``get_dataset`` specs that name data on disk instead of a registered adapter
-SPEC_PREFIXES = ("folder", "csv", "hf", "wds", *IMAGE_TEXT_SPECS, *CHOICES_SPECS)
 
 
 def register_dataset(adapter: DatasetAdapter, aliases: tuple[str, ...] = ()) -> DatasetAdapter:
@@ -52,16 +52,27 @@ def _webdataset(pattern: str, name: str) -> DatasetAdapter:
     return WebDatasetAdapter.from_pattern(pattern, name=name)
 
 
+#: ``get_dataset`` specs that name data on disk instead of a registered adapter: prefix -> builder(rest, name)
+SPECS: dict[str, Callable[..., DatasetAdapter]] = {
+    "folder": FolderAdapter.from_path,  # classification: one sub-folder per class
+    "csv": CSVAdapter.from_path,  # classification: image path, label rows
+    "hf": HFAdapter.from_spec,  # classification or image-text, by the dataset's columns
+    "wds": _webdataset,  # classification or image-text, by the samples' members
+    "pairs": PairsAdapter.from_path,  # image-text: image, caption rows
+    "captions": CaptionFolderAdapter.from_path,  # image-text: x.jpg + x.txt
+    "choices": ChoicesFileAdapter.from_path,  # choices: image, positive, negatives rows
+}
+SPEC_PREFIXES = tuple(SPECS)
+
+
 def get_dataset(name: str, prompts: str | os.PathLike | None = None) -> DatasetAdapter:
-    """A registered adapter by name/alias, or ``folder:PATH`` / ``csv:PATH`` / ``hf:NAME_OR_PATH`` / ``wds:PATTERN``.
+    """A registered adapter by name/alias, or a spec of ``SPECS`` (``folder:PATH``, ``pairs:FILE``, ...).
 
     ``prompts``: a YAML/JSON file with custom ``classnames`` and/or ``templates`` for this run.
     """
     prefix, colon, rest = name.partition(":")
-    if colon and prefix.lower() in SPEC_PREFIXES:
-        builder = {"folder": FolderAdapter.from_path, "csv": CSVAdapter.from_path, "hf": HFAdapter.from_spec,
-                   "wds": _webdataset, **IMAGE_TEXT_SPECS, **CHOICES_SPECS}[prefix.lower()]
-        adapter = builder(rest, name=name)
+    if colon and prefix.lower() in SPECS:
+        adapter = SPECS[prefix.lower()](rest, name=name)
     else:
         adapter = DATASETS.get(name)
     if prompts is not None:
@@ -76,11 +87,12 @@ def describe_datasets(data_root: str | os.PathLike | None = None) -> list[dict[s
     root = Path(resolve_data_root(data_root))
     rows = []
     for name, adapter in DATASETS.items():
-        prompts = adapter.class_prompts()
+        labelled = adapter.kind == CLASSIFICATION  # the other kinds have no classes or templates
         rows.append({
             "name": name,
-            "classes": len(adapter.classnames),
-            "templates": len(adapter.templates) if adapter.per_class_prompts is None else max(len(p) for p in prompts),
+            "classes": len(adapter.classnames) if labelled else 0,
+            "templates": (0 if not labelled else len(adapter.templates) if adapter.per_class_prompts is None
+                          else max(len(p) for p in adapter.class_prompts())),
             "splits": ",".join(adapter.splits),
             "metric": adapter.primary_metric,
             "present": bool(adapter.is_present(root)),

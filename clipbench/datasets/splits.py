@@ -1,5 +1,6 @@
-"""Seeded, class-stratified sampling, the one home for it: the probe's validation carve, fixed splits
-of datasets without one, few-shot picks (``stratified_indices``) and ``--limit`` (``limit_indices``).
+"""Seeded, class-stratified sampling, the one home for it: the probe's validation carve and fixed
+splits of datasets without one (``stratified_indices``), few-shot picks (``per_class_indices``) and
+``--limit`` (``limit_indices``).
 
 The carve uses numpy's ``default_rng`` (PCG64, whose streams numpy keeps stable across versions)
 so the same seed picks the same samples everywhere; no sklearn version dependence.
@@ -44,6 +45,23 @@ def stratified_indices(
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(carved))
 
 
+def per_class_indices(labels: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of exactly ``k`` samples of every class, drawn with ``seed`` (few-shot's pick):
+    per class, in label order, ``rng.choice`` of ``k`` members without replacement; a class with fewer
+    than ``k`` samples is a ``ClipbenchError``."""
+    labels = np.asarray(labels)
+    if k < 1:
+        raise ClipbenchError(f"fewshot: k must be >= 1, got {k}")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        if members.size < k:
+            raise ClipbenchError(f"fewshot: class {int(cls)} has {members.size} training sample(s), k={k} requested")
+        picked.append(rng.choice(members, size=k, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
 def limit_indices(labels: np.ndarray, limit: int, seed: int = 0) -> np.ndarray:
     """Exactly ``limit`` sorted positions, class-stratified: each class gets its proportional share
     (largest remainder), at least one sample per class when ``limit`` allows, picked by a seeded shuffle."""
@@ -83,10 +101,11 @@ def limit_split(split: SplitData, limit: int | None, seed: int = 0) -> SplitData
 
 def load_split(adapter: DatasetAdapter, split: str, data_root: str | Path | None, *,
                verify_data: bool = False) -> SplitData:
-    """``adapter.load_split`` with the fingerprint mode chosen: ``verify_data`` (``--verify-data``)
-    hashes every byte of the split's files into its fingerprint instead of a stat manifest."""
+    """``adapter.load_split`` with the fingerprint mode chosen, the one way for every kind and source:
+    ``verify_data`` (``--verify-data``) hashes every byte of the split's files into its fingerprint
+    instead of a stat manifest (a split whose adapter always hashes, bundled generated data, stays so)."""
     loaded = adapter.load_split(split, Path(data_root) if data_root is not None else None)
-    loaded.verify_data = bool(verify_data)
+    loaded.verify_data = bool(verify_data) or loaded.verify_data
     return loaded
 
 

@@ -27,9 +27,10 @@ indices, as for every image-text split). A set mixing labelled-only and captione
 or a sample with neither, is a one-line error. Item ``i`` then seeks and reads just its image
 bytes. Only uncompressed ``.tar`` shards can be read this way; compressed ones are refused.
 
-Fingerprint: a manifest of the shard files (path, size, mtime, ctime, inode; SHA-256 of every
-byte with ``--verify-data``) plus a digest of the indexed members (key, shard, offset, size) of
-the samples it covers; an image-text split adds the SHA-256 of its caption lists.
+Fingerprint (every kind's, ``SplitData.fingerprint``): the data identity is a manifest of the shard
+files (path, size, mtime, ctime, inode; SHA-256 of every byte with ``--verify-data``) plus a digest
+of the indexed members (key, shard, offset, size) of the samples it covers; an image-text split's
+targets are its caption lists.
 
 Classnames (classification): ``classnames.txt`` beside the (first) shard, one per line in label
 order; otherwise ``classname``/``class_name`` fields of the ``.json`` members; a ``prompts.yaml``
@@ -49,11 +50,12 @@ from pathlib import Path
 
 import numpy as np
 
-from clipbench.datasets import image_text
-from clipbench.datasets.base import Dataset, DatasetAdapter, SplitData
+from clipbench.datasets.base import CLASSIFICATION, ClassificationAdapter, Dataset, DatasetAdapter, SplitData
 from clipbench.datasets.identity import files_identity
-from clipbench.datasets.image_text import ImageTextAdapter, _Captions, _image_text_fields
+from clipbench.datasets.image_text import KIND as IMAGE_TEXT
+from clipbench.datasets.image_text import Captions, ImageTextAdapter, caption_lines, image_text_fields
 from clipbench.datasets.images import decode_bytes, transformed
+from clipbench.datasets.user_data import DEFAULT_TEMPLATES, apply_prompt_file, read_classnames_file
 from clipbench.foundations.errors import DataError
 
 #: Image extensions, in the order one is picked when a sample has several.
@@ -61,8 +63,6 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "ppm", "pgm", "bmp", "tif", "tiff")
 JSON_LABEL_FIELDS = ("label", "cls", "target")
 JSON_NAME_FIELDS = ("classname", "class_name")
 JSON_CAPTION_FIELDS = ("caption", "captions")
-DEFAULT_TEMPLATES = ["a photo of a {c}."]
-CLASSIFICATION = "classification"
 #: leading bytes of compressed files (gzip, bzip2, xz, zstd), to name the problem of an unreadable ``.tar``
 _COMPRESSED_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
 
@@ -154,7 +154,7 @@ def _read_json(sample: _Sample, data: bytes, where: str) -> None:
 
 def _read_txt(sample: _Sample, data: bytes, where: str) -> None:
     try:
-        sample.txt = image_text.caption_lines(data.decode("utf-8"))
+        sample.txt = caption_lines(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise DataError(f"{where}: .txt caption is not UTF-8 text") from exc
 
@@ -212,7 +212,7 @@ def sample_kind(samples: list[_Sample], what: str) -> str:
     if label_only is not None and caption_only is not None:
         raise DataError(f"{what}: the shards mix classification and image-text samples ({label_only.key!r} has a "
                         f"label and no caption, {caption_only.key!r} captions and no label); one wds: set is one kind")
-    return image_text.KIND if label_only is None and caption_only is not None else CLASSIFICATION
+    return IMAGE_TEXT if label_only is None and caption_only is not None else CLASSIFICATION
 
 
 class _ShardImages(Dataset):
@@ -286,39 +286,22 @@ class ShardSplit(SplitData):
         return _ShardImages(self.shards, self.places, self.keys, self._labels, transform)
 
 
-class ShardImageTextSplit(_Captions, ShardSplit):
+class ShardImageTextSplit(Captions, ShardSplit):
     """Images of shards with each image's captions; labels are the image indices (0..N-1)."""
 
     def __init__(self, dataset_name: str, split: str, shards: Sequence[str | os.PathLike], keys: list[str],
-                 places: np.ndarray, captions: Sequence[Sequence[str]], subset_spec: str = "") -> None:
+                 places: np.ndarray, captions: Sequence[Sequence[str]]) -> None:
         super().__init__(dataset_name, split, shards, keys, places, np.arange(len(keys), dtype=np.int64))
         self.captions = [list(c) for c in captions]
         if len(self.captions) != len(self.keys):
             raise ValueError("one caption list per image")
-        self.subset_spec = subset_spec
-
-    @property
-    def fingerprint(self) -> str:
-        """Covers the shards' identity and members (see ``data_identity``) and the exact caption lists."""
-        cache = self.__dict__.setdefault("_fingerprints", {})
-        if self.verify_data not in cache:
-            data = self.fingerprint_inputs
-            if data.get("content_sha256"):  # the bytes alone, not the root or the timestamps (as SplitData does)
-                data = {k: v for k, v in data.items() if k not in ("root", "manifest_sha256")}
-            payload = json.dumps({"kind": image_text.KIND, "dataset": self.dataset_name, "split": self.split,
-                                  "subset": self.subset_spec, "n": len(self.keys), "data": data,
-                                  "captions_sha256": image_text.captions_digest(self.captions)}, sort_keys=True)
-            cache[self.verify_data] = hashlib.sha256(payload.encode()).hexdigest()[:32]
-        return cache[self.verify_data]
 
     def subset(self, indices: Sequence[int], spec: str) -> SplitData:
         """Images at ``indices`` with their captions (re-indexed 0..k-1)."""
         idx = [int(i) for i in indices]
-        sub = ShardImageTextSplit(self.dataset_name, self.split, self.shards, [self.keys[i] for i in idx],
-                                  self.places[idx], [self.captions[i] for i in idx],
-                                  f"{self.subset_spec}|{spec}" if self.subset_spec else spec)
-        sub.verify_data, sub.source = self.verify_data, self.source
-        return sub
+        return self.derived(ShardImageTextSplit(self.dataset_name, self.split, self.shards,
+                                                [self.keys[i] for i in idx], self.places[idx],
+                                                [self.captions[i] for i in idx]), spec)
 
 
 def _one_split(name: str, split: str) -> None:
@@ -327,7 +310,7 @@ def _one_split(name: str, split: str) -> None:
 
 
 @dataclass
-class WebDatasetAdapter(DatasetAdapter):
+class WebDatasetAdapter(ClassificationAdapter):
     """``wds:PATTERN`` of labelled samples as one ``test`` split; ``from_pattern`` builds it (or the image-text one)."""
 
     pattern: str = ""
@@ -337,21 +320,19 @@ class WebDatasetAdapter(DatasetAdapter):
     @classmethod
     def from_pattern(cls, pattern: str, name: str | None = None) -> DatasetAdapter:
         """A classification adapter when the samples carry labels, a ``WebDatasetImageTextAdapter`` for captions."""
-        from clipbench.datasets.generic import _apply_prompt_file, _read_classnames_file
-
         name = name or f"wds:{pattern}"
         shards = expand_pattern(pattern)
         samples = scan_shards(shards, name)
-        if sample_kind(samples, name) == image_text.KIND:
+        if sample_kind(samples, name) == IMAGE_TEXT:
             return WebDatasetImageTextAdapter(
-                **_image_text_fields(name, ("test",), f"webdataset image-caption shards {pattern}"),
+                **image_text_fields(name, ("test",), f"webdataset image-caption shards {pattern}"),
                 pattern=pattern, shards=shards, samples=samples)
         for sample in samples:
             if sample.label < 0:
                 raise DataError(f"{name}: sample {sample.key!r} has a negative label {sample.label}")
         n_classes = max(s.label for s in samples) + 1
         folder = shards[0].parent
-        names = _read_classnames_file(folder)
+        names = read_classnames_file(folder)
         if names is None:
             found = {s.label: s.classname for s in samples if s.classname}
             if len(found) < n_classes:
@@ -363,7 +344,7 @@ class WebDatasetAdapter(DatasetAdapter):
                             f"{len(names)} names")
         adapter = cls(name=name, classnames=names, templates=list(DEFAULT_TEMPLATES), splits=("test",),
                       pattern=pattern, shards=shards, samples=samples)
-        return _apply_prompt_file(adapter, folder)
+        return apply_prompt_file(adapter, folder)
 
     def is_present(self, data_root: Path | None = None) -> bool:
         return all(p.is_file() for p in self.shards)

@@ -101,6 +101,8 @@ def dataset_prompts(name: str) -> tuple[list[str], list[list[str]]]:
     from clipbench.datasets import get_dataset
 
     adapter = get_dataset(name)
+    if adapter.kind != "classification":
+        raise ClipbenchError(f"{name} is an {adapter.kind} dataset; predict's labels come from a classification dataset")
     return list(adapter.classnames), adapter.class_prompts()
 
 

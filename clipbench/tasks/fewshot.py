@@ -17,23 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from clipbench.datasets.splits import per_class_indices
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.tasks.linear_probe import LinearProbeResult, _as_arrays, linear_probe
 
 
 def fewshot_subset(y: Any, k: int, seed: int) -> np.ndarray:
     """Sorted indices of exactly ``k`` examples of every class present in ``y``, drawn with ``seed``."""
-    y = np.asarray(y)
-    if k < 1:
-        raise ClipbenchError(f"fewshot: k must be >= 1, got {k}")
-    rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        if members.size < k:
-            raise ClipbenchError(f"fewshot: class {int(c)} has {members.size} training sample(s), k={k} requested")
-        picked.append(rng.choice(members, size=k, replace=False))
-    return np.sort(np.concatenate(picked))
+    return per_class_indices(y, k, seed)
 
 
 @dataclass

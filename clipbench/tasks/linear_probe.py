@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipbench.datasets.splits import stratified_indices
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.progress import progress_bar
 from clipbench.foundations.threads import torch_threads
@@ -151,19 +152,12 @@ def stratified_val_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.
     at least one sample on each side."""
     if not 0.0 < fraction < 1.0:
         raise ClipbenchError(f"linear_probe: val_fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    train_idx, val_idx = [], []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        if members.size < 2:
+    for c, n in zip(*np.unique(y, return_counts=True), strict=True):
+        if n < 2:
             raise ClipbenchError(
-                f"linear_probe: class {int(c)} has {members.size} training sample(s); "
+                f"linear_probe: class {int(c)} has {n} training sample(s); "
                 "at least 2 are needed to carve a validation split (pass val= explicitly)")
-        members = rng.permutation(members)
-        n_val = min(max(1, int(round(fraction * members.size))), members.size - 1)
-        val_idx.append(members[:n_val])
-        train_idx.append(members[n_val:])
-    return np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
+    return stratified_indices(y, fraction=fraction, seed=seed)
 
 
 # --- the sweep driver ---------------------------------------------------------------------------
