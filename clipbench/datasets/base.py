@@ -21,6 +21,9 @@ from clipbench.foundations.errors import DataError
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
 #: the kind of a split or adapter that carries class labels (the others: ``image_text``, ``choices``)
 CLASSIFICATION = "classification"
+#: every dataset kind, each with its split and adapter (``image_text.py``, ``choices.py``); a task names the
+#: kinds it scores in ``Task.dataset_kinds`` (checked against this by the contract tests)
+DATASET_KINDS = (CLASSIFICATION, "image_text", "choices")
 
 
 class Dataset:
