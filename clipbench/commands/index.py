@@ -23,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="model cache directory (default: $CLIPBENCH_CACHE)")
     p.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every image's bytes: an indexed image is reused only if its content is unchanged "
+                        "(default: path, size, mtime, ctime and inode decide, as for the feature cache)")
     p.set_defaults(func=handler)
 
 
@@ -34,7 +37,7 @@ def handler(args: argparse.Namespace) -> int:
         raise ClipbenchError(f"--workers must be non-negative, got {args.workers}")
     report = build_index(args.folder, args.model, args.index_dir, device=args.device, batch_size=args.batch_size,
                          workers=args.workers, rebuild=args.rebuild, progress=not args.no_progress,
-                         cache_dir=args.cache_dir, offline=args.offline)
+                         cache_dir=args.cache_dir, offline=args.offline, verify=args.verify)
     print(f"indexed {report.n_images} images of {report.folder} with {report.model}: {report.n_encoded} embedded, "
           f"{report.n_reused} reused, {report.n_changed} changed, {report.n_removed} removed -> {report.index_dir}")
     return 0

@@ -26,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--approx", choices=("hnsw", "ivf"), help="approximate FAISS index; its recall@k against "
                                                              "exact search is measured and printed")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="flag hits whose bytes changed since indexing, by content hash (needs an index built with "
+                        "--verify; default: path, size, mtime, ctime and inode decide)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", help="model cache directory (default: $CLIPBENCH_CACHE)")
     p.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
@@ -38,7 +41,7 @@ def handler(args: argparse.Namespace) -> int:
     from clipbench.api import search
 
     result = search(args.query, args.index, args.top, model=args.model, kind=args.kind, backend=args.backend,
-                    approx=args.approx, device=args.device, cache_dir=args.cache_dir, offline=args.offline)
+                    approx=args.approx, device=args.device, cache_dir=args.cache_dir, offline=args.offline, verify=args.verify)
     if args.json:
         print(json.dumps(asdict(result), indent=2))
         return 0
