@@ -13,7 +13,7 @@ from PIL import Image
 import clipbench
 from clipbench.cli import main
 from clipbench.engine.search import FolderIndex, build_index, search
-from clipbench.engine.search_files import MANIFEST, INDEX_DIRNAME, FileEntry, identify
+from clipbench.engine.search_files import INDEX_DIRNAME, MANIFEST, FileEntry, identify
 from clipbench.features.extraction import FORWARD_STATS
 
 
