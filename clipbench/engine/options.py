@@ -60,6 +60,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
 )
 
 
+def engine_option(name: str) -> Option:
+    """One engine-wide option, for commands outside ``run`` that take the same flag (``index --workers``)."""
+    return next(o for o in RUN_OPTIONS if o.name == name)
+
+
 def all_options() -> dict[str, Option]:
     """Engine options plus every registered task's own options, by name (duplicates are a bug)."""
     from clipbench.tasks.registry import TASKS

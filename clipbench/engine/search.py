@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clipbench.datasets.images import IMAGE_EXTENSIONS, is_image_file, open_rgb
+from clipbench.datasets.images import IMAGE_EXTENSIONS
+from clipbench.engine.options import engine_option
 from clipbench.engine.search_files import (
     INDEX_DIRNAME,
     INDEX_SCHEMA,
@@ -44,6 +45,7 @@ from clipbench.engine.search_files import (
     resolve_index_dir,
     scan_folder,
 )
+from clipbench.engine.search_query import classify_query
 from clipbench.engine.vector_search import BLOCK_ROWS, vector_search
 from clipbench.features.extraction import FORWARD_STATS, extract_features
 from clipbench.features.store import FeatureKey, FeatureStore, read_verified_arrays, write_verified_arrays
@@ -117,7 +119,7 @@ def build_index(
     *,
     device: str | None = None,
     batch_size: int = 64,
-    workers: int = 0,
+    workers: int | str = 0,
     rebuild: bool = False,
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
@@ -134,8 +136,8 @@ def build_index(
     if not folder.is_dir():
         raise ClipbenchError(f"image folder {folder} does not exist or is not a directory")
     index_dir = Path(index_dir).expanduser().resolve() if index_dir is not None else folder / INDEX_DIRNAME
-    if batch_size < 1:
-        raise ClipbenchError(f"--batch-size must be positive, got {batch_size}")
+    for name, value in (("batch_size", batch_size), ("workers", workers)):
+        engine_option(name).validate(value)  # run's checks: no more workers than max_workers()
     ensure_dir(index_dir)
     with file_lock(index_dir / MANIFEST):
         old = None if rebuild or not (index_dir / MANIFEST).is_file() else read_manifest(index_dir)
@@ -158,7 +160,7 @@ def build_index(
 
 
 def _build_locked(folder: Path, index_dir: Path, model: ImageTextModel, files: list[FileEntry], old: dict | None,
-                  batch_size: int, workers: int, progress: bool, verify: bool) -> IndexReport:
+                  batch_size: int, workers: int | str, progress: bool, verify: bool) -> IndexReport:
     store = FeatureStore(index_dir / "features")
     current = {f.path: f for f in files}
     kept: list[tuple[dict, list[int], np.ndarray]] = []  # (chunk record, live rows, features)
@@ -306,7 +308,7 @@ class FolderIndex:
         """Normalised query embeddings [Q, D] and each query's (label, kind)."""
         vectors, described = [], []
         for query in queries:
-            which, label, payload = _classify_query(query, kind)
+            which, label, payload = classify_query(query, kind)
             with torch.inference_mode():
                 if which == "image":
                     pixels = model.preprocess(payload).unsqueeze(0)
@@ -349,26 +351,6 @@ class FolderIndex:
         except (OSError, ClipbenchError):
             return True
         return not entry.same_file(now, verify)
-
-
-def _classify_query(query, kind: str) -> tuple[str, str, object]:
-    """("image" | "text", label, PIL image or text) for one query."""
-    if kind not in ("auto", "image", "text"):
-        raise ClipbenchError(f"unknown query kind {kind!r}; expected auto, image or text")
-    if isinstance(query, Image.Image):
-        return "image", "<image>", query.convert("RGB")
-    if isinstance(query, Path) or kind == "image":
-        return "image", str(query), open_rgb(Path(query).expanduser())
-    text = str(query)
-    if not text.strip():
-        raise ClipbenchError("empty query: give an image path or some text")
-    if kind == "text":
-        return "text", text, text
-    if Path(text).expanduser().is_file():
-        return "image", text, open_rgb(Path(text).expanduser())
-    if is_image_file(text) and not any(ch.isspace() for ch in text):
-        raise ClipbenchError(f"query image {text} does not exist (to search for this text, pass --text)")
-    return "text", text, text
 
 
 def search(
