@@ -45,3 +45,28 @@ def test_index_workers_auto_is_accepted(photos, capsys):
     assert main(["index", str(photos), "--model", "clipbench-tiny", "--workers", "auto", "--device", "cpu",
                  "--no-progress"]) == 0
     assert "3 images" in capsys.readouterr().out
+
+
+def test_bootstrap_has_a_maximum(tmp_path, capsys, monkeypatch):
+    import clipbench.models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(clipbench.models, "load_model", no_model)
+    err = one_line_exit_2(capsys, ["run", "--model", "clipbench-tiny", "--bootstrap", "1000000000", "--device", "cpu",
+                                   "--results-dir", tmp_path / "r", "--no-progress"])
+    assert "--bootstrap must be an integer from 0 (no CI) to 100,000" in err and "1000000000" in err
+
+
+@pytest.mark.parametrize("value", [0, 1000, 100_000])
+def test_bootstrap_up_to_the_maximum_is_legal(value):
+    from clipbench.engine.options import all_options, defaults
+    from clipbench.engine.runner import resolve_options
+    from clipbench.suites import load_suite
+
+    assert defaults()["bootstrap"] == 1000
+    all_options()["bootstrap"].validate(value)
+    assert resolve_options(load_suite("smoke"), {"bootstrap": value}, "cpu").bootstrap == value
+    with pytest.raises(search_module.ClipbenchError, match="100,000"):
+        all_options()["bootstrap"].validate(100_001)
