@@ -70,3 +70,36 @@ def test_bootstrap_up_to_the_maximum_is_legal(value):
     assert resolve_options(load_suite("smoke"), {"bootstrap": value}, "cpu").bootstrap == value
     with pytest.raises(search_module.ClipbenchError, match="100,000"):
         all_options()["bootstrap"].validate(100_001)
+
+
+def png_header_only(path, width: int, height: int) -> None:
+    """A PNG that declares width x height (PIL checks its pixel limit on the header) with no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+def test_predict_on_a_huge_image_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.delenv("CLIPBENCH_MAX_IMAGE_PIXELS", raising=False)
+    huge = tmp_path / "huge.png"
+    png_header_only(huge, 14000, 14000)
+    err = one_line_exit_2(capsys, ["predict", huge, "--labels", "a cat,a dog"])
+    assert "huge.png is too large: 196,000,000 pixels" in err and "CLIPBENCH_MAX_IMAGE_PIXELS" in err
+
+
+def test_predict_honours_clipbench_max_image_pixels(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (100, 100), (200, 30, 30)).save(image)
+    monkeypatch.setenv("CLIPBENCH_MAX_IMAGE_PIXELS", "1000")
+    err = one_line_exit_2(capsys, ["predict", image, "--labels", "a cat,a dog"])
+    assert "10,000 pixels" in err and "of 2,000 pixels" in err
+    monkeypatch.setenv("CLIPBENCH_MAX_IMAGE_PIXELS", "none")
+    assert main(["predict", str(image), "--labels", "a cat,a dog"]) == 0
+    assert "a cat:" in capsys.readouterr().out
