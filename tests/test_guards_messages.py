@@ -59,3 +59,20 @@ def test_cache_dir_that_is_a_file_is_one_line_before_any_model(indexed, tmp_path
     err = one_line_exit_2(capsys, [*argv, "--cache-dir", cache, "--results-dir", tmp_path / "r"]
                           if command[0] == "run" else [*argv, "--cache-dir", cache])
     assert f"--cache-dir {cache} is not a directory" in err and ".lock" not in err
+
+
+def test_search_format_json_and_the_deprecated_json_alias(indexed, capsys, caplog):
+    import json
+
+    base = ["search", "a red square", "--index", str(indexed), "--top", "2", "--device", "cpu"]
+    capsys.readouterr()
+    assert main([*base, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["kind"] == "text" and [h["rank"] for h in doc["hits"]] == [1, 2]
+    with caplog.at_level("WARNING"):
+        assert main([*base, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == doc
+    assert "--json is deprecated; use --format json" in caplog.text
+    assert main([*base, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "rank,path,score,changed,query,kind" and len(lines) == 3

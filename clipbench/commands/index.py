@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clipbench.foundations.workers import max_workers, workers_flag
+from clipbench.foundations.workers import workers_flag
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--workers", type=workers_flag, default=0,
-                   help=f"DataLoader worker processes: 'auto' or 0 to {max_workers()}, as for run (default: 0)")
+                   help="DataLoader worker processes: 'auto', or 0 to four per CPU, as for run (default: 0)")
     p.add_argument("--cache-dir", help="model cache directory (default: $CLIPBENCH_CACHE)")
     p.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
