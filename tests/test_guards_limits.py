@@ -4,20 +4,12 @@ and a huge image given to `predict` is one line honouring CLIPBENCH_MAX_IMAGE_PI
 from __future__ import annotations
 
 import pytest
+from _guards_fixtures import one_line_exit_2
 from PIL import Image
 
 import clipbench.engine.search as search_module
 from clipbench.cli import main
 from clipbench.foundations.workers import max_workers
-
-
-def one_line_exit_2(capsys, argv) -> str:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("clipbench: error:") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture

@@ -4,19 +4,11 @@ that is a file is one line before any model loads (not a lock path inside it aft
 from __future__ import annotations
 
 import pytest
+from _guards_fixtures import one_line_exit_2
 from PIL import Image
 
 import clipbench.models
 from clipbench.cli import main
-
-
-def one_line_exit_2(capsys, argv) -> str:
-    capsys.readouterr()
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.startswith("clipbench: error:") and err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")

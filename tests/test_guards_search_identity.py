@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+from _guards_fixtures import one_line_exit_2
 from PIL import Image
 
 import clipbench
@@ -90,10 +91,8 @@ def test_cli_verify_flags_and_needs_hashes(tmp_path, capsys):
     folder = folder_of(tmp_path / "photos")
     base = ["--device", "cpu"]
     assert main(["index", str(folder), "--model", "clipbench-tiny", "--no-progress", *base]) == 0
-    capsys.readouterr()
-    assert main(["search", "a red square", "--index", str(folder), "--verify", *base]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no content hashes" in err and "--verify" in err
+    err = one_line_exit_2(capsys, ["search", "a red square", "--index", folder, "--verify", *base])
+    assert "no content hashes" in err and "--verify" in err
     assert main(["index", str(folder), "--verify", "--no-progress", *base]) == 0
     replace_keeping_size_and_mtime(folder / "img_0.bmp", (1, 2, 3))
     capsys.readouterr()
