@@ -160,9 +160,8 @@ def check_cache_dir(args: argparse.Namespace) -> None:
     blocker = next((p for p in (path, *path.parents) if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         where = "--cache-dir" if args.cache_dir is not None else "the cache directory ($CLIPBENCH_CACHE)"
-        inside = "" if blocker == path else f" (under {blocker}, a file)"
-        raise ClipbenchError(f"{where} {path} is not a directory{inside}: give a directory for the model and "
-                             "feature cache")
+        raise ClipbenchError(f"{where} {path}: {blocker} is a file, expected a directory (the model and feature "
+                             "cache goes there)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def test_cache_dir_that_is_a_file_is_one_line_before_any_model(indexed, tmp_path
     argv = [str(indexed / "p0.png") if a == "IMAGE" else str(indexed) if a == "FOLDER" else a for a in command]
     err = one_line_exit_2(capsys, [*argv, "--cache-dir", cache, "--results-dir", tmp_path / "r"]
                           if command[0] == "run" else [*argv, "--cache-dir", cache])
-    assert f"--cache-dir {cache} is not a directory" in err and ".lock" not in err
+    assert f"--cache-dir {cache}: {blocker} is a file, expected a directory" in err and ".lock" not in err
 
 
 def test_search_format_json_and_the_deprecated_json_alias(indexed, capsys, caplog):
