@@ -27,8 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--verify", action="store_true",
-                   help="hash every image's bytes: an indexed image is reused only if its content is unchanged "
-                        "(default: path, size, mtime, ctime and inode decide, as for the feature cache)")
+                   help="hash every image's bytes: an indexed image is reused only if its recorded content hash "
+                        "matches (the first --verify of an index built without it re-embeds every image); default: "
+                        "path, size, mtime, ctime and inode decide, as for the feature cache")
     p.set_defaults(func=handler)
 
 
