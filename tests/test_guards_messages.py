@@ -20,8 +20,13 @@ def indexed(tmp_path_factory):
     return folder
 
 
+def no_model(*args, **kwargs):
+    raise AssertionError("a model was loaded")
+
+
 @pytest.mark.parametrize("flag", [["--image"], []])
-def test_missing_query_image_is_said_missing(indexed, capsys, flag):
+def test_missing_query_image_is_said_missing(indexed, capsys, monkeypatch, flag):
+    monkeypatch.setattr(clipbench.models, "load_model", no_model)  # and said before any model loads
     err = one_line_exit_2(capsys, ["search", *flag, "missing.jpg", "--index", indexed, "--device", "cpu"])
     assert "query image missing.jpg does not exist" in err and "corrupt" not in err
 
@@ -39,9 +44,6 @@ def test_query_image_that_is_a_folder(indexed, capsys):
 ])
 @pytest.mark.parametrize("under", [False, True])
 def test_cache_dir_that_is_a_file_is_one_line_before_any_model(indexed, tmp_path, capsys, monkeypatch, command, under):
-    def no_model(*args, **kwargs):
-        raise AssertionError("a model was loaded")
-
     monkeypatch.setattr(clipbench.models, "load_model", no_model)
     monkeypatch.chdir(tmp_path)
     blocker = tmp_path / "not-a-dir"

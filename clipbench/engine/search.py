@@ -45,7 +45,7 @@ from clipbench.engine.search_files import (
     resolve_index_dir,
     scan_folder,
 )
-from clipbench.engine.search_query import classify_query
+from clipbench.engine.search_query import classify_query, query_image
 from clipbench.engine.vector_search import BLOCK_ROWS, vector_search
 from clipbench.features.extraction import FORWARD_STATS, extract_features
 from clipbench.features.store import FeatureKey, FeatureStore, read_verified_arrays, write_verified_arrays
@@ -311,7 +311,7 @@ class FolderIndex:
             which, label, payload = classify_query(query, kind)
             with torch.inference_mode():
                 if which == "image":
-                    pixels = model.preprocess(payload).unsqueeze(0)
+                    pixels = model.preprocess(query_image(payload)).unsqueeze(0)
                     vec = model.encode_image(pixels.to(model.device))
                 else:
                     vec = model.encode_text(model.tokenize([payload]))
@@ -381,6 +381,8 @@ def search(
         raise ClipbenchError("no query given")
     if verify:
         opened.check_verifiable()
+    for q in queries:  # a missing query image or an empty text is one line before the model loads
+        classify_query(q, kind)
     loaded = opened.load_model(model, device=device, cache_dir=cache_dir, offline=offline)
     results = opened.search(queries, loaded, top, kind=kind, backend=backend, approx=approx, block_rows=block_rows,
                             verify=verify)
