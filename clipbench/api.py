@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = defaults()
 
 def run(
     model: str | ImageTextModel | Sequence[str | ImageTextModel] | None = None,
-    suite: str | os.PathLike | Suite = "smoke",
+    suite: str | os.PathLike | Suite | None = "smoke",
     datasets: str | Sequence[str | DatasetAdapter] | None = None,
     *,
     data_root: str | os.PathLike | None = None,
@@ -64,6 +64,7 @@ def run(
     progress: bool = True,
     write: bool = True,
     shard_jobs: bool = False,
+    tasks: str | Sequence[str] | None = None,
     **options: Any,
 ) -> RunRecords:
     """Evaluate ``model`` (name(s), path(s) or ``ImageTextModel``) on ``suite``; returns the result records.
@@ -77,10 +78,13 @@ def run(
     Under torchrun (see ``clipbench.engine.distributed``) every rank extracts a slice of each split and
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
     a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records. The loop is
-    ``clipbench.engine.runner.run``.
+    ``clipbench.engine.runner.run``. ``tasks`` runs only those of the suite's tasks, or, with
+    ``suite=None``, those tasks alone over ``datasets`` (``clipbench run --task``).
     """
+    from clipbench.engine.plan import select_tasks
     from clipbench.engine.runner import run as run_loop
 
+    suite = select_tasks(suite, tasks, datasets)
     return run_loop(model, suite, datasets, data_root=data_root, cache_dir=cache_dir, results_dir=results_dir,
                     device=device, progress=progress, write=write, shard_jobs=shard_jobs, **options)
 

@@ -149,6 +149,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def check_cache_dir(args: argparse.Namespace) -> None:
+    """A command that takes ``--cache-dir`` fails up front, in one line, if the cache directory (the flag,
+    else $CLIPBENCH_CACHE) is a file or lies under one: not after the model loads, naming a lock inside."""
+    if not hasattr(args, "cache_dir"):
+        return
+    from clipbench.foundations.config import resolve_cache_dir
+
+    path = resolve_cache_dir(args.cache_dir)
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "--cache-dir" if args.cache_dir is not None else "the cache directory ($CLIPBENCH_CACHE)"
+        raise ClipbenchError(f"{where} {path}: {blocker} is a file, expected a directory (the model and feature "
+                             "cache goes there)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = _parse(parser, argv)
@@ -159,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         with _sigterm_as_interrupt():
+            check_cache_dir(args)
             offline = resolve_offline(getattr(args, "offline", None))
             with hf_offline(offline):  # the Hugging Face libraries' own switches, for every command
                 return int(args.func(args) or 0)

@@ -16,7 +16,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="model name(s), checkpoint path(s) or openclip:/hf: specs, comma-separated or repeated; a "
                         "path that contains a comma: repeat --model, or write the comma as \\, "
                                    "(default: the suite's model)")
-    p.add_argument("--suite", default="smoke", help="built-in suite name or a suite YAML path (default: smoke)")
+    p.add_argument("--suite", help="built-in suite name or a suite YAML path (default: smoke)")
+    p.add_argument("--task", action="append",
+                   help="only these tasks, comma-separated or repeated: of the suite, or, without --suite, "
+                        "alone over --dataset (names: `clipbench list tasks`)")
     p.add_argument("--dataset", action="append",
                    help="only these datasets, comma-separated or repeated (default: the suite's)")
     p.add_argument("--data-root", help="datasets directory (default: $CLIPBENCH_DATA)")
@@ -39,7 +42,8 @@ def handler(args: argparse.Namespace) -> int:
     if args.device is not None:
         check_device(args.device)
     try:
-        records = run(split_list_flag(args.model), suite=args.suite, datasets=split_list_flag(args.dataset), data_root=args.data_root,
+        records = run(split_list_flag(args.model), suite=args.suite, datasets=split_list_flag(args.dataset),
+                      tasks=split_list_flag(args.task), data_root=args.data_root,
                       cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
                       progress=not args.no_progress, shard_jobs=args.shard_jobs,
                       **overrides_from_args(args, all_options().values()))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +28,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "very large indexes when installed)")
     p.add_argument("--approx", choices=("hnsw", "ivf"), help="approximate FAISS index; its recall@k against "
                                                              "exact search is measured and printed")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="how the hits are printed (default: table; json and csv for scripts)")
+    p.add_argument("--json", action="store_true", help="deprecated: the same as --format json")
+    p.add_argument("--verify", action="store_true",
+                   help="flag hits whose bytes changed since indexing, by content hash (needs an index built with "
+                        "--verify; default: path, size, mtime, ctime and inode decide)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--cache-dir", help="model cache directory (default: $CLIPBENCH_CACHE)")
     p.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
@@ -38,9 +46,17 @@ def handler(args: argparse.Namespace) -> int:
     from clipbench.api import search
 
     result = search(args.query, args.index, args.top, model=args.model, kind=args.kind, backend=args.backend,
-                    approx=args.approx, device=args.device, cache_dir=args.cache_dir, offline=args.offline)
+                    approx=args.approx, device=args.device, cache_dir=args.cache_dir, offline=args.offline, verify=args.verify)
     if args.json:
+        log.warning("--json is deprecated; use --format json")
+        args.format = "json"
+    if args.format == "json":
         print(json.dumps(asdict(result), indent=2))
+        return 0
+    if args.format == "csv":
+        from clipbench.foundations.tables import render
+
+        print(render([{**asdict(hit), "query": result.query, "kind": result.kind} for hit in result.hits], "csv"))
         return 0
     print(f"Top {len(result.hits)} for {result.kind} {result.query!r} ({result.backend}):")
     for hit in result.hits:

@@ -25,6 +25,9 @@ from clipbench.foundations.option import (  # noqa: F401  (re-exported: the engi
 )
 from clipbench.foundations.workers import AUTO, max_workers, workers_flag, workers_ok
 
+#: Most bootstrap resamples accepted: a typo such as 1000000000 would otherwise run for hours.
+MAX_BOOTSTRAP = 100_000
+
 #: Options every task shares (extraction, subsetting, statistics, the run's environment).
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("batch_size", 256, positive_int, "a positive integer", "images per forward pass", int),
@@ -39,7 +42,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("limit", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "evaluate a seeded random subset of N samples per split (quick check)", int),
     Option("seed", 0, a_seed, "an integer from 0 to 2**32-1", "seed for subsets, the validation carve and the bootstrap", int),
-    Option("bootstrap", 1000, non_negative_int, "a non-negative integer (0 disables the CI)",
+    Option("bootstrap", 1000, lambda v: non_negative_int(v) and v <= MAX_BOOTSTRAP,
+           f"an integer from 0 (no CI) to {MAX_BOOTSTRAP:,} (the time grows with the count, and past 10,000 "
+           "resamples the 95% CI's endpoints move only in digits the tables do not print)",
            "bootstrap resamples for the 95%% CI (0: no CI; default 1000)", int),
     Option("offline", False, a_bool, "true or false", "never download anything", bool, false_unsets=True),
     Option("per_class", False, a_bool, "true or false", "store a per-class recall table", bool),
@@ -58,6 +63,11 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("tag", None, lambda v: v is None or (isinstance(v, str) and v.strip() != "" and "\n" not in v),
            "a non-empty one-line string or null", "a label stored in each record (see clipbench history)", str),
 )
+
+
+def engine_option(name: str) -> Option:
+    """One engine-wide option, for commands outside ``run`` that take the same flag (``index --workers``)."""
+    return next(o for o in RUN_OPTIONS if o.name == name)
 
 
 def all_options() -> dict[str, Option]:

@@ -52,6 +52,30 @@ def split_names(value: str | Sequence[Any] | None) -> list[Any] | None:
     return items
 
 
+def select_tasks(suite, tasks, datasets) -> Any:
+    """The suite for ``run --task``: the suite (default smoke) narrowed to ``tasks``, or, with no suite,
+    those tasks alone over ``datasets``; unknown names get "did you mean"."""
+    from dataclasses import replace
+
+    from clipbench.suites import Suite, load_suite
+    from clipbench.tasks.registry import TASKS
+
+    if tasks is None:
+        return "smoke" if suite is None else suite
+    names = [TASKS.canonical(n) for n in split_names(tasks)]
+    if suite is None:
+        if not datasets:
+            raise ClipbenchError(f"--task {','.join(names)} without --suite needs --dataset: the data to run it on")
+        return Suite(name="task:" + "+".join(names), version=1, datasets=(), tasks=tuple(names))
+    suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
+    others = [n for n in names if n not in suite_obj.tasks]
+    if others:
+        raise ClipbenchError(f"suite {suite_obj.name!r} runs {', '.join(suite_obj.tasks)}, not {others[0]}; leave "
+                             f"out --suite to run {others[0]} alone over --dataset")
+    return replace(suite_obj, tasks=tuple(n for n in suite_obj.tasks if n in names),
+                   task_options={k: v for k, v in suite_obj.task_options.items() if k in names})
+
+
 def present_datasets(adapters: list, data_root: Path, skip_missing: bool) -> tuple[list, list[dict]]:
     """Check every dataset is on disk before any model is loaded; list the missing ones with how to get them."""
     from clipbench.datasets.base import DatasetAdapter

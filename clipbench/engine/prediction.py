@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from clipbench.datasets.images import open_rgb
 from clipbench.features.text_classifier import build_text_classifier
 from clipbench.foundations.config import hf_offline, resolve_offline
 from clipbench.foundations.errors import ClipbenchError
@@ -52,7 +53,8 @@ def format_predictions(results: Sequence[Prediction]) -> str:
 
 
 def read_image(source: str | os.PathLike | Image.Image) -> Image.Image:
-    """A PIL RGB image from a path (JPEG, PNG, WebP, anything PIL reads) or an image; one-line errors."""
+    """A PIL RGB image from a path (JPEG, PNG, WebP, anything PIL reads) or an image; one-line errors
+    (an image over the decompression-bomb limit among them, as in a run)."""
     if isinstance(source, Image.Image):
         return source.convert("RGB")
     path = Path(source).expanduser()
@@ -60,12 +62,7 @@ def read_image(source: str | os.PathLike | Image.Image) -> Image.Image:
         raise ClipbenchError(f"image not found: {path}")
     if not path.is_file():
         raise ClipbenchError(f"not an image file: {path} is a directory")
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now, so truncated files fail here and not later
-            return img.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ClipbenchError(f"cannot read image {path}: not a readable JPEG/PNG/WebP image ({exc})") from exc
+    return open_rgb(path)  # run's decode: a full decode now, PIL's pixel limit from CLIPBENCH_MAX_IMAGE_PIXELS
 
 
 def check_template(template: str) -> str:

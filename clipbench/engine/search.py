@@ -8,9 +8,11 @@ How a rerun encodes only what is new. The index directory holds a feature store
 (``features/``, the same verified, sharded ``FeatureStore`` the benchmarks use) and ``index.json``.
 Images are embedded in chunks (``clipbench.engine.search_files``); ``index.json`` lists the chunks
 with their store keys and files, and which of their rows are still live. A rerun stats the folder;
-a chunk row stays live while its file has the recorded size and mtime_ns; everything else (new
-files, changed files, rows of chunks whose store entry is missing or damaged) is embedded into
-new chunks. A chunk with no live rows left is deleted.
+a chunk row stays live while its file has the recorded identity (``search_files``: the image
+cache's manifest rule, path, size, mtime, ctime and inode; its content hash under ``verify``);
+everything else (new files, changed files, rows of chunks whose store entry is missing or damaged)
+is embedded into new chunks. A chunk with no live rows left is deleted. A search flags each hit
+whose file no longer has its indexed identity.
 
 The assembled, L2-normalised embeddings are written to ``embeddings-<sha>.npz`` (SHA-256 and
 size recorded in ``index.json``, which is written last); every read re-checks the checksum.
@@ -22,14 +24,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from clipbench.datasets.images import IMAGE_EXTENSIONS, is_image_file, open_rgb
+from clipbench.datasets.images import IMAGE_EXTENSIONS
+from clipbench.engine.options import engine_option
 from clipbench.engine.search_files import (
     INDEX_DIRNAME,
     INDEX_SCHEMA,
@@ -37,10 +40,12 @@ from clipbench.engine.search_files import (
     ChunkSplit,
     FileEntry,
     chunk_files,
+    identify,
     read_manifest,
     resolve_index_dir,
     scan_folder,
 )
+from clipbench.engine.search_query import classify_query, query_image
 from clipbench.engine.vector_search import BLOCK_ROWS, vector_search
 from clipbench.features.extraction import FORWARD_STATS, extract_features
 from clipbench.features.store import FeatureKey, FeatureStore, read_verified_arrays, write_verified_arrays
@@ -84,7 +89,7 @@ class IndexReport:
     n_encoded: int  # images run through the image encoder in this call
     n_reused: int  # images whose embeddings came from the store
     n_removed: int  # indexed images no longer in the folder
-    n_changed: int  # indexed images whose size or mtime changed (re-encoded)
+    n_changed: int  # indexed images whose identity changed (re-encoded)
 
 
 def _resolve_model(model: str | os.PathLike | ImageTextModel, device: str | None, cache_dir, offline: bool):
@@ -114,23 +119,25 @@ def build_index(
     *,
     device: str | None = None,
     batch_size: int = 64,
-    workers: int = 0,
+    workers: int | str = 0,
     rebuild: bool = False,
     progress: bool = True,
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
+    verify: bool = False,
 ) -> IndexReport:
     """Embed every image under ``folder`` (only what is new since the last call) and write the index.
 
     ``model``: a spec or a loaded model; default the model the existing index was built with.
-    ``rebuild`` discards an existing index (e.g. to switch models).
+    ``rebuild`` discards an existing index (e.g. to switch models). ``verify`` hashes every file's
+    bytes: an indexed image is reused only if its content hash is the recorded one.
     """
     folder = Path(folder).expanduser().resolve()
     if not folder.is_dir():
         raise ClipbenchError(f"image folder {folder} does not exist or is not a directory")
     index_dir = Path(index_dir).expanduser().resolve() if index_dir is not None else folder / INDEX_DIRNAME
-    if batch_size < 1:
-        raise ClipbenchError(f"--batch-size must be positive, got {batch_size}")
+    for name, value in (("batch_size", batch_size), ("workers", workers)):
+        engine_option(name).validate(value)  # run's checks: no more workers than max_workers()
     ensure_dir(index_dir)
     with file_lock(index_dir / MANIFEST):
         old = None if rebuild or not (index_dir / MANIFEST).is_file() else read_manifest(index_dir)
@@ -143,17 +150,17 @@ def build_index(
                                  "pass --rebuild to index this folder there instead")
         if isinstance(model, (str, os.PathLike)) and Path(model).expanduser().is_file():
             model = str(Path(model).expanduser().resolve())  # so that searches from any directory find it
-        files = scan_folder(folder, exclude=[index_dir])
+        files = scan_folder(folder, exclude=[index_dir], verify=verify)
         if not files:
             raise ClipbenchError(f"no images under {folder} (looked for {', '.join(IMAGE_EXTENSIONS)})")
         loaded = _resolve_model(model, device, cache_dir, offline)
         if old is not None:
             _check_same_model(old, loaded, index_dir, "this run")
-        return _build_locked(folder, index_dir, loaded, files, old, batch_size, workers, progress)
+        return _build_locked(folder, index_dir, loaded, files, old, batch_size, workers, progress, verify)
 
 
 def _build_locked(folder: Path, index_dir: Path, model: ImageTextModel, files: list[FileEntry], old: dict | None,
-                  batch_size: int, workers: int, progress: bool) -> IndexReport:
+                  batch_size: int, workers: int | str, progress: bool, verify: bool) -> IndexReport:
     store = FeatureStore(index_dir / "features")
     current = {f.path: f for f in files}
     kept: list[tuple[dict, list[int], np.ndarray]] = []  # (chunk record, live rows, features)
@@ -163,13 +170,18 @@ def _build_locked(folder: Path, index_dir: Path, model: ImageTextModel, files: l
         entries = [FileEntry(*row) for row in chunk["files"]]
         for r in chunk["live"]:
             old_live[entries[r].path] = entries[r]
-        live = [r for r in chunk["live"] if current.get(entries[r].path) == entries[r]]
+        live = [r for r in chunk["live"] if entries[r].path in current
+                and entries[r].same_file(current[entries[r].path], verify)]
         if not live:
             continue
         features = _load_chunk(store, chunk)
         if features is None:
             continue  # its live files are embedded again below
-        kept.append((chunk, live, features))
+        rows = list(chunk["files"])
+        for r in live:  # the file as scanned now (a touched file's new stamp), keeping a known content hash
+            now = current[entries[r].path]
+            rows[r] = replace(now, sha256=now.sha256 or entries[r].sha256).row()
+        kept.append(({**chunk, "files": rows}, live, features))
         covered.update(entries[r].path for r in live)
     new_files = [f for f in files if f.path not in covered]
     encoded_before = FORWARD_STATS.samples
@@ -194,7 +206,7 @@ def _build_locked(folder: Path, index_dir: Path, model: ImageTextModel, files: l
     order = [(c, r) for _, c, r in rows]
     _write_index(index_dir, store, folder, model, chunks, order, embeddings)
     n_encoded = FORWARD_STATS.samples - encoded_before
-    changed = sum(1 for p, e in old_live.items() if p in current and current[p] != e)
+    changed = sum(1 for p, e in old_live.items() if p in current and not e.same_file(current[p], verify))
     removed = sum(1 for p in old_live if p not in current)
     report = IndexReport(index_dir, folder, model.name, len(rows), n_encoded, len(rows) - n_encoded, removed, changed)
     log.info("indexed %s", report)
@@ -296,10 +308,10 @@ class FolderIndex:
         """Normalised query embeddings [Q, D] and each query's (label, kind)."""
         vectors, described = [], []
         for query in queries:
-            which, label, payload = _classify_query(query, kind)
+            which, label, payload = classify_query(query, kind)
             with torch.inference_mode():
                 if which == "image":
-                    pixels = model.preprocess(payload).unsqueeze(0)
+                    pixels = model.preprocess(query_image(payload)).unsqueeze(0)
                     vec = model.encode_image(pixels.to(model.device))
                 else:
                     vec = model.encode_text(model.tokenize([payload]))
@@ -307,47 +319,38 @@ class FolderIndex:
             described.append((label, which))
         return _normalise(np.stack(vectors)), described
 
+    def check_verifiable(self) -> None:
+        """``verify`` compares content hashes: one line if the index has rows without one."""
+        if any(e.sha256 is None for e in self.entries):
+            raise ClipbenchError(f"the index at {self.index_dir} has no content hashes to verify against; run "
+                                 f"`clipbench index {self.folder} --verify` first")
+
     def search(self, queries: Sequence, model: ImageTextModel, top: int = 5, *, kind: str = "auto",
-               backend: str = "auto", approx: str | None = None, block_rows: int = BLOCK_ROWS) -> list[SearchResult]:
+               backend: str = "auto", approx: str | None = None, block_rows: int = BLOCK_ROWS,
+               verify: bool = False) -> list[SearchResult]:
         vectors, described = self.embed_queries(queries, model, kind)
         scores, indices, info = vector_search(self.embeddings, vectors, top, backend=backend, approx=approx,
                                               block_rows=block_rows, index_dir=self.index_dir,
                                               embeddings_sha256=self.manifest["embeddings"]["sha256"])
         results = []
         for (label, which), row_s, row_i in zip(described, scores, indices, strict=True):
-            hits = [Hit(rank + 1, self.paths[i], float(s), self._changed(int(i)))
+            hits = [Hit(rank + 1, self.paths[i], float(s), self._changed(int(i), verify))
                     for rank, (s, i) in enumerate(zip(row_s, row_i, strict=True))]
             results.append(SearchResult(label, which, hits, info["backend"], info.get("recall"),
                                         info.get("recall_queries", 0)))
         return results
 
-    def _changed(self, row: int) -> bool:
+    def _changed(self, row: int, verify: bool = False) -> bool:
+        """Whether row's file no longer has its indexed identity (or is gone)."""
         entry = self.entries[row]
         try:
             stat = (self.folder / entry.path).stat()
-        except OSError:
+            if not entry.stamp and not verify:  # a schema 1 row: size and mtime are all it knows
+                return (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns)
+            now = identify(self.folder, FileEntry(entry.path, stat.st_size, stat.st_mtime_ns), verify)
+        except (OSError, ClipbenchError):
             return True
-        return (stat.st_size, stat.st_mtime_ns) != (entry.size, entry.mtime_ns)
-
-
-def _classify_query(query, kind: str) -> tuple[str, str, object]:
-    """("image" | "text", label, PIL image or text) for one query."""
-    if kind not in ("auto", "image", "text"):
-        raise ClipbenchError(f"unknown query kind {kind!r}; expected auto, image or text")
-    if isinstance(query, Image.Image):
-        return "image", "<image>", query.convert("RGB")
-    if isinstance(query, Path) or kind == "image":
-        return "image", str(query), open_rgb(Path(query).expanduser())
-    text = str(query)
-    if not text.strip():
-        raise ClipbenchError("empty query: give an image path or some text")
-    if kind == "text":
-        return "text", text, text
-    if Path(text).expanduser().is_file():
-        return "image", text, open_rgb(Path(text).expanduser())
-    if is_image_file(text) and not any(ch.isspace() for ch in text):
-        raise ClipbenchError(f"query image {text} does not exist (to search for this text, pass --text)")
-    return "text", text, text
+        return not entry.same_file(now, verify)
 
 
 def search(
@@ -363,17 +366,24 @@ def search(
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
     block_rows: int = BLOCK_ROWS,
+    verify: bool = False,
 ) -> SearchResult | list[SearchResult]:
     """Nearest indexed images to an image (path or PIL image) or a text; a list of queries gives a list.
 
     ``index``: the indexed folder, its index directory or an open ``FolderIndex``. ``model``
-    defaults to the index's; another model is an error unless it has the same weights.
+    defaults to the index's; another model is an error unless it has the same weights. Each hit
+    says whether its file changed since indexing; ``verify`` decides that by content hash.
     """
     opened = index if isinstance(index, FolderIndex) else FolderIndex.open(index)
     single = isinstance(query, (str, os.PathLike, Image.Image))
     queries = [query] if single else list(query)
     if not queries:
         raise ClipbenchError("no query given")
+    if verify:
+        opened.check_verifiable()
+    for q in queries:  # a missing query image or an empty text is one line before the model loads
+        classify_query(q, kind)
     loaded = opened.load_model(model, device=device, cache_dir=cache_dir, offline=offline)
-    results = opened.search(queries, loaded, top, kind=kind, backend=backend, approx=approx, block_rows=block_rows)
+    results = opened.search(queries, loaded, top, kind=kind, backend=backend, approx=approx, block_rows=block_rows,
+                            verify=verify)
     return results[0] if single else results
