@@ -153,3 +153,19 @@ def test_no_layer_imports_upward(layer, forbidden):
     upward = sorted(f"{m} -> {d}" for m, deps in graph.items() if m.startswith(layer)
                     for d in deps if d.startswith(forbidden))
     assert not upward, upward
+
+
+def test_the_architecture_page_names_only_modules_that_exist_and_every_folder():
+    """docs/ARCHITECTURE.md matches the code: each ``clipbench/...`` or ``<layer>/...`` path it names exists,
+    and each package folder has its row in the layers table."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`clipbench/([A-Za-z0-9_/.]+?)/?`", text))
+    layers = "foundations|models|datasets|features|scoring|tasks|engine|results"
+    named |= set(re.findall(rf"`((?:{layers})/[A-Za-z0-9_/.]+?)/?(?:::\w+)?`", text))
+    missing = sorted(p for p in named if not (PACKAGE / p).exists())
+    assert not missing, f"docs/ARCHITECTURE.md names modules that do not exist: {missing}"
+    folders = sorted(p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__"))
+    unlisted = [f for f in folders if f"`clipbench/{f}/`" not in text]
+    assert not unlisted, f"docs/ARCHITECTURE.md's layers table lacks {unlisted}"
