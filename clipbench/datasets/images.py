@@ -30,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from clipbench.datasets.base import Dataset, SplitData
 from clipbench.datasets.identity import array_identity, files_identity, tree_files
 from clipbench.foundations.errors import DataError
+from clipbench.foundations.images import to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def _decoded_rgb(source: str | os.PathLike | io.BytesIO, where: str) -> Image.Im
     try:
         with _pixel_limit(where), Image.open(source) as img:
             img.load()
-            return img.convert("RGB")
+            return img.convert("RGB")  # a copy even for RGB: closing ``img`` frees its pixels
     except DECODE_ERRORS as exc:
         raise decode_error(exc, where) from exc
 
@@ -146,11 +147,11 @@ def check_encoded(data: bytes, where: str) -> None:
         raise decode_error(exc, where) from exc
 
 
-def to_rgb(image: Any, where: str) -> Image.Image:
-    """A PIL image, array or tensor from some library -> RGB PIL image."""
+def any_image_rgb(image: Any, where: str) -> Image.Image:
+    """A PIL image, array or tensor from some library -> RGB PIL image (``foundations.images.to_rgb``)."""
     if isinstance(image, Image.Image):
         try:
-            return image.convert("RGB")
+            return to_rgb(image)
         except DECODE_ERRORS as exc:
             raise decode_error(exc, where) from exc
     array = np.asarray(image)
@@ -160,7 +161,7 @@ def to_rgb(image: Any, where: str) -> Image.Image:
         array = array.transpose(1, 2, 0)  # CHW -> HWC
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    return Image.fromarray(array).convert("RGB")
+    return to_rgb(Image.fromarray(array))
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -233,7 +234,7 @@ class _ArrayDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int):
-        return self.transform(Image.fromarray(self.images[index]).convert("RGB")), int(self.labels[index])
+        return self.transform(to_rgb(Image.fromarray(self.images[index]))), int(self.labels[index])
 
 
 class ArraySplit(SplitData):
@@ -278,7 +279,7 @@ class _WrappedDataset(Dataset):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", Image.DecompressionBombWarning)
                 image = self.inner[index][0]
-                rgb = to_rgb(image, self._describe(index))
+                rgb = any_image_rgb(image, self._describe(index))
         except DataError:
             raise
         except FileNotFoundError as exc:

@@ -27,6 +27,7 @@ from clipbench.datasets.images import open_rgb
 from clipbench.features.text_classifier import build_text_classifier
 from clipbench.foundations.config import hf_offline, resolve_offline
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.images import to_rgb
 from clipbench.models.base import ImageTextModel
 from clipbench.scoring.similarity import top_k, zeroshot_logits
 
@@ -56,7 +57,7 @@ def read_image(source: str | os.PathLike | Image.Image) -> Image.Image:
     """A PIL RGB image from a path (JPEG, PNG, WebP, anything PIL reads) or an image; one-line errors
     (an image over the decompression-bomb limit among them, as in a run)."""
     if isinstance(source, Image.Image):
-        return source.convert("RGB")
+        return to_rgb(source)
     path = Path(source).expanduser()
     if not path.exists():
         raise ClipbenchError(f"image not found: {path}")

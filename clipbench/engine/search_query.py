@@ -10,6 +10,7 @@ from PIL import Image
 
 from clipbench.datasets.images import is_image_file, open_rgb
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.images import to_rgb
 
 
 def _query_file(path: Path, given: str) -> Path:
@@ -30,7 +31,7 @@ def classify_query(query, kind: str) -> tuple[str, str, object]:
     if kind not in ("auto", "image", "text"):
         raise ClipbenchError(f"unknown query kind {kind!r}; expected auto, image or text")
     if isinstance(query, Image.Image):
-        return "image", "<image>", query.convert("RGB")
+        return "image", "<image>", to_rgb(query)
     if isinstance(query, Path) or kind == "image":
         return "image", str(query), _query_file(Path(query).expanduser(), str(query))
     text = str(query)
