@@ -159,3 +159,21 @@ def test_missing_extra_names_the_pip_command(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "open_clip", None)  # import open_clip now raises ImportError
     with pytest.raises(ClipbenchError, match=r"pip install 'clipbench\[openclip\]'"):
         load_openclip("openclip:ViT-B-32/openai", cache_dir=tmp_path)
+
+
+class _Planted:
+    """Not a tensor: a pickle holding it is what torch's weights-only loader refuses."""
+
+    def __reduce__(self):
+        return (print, ("planted pickle ran",))
+
+
+def test_a_checkpoint_holding_other_python_objects_is_one_line_and_runs_nothing(checkpoints, tmp_path, capsys):
+    """torch's refusal of a non-tensor pickle is many lines of advice (``weights_only=False``); clipbench says
+    one line with its cause, and the planted object's code never runs (issue 27)."""
+    planted = tmp_path / "planted.pt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "extra": _Planted()}, planted)
+    with pytest.raises(ClipbenchError, match="does not load into open_clip architecture") as info:
+        load_openclip(f"openclip:{TINY_VIT}@{planted}", cache_dir=tmp_path)
+    assert "\n" not in str(info.value)
+    assert "planted pickle ran" not in capsys.readouterr().out

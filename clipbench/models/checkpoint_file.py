@@ -32,7 +32,7 @@ def is_torchscript(path: Path) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
 
 
-def _load_failure_reason(exc: Exception) -> str:
+def load_failure_reason(exc: Exception) -> str:
     """The informative line of a torch.load failure (its weights-only message wraps the real cause)."""
     text = str(exc)
     if "WeightsUnpickler error:" in text:
@@ -52,7 +52,7 @@ def read_state_dict(path: str | os.PathLike) -> Mapping[str, object]:
         # mmap: a multi-GB checkpoint is paged in from disk instead of being copied into memory first
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as exc:  # torch raises many types for unreadable files; all mean "not loadable"
-        reason = _load_failure_reason(exc)
+        reason = load_failure_reason(exc)
         if "Unsupported global" in reason:
             raise ClipbenchError(
                 f"{path} holds Python objects other than tensors; only state dicts and TorchScript archives "

@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from clipbench.foundations.errors import ChecksumError, ClipbenchError, OfflineE
 from clipbench.foundations.fileio import sha256_file
 from clipbench.models.backends import count_params, require_extra
 from clipbench.models.base import ImageTextModel
-from clipbench.models.checkpoint_file import file_sha256, is_torchscript
+from clipbench.models.checkpoint_file import file_sha256, is_torchscript, load_failure_reason
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,11 @@ def _build(open_clip, arch: str, checkpoint: Path, quick_gelu: bool, preprocess_
             model.load_state_dict(state, strict=True)
         else:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(checkpoint), **kwargs)
-    except (RuntimeError, KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (RuntimeError, KeyError, ValueError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        # torch's refusal of a pickle that is not plain tensors spans many lines of advice: keep its cause
         raise ClipbenchError(
-            f"checkpoint {checkpoint} does not load into open_clip architecture {arch!r} ({spec!r}): {first[:300]}"
+            f"checkpoint {checkpoint} does not load into open_clip architecture {arch!r} ({spec!r}): "
+            f"{load_failure_reason(exc)[:300]}"
         ) from exc
     model.eval()
     return model, preprocess
