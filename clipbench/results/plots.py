@@ -131,15 +131,20 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     return _png(fig)
 
 
+def _short_commit(point) -> str:
+    """An untagged run's label: its commit, ``+`` when the tree was dirty ("" outside git)."""
+    return (point.commit or "")[:7] + ("+" if point.commit and point.dirty else "")
+
+
 @_literal_text
 def trend_plot(points) -> bytes:
     """Primary metric over time: one line per (model, dataset, task, variant), 95% CI band, tags annotated.
 
     ``points`` are ``clipbench.results.history.HistoryPoint`` in row-then-time order.
     """
+    # the label is chosen here, not from the frame: pandas turns a None tag beside real tags into a truthy NaN
     frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "value": p.value, "low": p.ci_low,
-                           "high": p.ci_high, "tag": p.tag, "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")}
-                          for p in points])
+                           "high": p.ci_high, "label": p.tag or _short_commit(p)} for p in points])
     # a record without a time (or with one pandas cannot read) has no place on the time axis
     frame["time"] = pd.to_datetime([p.timestamp for p in points], utc=True, errors="coerce", format="ISO8601")
     frame = frame[frame["time"].notna()]
@@ -157,7 +162,7 @@ def trend_plot(points) -> bytes:
                             alpha=0.15, linewidth=0)
         previous, placed = None, 0
         for _, point in group.iterrows():
-            text = point["tag"] or point["commit"]
+            text = point["label"]
             if text and text != previous:  # label where the tag or commit changes, staggered so labels do not pile up
                 ax.annotate(str(text), (point["time"], point["value"]), textcoords="offset points",
                             xytext=(4, 6 + 10 * (placed % 3)), fontsize=7, color=colour)
