@@ -121,7 +121,7 @@ def test_variant_runs_are_only_in_the_table(tmp_path, figures):
     assert "| RN50 | ResNet | 70.0 [69.5, 70.5] | 70.0 | full |" in md
     assert "6 results, 3 models (+ 3 variant runs, in the tables only)" in md
     # a model run only with --limit is still a model in the models table
-    assert "| ViT-L/14 | ViT-L/14 | 000000000000 | ViT | 427.6 | 162.03 | 224 |" in md
+    assert "| ViT-L/14 | ViT-L/14 | 000000000000 | ViT | 427.6 M | 162.03 | 224 |" in md
     # a task with variant runs only: its table, and a line saying why there are no plots
     assert "Linear probe: per dataset" not in figures
     assert "No per-dataset bars: every result of this task is a variant run" in md.split("## Linear probe")[1]
@@ -140,8 +140,8 @@ def test_models_without_a_registry_cost_are_placed_by_parameters(tmp_path, figur
     md = report.markdown.read_text()
     assert "image-tower parameters" not in md
     assert "against parameter count (image + text towers)" in md
-    assert "| mine | /ckpts/mine.pt | cccccccccccc | ViT | 5.0 | – | – |" in md
-    assert "| copy-of-rn50 | /ckpts/copy-of-rn50.pt |" in md and "| ResNet | 102.0 | 12.22 | 224 |" in md
+    assert "| mine | /ckpts/mine.pt | cccccccccccc | ViT | 5.0 M | – | – |" in md
+    assert "| copy-of-rn50 | /ckpts/copy-of-rn50.pt |" in md and "| ResNet | 102.0 M | 12.22 | 224 |" in md
     assert re.search(r"Not in the ResNet-vs-ViT plot: mystery \(parameter count unknown: [^)]*\)\.", md)
 
 

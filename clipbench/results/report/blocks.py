@@ -52,6 +52,17 @@ def fmt_num(value, scale: float = 1.0, digits: int = 1) -> str:
     return "–" if value is None else f"{value / scale:.{digits}f}"
 
 
+def fmt_params(value) -> str:
+    """A parameter count as people write it: ``102.0 M``, ``1.2 B``, ``850 k`` (never ``102007137``)."""
+    value = number(value)
+    if value is None:
+        return "–"
+    for scale, unit in ((1e9, "B"), (1e6, "M")):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value / 1e3:.0f} k" if value >= 1e3 else f"{value:.0f}"
+
+
 def bars_table(rows: dict[str, dict[str, tuple[float | None, float | None, float | None]]]) -> pd.DataFrame:
     """{model: {column: (value, ci_low, ci_high)}} as the table ``plots.grouped_bars`` draws."""
     columns = list(dict.fromkeys(c for cells in rows.values() for c in cells))
@@ -105,9 +116,9 @@ def models_block(labels, names, facts, provenance) -> Block:
     for m in sorted(representatives(labels), key=lambda m: (facts[m]["family"], unlabelled(names[m]))):
         sha = (provenance.get(m) or Provenance()).weights_sha256
         rows.append([unlabelled(names[m]), unlabelled(m), sha[:12] if sha else "–", facts[m]["family"],
-                     fmt_num(facts[m].get("params"), 1e6), fmt_num(facts[m].get("image_gflops"), 1, 2),
+                     fmt_params(facts[m].get("params")), fmt_num(facts[m].get("image_gflops"), 1, 2),
                      str(facts[m].get("resolution") or "–")])
-    return Block("Models", ["model", "name or path", "weights SHA-256", "image tower", "params (M)", "image GFLOPs",
+    return Block("Models", ["model", "name or path", "weights SHA-256", "image tower", "params", "image GFLOPs",
                              "resolution"], rows,
                   "params: the whole CLIP model (image + text towers); GFLOPs: the image tower, one image at its "
                   "resolution.")

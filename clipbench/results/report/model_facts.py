@@ -105,22 +105,25 @@ def model_facts(models: list[str], frame: pd.DataFrame,
                 provenance: dict[str, Provenance] | None = None) -> dict[str, dict]:
     """family / params / image_gflops / resolution per model name.
 
-    Registry by name, then by architecture alias, then by the weights' SHA-256 (a checkpoint file
-    that is a known checkpoint); a parameter count the records carry wins over the table's.
+    The record's own ``model_facts`` first (measured from the loaded model, so a local checkpoint has them);
+    what they lack comes from the registry by name, then by the recorded architecture or the name's
+    architecture alias, then by the weights' SHA-256 (a checkpoint file that is a known checkpoint). A
+    parameter count the records carry at top level (schema 1) wins over the table's.
     """
     registry = _registry_facts()
     by_sha = _checkpoint_facts_by_sha() if provenance else {}
     out = {}
     for model in models:
-        facts = dict(registry.get(norm_name(unlabelled(model))) or {})
-        alias = architecture_alias(unlabelled(model))
-        if not facts and alias:
-            facts = dict(registry.get(norm_name(alias)) or {})
         prov = (provenance or {}).get(model) or Provenance()
+        facts = dict(registry.get(norm_name(unlabelled(model))) or {})
+        for alias in (prov.facts.get("architecture"), architecture_alias(unlabelled(model))):
+            if not facts and alias:
+                facts = dict(registry.get(norm_name(alias)) or {})
         if not facts and prov.weights_sha256 in by_sha:
             facts = dict(by_sha[prov.weights_sha256])
         if prov.params:
             facts["params"] = prov.params
+        facts |= {k: v for k, v in prov.facts.items() if k != "architecture"}
         recorded = frame.loc[frame["model"] == model, "model_family"].dropna()
         if not facts.get("family") and len(recorded):
             facts["family"] = str(recorded.iloc[-1])
