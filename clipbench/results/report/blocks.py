@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from clipbench.foundations.fileio import atomic_write_bytes
-from clipbench.results.report.reading import Provenance, unlabelled
+from clipbench.results.labels import unlabelled
+from clipbench.results.report.reading import Provenance
 
 
 @dataclass
@@ -92,7 +93,7 @@ def history_block(path: Path, out: Path, plots, names: dict[str, str]) -> tuple[
         block.missing.append("No trend plot: every row has a single run so far.")
     throughput = throughput_points(path)
     if throughput:
-        atomic_write_bytes(out / "throughput.png", plots.throughput_plot(throughput))
+        atomic_write_bytes(out / "throughput.png", plots.throughput_plot(throughput, names))
         block.figures.append(("Primary metric against measured end-to-end images/s (extraction), per task",
                               "throughput.png"))
         files.append(out / "throughput.png")

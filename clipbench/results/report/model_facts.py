@@ -9,46 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import pandas as pd
 
-from clipbench.results.report.reading import Provenance, labelled, unlabelled, variant_of
+from clipbench.results.labels import unlabelled
+from clipbench.results.report.reading import Provenance
 from clipbench.tasks.registry import task_title
 
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------- names
-
-
-_CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".ckpt"}
-
-
-def _is_path(model: str) -> bool:
-    if re.match(r"(?i)(openclip|hf):", model):
-        return False
-    return Path(model).suffix.lower() in _CHECKPOINT_SUFFIXES or model.startswith(("/", "./", "../", "~"))
-
-
-def short_names(labels: list[str], provenance: dict[str, Provenance]) -> dict[str, str]:
-    """Legend names: a checkpoint path becomes its file's stem (plus a hash prefix when two stems clash)."""
-    bases = list(dict.fromkeys(unlabelled(label) for label in labels))
-    sha = {}
-    for label in labels:
-        sha.setdefault(unlabelled(label), None)
-        sha[unlabelled(label)] = sha[unlabelled(label)] or (provenance.get(label) or Provenance()).weights_sha256
-    def clashes(names: dict[str, str]) -> set[str]:
-        return {b for b in bases if sum(1 for v in names.values() if v == names[b]) > 1}
-
-    short = {b: (Path(b).stem if _is_path(b) else b) for b in bases}
-    short |= {b: f"{short[b]} ({sha[b][:8]})" for b in clashes(short) if _is_path(b) and sha[b]}
-    short |= {b: b for b in clashes(short)}  # still ambiguous (same stem and hash at two paths): the path
-    out = {}
-    for label in labels:
-        variant = variant_of(label)
-        out[label] = labelled(short[unlabelled(label)], variant)
-    return out
-
 
 # ---------------------------------------------------------------- model facts
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.tables import csv_records
+from clipbench.results.labels import labelled
 from clipbench.results.records import read_records, record_variant
 from clipbench.results.source import primary_rows
 
@@ -24,15 +25,6 @@ _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", 
 
 
 # ---------------------------------------------------------------- reading results
-
-
-def labelled(model: str, variant: str) -> str:
-    """A non-default run (--limit, bf16, ...) shows as its own row: ``ViT-B/16 [limit=500]``."""
-    return f"{model} [{variant}]" if variant else model
-
-
-def unlabelled(model: str) -> str:
-    return re.sub(r" \[[^\]]*\]$", "", model)
 
 
 def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, Path]:
@@ -144,8 +136,3 @@ def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
         if ts := _text(rec.get("timestamp")):
             prov.timestamps.append(ts)
     return out
-
-def variant_of(label: str) -> str:
-    """``"RN50 [limit=50]"`` -> ``"limit=50"`` (the suffix ``labelled`` adds); ``""`` for a default run."""
-    m = re.search(r" \[([^\]]*)\]$", label)
-    return m[1] if m else ""
