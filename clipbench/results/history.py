@@ -234,6 +234,26 @@ def format_history(points: list[HistoryPoint]) -> str:
     return "\n".join(blocks)
 
 
+#: the columns of ``--format json|csv`` (also when no record matches, so a CSV still has its header)
+HISTORY_COLUMNS = ("model", "dataset", "task", "variant", "timestamp", "metric", "value", "ci_low", "ci_high",
+                   "change", "commit", "dirty", "tag", "images_per_s", "record_id")
+
+
+def history_rows(points: list[HistoryPoint]) -> list[dict]:
+    """One plain dict per record for ``--format json|csv``: the row's key, the value with its CI, the change
+    against the row's previous record, and the provenance (commit, dirty, tag, measured images/s)."""
+    rows, previous = [], {}
+    for p in points:
+        before = previous.get(p.key)
+        rows.append({"model": p.model, "dataset": p.dataset, "task": p.task, "variant": p.variant,
+                     "timestamp": p.timestamp, "metric": p.metric, "value": p.value, "ci_low": p.ci_low,
+                     "ci_high": p.ci_high, "change": None if before is None else p.value - before,
+                     "commit": p.commit, "dirty": p.dirty, "tag": p.tag, "images_per_s": p.images_per_s,
+                     "record_id": p.record_id})
+        previous[p.key] = p.value
+    return rows
+
+
 def throughput_points(source: str | os.PathLike, task: str | None = None) -> list[dict]:
     """Per (model, dataset, task), the latest default-variant record with a measured end-to-end throughput:
     model, family, task, dataset, x (images/s), y (primary metric).
