@@ -8,7 +8,10 @@ import json
 
 import pytest
 
+import clipbench
 from clipbench.cli import main
+from clipbench.results.samples import read_samples
+from clipbench.suites import parse_suite
 
 
 def _history(tmp_path):
@@ -37,3 +40,19 @@ def test_history_as_json_and_csv(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["history", str(res), "--format", "yaml"])
     assert exit_info.value.code == 2
+
+
+def test_samples_as_json_and_csv_give_every_row_of_the_per_sample_file(tmp_path, capsys):
+    suite = parse_suite({"version": 1, "datasets": ["digits"], "tasks": ["zeroshot"],
+                         "options": {"bootstrap": 0, "offline": True, "threads": 1}}, "t", "fmt", check_dataset=None)
+    (record,) = clipbench.run("clipbench-tiny", suite=suite, cache_dir=tmp_path / "cache",
+                              results_dir=tmp_path / "res", device="cpu", progress=False)
+    stored = read_samples(tmp_path / "res", record)
+    assert main(["samples", record["record_id"][:8], "--results", str(tmp_path / "res"), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == record["n_samples"] == len(stored)
+    assert [r["index"] for r in rows] == stored.index.tolist() and [r["label"] for r in rows] == stored.label.tolist()
+    assert [r["correct"] for r in rows] == stored.correct.tolist()
+    assert main(["samples", record["record_id"][:8], "--results", str(tmp_path / "res"), "--format", "csv"]) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(table) == len(rows) and table[0]["label"] == str(rows[0]["label"])
