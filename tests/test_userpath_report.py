@@ -59,3 +59,18 @@ def test_local_checkpoints_take_their_facts_from_the_record(tmp_path, annotation
 def test_parameter_counts_read_as_people_write_them():
     assert [fmt_params(v) for v in (102_007_137, 1_234_000_000, 850_000, 12, None, float("nan"))] == \
         ["102.0 M", "1.2 B", "850 k", "12", "–", "–"]
+
+
+def test_provenance_stays_narrow_however_many_datasets_a_model_has(tmp_path):
+    datasets = [f"dataset_number_{i}" for i in range(12)]
+    records = []
+    for i, dataset in enumerate(datasets):
+        record = _local("/ckpts/my-vit.pt", "ViT", 60.0 + i, "2" * 64, {"family": "ViT", "params": 151_277_313})
+        records.append({**record, "dataset": dataset, "dataset_fingerprint": f"{i:032x}"})
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    md = build_report(tmp_path / "results", out_dir=tmp_path / "out").markdown.read_text()
+    provenance = md.split("## Provenance")[1].splitlines()
+    rows = [line for line in provenance if line.startswith("|")]
+    assert len(rows) == 2 + len(datasets) and max(map(len, rows)) < 160  # was one line of 700+
+    assert f"| my-vit | {'2' * 64} | dataset_number_0 | {0:032x} | 0.1.0 | 2026-11-23 |" in rows

@@ -125,14 +125,23 @@ def models_block(labels, names, facts, provenance) -> Block:
                   "resolution.")
 
 def provenance_block(labels, names, provenance: dict[str, Provenance]) -> Block:
+    """One line per model and dataset (a model's name, weights hash and versions on its first line only), so the
+    table stays narrow however many datasets a model was run on."""
     rows = []
     for m in labels:
         prov = provenance.get(m) or Provenance()
-        stamps = sorted(t[:10] for t in prov.timestamps)
-        dates = "–" if not stamps else stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
-        rows.append([names[m], prov.weights_sha256 or "–",
-                     "\n".join(f"{d}: {fp}" for d, fp in sorted(prov.fingerprints.items())) or "–",
-                     ", ".join(sorted(prov.versions)) or "–", dates])
-    return Block("Provenance", ["model", "weights SHA-256", "dataset fingerprints", "clipbench", "measured"], rows,
+        datasets = sorted(set(prov.fingerprints) | set(prov.measured)) or [None]
+        for i, dataset in enumerate(datasets):
+            first = i == 0
+            date = prov.measured.get(dataset, "")[:10] if dataset else _dates(prov.timestamps)
+            rows.append([names[m] if first else "", (prov.weights_sha256 or "–") if first else "", dataset or "–",
+                         prov.fingerprints.get(dataset, "–") if dataset else "–",
+                         (", ".join(sorted(prov.versions)) or "–") if first else "", date or "–"])
+    return Block("Provenance", ["model", "weights SHA-256", "dataset", "fingerprint", "clipbench", "measured"], rows,
                   "From the newest record behind each row of the tables above. clipbench versions come from "
                   "results.jsonl; leaderboard.csv does not carry them.")
+
+
+def _dates(timestamps: list[str]) -> str:
+    stamps = sorted(t[:10] for t in timestamps)
+    return "" if not stamps else stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"

@@ -59,6 +59,7 @@ class Provenance:
     fingerprints: dict[str, str] = field(default_factory=dict)  # dataset -> fingerprint
     versions: set[str] = field(default_factory=set)  # clipbench versions
     timestamps: list[str] = field(default_factory=list)
+    measured: dict[str, str] = field(default_factory=dict)  # dataset -> timestamp of its newest record
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -135,4 +136,5 @@ def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
             prov.versions.add(v)
         if ts := _text(rec.get("timestamp")):
             prov.timestamps.append(ts)
+            prov.measured[row.dataset] = max(ts, prov.measured.get(row.dataset, ts))
     return out
