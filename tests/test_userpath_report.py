@@ -1,5 +1,6 @@
-"""The report reads model facts where the run wrote them (record["model_facts"], schema 2), so local
-checkpoints get their parameters, resolution and a place in "ResNet vs ViT"; counts read as people write them."""
+"""The report and history say what a user would check: model facts where the run wrote them (record["model_facts"],
+schema 2), so local checkpoints get parameters, resolution and a place in "ResNet vs ViT"; counts as people write
+them; narrow tables; an untagged run labelled by its commit; a throughput plot of default runs under short names."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import json
 import matplotlib.axes
 import pytest
 
+from clipbench.results import plots
+from clipbench.results.history import history_points, throughput_points
+from clipbench.results.plots import trend_plot
 from clipbench.results.report import build_report
 from clipbench.results.report.blocks import fmt_params
 
@@ -74,3 +78,50 @@ def test_provenance_stays_narrow_however_many_datasets_a_model_has(tmp_path):
     rows = [line for line in provenance if line.startswith("|")]
     assert len(rows) == 2 + len(datasets) and max(map(len, rows)) < 160  # was one line of 700+
     assert f"| my-vit | {'2' * 64} | dataset_number_0 | {0:032x} | 0.1.0 | 2026-11-23 |" in rows
+
+
+def test_history_plot_labels_untagged_runs_by_their_commit(tmp_path, annotations):
+    lines = []
+    for i, tag in enumerate(("v1", None, "v2")):
+        lines.append(json.dumps({"model": "m", "dataset": "d", "task": "zeroshot", "metrics": {"top1": 70.0 + i},
+                                 "primary_metric": "top1", "timestamp": f"2026-01-0{i + 1}T00:00:00+00:00",
+                                 "tag": tag, "git": {"commit": f"{i}" * 40, "dirty": i == 1}}))
+    (tmp_path / "results.jsonl").write_text("\n".join(lines) + "\n")
+    trend_plot(history_points(tmp_path))
+    assert annotations == ["v1", "1111111+", "v2"]
+
+
+def _record(model: str, task: str, value: float, rate: float | None, ts: str, family: str = "ViT", **extra) -> dict:
+    return {"model": model, "dataset": "cifar10", "task": task, "metrics": {"top1": value}, "primary_metric": "top1",
+            "timestamp": ts, "model_family": family, "cost": {"images_per_s_end_to_end": rate}, **extra}
+
+
+def test_throughput_plot_draws_default_runs_with_a_measured_rate_under_short_names(tmp_path, annotations,
+                                                                                    monkeypatch):
+    records = [
+        _record("/ckpts/run-3/rn.pt", "zeroshot", 40.0, 900.0, "2026-01-01T00:00:00+00:00", "ResNet", limit=50),
+        _record("/ckpts/run-3/rn.pt", "zeroshot", 60.0, None, "2026-01-02T00:00:00+00:00", "ResNet"),  # cached
+        _record("/ckpts/vit.pt", "zeroshot", 70.0, 30.0, "2026-01-01T00:00:00+00:00"),
+        _record("/ckpts/vit.pt", "linear_probe", 80.0, 20.0, "2026-01-01T00:00:00+00:00"),
+        _record("ViT-L/14", "linear_probe", 85.0, 2000.0, "2026-01-01T00:00:00+00:00"),
+    ]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    rows = throughput_points(tmp_path)
+    assert sorted((r["model"], r["task"]) for r in rows) == [("/ckpts/vit.pt", "linear_probe"),
+                                                             ("/ckpts/vit.pt", "zeroshot"),
+                                                             ("ViT-L/14", "linear_probe")]  # no --limit run
+    drawn = {}
+    real_png = plots._png
+
+    def capture(fig):
+        drawn["scales"] = [ax.get_xscale() for ax in fig.axes]
+        drawn["legends"] = [ax.get_legend() for ax in fig.axes]
+        drawn["figure_legends"] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+        return real_png(fig)
+
+    monkeypatch.setattr(plots, "_png", capture)
+    png = plots.throughput_plot(rows)
+    assert png.startswith(b"\x89PNG")
+    assert sorted(annotations) == ["ViT-L/14", "vit", "vit"]  # display names, never a file path
+    assert drawn["scales"] == ["log", "log"]  # one scale per figure: 20 to 2000 images/s
+    assert drawn["legends"] == [None, None] and drawn["figure_legends"] == ["ViT"]  # one legend, below the panels
