@@ -59,8 +59,8 @@ def test_report_has_tables_means_and_plots(results_dir, tmp_path):
     assert "## Zero-shot classification" in md and "## Linear probe" in md
     assert "| RN101 | ResNet | 88.0 [87.4, 88.6] | 56.0 [55.4, 56.6] | – | 72.0 * |" in md  # incomplete mean marked
     # model facts from the registry, borrowed by the open_clip name of the same architecture
-    assert "| RN50 | RN50 | 000000000000 | ResNet | 102.0 | 12.22 | 224 |" in md
-    assert ("| openclip:ViT-B-16/laion2b_s34b_b88k | openclip:ViT-B-16/laion2b_s34b_b88k | 000000000000 | ViT | 149.6 "
+    assert "| RN50 | RN50 | 000000000000 | ResNet | 102.0 M | 12.22 | 224 |" in md
+    assert ("| openclip:ViT-B-16/laion2b_s34b_b88k | openclip:ViT-B-16/laion2b_s34b_b88k | 000000000000 | ViT | 149.6 M "
             "| 35.13 | 224 |") in md
     # published numbers only for OpenAI's own weights
     assert "| RN50 | cifar10 | zeroshot | 72.0 | 75.6 | -3.6 | 71.6 | +0.4 |" in md

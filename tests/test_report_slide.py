@@ -121,7 +121,7 @@ def test_variant_runs_are_only_in_the_table(tmp_path, figures):
     assert "| RN50 | ResNet | 70.0 [69.5, 70.5] | 70.0 | full |" in md
     assert "6 results, 3 models (+ 3 variant runs, in the tables only)" in md
     # a model run only with --limit is still a model in the models table
-    assert "| ViT-L/14 | ViT-L/14 | 000000000000 | ViT | 427.6 | 162.03 | 224 |" in md
+    assert "| ViT-L/14 | ViT-L/14 | 000000000000 | ViT | 427.6 M | 162.03 | 224 |" in md
     # a task with variant runs only: its table, and a line saying why there are no plots
     assert "Linear probe: per dataset" not in figures
     assert "No per-dataset bars: every result of this task is a variant run" in md.split("## Linear probe")[1]
@@ -140,8 +140,8 @@ def test_models_without_a_registry_cost_are_placed_by_parameters(tmp_path, figur
     md = report.markdown.read_text()
     assert "image-tower parameters" not in md
     assert "against parameter count (image + text towers)" in md
-    assert "| mine | /ckpts/mine.pt | cccccccccccc | ViT | 5.0 | – | – |" in md
-    assert "| copy-of-rn50 | /ckpts/copy-of-rn50.pt |" in md and "| ResNet | 102.0 | 12.22 | 224 |" in md
+    assert "| mine | /ckpts/mine.pt | cccccccccccc | ViT | 5.0 M | – | – |" in md
+    assert "| copy-of-rn50 | /ckpts/copy-of-rn50.pt |" in md and "| ResNet | 102.0 M | 12.22 | 224 |" in md
     assert re.search(r"Not in the ResNet-vs-ViT plot: mystery \(parameter count unknown: [^)]*\)\.", md)
 
 
@@ -155,9 +155,12 @@ def test_html_reads_as_prose_with_provenance_and_missing_plot_lines(tmp_path):
     assert "No ResNet-vs-ViT plot: it needs two models with a known cost, and 0 of 1" in page
     provenance = page.split("<h2>Provenance</h2>")[1]
     cells = re.findall(r"<td class='\w+'>(.*?)</td>", provenance)
-    assert cells[:5] == ["only", "e" * 64, "cifar10: fp-cifar10<br>cifar100: fp-cifar100", "0.1.0",
-                         "2026-11-20 to 2026-11-21"]
-    assert "| only | " + "e" * 64 + " | cifar10: fp-cifar10; cifar100: fp-cifar100 | 0.1.0 |" in report.markdown.read_text()
+    # one line per model and dataset: the table stays narrow however many datasets a model has
+    assert cells[:12] == ["only", "e" * 64, "cifar10", "fp-cifar10", "0.1.0", "2026-11-20",
+                          "", "", "cifar100", "fp-cifar100", "", "2026-11-21"]
+    md = report.markdown.read_text()
+    assert "| only | " + "e" * 64 + " | cifar10 | fp-cifar10 | 0.1.0 | 2026-11-20 |" in md
+    assert "|  |  | cifar100 | fp-cifar100 |  | 2026-11-21 |" in md
 
 
 def test_report_help_shows_a_plain_percent_sign(capsys):
@@ -179,6 +182,6 @@ def test_provenance_from_a_leaderboard_csv_uses_the_model_identity(tmp_path):
         "acccf701acf11befdf6a8d92ce5ed7fd,ci,1,2026-11-24T08:00:00+00:00\n")
     md = build_report(path, out_dir=tmp_path / "out").markdown.read_text()
     provenance = md.split("## Provenance")[1]
-    assert f"| tiny | {'3' * 64} | digits: d6a23bdc4b32674d0828ce2ebe46bc98 | – | 2026-11-23 |" in provenance
-    assert f"| tiny [limit=100] | {'3' * 64} | digits: acccf701acf11befdf6a8d92ce5ed7fd | – | 2026-11-24 |" in provenance
+    assert f"| tiny | {'3' * 64} | digits | d6a23bdc4b32674d0828ce2ebe46bc98 | – | 2026-11-23 |" in provenance
+    assert f"| tiny [limit=100] | {'3' * 64} | digits | acccf701acf11befdf6a8d92ce5ed7fd | – | 2026-11-24 |" in provenance
     assert "| tiny [limit=100] | other | 70.0 [61.0, 79.0] | 70.0 | variant (limit=100), not plotted |" in md

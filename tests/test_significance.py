@@ -162,10 +162,14 @@ def test_a_drop_of_4_samples_out_of_797_passes_but_the_fixed_rule_fails_it(basel
     assert test.test == "mcnemar" and test.discordant == (4, 0) and test.p_value == pytest.approx(0.125)
     assert "drop of 0.50 [" in row.note and "p = 0.125: not significant at alpha 0.05, passes" in row.note
     assert main(["compare", str(noisy), "--baseline", str(base), "--max-drop", "0.25"]) == 0
+    # the summary says what it counted: the 0.50 drop passed as not significant, it is not "0 dropped"
+    assert ("PASS: 0 significant drops of more than 0.25 points; 1 drop of more than 0.25 points not significant "
+            "at alpha 0.05; 0 missing" in capsys.readouterr().out)
     # the leaderboard CSV has no sample references: the old rule, which calls 4 samples a regression
     assert main(["compare", str(noisy / "leaderboard.csv"), "--baseline", str(base), "--max-drop", "0.25"]) == 1
     out = capsys.readouterr().out
     assert "drop of 0.50, > max-drop 0.25: regression (fixed rule: the new is a leaderboard CSV" in out
+    assert "FAIL: 1 fixed-rule drop of more than 0.25 points; 0 missing" in out
 
 
 def test_mean_per_class_recall_rows_get_a_paired_bootstrap(baseline, tmp_path):

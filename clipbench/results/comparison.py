@@ -21,6 +21,7 @@ from __future__ import annotations
 import decimal
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,10 @@ class ComparisonRow:
         return self.status + (f" ({', '.join(self.mismatch)} differ)" if self.mismatch else "")
 
 
+def _count(n: int, noun: str, rest: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}{rest}"
+
+
 #: Row statuses that fail the gate.
 FAILING = ("DROP", "MISSING", "NOT COMPARABLE")
 
@@ -143,7 +148,16 @@ class Comparison:
                  "mismatch": list(r.mismatch), "note": r.note, "failed": r.status in FAILING}
                 for r in self.rows]
 
-    def to_markdown(self) -> str:
+    def passed_drops(self) -> list[ComparisonRow]:
+        """Rows that dropped by more than ``max_drop`` and still pass (a judge found the drop not significant,
+        or the row's own tolerance is wider): the summary counts them apart so no drop goes unmentioned."""
+        return [r for r in self.rows if r.status not in FAILING and r.delta is not None
+                and r.delta < -self.max_drop - 1e-9]
+
+    def to_markdown(self, failed_as: Callable[[ComparisonRow], str] | None = None,
+                    why_passed: Callable[[ComparisonRow], str] | None = None) -> str:
+        """The table and a one-line verdict that says what it counted: ``failed_as`` names what kind of drop
+        each DROP row is (e.g. "significant drop", the gated compare), ``why_passed`` why a large drop passed."""
         def num(v: float | None, sign: bool = False) -> str:
             return "-" if v is None else (f"{v:+.2f}" if sign else f"{v:.2f}")
 
@@ -153,13 +167,19 @@ class Comparison:
             names = " | ".join(markdown_text(v) for v in (r.model, r.dataset, r.task, r.variant or "-", r.metric))
             lines.append(f"| {names} | {num(r.baseline)} | {num(r.new)} | {num(r.delta, sign=True)} | "
                          f"{markdown_text(r.status_text)} |")
-        drops = sum(r.status == "DROP" for r in self.rows)
         missing = sum(r.status == "MISSING" for r in self.rows)
         foreign = sum(r.status == "NOT COMPARABLE" for r in self.rows)
         verdict = "FAIL" if self.failed else "PASS"
         lines.append("")
-        lines.append(f"{verdict}: {drops} dropped by more than {self.max_drop:g} points, {missing} missing, "
-                     f"{foreign} not comparable, {len(self.rows)} rows compared.")
+        beyond = f" of more than {self.max_drop:g} points"
+        failing = Counter(failed_as(r) if failed_as else "drop" for r in self.rows if r.status == "DROP")
+        if not failing:
+            failing[failed_as(None) if failed_as else "drop"] = 0
+        parts = [_count(n, noun, beyond) for noun, n in sorted(failing.items())]
+        passed = Counter(why_passed(r) if why_passed else "passed" for r in self.passed_drops())
+        parts += [_count(n, "drop", f"{beyond} {why}") for why, n in sorted(passed.items())]
+        lines.append(f"{verdict}: {'; '.join(parts)}; {missing} missing, {foreign} not comparable, "
+                     f"{len(self.rows)} rows compared.")
         if foreign:
             lines.append("Not comparable: other weights or other data than the baseline's; regenerate the baseline, "
                          "or pass --allow-mismatch to compare the numbers anyway.")

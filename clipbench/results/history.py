@@ -33,7 +33,7 @@ from pathlib import Path
 
 from clipbench.foundations.escaping import plain_text
 from clipbench.foundations.torch_env import device_type
-from clipbench.results.records import read_records, record_key
+from clipbench.results.records import read_records, record_key, record_variant
 from clipbench.results.schema import primary_metric
 
 log = logging.getLogger(__name__)
@@ -234,14 +234,39 @@ def format_history(points: list[HistoryPoint]) -> str:
     return "\n".join(blocks)
 
 
+#: the columns of ``--format json|csv`` (also when no record matches, so a CSV still has its header)
+HISTORY_COLUMNS = ("model", "dataset", "task", "variant", "timestamp", "metric", "value", "ci_low", "ci_high",
+                   "change", "commit", "dirty", "tag", "images_per_s", "record_id")
+
+
+def history_rows(points: list[HistoryPoint]) -> list[dict]:
+    """One plain dict per record for ``--format json|csv``: the row's key, the value with its CI, the change
+    against the row's previous record, and the provenance (commit, dirty, tag, measured images/s)."""
+    rows, previous = [], {}
+    for p in points:
+        before = previous.get(p.key)
+        rows.append({"model": p.model, "dataset": p.dataset, "task": p.task, "variant": p.variant,
+                     "timestamp": p.timestamp, "metric": p.metric, "value": p.value, "ci_low": p.ci_low,
+                     "ci_high": p.ci_high, "change": None if before is None else p.value - before,
+                     "commit": p.commit, "dirty": p.dirty, "tag": p.tag, "images_per_s": p.images_per_s,
+                     "record_id": p.record_id})
+        previous[p.key] = p.value
+    return rows
+
+
 def throughput_points(source: str | os.PathLike, task: str | None = None) -> list[dict]:
-    """Per row, the latest record with a measured end-to-end throughput (a run on cached features has none):
-    model, family, task, dataset, x (images/s), y (primary metric)."""
+    """Per (model, dataset, task), the latest default-variant record with a measured end-to-end throughput:
+    model, family, task, dataset, x (images/s), y (primary metric).
+
+    A run on cached features measured no throughput, and a variant (``--limit``, bf16, ...) is not the
+    model's result: a full run served from the cache must not be drawn as its ``--limit`` smoke run.
+    """
     latest: dict[tuple, dict] = {}
     for r in read_records(source):
         rate = (r.get("cost") or {}).get("images_per_s_end_to_end")
         metric = primary_metric(r)
-        if rate is None or (r.get("metrics") or {}).get(metric) is None or (task and r["task"] != task):
+        if (rate is None or (r.get("metrics") or {}).get(metric) is None or (task and r["task"] != task)
+                or record_variant(r)):
             continue
         latest[record_key(r)] = {"model": r["model"], "family": r.get("model_family") or "other", "task": r["task"],
                                  "dataset": r["dataset"], "metric": metric, "x": float(rate),

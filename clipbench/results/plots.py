@@ -17,6 +17,8 @@ matplotlib.use("Agg", force=False)  # no display needed; harmless if a backend i
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
 FAMILY_COLOURS = {"ResNet": "#1f77b4", "ViT": "#ff7f0e", "other": "#7f7f7f"}
 _FAMILY_SHADES = {"ResNet": plt.cm.Blues, "ViT": plt.cm.Oranges, "other": plt.cm.Greys}
@@ -131,15 +133,20 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     return _png(fig)
 
 
+def _short_commit(point) -> str:
+    """An untagged run's label: its commit, ``+`` when the tree was dirty ("" outside git)."""
+    return (point.commit or "")[:7] + ("+" if point.commit and point.dirty else "")
+
+
 @_literal_text
 def trend_plot(points) -> bytes:
     """Primary metric over time: one line per (model, dataset, task, variant), 95% CI band, tags annotated.
 
     ``points`` are ``clipbench.results.history.HistoryPoint`` in row-then-time order.
     """
+    # the label is chosen here, not from the frame: pandas turns a None tag beside real tags into a truthy NaN
     frame = pd.DataFrame([{"row": " / ".join(x for x in p.key if x), "value": p.value, "low": p.ci_low,
-                           "high": p.ci_high, "tag": p.tag, "commit": (p.commit or "")[:7] + ("+" if p.dirty else "")}
-                          for p in points])
+                           "high": p.ci_high, "label": p.tag or _short_commit(p)} for p in points])
     # a record without a time (or with one pandas cannot read) has no place on the time axis
     frame["time"] = pd.to_datetime([p.timestamp for p in points], utc=True, errors="coerce", format="ISO8601")
     frame = frame[frame["time"].notna()]
@@ -157,7 +164,7 @@ def trend_plot(points) -> bytes:
                             alpha=0.15, linewidth=0)
         previous, placed = None, 0
         for _, point in group.iterrows():
-            text = point["tag"] or point["commit"]
+            text = point["label"]
             if text and text != previous:  # label where the tag or commit changes, staggered so labels do not pile up
                 ax.annotate(str(text), (point["time"], point["value"]), textcoords="offset points",
                             xytext=(4, 6 + 10 * (placed % 3)), fontsize=7, color=colour)
@@ -173,34 +180,77 @@ def trend_plot(points) -> bytes:
     return _png(fig)
 
 
+_LABEL_OFFSETS = ((6, 4, "left"), (6, -12, "left"), (-6, 4, "right"), (-6, -12, "right"), (6, 15, "left"),
+                  (6, -23, "left"), (-6, 15, "right"), (-6, -23, "right"))
+
+
+def _place_labels(fig, ax, points: list[tuple[float, float, str]], taken: list) -> None:
+    """Label each point at the first of a few offsets (right, below, left, ...) whose box overlaps no label or
+    point already placed; with none free, the first. Boxes are measured by the renderer, so long names count."""
+    renderer = fig.canvas.get_renderer()
+    for x, y, text in points:
+        chosen = None
+        for dx, dy, ha in _LABEL_OFFSETS:
+            note = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8, ha=ha)
+            box = note.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in taken):
+                chosen = note
+                break
+            note.remove()
+        if chosen is None:
+            dx, dy, ha = _LABEL_OFFSETS[0]
+            chosen = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=8, ha=ha)
+        taken.append(chosen.get_window_extent(renderer))
+
+
 @_literal_text
-def throughput_plot(rows: list[dict]) -> bytes:
+def throughput_plot(rows: list[dict], names: dict[str, str] | None = None) -> bytes:
     """Accuracy against measured end-to-end images/s, one panel per task, coloured by image-tower family.
 
-    ``rows``: dicts with model, family, task, dataset, x (images/s), y (primary metric).
+    ``rows``: dicts with model, family, task, dataset, x (images/s), y (primary metric). Points are labelled
+    by ``names`` (the report's display names; by default a checkpoint path's file stem). All panels share one
+    x scale (log when the rates span more than 5x), and one legend sits below them, so none runs into the
+    next panel.
     """
+    from clipbench.results.labels import short_names
+    from clipbench.tasks.registry import task_title
+
     frame = pd.DataFrame(rows)
-    tasks = list(dict.fromkeys(frame["task"]))
+    models = list(dict.fromkeys(frame["model"]))
+    names = {**short_names(models, {}), **(names or {})}
     several_datasets = frame["dataset"].nunique() > 1
-    fig, axes = plt.subplots(1, len(tasks), figsize=(7.0 * len(tasks), 4.5), squeeze=False)
+    tasks = list(dict.fromkeys(frame["task"]))
+    log_x = bool((frame["x"] > 0).all() and frame["x"].max() / max(frame["x"].min(), 1e-12) > 5)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks) + 0.5, 4.5), squeeze=False, sharex=True)
     for ax, task in zip(axes[0], tasks, strict=True):
-        group = frame[frame["task"] == task]
+        group = frame[frame["task"] == task].sort_values(["x", "y"], kind="stable")
+        if log_x:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # no mathtext: names are literal
+            ax.xaxis.set_minor_formatter(NullFormatter())
         for family, members in group.groupby("family", sort=True):
             ax.scatter(members["x"], members["y"], s=60, color=FAMILY_COLOURS.get(family, FAMILY_COLOURS["other"]),
                        edgecolor="black", linewidth=0.5, label=family, zorder=3)
-            for _, row in members.iterrows():
-                label = f"{row['model']} ({row['dataset']})" if several_datasets else str(row["model"])
-                ax.annotate(label, (row["x"], row["y"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
-        if (group["x"] > 0).all() and group["x"].max() / max(group["x"].min(), 1e-12) > 5:
-            ax.set_xscale("log")
-        from clipbench.tasks.registry import task_title
-
         metrics = sorted(set(group.get("metric", pd.Series(dtype=str)).dropna()))
-        ax.set_xlabel("measured images/s, end to end (extraction)")
-        ax.set_ylabel(f"{task_title(task)}: {', '.join(metrics) or 'primary metric'} (%)")
-        ax.set_title(f"{task_title(task)}: accuracy vs measured throughput")
+        ax.set_xlabel("measured images/s, end to end" + (" (log scale)" if log_x else ""))
+        ax.set_ylabel(f"{', '.join(metrics) or 'primary metric'} (%)")
+        ax.set_title(task_title(task))
         ax.grid(alpha=0.3)
-        ax.margins(x=0.2)
+        ax.margins(x=0.25)
         ax.set_ylim(0, max(100.0, float(group["y"].max()) * 1.05))  # from 0: a small gap stays small
-        ax.legend(title="image tower", frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("Accuracy against measured throughput (extraction, default runs only)")
+    fig.tight_layout()
+    for ax, task in zip(axes[0], tasks, strict=True):  # labels last: their boxes depend on the final axes
+        group = frame[frame["task"] == task].sort_values(["y", "x"], ascending=False, kind="stable")
+        marker_boxes = [ax.transData.transform((x, y)) for x, y in zip(group["x"], group["y"], strict=True)]
+        taken = [Bbox.from_extents(px - 5, py - 5, px + 5, py + 5) for px, py in marker_boxes]
+        _place_labels(fig, ax, [(row["x"], row["y"], names.get(row["model"], str(row["model"]))
+                                 + (f" ({row['dataset']})" if several_datasets else ""))
+                                for _, row in group.iterrows()], taken)
+    families = sorted(set(frame["family"]))
+    handles = [plt.Line2D([], [], marker="o", linestyle="", markersize=8, markeredgecolor="black",
+                          color=FAMILY_COLOURS.get(f, FAMILY_COLOURS["other"])) for f in families]
+    fig.legend(handles, families, title="image tower", frameon=False, fontsize=8, loc="lower center",
+               ncol=len(families), bbox_to_anchor=(0.5, -0.08))
     return _png(fig)

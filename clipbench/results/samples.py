@@ -104,6 +104,18 @@ def read_samples(results_dir: str | os.PathLike, record: dict):
     """The record's per-sample log (``SampleLog`` or another kind's), verified against its reference;
     ``SampleFileError`` otherwise."""
     import pyarrow as pa
+
+    table, meta, kind, where, path = _verified_table(results_dir, record)
+    try:
+        return kind_class(kind).from_table(table, meta)
+    except (pa.ArrowException, KeyError, ValueError) as exc:
+        raise SampleFileError(f"{where}: per-sample file {path} lacks the columns of a {kind} file ({exc})") from exc
+
+
+def _verified_table(results_dir: str | os.PathLike, record: dict):
+    """(arrow table, metadata, kind, where, path) of the record's per-sample file, checked against its reference
+    (size, SHA-256, record id, split fingerprint, row count, a known kind)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     where = f"{record.get('model')}/{record.get('dataset')}/{record.get('task')}"
@@ -130,10 +142,7 @@ def read_samples(results_dir: str | os.PathLike, record: dict):
     kind = meta.get("kind", "classification")  # files written before kinds existed are classification
     if kind not in KINDS:
         raise SampleFileError(f"{where}: per-sample file {path} has an unknown kind {kind!r}")
-    try:
-        return kind_class(kind).from_table(table, meta)
-    except (pa.ArrowException, KeyError, ValueError) as exc:
-        raise SampleFileError(f"{where}: per-sample file {path} lacks the columns of a {kind} file ({exc})") from exc
+    return table, meta, kind, where, path
 
 
 def find_record(source: str | os.PathLike, result_id: str) -> tuple[Path, dict]:
@@ -159,6 +168,14 @@ def describe_record(source: str | os.PathLike, result_id: str, top: int = 10) ->
     lines = [f"{record['model']} / {record['dataset']} / {record['task']} (record {record['record_id']}, "
              f"split {record.get('split')}, fingerprint {record.get('dataset_fingerprint')})"]
     return "\n".join(lines + samples.describe(record, top))
+
+
+def sample_rows(source: str | os.PathLike, result_id: str) -> list[dict]:
+    """Every row of one record's per-sample file as stored (verified first), for ``clipbench samples --format
+    json|csv``: what a script needs to redo any analysis, one dict per sample in split order."""
+    results_dir, record = find_record(source, result_id)
+    table, *_ = _verified_table(results_dir, record)
+    return table.to_pylist()
 
 
 def discard_samples(results_dir: str | os.PathLike, record: dict) -> None:

@@ -37,7 +37,14 @@ from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.escaping import markdown_text
-from clipbench.results.comparison import Comparison, PrimaryValue, Row, _at_common_precision, compare
+from clipbench.results.comparison import (
+    Comparison,
+    ComparisonRow,
+    PrimaryValue,
+    Row,
+    _at_common_precision,
+    compare,
+)
 from clipbench.results.records import RESULTS_FILE, latest_records, read_records, record_key
 from clipbench.results.samples import SampleFileError, read_samples
 from clipbench.scoring.paired import PAIRED_RESAMPLES, PairedResult
@@ -246,8 +253,21 @@ class GatedComparison:
     def row_dicts(self) -> list[dict]:
         return self.comparison.row_dicts()
 
+    def _failed_as(self, row: ComparisonRow | None) -> str:
+        """A DROP row judged by a paired test is a significant drop; one without per-sample files fell back to
+        the fixed rule (``None``: the noun for a count of zero)."""
+        if row is None or (row.model, row.dataset, row.task, row.variant) in self.tests:
+            return "significant drop"
+        return "fixed-rule drop"
+
+    def _why_passed(self, row: ComparisonRow) -> str:
+        test = self.tests.get((row.model, row.dataset, row.task, row.variant))
+        if test is not None and test.p_value >= self.alpha:
+            return f"not significant at alpha {self.alpha:g}"
+        return "within the row's tolerance"
+
     def to_markdown(self) -> str:
-        lines = [self.comparison.to_markdown(), ""]
+        lines = [self.comparison.to_markdown(self._failed_as, self._why_passed), ""]
         tol = f"; tolerances from {self.tolerances.source}" if self.tolerances else ""
         lines.append(f"Verdicts (paired tests on per-sample predictions where both sides have them, "
                      f"alpha = {self.alpha:g}{tol}):")

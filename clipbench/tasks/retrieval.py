@@ -7,6 +7,7 @@ and the memory budget are ``clipbench.scoring.retrieval``'s.
 
 from __future__ import annotations
 
+from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.option import Option, a_bool, positive_int
 from clipbench.scoring.retrieval import DEFAULT_KS, TIE_RULE, metric_names, zeroshot_retrieval
@@ -22,6 +23,21 @@ def _k_list(value) -> bool:
 
 def _prefix(value) -> bool:
     return value is None or isinstance(value, str)
+
+
+def degenerate_recall(dataset: str, n_images: int, ks: list[int]) -> list[str]:
+    """Text->image recall@k is 100 by construction for k >= the image count, as classification with one class
+    scores 100%: a split where every k is that large measures nothing (an error, like a one-class folder);
+    one where only some are gets a note in the log and the record."""
+    trivial = [k for k in ks if k >= n_images]
+    if trivial == ks:
+        raise ClipbenchError(f"{dataset} has {n_images} image{'s' if n_images != 1 else ''} and recall@k is asked "
+                             f"for k = {', '.join(map(str, ks))}: text->image recall@k is 100% by construction "
+                             f"when k >= the image count; retrieval needs more images than the smallest k")
+    if trivial:
+        return [f"{dataset} has {n_images} images: text->image recall@{'/'.join(map(str, trivial))} is 100% by "
+                "construction (k >= the image count), and mean_recall includes it"]
+    return []
 
 
 class ZeroShotRetrievalTask(Task):
@@ -100,12 +116,13 @@ class ZeroShotRetrievalTask(Task):
         o = ctx.options
         split = ctx.evaluation_split(adapter)
         captions = split_captions(split)
+        ks = sorted(int(k) for k in o.recall_k)
+        notes = degenerate_recall(adapter.name, len(captions), ks)
         feats = ctx.features(model, split)
         prefix = o.caption_prefix if o.caption_prefix is not None else getattr(adapter, "caption_prefix", "")
         texts = [prefix + c for caps in captions for c in caps]
         text_image = np.repeat(np.arange(len(captions), dtype=np.int64), [len(c) for c in captions])
         text_feats = ctx.text_features(model, texts)
-        ks = sorted(int(k) for k in o.recall_k)
         device = o.device if str(o.device).startswith("cuda") else "cpu"
         result = zeroshot_retrieval(feats.features, text_feats, text_image, ks, o.bootstrap, o.seed,
                                     o.retrieval_block_mb << 20, device, max(ks) if o.retrieval_topk else None)
@@ -119,4 +136,4 @@ class ZeroShotRetrievalTask(Task):
                  "captions": texts}  # per-sample ranks: what the paired regression gate resamples
         return TaskResult(split, result.metrics, result.ci95, block,
                           SampleTable("retrieval", len(captions), ranks, {"recall_k": ks, "unit": "images"}),
-                          core={"prompt_hash": texts_hash(texts)[:32]})
+                          core={"prompt_hash": texts_hash(texts)[:32]}, notes=notes)

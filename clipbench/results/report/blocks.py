@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 
 from clipbench.foundations.fileio import atomic_write_bytes
-from clipbench.results.report.reading import Provenance, unlabelled
+from clipbench.results.labels import unlabelled
+from clipbench.results.report.reading import Provenance
 
 
 @dataclass
@@ -52,6 +53,17 @@ def fmt_num(value, scale: float = 1.0, digits: int = 1) -> str:
     return "–" if value is None else f"{value / scale:.{digits}f}"
 
 
+def fmt_params(value) -> str:
+    """A parameter count as people write it: ``102.0 M``, ``1.2 B``, ``850 k`` (never ``102007137``)."""
+    value = number(value)
+    if value is None:
+        return "–"
+    for scale, unit in ((1e9, "B"), (1e6, "M")):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value / 1e3:.0f} k" if value >= 1e3 else f"{value:.0f}"
+
+
 def bars_table(rows: dict[str, dict[str, tuple[float | None, float | None, float | None]]]) -> pd.DataFrame:
     """{model: {column: (value, ci_low, ci_high)}} as the table ``plots.grouped_bars`` draws."""
     columns = list(dict.fromkeys(c for cells in rows.values() for c in cells))
@@ -81,7 +93,7 @@ def history_block(path: Path, out: Path, plots, names: dict[str, str]) -> tuple[
         block.missing.append("No trend plot: every row has a single run so far.")
     throughput = throughput_points(path)
     if throughput:
-        atomic_write_bytes(out / "throughput.png", plots.throughput_plot(throughput))
+        atomic_write_bytes(out / "throughput.png", plots.throughput_plot(throughput, names))
         block.figures.append(("Primary metric against measured end-to-end images/s (extraction), per task",
                               "throughput.png"))
         files.append(out / "throughput.png")
@@ -105,22 +117,31 @@ def models_block(labels, names, facts, provenance) -> Block:
     for m in sorted(representatives(labels), key=lambda m: (facts[m]["family"], unlabelled(names[m]))):
         sha = (provenance.get(m) or Provenance()).weights_sha256
         rows.append([unlabelled(names[m]), unlabelled(m), sha[:12] if sha else "–", facts[m]["family"],
-                     fmt_num(facts[m].get("params"), 1e6), fmt_num(facts[m].get("image_gflops"), 1, 2),
+                     fmt_params(facts[m].get("params")), fmt_num(facts[m].get("image_gflops"), 1, 2),
                      str(facts[m].get("resolution") or "–")])
-    return Block("Models", ["model", "name or path", "weights SHA-256", "image tower", "params (M)", "image GFLOPs",
+    return Block("Models", ["model", "name or path", "weights SHA-256", "image tower", "params", "image GFLOPs",
                              "resolution"], rows,
                   "params: the whole CLIP model (image + text towers); GFLOPs: the image tower, one image at its "
                   "resolution.")
 
 def provenance_block(labels, names, provenance: dict[str, Provenance]) -> Block:
+    """One line per model and dataset (a model's name, weights hash and versions on its first line only), so the
+    table stays narrow however many datasets a model was run on."""
     rows = []
     for m in labels:
         prov = provenance.get(m) or Provenance()
-        stamps = sorted(t[:10] for t in prov.timestamps)
-        dates = "–" if not stamps else stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"
-        rows.append([names[m], prov.weights_sha256 or "–",
-                     "\n".join(f"{d}: {fp}" for d, fp in sorted(prov.fingerprints.items())) or "–",
-                     ", ".join(sorted(prov.versions)) or "–", dates])
-    return Block("Provenance", ["model", "weights SHA-256", "dataset fingerprints", "clipbench", "measured"], rows,
+        datasets = sorted(set(prov.fingerprints) | set(prov.measured)) or [None]
+        for i, dataset in enumerate(datasets):
+            first = i == 0
+            date = prov.measured.get(dataset, "")[:10] if dataset else _dates(prov.timestamps)
+            rows.append([names[m] if first else "", (prov.weights_sha256 or "–") if first else "", dataset or "–",
+                         prov.fingerprints.get(dataset, "–") if dataset else "–",
+                         (", ".join(sorted(prov.versions)) or "–") if first else "", date or "–"])
+    return Block("Provenance", ["model", "weights SHA-256", "dataset", "fingerprint", "clipbench", "measured"], rows,
                   "From the newest record behind each row of the tables above. clipbench versions come from "
                   "results.jsonl; leaderboard.csv does not carry them.")
+
+
+def _dates(timestamps: list[str]) -> str:
+    stamps = sorted(t[:10] for t in timestamps)
+    return "" if not stamps else stamps[0] if stamps[0] == stamps[-1] else f"{stamps[0]} to {stamps[-1]}"

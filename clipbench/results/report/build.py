@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from clipbench.foundations.fileio import atomic_write_text
+from clipbench.results.labels import short_names, variant_of
 from clipbench.results.report.blocks import (
     Block,
     history_block,
@@ -27,9 +28,9 @@ from clipbench.results.report.blocks import (
     representatives,
 )
 from clipbench.results.report.details import detail_blocks
-from clipbench.results.report.model_facts import model_facts, short_names
+from clipbench.results.report.model_facts import model_facts
 from clipbench.results.report.published import published_rows
-from clipbench.results.report.reading import load_provenance, load_results, variant_of
+from clipbench.results.report.reading import load_provenance, load_results
 from clipbench.results.report.render_html import render_html
 from clipbench.results.report.render_markdown import render_markdown
 from clipbench.results.report.task_section import task_block
@@ -52,7 +53,7 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
     out = Path(out_dir) if out_dir is not None else (path.parent / "report")
     labels = list(dict.fromkeys(frame["model"]))
     provenance = load_provenance(path, frame)
-    names = short_names(labels, provenance)
+    names = short_names(labels, {m: p.weights_sha256 for m, p in provenance.items()})
     facts = model_facts(labels, frame, provenance)
     families = {m: facts[m]["family"] for m in labels}
     bases = representatives(labels)

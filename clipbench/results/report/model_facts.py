@@ -9,46 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
-from pathlib import Path
 
 import pandas as pd
 
-from clipbench.results.report.reading import Provenance, labelled, unlabelled, variant_of
+from clipbench.results.labels import unlabelled
+from clipbench.results.report.reading import Provenance
 from clipbench.tasks.registry import task_title
 
 log = logging.getLogger(__name__)
-
-# ---------------------------------------------------------------- names
-
-
-_CHECKPOINT_SUFFIXES = {".pt", ".pth", ".bin", ".safetensors", ".ckpt"}
-
-
-def _is_path(model: str) -> bool:
-    if re.match(r"(?i)(openclip|hf):", model):
-        return False
-    return Path(model).suffix.lower() in _CHECKPOINT_SUFFIXES or model.startswith(("/", "./", "../", "~"))
-
-
-def short_names(labels: list[str], provenance: dict[str, Provenance]) -> dict[str, str]:
-    """Legend names: a checkpoint path becomes its file's stem (plus a hash prefix when two stems clash)."""
-    bases = list(dict.fromkeys(unlabelled(label) for label in labels))
-    sha = {}
-    for label in labels:
-        sha.setdefault(unlabelled(label), None)
-        sha[unlabelled(label)] = sha[unlabelled(label)] or (provenance.get(label) or Provenance()).weights_sha256
-    def clashes(names: dict[str, str]) -> set[str]:
-        return {b for b in bases if sum(1 for v in names.values() if v == names[b]) > 1}
-
-    short = {b: (Path(b).stem if _is_path(b) else b) for b in bases}
-    short |= {b: f"{short[b]} ({sha[b][:8]})" for b in clashes(short) if _is_path(b) and sha[b]}
-    short |= {b: b for b in clashes(short)}  # still ambiguous (same stem and hash at two paths): the path
-    out = {}
-    for label in labels:
-        variant = variant_of(label)
-        out[label] = labelled(short[unlabelled(label)], variant)
-    return out
-
 
 # ---------------------------------------------------------------- model facts
 
@@ -105,22 +73,25 @@ def model_facts(models: list[str], frame: pd.DataFrame,
                 provenance: dict[str, Provenance] | None = None) -> dict[str, dict]:
     """family / params / image_gflops / resolution per model name.
 
-    Registry by name, then by architecture alias, then by the weights' SHA-256 (a checkpoint file
-    that is a known checkpoint); a parameter count the records carry wins over the table's.
+    The record's own ``model_facts`` first (measured from the loaded model, so a local checkpoint has them);
+    what they lack comes from the registry by name, then by the recorded architecture or the name's
+    architecture alias, then by the weights' SHA-256 (a checkpoint file that is a known checkpoint). A
+    parameter count the records carry at top level (schema 1) wins over the table's.
     """
     registry = _registry_facts()
     by_sha = _checkpoint_facts_by_sha() if provenance else {}
     out = {}
     for model in models:
-        facts = dict(registry.get(norm_name(unlabelled(model))) or {})
-        alias = architecture_alias(unlabelled(model))
-        if not facts and alias:
-            facts = dict(registry.get(norm_name(alias)) or {})
         prov = (provenance or {}).get(model) or Provenance()
+        facts = dict(registry.get(norm_name(unlabelled(model))) or {})
+        for alias in (prov.facts.get("architecture"), architecture_alias(unlabelled(model))):
+            if not facts and alias:
+                facts = dict(registry.get(norm_name(alias)) or {})
         if not facts and prov.weights_sha256 in by_sha:
             facts = dict(by_sha[prov.weights_sha256])
         if prov.params:
             facts["params"] = prov.params
+        facts |= {k: v for k, v in prov.facts.items() if k != "architecture"}
         recorded = frame.loc[frame["model"] == model, "model_family"].dropna()
         if not facts.get("family") and len(recorded):
             facts["family"] = str(recorded.iloc[-1])

@@ -7,6 +7,7 @@ here comes from a results file and is untrusted: a field of the wrong type costs
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pandas as pd
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.tables import csv_records
+from clipbench.results.labels import labelled
 from clipbench.results.records import read_records, record_variant
 from clipbench.results.source import primary_rows
 
@@ -23,15 +25,6 @@ _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", 
 
 
 # ---------------------------------------------------------------- reading results
-
-
-def labelled(model: str, variant: str) -> str:
-    """A non-default run (--limit, bf16, ...) shows as its own row: ``ViT-B/16 [limit=500]``."""
-    return f"{model} [{variant}]" if variant else model
-
-
-def unlabelled(model: str) -> str:
-    return re.sub(r" \[[^\]]*\]$", "", model)
 
 
 def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, Path]:
@@ -62,9 +55,11 @@ class Provenance:
 
     weights_sha256: str | None = None
     params: int | None = None  # a parameter count the records carry, if any
+    facts: dict = field(default_factory=dict)  # the checked fields of record["model_facts"] (schema 2)
     fingerprints: dict[str, str] = field(default_factory=dict)  # dataset -> fingerprint
     versions: set[str] = field(default_factory=set)  # clipbench versions
     timestamps: list[str] = field(default_factory=list)
+    measured: dict[str, str] = field(default_factory=dict)  # dataset -> timestamp of its newest record
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -104,6 +99,22 @@ def _newest_by_key(path: Path) -> dict[tuple[str, str, str], dict]:
     return {(r["_label"], r["dataset"], r["task"]): r for r in rows}
 
 
+def _count(value) -> int | float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return value if ok else None
+
+
+def recorded_facts(value) -> dict:
+    """The fields of a record's ``model_facts`` (written at run time from the loaded model) that have the right
+    type: architecture, family (text), params, resolution (positive integers), image_gflops (a positive number)."""
+    if not isinstance(value, dict):
+        return {}
+    facts = {k: _text(value.get(k)) for k in ("architecture", "family")}
+    facts |= {k: v if isinstance(v := _count(value.get(k)), int) else None for k in ("params", "resolution")}
+    facts["image_gflops"] = _count(value.get("image_gflops"))
+    return {k: v for k, v in facts.items() if v is not None}
+
+
 def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
     """Per model label in ``frame``: weights hash, dataset fingerprints, clipbench versions, dates."""
     newest = _newest_by_key(path)
@@ -117,6 +128,7 @@ def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
         params = rec.get("params")
         if isinstance(params, int) and not isinstance(params, bool) and params > 0:
             prov.params = params
+        prov.facts = recorded_facts(rec.get("model_facts")) or prov.facts
         if fp := _text(rec.get("dataset_fingerprint")):
             prov.fingerprints[row.dataset] = fp
         versions = rec.get("versions")
@@ -124,9 +136,5 @@ def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
             prov.versions.add(v)
         if ts := _text(rec.get("timestamp")):
             prov.timestamps.append(ts)
+            prov.measured[row.dataset] = max(ts, prov.measured.get(row.dataset, ts))
     return out
-
-def variant_of(label: str) -> str:
-    """``"RN50 [limit=50]"`` -> ``"limit=50"`` (the suffix ``labelled`` adds); ``""`` for a default run."""
-    m = re.search(r" \[([^\]]*)\]$", label)
-    return m[1] if m else ""

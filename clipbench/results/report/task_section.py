@@ -9,9 +9,9 @@ import pandas as pd
 
 from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.fileio import atomic_write_bytes
+from clipbench.results.labels import variant_of
 from clipbench.results.report.blocks import Block, fmt_ci
 from clipbench.results.report.model_facts import chance_level, metric_label
-from clipbench.results.report.reading import variant_of
 from clipbench.tasks.registry import task_title
 
 # ---------------------------------------------------------------- tables
