@@ -9,11 +9,11 @@ import json
 import matplotlib.axes
 import pytest
 
+from clipbench.foundations.tables import fmt_params
 from clipbench.results import plots
 from clipbench.results.history import history_points, throughput_points
 from clipbench.results.plots import trend_plot
 from clipbench.results.report import build_report
-from clipbench.results.report.blocks import fmt_params
 
 
 @pytest.fixture
@@ -125,3 +125,17 @@ def test_throughput_plot_draws_default_runs_with_a_measured_rate_under_short_nam
     assert sorted(annotations) == ["ViT-L/14", "vit", "vit"]  # display names, never a file path
     assert drawn["scales"] == ["log", "log"]  # one scale per figure: 20 to 2000 images/s
     assert drawn["legends"] == [None, None] and drawn["figure_legends"] == ["ViT"]  # one legend, below the panels
+
+
+def test_list_models_prints_parameter_counts_as_people_write_them(capsys):
+    """``clipbench list models`` shows ``102.0 M``; json keeps the exact integer for scripts (issue 28, 17)."""
+    import json
+
+    from clipbench.cli import main
+
+    assert main(["list", "models"]) == 0
+    table = capsys.readouterr().out
+    assert "102.0 M" in table and "102007137" not in table
+    assert main(["list", "models", "--format", "json"]) == 0
+    rn50 = next(r for r in json.loads(capsys.readouterr().out) if r["name"] == "RN50")
+    assert rn50["params"] == 102007137

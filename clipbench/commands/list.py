@@ -27,8 +27,10 @@ def handler(args: argparse.Namespace) -> int:
         rows = api.list_tasks()
     else:
         rows = api.list_suites()
-    from clipbench.foundations.tables import render
+    from clipbench.foundations.tables import fmt_params, render
 
+    if args.format == "table":  # people read "102.0 M"; json and csv keep the exact count for scripts
+        rows = [{**r, "params": fmt_params(r["params"])} if "params" in r else r for r in rows]
     print(render(rows, args.format))
     return 0
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Sequence
 from typing import IO
 
@@ -70,3 +71,13 @@ def render(rows: Sequence[dict], fmt: str = "table", columns: Sequence[str] | No
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in table]
     return "\n".join(lines)
+
+
+def fmt_params(value) -> str:
+    """A parameter count as people write it: ``102.0 M``, ``1.2 B``, ``850 k`` (never ``102007137``)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return "–"
+    for scale, unit in ((1e9, "B"), (1e6, "M")):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value / 1e3:.0f} k" if value >= 1e3 else f"{value:.0f}"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from clipbench.foundations.fileio import atomic_write_bytes
+from clipbench.foundations.tables import fmt_params
 from clipbench.results.labels import unlabelled
 from clipbench.results.report.reading import Provenance
 
@@ -51,17 +52,6 @@ def fmt_ci(value, low, high) -> str:
 def fmt_num(value, scale: float = 1.0, digits: int = 1) -> str:
     value = number(value)
     return "–" if value is None else f"{value / scale:.{digits}f}"
-
-
-def fmt_params(value) -> str:
-    """A parameter count as people write it: ``102.0 M``, ``1.2 B``, ``850 k`` (never ``102007137``)."""
-    value = number(value)
-    if value is None:
-        return "–"
-    for scale, unit in ((1e9, "B"), (1e6, "M")):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value / 1e3:.0f} k" if value >= 1e3 else f"{value:.0f}"
 
 
 def bars_table(rows: dict[str, dict[str, tuple[float | None, float | None, float | None]]]) -> pd.DataFrame:
