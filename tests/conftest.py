@@ -1,10 +1,13 @@
-"""Test-wide guarantees: tests never touch the user's cache or data dirs and never leave loopback."""
+"""Test-wide guarantees: tests never touch the user's cache or data dirs and never leave loopback; the test
+tiers' markers, and a check that every test starting another process carries ``subprocess``."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,53 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+#: The tiers (``slow`` is declared in pyproject.toml). The development loop is
+#: ``python -m pytest -q -m "not slow and not subprocess"``; the whole suite runs every tier.
+MARKERS = (
+    "subprocess: starts another process (a clipbench CLI, a benchmarks/ script, torchrun, a browser); "
+    "checked at run time by conftest.py",
+    "peer: compares with a peer implementation (OpenAI clip, open_clip, CLIP_benchmark, scikit-learn, "
+    "pytorch-metric-learning, transformers)",
+    "browser: renders in headless Chromium",
+)
+
+#: Programs a test may start without the marker: the engine asks git for the commit of every record (milliseconds).
+_CHEAP_PROGRAMS = frozenset({"git"})
+
+
+def pytest_configure(config):
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+
+
+@pytest.fixture(autouse=True)
+def _subprocess_marked(request, monkeypatch):
+    """A test that starts a process (other than git) without ``@pytest.mark.subprocess`` errors at teardown, so
+    the fast tier (``-m "not slow and not subprocess"``) stays fast. The process still runs: the test's own
+    verdict is unchanged, and code under test that catches exceptions cannot hide the start."""
+    if request.node.get_closest_marker("subprocess"):
+        yield
+        return
+    started: list[str] = []
+    real_init = subprocess.Popen.__init__
+
+    def recording_init(self, args, *rest, **kwargs):
+        if isinstance(args, (str, bytes)):
+            first = os.fsdecode(args).split()[0]
+        else:
+            first = os.fsdecode(args if isinstance(args, os.PathLike) else args[0])
+        program = Path(os.fsdecode(kwargs.get("executable") or first)).name
+        if program not in _CHEAP_PROGRAMS:
+            started.append(program)
+        real_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
+    yield
+    if started:
+        pytest.fail(f"started {sorted(set(started))} without @pytest.mark.subprocess (pytestmark or a decorator)",
+                    pytrace=False)
 
 
 def _is_loopback(address: object) -> bool:

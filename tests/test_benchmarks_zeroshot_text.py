@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from _benchmark_fixtures import BENCHMARKS, run_quick
+
+pytestmark = pytest.mark.subprocess
 
 SCRIPT = BENCHMARKS / "zeroshot_text.py"
 
