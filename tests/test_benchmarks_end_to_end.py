@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from _benchmark_fixtures import run_quick
 
-pytestmark = pytest.mark.subprocess
+pytestmark = [pytest.mark.subprocess, pytest.mark.peer]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from _benchmark_fixtures import BENCHMARKS, run_quick
 pytestmark = pytest.mark.subprocess
 
 
+@pytest.mark.peer
 def test_text_tower_quick_writes_summary(tmp_path):
     out = tmp_path / "tt.json"
     stdout, summary = run_quick("text_tower.py", out)

@@ -13,6 +13,7 @@ pytestmark = pytest.mark.subprocess
 SCRIPT = BENCHMARKS / "zeroshot_text.py"
 
 
+@pytest.mark.peer
 def test_zeroshot_text_quick_writes_summary(tmp_path):
     out = tmp_path / "zs.json"
     stdout, summary = run_quick("zeroshot_text.py", out)

@@ -21,6 +21,8 @@ from clipbench.foundations.fileio import sha256_file
 from clipbench.models.build import build_model
 from clipbench.models.native import NativeClipModel
 
+pytestmark = pytest.mark.peer
+
 TOLERANCE = 1e-5
 TEXTS = ["a photo of a golden retriever, a type of dog.", "a blurry sketch of the number 7 on a whiteboard"]
 SLOW = {"RN50x16", "RN50x64", "ViT-L/14", "ViT-L/14@336px"}

@@ -200,6 +200,7 @@ def test_no_warm_started_fit_at_split_seed_1_stops_before_moving(digits_features
     json.dumps(result.to_dict())
 
 
+@pytest.mark.peer
 def test_sklearn_solver_is_the_literal_protocol_point_for_point_and_reports_its_own_convergence():
     train, val, test = synthetic(30.0, seed=1)
     result = clipbench.linear_probe(train=train, val=val, test=test, solver="sklearn", num_classes=5)
@@ -264,6 +265,7 @@ def test_cg_path_reaches_the_full_hessian_optimum_and_its_record_is_honest():
         assert np.sum((fit.weight64 - polished.weight64) ** 2) <= 2 * max(gap, 1e-16 * best) * C * n * 1.01
 
 
+@pytest.mark.peer
 def test_cg_path_matches_a_converged_sklearn_fit():
     X, y = many_parameters(seed=1)
     mean = X.astype(np.float64).mean(axis=0)

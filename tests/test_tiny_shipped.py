@@ -52,6 +52,7 @@ def test_loads_through_the_ordinary_path_with_the_tiny_architecture(tiny_model):
     assert tiny_model.context_length == 77
 
 
+@pytest.mark.peer
 def test_is_an_openai_state_dict_that_the_reference_implementation_runs_identically(tiny_model):
     import clip.model as clip_model
     state_dict = torch.load(MODELS.get("clipbench-tiny").package_path(), weights_only=True)
