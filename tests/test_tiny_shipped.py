@@ -77,6 +77,7 @@ def test_zero_shot_on_the_unseen_digits_test_split_is_far_above_chance(tiny_mode
     assert len(labels) == 797 and np.bincount(labels).min() > 70
 
 
+@pytest.mark.slow
 def test_full_retrain_from_scratch_reproduces_the_shipped_accuracies(tmp_path):
     """The documented `clipbench train-tiny` recipe, run in full, lands within 2 points of the shipped model.
 
