@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,8 +30,14 @@ MARKERS = (
     "browser: renders in headless Chromium",
 )
 
-#: Programs a test may start without the marker: the engine asks git for the commit of every record (milliseconds).
-_CHEAP_PROGRAMS = frozenset({"git"})
+#: What makes a test ``subprocess``: another interpreter (each imports torch again), torchrun, a browser. Cheap
+#: tools are not counted: the engine asks git for every record's commit, and libraries ask uname or ldconfig.
+_STARTUP_COST = re.compile(r"(python[0-9.]*|torchrun|chromium(-browser)?|chrome|clipbench)(\.exe)?")
+
+
+def _costly(program: str) -> bool:
+    return bool(_STARTUP_COST.fullmatch(Path(program).name)) or os.path.realpath(program) == os.path.realpath(
+        sys.executable)
 
 
 def pytest_configure(config):
@@ -39,9 +47,9 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _subprocess_marked(request, monkeypatch):
-    """A test that starts a process (other than git) without ``@pytest.mark.subprocess`` errors at teardown, so
-    the fast tier (``-m "not slow and not subprocess"``) stays fast. The process still runs: the test's own
-    verdict is unchanged, and code under test that catches exceptions cannot hide the start."""
+    """A test that starts another interpreter, torchrun or a browser without ``@pytest.mark.subprocess`` errors
+    at teardown, so the fast tier (``-m "not slow and not subprocess"``) stays fast. The process still runs: the
+    test's own verdict is unchanged, and code under test that catches exceptions cannot hide the start."""
     if request.node.get_closest_marker("subprocess"):
         yield
         return
@@ -49,13 +57,13 @@ def _subprocess_marked(request, monkeypatch):
     real_init = subprocess.Popen.__init__
 
     def recording_init(self, args, *rest, **kwargs):
-        if isinstance(args, (str, bytes)):
-            first = os.fsdecode(args).split()[0]
+        if isinstance(args, (str, bytes)):  # a command line (shell=True) or a bare program
+            first = os.fsdecode(args).split()[0] if args.strip() else ""
         else:
             first = os.fsdecode(args if isinstance(args, os.PathLike) else args[0])
-        program = Path(os.fsdecode(kwargs.get("executable") or first)).name
-        if program not in _CHEAP_PROGRAMS:
-            started.append(program)
+        program = os.fsdecode(kwargs.get("executable") or first)
+        if _costly(program):
+            started.append(Path(program).name)
         real_init(self, args, *rest, **kwargs)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
