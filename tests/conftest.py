@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def _subprocess_marked(request, monkeypatch):
         yield
         return
     started: list[str] = []
-    real_init = subprocess.Popen.__init__
+    real_init, test_thread = subprocess.Popen.__init__, threading.get_ident()
 
     def recording_init(self, args, *rest, **kwargs):
         if isinstance(args, (str, bytes)):  # a command line (shell=True) or a bare program
@@ -62,7 +63,7 @@ def _subprocess_marked(request, monkeypatch):
         else:
             first = os.fsdecode(args if isinstance(args, os.PathLike) else args[0])
         program = os.fsdecode(kwargs.get("executable") or first)
-        if _costly(program):
+        if threading.get_ident() == test_thread and _costly(program):  # not a library's background thread
             started.append(Path(program).name)
         real_init(self, args, *rest, **kwargs)
 
