@@ -173,6 +173,7 @@ def synthetic(offset: float, seed: int = 0, n: int = 900, dim: int = 24, classes
     return (X[:480], y[:480]), (X[480:600], y[480:600]), (X[600:], y[600:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_digits_every_sweep_fit_is_optimal_and_the_choice_is_the_reference_choice(digits_features, seed):
     assert_probe_matches_reference(*digits_split(digits_features, seed), k=10)
@@ -185,6 +186,7 @@ def test_synthetic_every_sweep_fit_is_optimal_and_the_choice_is_the_reference_ch
     assert 10.0 ** -replay_sweep_with_independent_objectives(train, val, 5, solutions) == pytest.approx(result.C)
 
 
+@pytest.mark.slow
 def test_no_warm_started_fit_at_split_seed_1_stops_before_moving(digits_features):
     """Before the fix, 8 of the 15 sweep fits at split seed 1 returned their warm start after 0
     iterations and reported themselves converged: the same model scored under different C."""
