@@ -1,10 +1,16 @@
-"""Test-wide guarantees: tests never touch the user's cache or data dirs and never leave loopback."""
+"""Test-wide guarantees: tests never touch the user's cache or data dirs and never leave loopback; the test
+tiers' markers, and a check that every test starting another process carries ``subprocess``."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +19,59 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+#: The tiers (``slow`` is declared in pyproject.toml). The development loop is
+#: ``python -m pytest -q -m "not slow and not subprocess"``; the whole suite runs every tier.
+MARKERS = (
+    "subprocess: starts another process (a clipbench CLI, a benchmarks/ script, torchrun, a browser); "
+    "checked at run time by conftest.py",
+    "peer: compares with a peer implementation (OpenAI clip, open_clip, CLIP_benchmark, scikit-learn, "
+    "pytorch-metric-learning, transformers)",
+    "browser: renders in headless Chromium",
+)
+
+#: What makes a test ``subprocess``: another interpreter (each imports torch again), torchrun, a browser. Cheap
+#: tools are not counted: the engine asks git for every record's commit, and libraries ask uname or ldconfig.
+_STARTUP_COST = re.compile(r"(python[0-9.]*|torchrun|chromium(-browser)?|chrome|clipbench)(\.exe)?")
+
+
+def _costly(program: str) -> bool:
+    return bool(_STARTUP_COST.fullmatch(Path(program).name)) or os.path.realpath(program) == os.path.realpath(
+        sys.executable)
+
+
+def pytest_configure(config):
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+
+
+@pytest.fixture(autouse=True)
+def _subprocess_marked(request, monkeypatch):
+    """A test that starts another interpreter, torchrun or a browser without ``@pytest.mark.subprocess`` errors
+    at teardown, so the fast tier (``-m "not slow and not subprocess"``) stays fast. The process still runs: the
+    test's own verdict is unchanged, and code under test that catches exceptions cannot hide the start."""
+    if request.node.get_closest_marker("subprocess"):
+        yield
+        return
+    started: list[str] = []
+    real_init, test_thread = subprocess.Popen.__init__, threading.get_ident()
+
+    def recording_init(self, args, *rest, **kwargs):
+        if isinstance(args, (str, bytes)):  # a command line (shell=True) or a bare program
+            first = os.fsdecode(args).split()[0] if args.strip() else ""
+        else:
+            first = os.fsdecode(args if isinstance(args, os.PathLike) else args[0])
+        program = os.fsdecode(kwargs.get("executable") or first)
+        if threading.get_ident() == test_thread and _costly(program):  # not a library's background thread
+            started.append(Path(program).name)
+        real_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", recording_init)
+    yield
+    if started:
+        pytest.fail(f"started {sorted(set(started))} without @pytest.mark.subprocess (pytestmark or a decorator)",
+                    pytrace=False)
 
 
 def _is_loopback(address: object) -> bool:

@@ -49,6 +49,7 @@ def test_load_model_dispatches_hf_prefix(model, hf_dir):
     assert again.identity == model.identity and again.name == model.name
 
 
+@pytest.mark.peer
 def test_preprocess_equals_clip_image_processor(model, hf_dir):
     processor = transformers.CLIPImageProcessorPil.from_pretrained(hf_dir)
     rounding_differs = False
@@ -77,6 +78,7 @@ def test_tokenizer_pads_to_77_and_matches_clip_ids(model):
     assert truncated[0] == 49406 and truncated[-1] == 49407 and truncated.shape == (77,)
 
 
+@pytest.mark.peer
 def test_features_equal_transformers_own(model, hf_dir):
     reference = transformers.CLIPModel.from_pretrained(hf_dir).eval()
     processor = transformers.CLIPImageProcessorPil.from_pretrained(hf_dir)

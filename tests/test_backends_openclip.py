@@ -44,6 +44,7 @@ def _native(checkpoint: Path):
     return load_model(checkpoint)
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("arch,family", [(TINY_VIT, "ViT"), (TINY_RN, "ResNet")])
 def test_local_checkpoint_matches_open_clip_and_native(checkpoints, arch, family, tmp_path):
     ckpt = checkpoints[arch]
@@ -89,6 +90,7 @@ def _hub_cache_file(cache: Path, repo_id: str, filename: str, source: Path) -> P
     return target
 
 
+@pytest.mark.peer
 def test_pretrained_tag_offline_from_cache_takes_quickgelu_from_the_tag(checkpoints, tmp_path, monkeypatch):
     """``ARCH/TAG`` for OpenAI-trained weights on a plain-GELU arch must still run QuickGELU."""
     from open_clip import pretrained as oc_pretrained

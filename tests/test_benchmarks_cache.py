@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from _benchmark_fixtures import BENCHMARKS, run_quick
+import pytest
+from _benchmark_fixtures import BENCHMARKS, exit_code_in_process, run_quick
 
 SCRIPT = BENCHMARKS / "cache.py"
 
 
+@pytest.mark.subprocess
 def test_cache_quick_warm_rerun_encodes_nothing(tmp_path):
     out = tmp_path / "cache.json"
     stdout, summary = run_quick("cache.py", out)
@@ -30,7 +29,6 @@ def test_cache_quick_warm_rerun_encodes_nothing(tmp_path):
     assert pair["warm_over_cold"] == warm["seconds"] / cold["seconds"]
 
 
-def test_cache_rejects_unknown_task(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--tasks", "retrieval"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--tasks 'retrieval'" in proc.stderr
+def test_cache_rejects_unknown_task(monkeypatch, capsys):
+    assert exit_code_in_process(SCRIPT.name, "--quick", "--tasks", "retrieval", monkeypatch=monkeypatch) == 2
+    assert "--tasks 'retrieval'" in capsys.readouterr().err

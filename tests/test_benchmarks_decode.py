@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from _benchmark_fixtures import run_quick
+
+pytestmark = pytest.mark.subprocess
 
 
 def test_decode_quick_measures_the_difference(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from _benchmark_fixtures import run_quick
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.peer]
+
 
 @pytest.mark.slow
 def test_end_to_end_quick_runs_both_tools_with_equal_accuracy(tmp_path):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from _benchmark_fixtures import BENCHMARKS, run_quick
+import pytest
+from _benchmark_fixtures import BENCHMARKS, exit_code_in_process, run_quick
 
 SCRIPT = BENCHMARKS / "extract.py"
 
 
+@pytest.mark.subprocess
 def test_extract_quick_writes_summary(tmp_path):
     out = tmp_path / "extract.json"
     stdout, summary = run_quick("extract.py", out)
@@ -33,9 +32,8 @@ def test_extract_quick_writes_summary(tmp_path):
         assert summary["gpu"] is None and "no CUDA" in summary["gpu_note"]
 
 
-def test_extract_rejects_unknown_model(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--models", "ViT-Z/99", "--out", str(tmp_path / "x.json")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "unknown model 'ViT-Z/99'" in proc.stderr
+def test_extract_rejects_unknown_model(tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "x.json")
+    assert exit_code_in_process(SCRIPT.name, "--models", "ViT-Z/99", "--out", out, monkeypatch=monkeypatch) == 2
+    assert "unknown model 'ViT-Z/99'" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

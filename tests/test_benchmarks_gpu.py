@@ -3,10 +3,12 @@ skipped loudly ("SKIPPED: no CUDA device") and recorded as skipped; the CPU part
 
 from __future__ import annotations
 
+import pytest
 import torch
 from _benchmark_fixtures import run_quick
 
 
+@pytest.mark.subprocess
 def test_gpu_quick_skips_gpu_parts_loudly_without_cuda(tmp_path):
     stdout, summary = run_quick("gpu.py", tmp_path / "gpu.json")
     assert summary["benchmark"] == "gpu"
@@ -34,6 +36,7 @@ def test_vit_flops_match_open_clips_profile():
     assert device_peak("unknown", None) is None and device_peak("x", 100.0) == 100.0
 
 
+@pytest.mark.subprocess
 def test_probe_scale_compares_device_and_host_streamed_rows_in_one_run(tmp_path):
     """The comparison the GPU job runs (benchmarks/gpu.py's probe part), here on the CPU."""
     stdout, summary = run_quick("probe_scale.py", tmp_path / "cs.json", "--compare-storage")
@@ -44,6 +47,7 @@ def test_probe_scale_compares_device_and_host_streamed_rows_in_one_run(tmp_path)
     assert "host-streamed / device time" in stdout
 
 
+@pytest.mark.subprocess
 def test_probe_scale_quick_writes_summary(tmp_path):
     stdout, summary = run_quick("probe_scale.py", tmp_path / "ps.json", "--block-rows", "100", "--storage", "host")
     assert "5 row blocks of <= 100 on host memory" in summary["method"] and summary["all_converged"]

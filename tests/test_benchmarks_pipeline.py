@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from _benchmark_fixtures import run_quick
+
+pytestmark = pytest.mark.subprocess
 
 
 def test_pipeline_quick_writes_summary(tmp_path):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from _benchmark_fixtures import run_quick
+
+pytestmark = [pytest.mark.subprocess, pytest.mark.peer]
 
 
 def test_probe_benchmark_quick_writes_summary(tmp_path):

@@ -3,7 +3,10 @@ against the whole matrix in the same run (the suite's memory bound; no timing ch
 
 from __future__ import annotations
 
+import pytest
 from _benchmark_fixtures import run_quick
+
+pytestmark = pytest.mark.subprocess
 
 
 def test_peak_memory_is_bounded_by_the_block_budget(tmp_path):

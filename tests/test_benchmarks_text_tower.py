@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from _benchmark_fixtures import BENCHMARKS, run_quick
+import pytest
+from _benchmark_fixtures import exit_code_in_process, run_quick
 
 
+@pytest.mark.subprocess
+@pytest.mark.peer
 def test_text_tower_quick_writes_summary(tmp_path):
     out = tmp_path / "tt.json"
     stdout, summary = run_quick("text_tower.py", out)
@@ -24,7 +24,6 @@ def test_text_tower_quick_writes_summary(tmp_path):
     assert full["clipbench sorted"] < full["clipbench file order"] < full["open_clip per class"] == 1000 * 8 * 77
 
 
-def test_text_tower_rejects_bad_sizes():
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "text_tower.py"), "--classes", "0"], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 2 and "--classes" in proc.stderr
+def test_text_tower_rejects_bad_sizes(monkeypatch, capsys):
+    assert exit_code_in_process("text_tower.py", "--classes", "0", monkeypatch=monkeypatch) == 2
+    assert "--classes" in capsys.readouterr().err

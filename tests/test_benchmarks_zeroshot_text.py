@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from _benchmark_fixtures import BENCHMARKS, run_quick
+import pytest
+from _benchmark_fixtures import BENCHMARKS, exit_code_in_process, run_quick
 
 SCRIPT = BENCHMARKS / "zeroshot_text.py"
 
 
+@pytest.mark.subprocess
+@pytest.mark.peer
 def test_zeroshot_text_quick_writes_summary(tmp_path):
     out = tmp_path / "zs.json"
     stdout, summary = run_quick("zeroshot_text.py", out)
@@ -27,6 +27,6 @@ def test_zeroshot_text_quick_writes_summary(tmp_path):
         assert m["projected_full_seconds"] == m["seconds"] * 1000 / 6
 
 
-def test_zeroshot_text_rejects_bad_sizes(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--classes", "0"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--classes" in proc.stderr
+def test_zeroshot_text_rejects_bad_sizes(monkeypatch, capsys):
+    assert exit_code_in_process(SCRIPT.name, "--classes", "0", monkeypatch=monkeypatch) == 2
+    assert "--classes" in capsys.readouterr().err

@@ -236,6 +236,7 @@ def test_model_surface_and_gradients():
     assert model.visual.conv1.weight.grad is not None and model.token_embedding.weight.grad is not None
 
 
+@pytest.mark.peer
 def test_available_models_tokenize_and_jit():
     assert clip.available_models()[:9] == reference_clip.available_models()
     assert "clipbench-tiny" in clip.available_models()
@@ -265,6 +266,7 @@ def test_download_root_reuses_a_verified_file_in_openai_layout(tmp_path, monkeyp
     assert model.backend.weights_sha256 == sha and model.name == "Tiny"
 
 
+@pytest.mark.peer
 def test_openclip_and_hf_models_load_with_their_own_logits(tmp_path):
     register_tiny_openclip_archs(tmp_path / "configs")
     specs = {"openclip": f"openclip:{TINY_VIT}@{make_openclip_checkpoint(TINY_VIT, tmp_path / 'oc.pt')}",
@@ -309,6 +311,7 @@ def vit_b32(tmp_path_factory):
     return reference, namespace, printed
 
 
+@pytest.mark.peer
 @pytest.mark.slow
 def test_vit_b32_zero_shot_example_matches_reference(vit_b32):
     reference, ours, printed = vit_b32
@@ -326,6 +329,7 @@ def test_vit_b32_zero_shot_example_matches_reference(vit_b32):
     assert predicted == ours["indices"].tolist()
 
 
+@pytest.mark.peer
 @pytest.mark.slow
 def test_vit_b32_forward_logits_match_reference(vit_b32):
     reference, namespace, _ = vit_b32

@@ -77,6 +77,7 @@ def test_sha256_file(tmp_path):
     assert sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
+@pytest.mark.subprocess
 def test_append_line_locked_concurrent_processes_keep_every_line(tmp_path):
     target = tmp_path / "log.jsonl"
     script = textwrap.dedent(

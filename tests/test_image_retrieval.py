@@ -35,6 +35,7 @@ def test_hand_computed_ranking_ties_and_singletons():
     assert tie["hits"][1].tolist()[2] is True
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("seed", [0, 1])
 def test_equals_pytorch_metric_learning_on_identical_features(seed):
     rng = np.random.default_rng(seed)

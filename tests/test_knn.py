@@ -103,6 +103,7 @@ def test_dino_votes_and_vote_ties():
     assert result.metrics["top1"] == 50.0  # row 1: classes 0 and 1 tie, class 0 wins
 
 
+@pytest.mark.peer
 def test_peer_sklearn_kneighbors_classifier_uniform():
     """Same neighbours, votes and predictions as KNeighborsClassifier(metric='cosine', weights='uniform',
     algorithm='brute') on clustered random features whose k-th and (k+1)-th neighbours are well apart."""
@@ -189,6 +190,7 @@ def test_cli_smoke_knn_record(smoke_knn):
     assert variants[("k=5,uniform", "top1")] == pytest.approx(uniform["metrics"]["top1"], abs=1e-4)
 
 
+@pytest.mark.peer
 def test_cli_smoke_knn_matches_sklearn_on_the_cached_digits_features(smoke_knn):
     """The uniform k=5 run's numbers, recomputed by scikit-learn from the features the run cached."""
     _, uniform = (json.loads(line) for line in (smoke_knn / "r" / "results.jsonl").read_text().splitlines())

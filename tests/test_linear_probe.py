@@ -44,6 +44,7 @@ def sklearn_objective(X, y, weight, bias, C):
     return C * -log_prob[np.arange(len(y)), y].sum() + 0.5 * np.sum(weight.astype(np.float64) ** 2)
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("C", [0.01, 0.1, 1.0])
 def test_torch_fit_matches_sklearn_for_fixed_C(problem, C):
     (X, y), (X_test, y_test) = problem
@@ -67,6 +68,7 @@ def test_torch_fit_matches_sklearn_for_fixed_C(problem, C):
     assert 0.6 <= acc <= 0.9  # the fixture is non-trivial
 
 
+@pytest.mark.peer
 def test_binary_uses_sklearn_parametrisation(problem):
     """Two classes: sklearn fits one weight vector (penalty on it alone); so must we."""
     (X, y), _ = problem

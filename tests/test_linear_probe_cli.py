@@ -9,6 +9,7 @@ import pytest
 from clipbench.cli import main
 
 
+@pytest.mark.slow
 def test_cli_solver_sklearn_exact_runs_the_converged_reference_and_says_so(tmp_path, capsys):
     argv = ["run", "--suite", "ci", "--dataset", "digits", "--offline", "--no-progress", "--workers", "0",
             "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(tmp_path / "res"),

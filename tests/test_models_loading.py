@@ -33,6 +33,7 @@ def _as_config(args: tuple) -> ClipConfig:
     return ClipConfig(*args)
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("name", list(REAL_CONFIGS))
 def test_hyperparameters_inferred_from_shapes(name):
     """Every hyperparameter of all nine architectures is recovered from the reference's state-dict shapes."""
@@ -47,6 +48,7 @@ def test_hyperparameters_inferred_from_shapes(name):
     }
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("info", OPENAI_CHECKPOINTS, ids=lambda i: i.name)
 def test_checkpoint_table_agrees_with_the_architectures(info):
     config = REAL_CONFIGS[info.name]
@@ -146,6 +148,7 @@ def test_garbage_file_is_a_clear_error(tmp_path):
         clipbench.load_model(path)
 
 
+@pytest.mark.peer
 def test_native_model_interface(tmp_path):
     ref = make_reference(SMALL_CONFIGS["small-resnet"], seed=2)
     torch.save(ref.state_dict(), tmp_path / "small.pt")
@@ -166,6 +169,7 @@ def test_native_model_interface(tmp_path):
         model.encode_text(torch.full((1, 77), 49408))
 
 
+@pytest.mark.peer
 def test_preprocess_identical_to_reference():
     rng = np.random.default_rng(0)
     images = [
@@ -234,6 +238,7 @@ def test_describe_models_reports_cached_and_verified(tmp_path, monkeypatch):
     assert (row["cached"], row["verified"]) == (True, True)
 
 
+@pytest.mark.peer
 def test_data_parallel_prefix_and_wrapper_are_unwrapped(tmp_path):
     ref = make_reference(SMALL_CONFIGS["small-vit"], seed=8)
     wrapped = {"state_dict": {f"module.{k}": v for k, v in ref.state_dict().items()}, "epoch": 3}

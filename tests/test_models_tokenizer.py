@@ -132,12 +132,14 @@ def test_corpus_is_large_enough():
     assert len(corpus()) >= 5000
 
 
+@pytest.mark.peer
 def test_encode_identical_to_reference_tokenizer():
     ours, theirs = get_tokenizer(), reference_tokenizer.SimpleTokenizer()
     mismatches = [text for text in corpus() if ours.encode(text) != theirs.encode(text)]
     assert not mismatches, mismatches[:5]
 
 
+@pytest.mark.peer
 def test_tokenize_identical_to_clip_tokenize():
     texts = list(corpus())
     for start in range(0, len(texts), 1000):
@@ -145,6 +147,7 @@ def test_tokenize_identical_to_clip_tokenize():
         assert torch.equal(tokenize(batch, truncate=True), clip.tokenize(batch, truncate=True).long())
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("text", _long_strings())
 def test_long_texts_truncate_like_reference(text):
     ours = clipbench.tokenize([text], truncate=True)
@@ -154,6 +157,7 @@ def test_long_texts_truncate_like_reference(text):
     assert nonzero[0] == get_tokenizer().sot_id and nonzero[-1] == eot
 
 
+@pytest.mark.peer
 def test_overlong_text_without_truncate_is_a_clear_error():
     text = "word " * 100
     with pytest.raises(RuntimeError):
@@ -162,6 +166,7 @@ def test_overlong_text_without_truncate_is_a_clear_error():
         clipbench.tokenize([text])
 
 
+@pytest.mark.peer
 def test_output_shape_dtype_and_context_length():
     tokens = clipbench.tokenize("a photo of a cat")
     assert tokens.shape == (1, 77) and tokens.dtype == torch.long
@@ -170,6 +175,7 @@ def test_output_shape_dtype_and_context_length():
     assert torch.equal(short, clip.tokenize(["a", "b c"], context_length=8).long())
 
 
+@pytest.mark.peer
 def test_vocabulary_matches_reference():
     ours, theirs = get_tokenizer(), reference_tokenizer.SimpleTokenizer()
     assert ours.encoder == theirs.encoder

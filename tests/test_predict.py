@@ -52,6 +52,7 @@ def _reference_probs(checkpoint: Path, image: Path, texts: list[str]) -> torch.T
     return (100 * img @ txt.T).softmax(dim=-1)[0]
 
 
+@pytest.mark.peer
 @pytest.mark.parametrize("ext", ["png", "jpg", "webp"])
 def test_predict_gives_labels_from_the_list_with_probabilities_summing_to_one(tiny_model, images, ext):
     results = predict(images[ext], labels=LABELS, model=str(tiny_model), top=len(LABELS))
@@ -65,6 +66,7 @@ def test_predict_gives_labels_from_the_list_with_probabilities_summing_to_one(ti
         assert r.probability == pytest.approx(float(expected[LABELS.index(r.label)]), abs=1e-4)
 
 
+@pytest.mark.peer
 def test_labels_are_the_prompts_as_given_unless_a_template_wraps_them(tiny_model, images):
     texts = ["a diagram", "a dog", "a cat"]
     as_given = predict(images["png"], labels=",".join(texts), model=str(tiny_model), top=3)
@@ -91,6 +93,7 @@ def test_public_api_name_is_the_function(tiny_model, images):
     assert clipbench.predict(images["png"], labels=LABELS, model=str(tiny_model), top=1)[0].label in LABELS
 
 
+@pytest.mark.peer
 def test_cli_prints_top_k_in_clip_readme_style(tiny_model, images, capsys):
     labels = ["a diagram", "a dog", "a cat"]
     code = main(["predict", str(images["jpg"]), "--model", str(tiny_model), "--labels", ",".join(labels), "--top", "3"])

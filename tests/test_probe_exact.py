@@ -174,6 +174,7 @@ def synthetic(offset: float, seed: int = 0, n: int = 900, dim: int = 24, classes
     return (X[:480], y[:480]), (X[480:600], y[480:600]), (X[600:], y[600:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_digits_every_sweep_fit_is_optimal_and_the_choice_is_the_reference_choice(digits_features, seed):
     assert_probe_matches_reference(*digits_split(digits_features, seed), k=10)
@@ -186,6 +187,7 @@ def test_synthetic_every_sweep_fit_is_optimal_and_the_choice_is_the_reference_ch
     assert 10.0 ** -replay_sweep_with_independent_objectives(train, val, 5, solutions) == pytest.approx(result.C)
 
 
+@pytest.mark.slow
 def test_no_warm_started_fit_at_split_seed_1_stops_before_moving(digits_features):
     """Before the fix, 8 of the 15 sweep fits at split seed 1 returned their warm start after 0
     iterations and reported themselves converged: the same model scored under different C."""
@@ -201,6 +203,7 @@ def test_no_warm_started_fit_at_split_seed_1_stops_before_moving(digits_features
     json.dumps(result.to_dict())
 
 
+@pytest.mark.peer
 def test_sklearn_solver_is_the_literal_protocol_point_for_point_and_reports_its_own_convergence():
     train, val, test = synthetic(30.0, seed=1)
     result = clipbench.linear_probe(train=train, val=val, test=test, solver="sklearn", num_classes=5)
@@ -265,6 +268,7 @@ def test_cg_path_reaches_the_full_hessian_optimum_and_its_record_is_honest():
         assert np.sum((fit.weight64 - polished.weight64) ** 2) <= 2 * max(gap, 1e-16 * best) * C * n * 1.01
 
 
+@pytest.mark.peer
 def test_cg_path_matches_a_converged_sklearn_fit():
     X, y = many_parameters(seed=1)
     mean = X.astype(np.float64).mean(axis=0)

@@ -77,6 +77,7 @@ def test_blocked_full_hessian_steps_equal_one_block(classes):
         assert np.allclose(ba, bb, rtol=0, atol=1e-9 * max(np.abs(ba).max(), 1.0))
 
 
+@pytest.mark.slow
 def test_linear_probe_chooses_the_same_c_with_streamed_blocks_and_records_how():
     X, y = many_parameters(n=420, seed=2)
     X_test, y_test = many_parameters(n=210, seed=3)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 from _datasets_fixtures import class_tree
 from _engine_fixtures import write_tiny_clip
 from _fault_fixtures import expect_ok, start_cli
 
 from clipbench.results.records import read_records
+
+pytestmark = pytest.mark.subprocess
 
 SUITE = "version: 1\ndatasets: [digits]\ntasks: [zeroshot]\noptions: {batch_size: 4, bootstrap: 50, workers: 0}\n"
 

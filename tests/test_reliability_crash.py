@@ -36,6 +36,8 @@ from clipbench.models.download import fetch
 from clipbench.results.records import read_records
 from clipbench.suites import parse_suite
 
+pytestmark = pytest.mark.subprocess
+
 MIB = 1 << 20
 
 

@@ -141,6 +141,7 @@ def outcomes(guard, tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("case", list(COMMANDS))
 def test_offline_command_reaches_nothing(outcomes, case):
     _, code, fragment = COMMANDS[case]

@@ -81,6 +81,7 @@ sys.exit(main({argv!r}))
 """
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "clipbench: interrupted"),
                                              ("SIGTERM", 143, "clipbench: interrupted (SIGTERM)")])
 def test_signal_mid_run_keeps_completed_rows(inputs, tmp_path, sig, code, line):
@@ -97,6 +98,7 @@ def test_signal_mid_run_keeps_completed_rows(inputs, tmp_path, sig, code, line):
     assert _leaderboard_datasets(results) == ["pets"]
 
 
+@pytest.mark.subprocess
 def test_a_non_record_line_is_skipped_with_one_warning_and_one_repair_hint(inputs, tmp_path):
     results = tmp_path / "res"
     results.mkdir()
@@ -128,6 +130,7 @@ def test_unwritable_output_path_is_found_before_any_work(inputs, tmp_path, capsy
         assert not (results / "results.jsonl").exists()  # no record appended, so a rerun duplicates nothing
 
 
+@pytest.mark.subprocess
 def test_bug_exit_code_is_3_through_the_real_cli(inputs, tmp_path):
     """An unexpected exception (here: a results path the OS cannot even stat) is exit 3, not 1."""
     code = ("import sys, clipbench.results.comparison as c\n"

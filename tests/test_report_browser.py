@@ -16,6 +16,8 @@ from PIL import Image
 
 from clipbench.results.report import build_report
 
+pytestmark = [pytest.mark.subprocess, pytest.mark.browser]
+
 _PROBE = """<script>
 window.addEventListener("load", () => {
   const seen = [...document.images].map(i => [i.getAttribute("src"), i.complete, i.naturalWidth, i.naturalHeight]);

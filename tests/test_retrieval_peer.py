@@ -18,6 +18,8 @@ from clip_benchmark.metrics import zeroshot_retrieval
 
 from clipbench import api
 
+pytestmark = pytest.mark.peer
+
 N_IMAGES, CAPTIONS_PER_IMAGE, KS = 16, 2, (1, 5, 10)
 
 

@@ -162,6 +162,7 @@ def test_samples_command_shows_confident_errors_and_confusions(run_dir, capsys):
     assert "no record with id 'ffffffffff'" in capsys.readouterr().err
 
 
+@pytest.mark.subprocess
 def test_two_concurrent_runs_each_reference_an_intact_sample_file(tmp_path):
     from _fault_fixtures import expect_ok, start_cli
 

@@ -21,6 +21,8 @@ from clip_benchmark.metrics import image_caption_selection
 from clipbench import api
 from clipbench.datasets.shapes import compositional_items
 
+pytestmark = pytest.mark.peer
+
 N_ITEMS, N_GROUPS = 24, 8
 
 

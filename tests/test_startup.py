@@ -11,6 +11,7 @@ from _cli_probe import ROOT, loaded_after, source_env
 BASELINE = ROOT / "results" / "baseline.csv"
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("argv", [
     ("--help",),
     ("list", "suites"),
@@ -28,6 +29,7 @@ def test_light_commands_import_no_torch(argv):
     assert result["heavy"] == [], f"clipbench {' '.join(argv)} imported {result['heavy']}"
 
 
+@pytest.mark.subprocess
 def test_train_tiny_help_shows_the_settings_defaults():
     from clipbench.training.settings import RECIPES, TrainSettings
 
@@ -49,6 +51,7 @@ def test_api_reexports_resolve_lazily():
         api.no_such_name  # noqa: B018
 
 
+@pytest.mark.subprocess
 def test_runs_import_neither_torchvision_nor_dynamo_nor_sklearn(tmp_path):
     """torchvision (1.5-2.5 s of imports, most of it torch._dynamo via torchvision.ops): CLIP's preprocessing
     is PIL and numpy, so a run that reads images does not import it. Nor does it import torch._dynamo (the

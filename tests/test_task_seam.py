@@ -96,6 +96,7 @@ def plugin_run(tmp_path_factory):
     return base, ckpt, first
 
 
+@pytest.mark.subprocess
 def test_plugin_task_runs_through_the_cli_and_scores_what_it_says(plugin_run):
     base, ckpt, first = plugin_run
     records = [json.loads(line) for line in (base / "res" / "results.jsonl").read_text().splitlines()]
@@ -117,6 +118,7 @@ def test_plugin_task_runs_through_the_cli_and_scores_what_it_says(plugin_run):
     assert records[0]["primary_metric"] == "mean_norm" and records[0]["n_samples"] == LIMIT
 
 
+@pytest.mark.subprocess
 def test_plugin_task_in_leaderboard_compare_and_report(plugin_run):
     base, _, _ = plugin_run
     with open(base / "res" / "leaderboard.csv", newline="") as fh:
@@ -141,6 +143,7 @@ def test_plugin_task_in_leaderboard_compare_and_report(plugin_run):
     assert "'3'" in details.stdout and "'2'" in details.stdout
 
 
+@pytest.mark.subprocess
 def test_plugin_task_listed_and_its_option_is_a_flag(plugin_run):
     base, _, _ = plugin_run
     listed = _clipbench(["list", "tasks"], base)

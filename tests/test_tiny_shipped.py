@@ -52,6 +52,7 @@ def test_loads_through_the_ordinary_path_with_the_tiny_architecture(tiny_model):
     assert tiny_model.context_length == 77
 
 
+@pytest.mark.peer
 def test_is_an_openai_state_dict_that_the_reference_implementation_runs_identically(tiny_model):
     import clip.model as clip_model
     state_dict = torch.load(MODELS.get("clipbench-tiny").package_path(), weights_only=True)
@@ -76,6 +77,7 @@ def test_zero_shot_on_the_unseen_digits_test_split_is_far_above_chance(tiny_mode
     assert len(labels) == 797 and np.bincount(labels).min() > 70
 
 
+@pytest.mark.slow
 def test_full_retrain_from_scratch_reproduces_the_shipped_accuracies(tmp_path):
     """The documented `clipbench train-tiny` recipe, run in full, lands within 2 points of the shipped model.
 

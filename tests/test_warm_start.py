@@ -30,6 +30,7 @@ def _records(results: Path) -> list[dict]:
     return [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.subprocess
 def test_a_rerun_from_the_caches_scores_without_torch_and_equals_the_cold_run(tmp_path):
     suite = tmp_path / "zs.yaml"
     suite.write_text(ZEROSHOT_SUITE)
@@ -136,6 +137,7 @@ def test_a_description_is_used_only_for_the_same_bytes_and_version(tmp_path):
     assert recall(cache / "models", built.weights_sha256) is not None  # the last load described it afresh
 
 
+@pytest.mark.subprocess
 def test_torch_env_answers_as_torch_does_without_loading_it():
     probe = ("import json, sys; from clipbench.foundations import torch_env as t; "
              "out = {'version': t.version(), 'threads': t.intra_op_threads(), 'possible': t.gpu_possible()}; "
@@ -202,6 +204,7 @@ def test_top_k_orders_ties_by_class_index():
     np.testing.assert_array_equal(one, np.argsort(-scores, axis=1, kind="stable"))
 
 
+@pytest.mark.subprocess
 def test_arrow_columns_round_trip_without_pandas():
     probe = ("import sys, numpy as np; from clipbench.scoring.samples.classification import arrow_column, build_table; "
              "v = [np.array([3, -1, 7], np.int64), np.array([0.5, -2.0, 1e-8], np.float32), "

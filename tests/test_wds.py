@@ -83,6 +83,7 @@ def test_shards_give_the_folders_features_and_metrics(data, tmp_path):
     assert a["metrics"] == b["metrics"] and a["ci95"] == b["ci95"]
 
 
+@pytest.mark.subprocess
 def test_killed_run_over_shards_resumes_from_complete_feature_shards(tmp_path, monkeypatch):
     """24 images in batches of 1: feature shards [0, 16) and [16, 24); killed after 17 batches, [0, 16) is kept."""
     folder = tmp_path / "folder"
