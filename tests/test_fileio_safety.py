@@ -110,6 +110,7 @@ def test_the_next_write_sweeps_temporary_files_of_killed_writers(tmp_path, monke
     assert (samples / "new.parquet").read_bytes() == b"data"
 
 
+@pytest.mark.subprocess
 def test_a_kill_mid_write_leaves_a_temp_that_the_next_process_sweeps(tmp_path):
     folder = tmp_path / "samples"
     code = (f"import os, time\nfrom clipbench.foundations.fileio import atomic_open\n"

@@ -110,6 +110,8 @@ def _dataset_prompts() -> list[str]:
     for registry in [v for v in vars(datasets).values() if isinstance(v, Registry)]:
         for name in registry.names():
             adapter = get(name) if get is not None else registry.get(name)
+            if adapter.kind != "classification":  # image-text and choices sets carry no class prompts
+                continue
             per_class = adapter.class_prompts()
             chosen.update(dict.fromkeys(per_class[0] if per_class else []))
             for prompts in per_class:

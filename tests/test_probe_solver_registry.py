@@ -35,6 +35,7 @@ def test_every_entry_builds_the_solver_it_names_and_fits(name):
             make_solver(name, X, y, 3, device="meta")
 
 
+@pytest.mark.subprocess
 def test_the_option_the_check_and_the_benchmark_take_their_names_from_the_registry():
     (option,) = [o for o in get_task("linear_probe").options if o.name == "solver"]
     assert tuple(option.choices) == SOLVER_NAMES and option.default == DEFAULT_SOLVER
@@ -49,6 +50,7 @@ def test_the_option_the_check_and_the_benchmark_take_their_names_from_the_regist
     assert all(name in bench.stderr.splitlines()[-1] for name in SOLVER_NAMES)
 
 
+@pytest.mark.subprocess
 def test_the_names_import_no_torch():
     probe = ("import sys; from clipbench.tasks.probe_solvers import SOLVER_NAMES, solver_help; solver_help(); "
              "print('torch' in sys.modules)")

@@ -60,6 +60,8 @@ def pages(tmp_path_factory):
     return root, report.markdown.read_text(), new, base
 
 
+@pytest.mark.subprocess
+@pytest.mark.browser
 def test_report_markdown_runs_nothing_in_chromium(pages, tmp_path):
     root, markdown, *_ = pages
     assert "\n# Injected heading" not in markdown
@@ -74,6 +76,8 @@ def test_report_markdown_runs_nothing_in_chromium(pages, tmp_path):
     assert "<h1>Injected heading</h1>" not in dom and dom.count("<h1>") == 1
 
 
+@pytest.mark.subprocess
+@pytest.mark.browser
 def test_compare_markdown_runs_nothing_in_chromium(pages, tmp_path, capsys):
     root, _, new, base = pages
     assert main(["compare", str(new), "--baseline", str(base), "--max-drop", "5"]) == 0

@@ -55,6 +55,7 @@ def test_a_rerun_from_the_caches_scores_without_torch_and_equals_the_cold_run(tm
     assert tables[0].replace_schema_metadata().equals(tables[1].replace_schema_metadata())  # the same predictions
 
 
+@pytest.mark.subprocess
 def test_a_thread_count_is_applied_when_torch_is_first_imported_and_undone_after():
     probe = ("import json, sys; from clipbench.foundations.threads import torch_threads\n"
              "with torch_threads(1):\n"
