@@ -12,7 +12,7 @@ captions (only the O(images + captions) counters grow).
     python benchmarks/retrieval_memory.py --large --out retrieval_memory.json    # also 50k images x 200k captions
     python benchmarks/retrieval_memory.py --quick                                # 1k x 10k, 16-d, seconds
 
-``--quick`` is tests/test_benchmarks_retrieval_memory.py's memory bound: each case warmed up by the very
+``--quick`` is tests/benchmarks/test_benchmarks_retrieval_memory.py's memory bound: each case warmed up by the very
 same call, so the code pages the scoring touches are resident before the watermark is reset.
 """
 
@@ -69,7 +69,7 @@ _CASE = textwrap.dedent("""
 
 
 def run_case(n_img: int, n_txt: int, dim: int, budget_mb: int, warmup: str = "small") -> dict:
-    """One measurement in a fresh interpreter (also used by tests/test_retrieval.py's memory bound)."""
+    """One measurement in a fresh interpreter (also used by tests/scoring/test_retrieval.py's memory bound)."""
     out = subprocess.run([sys.executable, "-c", _CASE, str(n_img), str(n_txt), str(dim), str(budget_mb << 20),
                           warmup], capture_output=True, text=True, check=True, timeout=7200)
     result = json.loads(out.stdout.strip().splitlines()[-1])

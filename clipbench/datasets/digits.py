@@ -40,7 +40,7 @@ def digits_file() -> Path:
 
 def read_digits(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(ink 0..16 as float [1797, 8, 8], labels): what ``sklearn.datasets.load_digits`` reads from the file,
-    one row per image, 64 pixel values then the label (tests/test_datasets_contract.py checks the equality)."""
+    one row per image, 64 pixel values then the label (tests/datasets/test_datasets_contract.py checks the equality)."""
     table = np.loadtxt(path, delimiter=",")
     return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
 

@@ -89,7 +89,7 @@ def parse_prompt_doc(doc: Any, where: str, require_classnames: bool = True) -> P
 
 #: libyaml's safe loader where PyYAML was built with it: the 22 packaged prompt files parse in ~0.05 s instead
 #: of the pure-Python loader's ~0.4 s, which every run paid when the dataset registry loaded
-#: (tests/test_datasets_contract.py checks both loaders read every packaged file the same)
+#: (tests/datasets/test_datasets_contract.py checks both loaders read every packaged file the same)
 FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

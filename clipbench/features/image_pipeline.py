@@ -12,7 +12,7 @@ workers would otherwise have to do them at thousands of images/s:
 * the resize reproduces PIL's: an antialiased bicubic (PIL's a = -0.5 kernel, which torch's
   antialias path uses) done as PIL does it, one axis at a time with the result rounded to 8 bits
   after each pass, in Pillow's order (horizontal first, except that Pillow 13 reduces an image
-  more than twice as tall as wide vertically first; ``tests/test_decode_gpu.py`` checks the order
+  more than twice as tall as wide vertically first; ``tests/features/test_decode_gpu.py`` checks the order
   against the installed Pillow); then CLIP's centre crop and normalisation.
 
 On the CPU this resize differs from PIL in about 1 pixel value in 10,000, by 1 level

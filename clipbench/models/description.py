@@ -11,7 +11,7 @@ So the first load of a checkpoint writes what the built model answered to
 a date) returns a ``DescribedModel``. It answers the description from that file and builds the
 real model, through the loader it was given, the first time anything else is needed: an encoder,
 the tokenizer, the module, the device object. Features, text features and records are therefore
-keyed and filled exactly as with the built model; ``tests/test_warm_start.py`` checks that a warm
+keyed and filled exactly as with the built model; ``tests/engine/test_warm_start.py`` checks that a warm
 rerun scores without importing torch and writes the same metrics.
 """
 

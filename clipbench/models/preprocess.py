@@ -29,7 +29,7 @@ class ClipPreprocess:
     """PIL image -> float32 tensor [3, r, r]: CLIP's transform, ``Compose([Resize(r, BICUBIC), CenterCrop(r),
     to_rgb, ToTensor(), Normalize(CLIP_MEAN, CLIP_STD)])``, computed as torchvision computes it on a PIL
     image (PIL's own bicubic resize and crop, then the same float32 operations in numpy), value for value;
-    ``tests/test_models_preprocess.py`` holds it equal to torchvision's. Importing torchvision for it cost a
+    ``tests/models/test_models_preprocess.py`` holds it equal to torchvision's. Importing torchvision for it cost a
     cold run 1.5-2.5 s (``torchvision.ops`` pulls in ``torch._dynamo``)."""
 
     def __init__(self, resolution: int) -> None:

@@ -151,11 +151,11 @@ def test_bad_arguments_are_clear_errors(images, kwargs, message):
 
 
 def test_docs_say_what_the_default_model_was_trained_on_with_its_measured_accuracy():
-    page = (Path(__file__).resolve().parents[1] / "docs" / "search.md").read_text(encoding="utf-8")
+    page = (Path(__file__).resolve().parents[2] / "docs" / "search.md").read_text(encoding="utf-8")
     section = page.split("## Predict one image")[1].split("\n## ")[0]
     assert "scikit-learn's 8×8 handwritten digits" in section and "out of distribution" in section
     claimed = re.search(r"\((\d+)% zero-shot top-1 on the digits test split\)", section)
-    baseline = (Path(__file__).resolve().parents[1] / "results" / "baseline.csv").read_text().splitlines()
+    baseline = (Path(__file__).resolve().parents[2] / "results" / "baseline.csv").read_text().splitlines()
     measured = next(float(line.split(",")[5]) for line in baseline
                     if line.startswith("clipbench-tiny,digits,zeroshot,,top1,"))
     assert claimed and int(claimed[1]) == round(measured)

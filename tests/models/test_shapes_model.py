@@ -3,7 +3,7 @@ reproduces the shipped model's retrieval scores.
 
 Byte-identical retraining holds on the CPU and torch build that trained the file; on another CPU (this machine's
 AVX-512/AMX kernels, for one) float reductions round differently and the weights drift by ~1e-3 over 256 steps,
-so across machines the contract is the score band, as for clipbench-tiny (tests/test_tiny_shipped.py)."""
+so across machines the contract is the score band, as for clipbench-tiny (tests/models/test_tiny_shipped.py)."""
 
 from __future__ import annotations
 

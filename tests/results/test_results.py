@@ -134,6 +134,6 @@ def test_core_record_fields_are_declared_in_code_enforced_on_write_and_documente
         core_record(**{**values, "limit": True})
     with pytest.raises(TypeError, match="model is required"):
         core_record(**{**values, "model": None})
-    example = (Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md").read_text()
+    example = (Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md").read_text()
     undocumented = [f.name for f in CORE_FIELDS if f'"{f.name}"' not in example and f"`{f.name}`" not in example]
     assert undocumented == [], f"docs/ARCHITECTURE.md does not show core record field(s) {undocumented}"

@@ -284,7 +284,7 @@ def test_bad_alpha_is_bad_input(baseline, capsys):
 
 # --- the repository's own gate (.ci/run) ------------------------------------------------------
 
-REPO_BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline"
+REPO_BASELINE = Path(__file__).resolve().parents[2] / "results" / "baseline"
 
 
 def test_the_committed_baseline_has_verified_sample_files():

@@ -23,7 +23,7 @@ from clipbench.results.records import read_records
 
 pytestmark = pytest.mark.subprocess
 
-WORKER = str(Path(__file__).with_name("_distributed_fixtures.py"))
+WORKER = str(Path(__file__).resolve().parents[1] / "_distributed_fixtures.py")
 VOLATILE = {"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"}  # cost: timings; samples: named by record_id
 
 

@@ -15,7 +15,7 @@ from clipbench.results.source import primary_rows
 from clipbench.tasks.details import task_detail_blocks
 from clipbench.tasks.registry import TASKS
 
-BASELINE = Path(__file__).resolve().parents[1] / "results" / "baseline"
+BASELINE = Path(__file__).resolve().parents[2] / "results" / "baseline"
 
 
 def _old(task: str, **fields) -> dict:
