@@ -1,5 +1,5 @@
-"""Test-wide guarantees: tests never touch the user's cache or data dirs and never leave loopback; the test
-tiers' markers, and a check that every test starting another process carries ``subprocess``."""
+"""Test-wide guarantees: tests never touch the user's cache or data dirs and never leave loopback, and every
+test that starts another process carries the ``subprocess`` marker (the tiers are declared in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-#: The tiers (``slow`` is declared in pyproject.toml). The development loop is
-#: ``python -m pytest -q -m "not slow and not subprocess"``; the whole suite runs every tier.
-MARKERS = (
-    "subprocess: starts another process (a clipbench CLI, a benchmarks/ script, torchrun, a browser); "
-    "checked at run time by conftest.py",
-    "peer: compares with a peer implementation (OpenAI clip, open_clip, CLIP_benchmark, scikit-learn, "
-    "pytorch-metric-learning, transformers)",
-    "browser: renders in headless Chromium",
-)
-
 #: What makes a test ``subprocess``: another interpreter (each imports torch again), torchrun, a browser. Cheap
 #: tools are not counted: the engine asks git for every record's commit, and libraries ask uname or ldconfig.
 _STARTUP_COST = re.compile(r"(python[0-9.]*|torchrun|chromium(-browser)?|chrome|clipbench)(\.exe)?")
@@ -39,11 +29,6 @@ _STARTUP_COST = re.compile(r"(python[0-9.]*|torchrun|chromium(-browser)?|chrome|
 def _costly(program: str) -> bool:
     return bool(_STARTUP_COST.fullmatch(Path(program).name)) or os.path.realpath(program) == os.path.realpath(
         sys.executable)
-
-
-def pytest_configure(config):
-    for line in MARKERS:
-        config.addinivalue_line("markers", line)
 
 
 @pytest.fixture(autouse=True)
