@@ -9,10 +9,12 @@
 
 Every kind needs two classes or more: a one-class classifier scores 100% whatever the model does.
 
-Classnames: ``classnames.txt`` beside the data (one name per line, in label order) when present,
-else the folder names / CSV labels (sorted) / ``ClassLabel`` names. A ``prompts.yaml`` (or
-``.json``) beside the data may give ``classnames`` and ``templates``; the default template is
-CLIP's ``"a photo of a {c}."``.
+Classnames: ``classnames.txt`` beside the data (one name per line) when present, else the folder
+names / CSV labels (sorted) / ``ClassLabel`` names. A ``prompts.yaml`` (or ``.json``) beside the data
+may give ``classnames`` and ``templates``; the default template is CLIP's ``"a photo of a {c}."``.
+For ``folder:``, names that are the class folders' names map by name in any order; names that are no
+folder's are display names in sorted-folder order; a mix that contradicts that order is an error
+(``user_data.order_by_name``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from clipbench.datasets.user_data import (
     DEFAULT_TEMPLATES,
     SPLIT_ALIASES,
     apply_prompt_file,
+    order_by_name,
     ordered_splits,
     pick_column,
     read_classnames_file,
@@ -123,14 +126,15 @@ class FolderAdapter(ClassificationAdapter):
             raise DataError(f"dataset folder {root} does not exist (expected one sub-folder per class)")
         split_dirs, classes = _folder_layout(root, spec)
         display = read_classnames_file(root)
-        if display is not None and len(display) != len(classes):
-            raise DataError(f"{root / 'classnames.txt'} has {len(display)} names, expected {len(classes)} (one per class folder)")
+        if display is not None:
+            order = order_by_name([[n] for n in display], classes, root / "classnames.txt")
+            display = [display[i] for i in order]
         adapter = cls(
             name=spec, classnames=display or [c.replace("_", " ") for c in classes],
             templates=list(DEFAULT_TEMPLATES), splits=ordered_splits(split_dirs),
             path=root, split_dirs=split_dirs, class_dirs=classes,
         )
-        return apply_prompt_file(adapter, root)
+        return apply_prompt_file(adapter, root, keys=classes)
 
     def is_present(self, data_root: Path | None = None) -> bool:
         return self.path.is_dir()

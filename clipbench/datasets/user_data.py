@@ -3,12 +3,16 @@ and ``prompts.yaml`` that may sit beside the data (``folder:``, ``csv:``, ``hf:`
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.datasets.prompts import load_prompt_file, with_prompts
 from clipbench.foundations.errors import DataError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TEMPLATES = ["a photo of a {c}."]
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -53,11 +57,58 @@ def read_classnames_file(folder: Path) -> list[str] | None:
     return names
 
 
-def apply_prompt_file(adapter: DatasetAdapter, folder: Path) -> DatasetAdapter:
-    """The adapter with the ``prompts.yaml`` (``.yml``, ``.json``) beside its data applied, if there is one."""
+def _key(name: str) -> str:
+    return " ".join(name.replace("_", " ").split()).casefold()
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:12]) + (f" ... ({len(names)} in all)" if len(names) > 12 else "")
+
+
+def order_by_name(names: Sequence[Sequence[str]], keys: Sequence[str], source: str | Path) -> list[int]:
+    """For each class (in ``keys`` order, e.g. the sorted class folders), the index of its entry in ``names``.
+
+    ``names[i]`` are the names of a file's entry ``i`` (a classname, or a classname and its synonyms).
+    A name *matches* a key when they are equal up to case and ``_`` versus space. When every entry
+    matches a different key, entries map by name, whatever their order: a file listing ``zero``..``nine``
+    in counting order must not give folder ``eight/`` the name ``zero``. When no entry contradicts its
+    position (none matches, or each match sits at its key's position: display names in label order), the
+    file is read by position and the pairing is logged. Otherwise it is an error showing both lists.
+    """
+    index: dict[str, int | None] = {}
+    for i, k in enumerate(keys):
+        index[_key(k)] = None if _key(k) in index else i  # a key shared by two classes identifies neither
+    found = [next((index[_key(n)] for n in entry if index.get(_key(n)) is not None), None) for entry in names]
+    firsts = [entry[0] for entry in names]
+    if len(names) == len(keys) and None not in found and len(set(found)) == len(keys):
+        order = [found.index(i) for i in range(len(keys))]
+        if order != list(range(len(keys))):
+            log.info("%s: names mapped to classes by name (the file's order differs from the classes' %s)",
+                     source, _shown(list(keys)))
+        return order
+    if len(names) == len(keys) and all(f is None or f == i for i, f in enumerate(found)):
+        log.info("%s: names taken by position: %s", source,
+                 _shown([f"{k} -> {n}" for k, n in zip(keys, firsts, strict=True)]))
+        return list(range(len(keys)))
+    raise DataError(f"{source}: its {len(names)} names ({_shown(firsts)}) do not match the {len(keys)} classes "
+                    f"({_shown(list(keys))}): list each class once, by its name (any order), or give display "
+                    f"names that are not class names, one per line in the classes' order")
+
+
+def apply_prompt_file(adapter: DatasetAdapter, folder: Path, keys: Sequence[str] | None = None) -> DatasetAdapter:
+    """The adapter with the ``prompts.yaml`` (``.yml``, ``.json``) beside its data applied, if there is one.
+
+    Its classnames are matched to the classes by name where they can be (``order_by_name``); ``keys`` name the
+    classes (the class folders for ``folder:``), else the adapter's classnames do."""
     for candidate in ("prompts.yaml", "prompts.yml", "prompts.json"):
-        if (folder / candidate).is_file():
-            return with_prompts(adapter, load_prompt_file(folder / candidate))
+        path = folder / candidate
+        if path.is_file():
+            prompts = load_prompt_file(path)
+            if prompts.classnames:
+                entries = [prompts.synonyms.get(c, [c]) for c in prompts.classnames]
+                order = order_by_name(entries, adapter.classnames if keys is None else keys, path)
+                prompts = dataclasses.replace(prompts, classnames=[prompts.classnames[i] for i in order])
+            return with_prompts(adapter, prompts)
     return adapter
 
 
