@@ -360,5 +360,13 @@ def list_class_folders(root: Path, what: str) -> list[Path]:
 
 
 def images_in(folder: Path) -> list[Path]:
-    """Image files directly or below ``folder``, sorted for a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+    """Image files directly or below ``folder``, sorted for a stable order.
+
+    An image name whose symlink points nowhere is a DataError naming it, like a corrupt image: skipping
+    it would silently drop a sample."""
+    found = sorted(p for p in folder.rglob("*") if is_image_file(p) and not p.name.startswith("."))
+    for p in found:
+        if p.is_symlink() and not p.exists():
+            raise DataError(f"broken symlink {p}: it points to {os.readlink(p)}, which does not exist "
+                            f"(fix or remove the link; an image is never skipped)")
+    return [p for p in found if p.is_file()]
