@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from clipbench.datasets.image_text import (
     image_text_fields,
 )
 from clipbench.datasets.images import images_in
-from clipbench.datasets.user_data import ordered_splits, pick_column
+from clipbench.datasets.user_data import ordered_splits, pick_column, read_csv
 from clipbench.foundations.errors import DataError
 
 IMAGE_COLUMNS = ("image", "image_path", "filepath", "file_name", "filename", "file", "path", "img")
@@ -47,8 +46,7 @@ def _read_rows(path: Path) -> list[dict]:
                     rows.append(row)
             return rows
         if suffix in (".csv", ".tsv"):
-            with open(path, newline="", encoding="utf-8") as fh:
-                return list(csv.DictReader(fh, delimiter="\t" if suffix == ".tsv" else ","))
+            return read_csv(path, "\t" if suffix == ".tsv" else ",")[1]
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text") from exc
     raise DataError(f"pairs:{path}: expected a .csv, .tsv or .jsonl file")

@@ -19,7 +19,6 @@ folder's are display names in sorted-folder order; a mix that contradicts that o
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from clipbench.datasets.user_data import (
     ordered_splits,
     pick_column,
     read_classnames_file,
+    read_csv,
     require_classes,
     split_name,
 )
@@ -158,19 +158,6 @@ class FolderAdapter(ClassificationAdapter):
 # -------------------------------------------------------------------------------------------- csv:
 
 
-def _check_delimiter(columns: list[str], path: Path) -> None:
-    """A one-column header holding ``;``, tab or ``|`` is a file saved with another delimiter: say which."""
-    if len(columns) != 1:
-        return
-    try:
-        found = csv.Sniffer().sniff(columns[0], delimiters=";\t|").delimiter
-    except csv.Error:
-        return
-    named = {";": "semicolon", "\t": "tab", "|": "pipe"}[found]
-    raise DataError(f"CSV {path} has one column {columns[0]!r}: it looks {named}-delimited ({found!r}); clipbench "
-                    f"reads comma-separated files, so save it with commas (Excel: 'CSV UTF-8 (Comma delimited)')")
-
-
 @dataclass
 class CSVAdapter(ClassificationAdapter):
     """Rows of (image path, label[, split]); built by ``CSVAdapter.from_path``."""
@@ -187,24 +174,11 @@ class CSVAdapter(ClassificationAdapter):
         if not str(path).strip():
             raise DataError("csv: needs a path: csv:PATH, a CSV file with an image path column and a label column")
         csv_path = Path(path).expanduser()
-        try:
-            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would stick to the first column name
-            with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                columns = list(reader.fieldnames or [])
-                records = list(reader)
-        except IsADirectoryError as exc:
-            raise DataError(f"{spec}: {csv_path} is a folder, not a CSV file (for class folders use folder:{path})") from exc
-        except OSError as exc:
-            raise DataError(f"cannot read CSV {csv_path}: {exc.strerror or exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise DataError(f"CSV {csv_path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                            f"save it as UTF-8 (Excel: 'CSV UTF-8')") from exc
-        except csv.Error as exc:
-            raise DataError(f"CSV {csv_path} is malformed: {exc}") from exc
+        if csv_path.is_dir():
+            raise DataError(f"{spec}: {csv_path} is a folder, not a CSV file (for class folders use folder:{path})")
+        columns, records = read_csv(csv_path)
         if not records:
             raise DataError(f"CSV {csv_path} has no rows (expected one row per image with path and label columns)")
-        _check_delimiter(columns, csv_path)
         image_col = pick_column(columns, image_column, IMAGE_COLUMNS, "image path", csv_path)
         label_col = pick_column(columns, label_column, LABEL_COLUMNS, "label", csv_path)
         has_split = split_column is not None and split_column in columns

@@ -3,6 +3,7 @@ and ``prompts.yaml`` that may sit beside the data (``folder:``, ``csv:``, ``hf:`
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -44,6 +45,39 @@ def pick_column(columns: Sequence[str], wanted: str | None, candidates: Sequence
             return lower[cand]
     raise DataError(f"{where}: no {what} column (expected one of {', '.join(candidates)}; "
                     f"columns: {', '.join(columns)})")
+
+
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def read_csv(path: Path, delimiter: str = ",") -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows) of a ``csv:`` or ``pairs:`` file: UTF-8 with or without a byte-order mark (Excel's
+    "CSV UTF-8", whose mark would otherwise stick to the first column name), any failure one DataError line,
+    and a one-column header that holds another delimiter named as such."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            columns = list(reader.fieldnames or [])
+            records = list(reader)
+    except OSError as exc:
+        raise DataError(f"cannot read CSV {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"CSV {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                        f"save it as UTF-8 (Excel: 'CSV UTF-8')") from exc
+    except csv.Error as exc:
+        raise DataError(f"CSV {path} is malformed: {exc}") from exc
+    if len(columns) == 1:
+        try:
+            found = csv.Sniffer().sniff(columns[0], delimiters="".join(d for d in _DELIMITERS if d != delimiter)).delimiter
+        except csv.Error:
+            found = None
+        if found:
+            ours = _DELIMITERS[delimiter]
+            excel = " (Excel: 'CSV UTF-8 (Comma delimited)')" if delimiter == "," else ""
+            raise DataError(f"CSV {path} has one column {columns[0]!r}: it looks {_DELIMITERS[found]}-delimited "
+                            f"({found!r}); clipbench reads {ours}-separated {path.suffix} files, so save it "
+                            f"with {ours}s{excel}")
+    return columns, records
 
 
 def read_classnames_file(folder: Path) -> list[str] | None:

@@ -18,3 +18,29 @@ def test_broken_symlink_in_a_class_folder_is_an_error_naming_it(tmp_path):
     with pytest.raises(DataError, match=r"broken symlink .*dog/lost\.png") as err:
         adapter.load_split("test", None)
     assert "\n" not in str(err.value)
+
+
+def _one_image(tmp_path):
+    return class_tree(tmp_path, {"imgs": 2})["imgs"]
+
+
+def test_pairs_csv_with_a_byte_order_mark_reads_like_csv(tmp_path):
+    images = _one_image(tmp_path)
+    rows = "".join(f"imgs/{p.name},a photo {i}\r\n" for i, p in enumerate(images))
+    (tmp_path / "excel.csv").write_text("image,caption\r\n" + rows, encoding="utf-8-sig")
+    split = get_dataset(f"pairs:{tmp_path / 'excel.csv'}").load_split("test", None)
+    assert len(split) == 2
+
+
+def test_pairs_semicolon_csv_names_the_delimiter(tmp_path):
+    _one_image(tmp_path)
+    (tmp_path / "semi.csv").write_text("image;caption\nimgs/img_000.png;a photo\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"semicolon-delimited.*save it with commas"):
+        get_dataset(f"pairs:{tmp_path / 'semi.csv'}")
+
+
+def test_pairs_tsv_saved_with_commas_names_the_delimiter(tmp_path):
+    _one_image(tmp_path)
+    (tmp_path / "commas.tsv").write_text("image,caption\nimgs/img_000.png,a photo\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"comma-delimited.*tab-separated \.tsv files"):
+        get_dataset(f"pairs:{tmp_path / 'commas.tsv'}")
