@@ -24,7 +24,7 @@ from clipbench.datasets.image_text import (
     image_text_fields,
 )
 from clipbench.datasets.images import images_in
-from clipbench.datasets.user_data import ordered_splits, pick_column, read_csv
+from clipbench.datasets.user_data import comma_hint, ordered_splits, pick_column, read_csv
 from clipbench.foundations.errors import DataError
 
 IMAGE_COLUMNS = ("image", "image_path", "filepath", "file_name", "filename", "file", "path", "img")
@@ -63,7 +63,7 @@ class PairsAdapter(ImageTextAdapter):
     def from_path(cls, path: str | os.PathLike, name: str | None = None) -> PairsAdapter:
         file = Path(path).expanduser()
         if not file.is_file():
-            raise DataError(f"pairs file {file} does not exist (expected a .csv, .tsv or .jsonl of image, caption rows)")
+            raise DataError(f"pairs file {file} does not exist (expected a .csv, .tsv or .jsonl of image, caption rows){comma_hint(file)}")
         rows = _read_rows(file)
         if not rows:
             raise DataError(f"{file} has no rows (expected image, caption rows)")
@@ -114,7 +114,7 @@ class CaptionFolderAdapter(ImageTextAdapter):
     def from_path(cls, path: str | os.PathLike, name: str | None = None) -> CaptionFolderAdapter:
         root = Path(path).expanduser()
         if not root.is_dir():
-            raise DataError(f"caption folder {root} does not exist (expected images with same-named .txt files)")
+            raise DataError(f"caption folder {root} does not exist (expected images with same-named .txt files){comma_hint(root)}")
         return cls(**image_text_fields(name or f"captions:{root}", ("test",), f"images with .txt captions in {root}"),
                    path=root)
 

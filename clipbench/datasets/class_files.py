@@ -30,6 +30,7 @@ from clipbench.datasets.user_data import (
     DEFAULT_TEMPLATES,
     SPLIT_ALIASES,
     apply_prompt_file,
+    comma_hint,
     order_by_name,
     ordered_splits,
     pick_column,
@@ -123,7 +124,7 @@ class FolderAdapter(ClassificationAdapter):
             hint = f"; for a CSV file use csv:{path}" if root.suffix.lower() == ".csv" else ""
             raise DataError(f"{spec}: {root} is a file, not a folder (expected a folder with one sub-folder per class{hint})")
         if not root.is_dir():
-            raise DataError(f"dataset folder {root} does not exist (expected one sub-folder per class)")
+            raise DataError(f"dataset folder {root} does not exist (expected one sub-folder per class){comma_hint(root)}")
         split_dirs, classes = _folder_layout(root, spec)
         display = read_classnames_file(root)
         if display is not None:

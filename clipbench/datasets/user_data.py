@@ -47,6 +47,17 @@ def pick_column(columns: Sequence[str], wanted: str | None, candidates: Sequence
                     f"columns: {', '.join(columns)})")
 
 
+def comma_hint(path: Path) -> str:
+    """For a path that does not exist: a hint when a sibling's name continues it with a comma (``/data/a,b``
+    given as ``folder:/data/a,b`` reached us as ``/data/a``, since dataset lists split on commas)."""
+    try:
+        cut = path.parent.is_dir() and any(p.name.startswith(path.name + ",") for p in path.parent.iterdir())
+    except OSError:
+        cut = False
+    return (f"; {path.parent / (path.name + ',...')} exists: dataset lists split on commas, so write a comma in a "
+            f"path as \\, (or quote it so the shell keeps the backslash)") if cut else ""
+
+
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -60,7 +71,7 @@ def read_csv(path: Path, delimiter: str = ",") -> tuple[list[str], list[dict[str
             columns = list(reader.fieldnames or [])
             records = list(reader)
     except OSError as exc:
-        raise DataError(f"cannot read CSV {path}: {exc.strerror or exc}") from exc
+        raise DataError(f"cannot read CSV {path}: {exc.strerror or exc}{comma_hint(path)}") from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"CSV {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                         f"save it as UTF-8 (Excel: 'CSV UTF-8')") from exc

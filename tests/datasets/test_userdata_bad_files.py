@@ -44,3 +44,13 @@ def test_pairs_tsv_saved_with_commas_names_the_delimiter(tmp_path):
     (tmp_path / "commas.tsv").write_text("image,caption\nimgs/img_000.png,a photo\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"comma-delimited.*tab-separated \.tsv files"):
         get_dataset(f"pairs:{tmp_path / 'commas.tsv'}")
+
+
+def test_folder_path_cut_at_a_comma_hints_at_the_escape(tmp_path):
+    class_tree(tmp_path / "cats,dogs", {"cat": 1, "dog": 1})
+    # `--dataset folder:/x/cats,dogs` reaches the adapter as `folder:/x/cats` (lists split on commas)
+    with pytest.raises(DataError, match=r"does not exist .*cats,\.\.\. exists.*write a comma in a path as \\,"):
+        get_dataset(f"folder:{tmp_path / 'cats'}")
+    with pytest.raises(DataError) as err:
+        get_dataset(f"folder:{tmp_path / 'birds'}")
+    assert "comma" not in str(err.value)
