@@ -180,6 +180,9 @@ def download_dataset(
         if adapter.is_present(data_root):
             return None
         raise DataError(f"{adapter.name} has nothing to download (it reads data you point it at)")
+    if data_root.exists() and not data_root.is_dir():
+        raise DataError(f"data root {data_root} is a file, not a folder (set --data-root or CLIPBENCH_DATA to a folder "
+                        f"that holds, or will hold, one sub-folder per dataset)")
     target = data_root / adapter.folder
     if is_marked_complete(target) or adapter.is_present(data_root):
         log.info("%s is already present in %s", adapter.name, target)
@@ -192,7 +195,11 @@ def download_dataset(
         urls = ", ".join(a.url for a in adapter.downloads)
         raise OfflineError(f"{adapter.name} is not in {target} and offline mode is on; download {urls} and run "
                            f"`clipbench download {adapter.name}` on a machine with network access, or place the data there")
-    data_root.mkdir(parents=True, exist_ok=True)
+    try:
+        data_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the data root {data_root}: {exc.strerror or exc} (set --data-root or "
+                        f"CLIPBENCH_DATA to a folder you can write)") from exc
     with file_lock(target):
         if is_marked_complete(target) or adapter.is_present(data_root):
             return target
