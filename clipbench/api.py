@@ -226,36 +226,40 @@ def list_datasets(data_root: str | os.PathLike | None = None) -> list[dict]:
 
 
 def cache_entries(cache_dir: str | os.PathLike | None = None) -> list[dict]:
-    """Feature-store and text-store entries and model descriptions, with their sizes (`clipbench cache list`)."""
+    """Feature-store and text-store entries and model descriptions, with their sizes (`clipbench cache list`).
+
+    ``model`` and ``split`` come from the entry's ``about.json`` (the key holds only hashes): the model's name
+    ("?" for entries written before it) and the split a person knows (a probe's carved val is ``val``).
+    """
+    from clipbench.datasets.splits import shown_split
     from clipbench.features import FeatureStore
+    from clipbench.features.store import STORE_SCHEMA
+    from clipbench.features.text_store import text_store
 
     paths = Paths.resolve(cache_dir=cache_dir)
-    out = []
-    from clipbench.features.store import STORE_SCHEMA
 
     def state(e) -> str | bool:  # an entry of another store schema is never read again: say so
         schema = e.key.get("schema", 1)
         return e.complete if schema == STORE_SCHEMA else f"stale (schema {schema}; unused)"
 
-    for e in FeatureStore(paths.features_dir).entries():
-        out.append({"kind": "features", "path": str(e.path), "dataset": e.key.get("dataset", "?"),
-                    "split": e.key.get("split", "?"), "features": e.key.get("features", "?"),
-                    "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
-                    "complete": state(e), "size_bytes": e.size_bytes})
-    from clipbench.features.text_store import text_store
+    def row(kind: str, path, model="-", dataset="-", split="-", features="-", precision="-", n_samples=None,
+            complete=True, size_bytes=0) -> dict:
+        return {"kind": kind, "model": model, "dataset": dataset, "split": split, "features": features,
+                "precision": precision, "n_samples": n_samples, "complete": complete, "size_bytes": size_bytes,
+                "path": str(path)}
 
-    for e in text_store(paths.text_dir).entries():
-        out.append({"kind": "text", "path": str(e.path), "dataset": "-", "split": "-", "features": "texts",
-                    "precision": e.key.get("precision", "?"), "n_samples": e.key.get("n_samples"),
-                    "complete": state(e), "size_bytes": e.size_bytes})
+    out = [row("features", e.path, e.about.get("model", "?"), e.key.get("dataset", "?"),
+               shown_split(e.key.get("split", "?"), e.about.get("subset", "")), e.key.get("features", "?"),
+               e.key.get("precision", "?"), e.key.get("n_samples"), state(e), e.size_bytes)
+           for e in FeatureStore(paths.features_dir).entries()]
+    out += [row("text", e.path, e.about.get("model", "?"), features="texts", precision=e.key.get("precision", "?"),
+                n_samples=e.key.get("n_samples"), complete=state(e), size_bytes=e.size_bytes)
+            for e in text_store(paths.text_dir).entries()]
     if paths.text_dir.is_dir():  # single files of older clipbench versions (classifiers, text features): unused
-        for f in sorted(paths.text_dir.rglob("*.npz")):
-            if "shards" not in f.parts:
-                out.append({"kind": "text", "path": str(f), "dataset": "-", "split": "-", "features": "old layout",
-                            "precision": "-", "n_samples": None, "complete": "stale (unused)", "size_bytes": f.stat().st_size})
+        out += [row("text", f, features="old layout", complete="stale (unused)", size_bytes=f.stat().st_size)
+                for f in sorted(paths.text_dir.rglob("*.npz")) if "shards" not in f.parts]
     for f in sorted(paths.models_dir.glob("*.json")) if paths.models_dir.is_dir() else []:  # model descriptions
-        out.append({"kind": "model", "path": str(f), "dataset": "-", "split": "-", "features": "description",
-                    "precision": "-", "n_samples": None, "complete": True, "size_bytes": f.stat().st_size})
+        out.append(row("model", f, f"sha256 {f.stem[:12]}", features="description", size_bytes=f.stat().st_size))
     return out
 
 

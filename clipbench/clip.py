@@ -1,7 +1,8 @@
 """OpenAI's ``clip`` package API on clipbench's models: change ``import clip`` to ``from clipbench import clip``.
 
 ``available_models()``, ``load(name, device, jit, download_root) -> (model, preprocess)`` and
-``tokenize(texts, context_length, truncate)`` behave as in openai/CLIP, but every model spec
+``tokenize(texts, context_length, truncate)`` behave as in openai/CLIP (``tokenize`` returns int32 ids,
+``preprocess.transforms`` lists torchvision's steps), but every model spec
 ``clipbench.load_model`` takes works (registered names, local checkpoint files, ``openclip:`` and
 ``hf:`` specs), downloads go through clipbench's SHA-256-verified cache, and the numbers come
 from clipbench's own (parity-tested) implementation.
@@ -67,9 +68,10 @@ def available_models() -> list[str]:
 
 
 def tokenize(texts: str | Sequence[str], context_length: int = CONTEXT_LENGTH, truncate: bool = False) -> torch.Tensor:
-    """Texts -> LongTensor [N, context_length] of CLIP BPE ids, the same ids as OpenAI's ``clip.tokenize``."""
+    """Texts -> IntTensor (int32) [N, context_length] of CLIP BPE ids: the ids and dtype of OpenAI's
+    ``clip.tokenize`` (clipbench's own ``tokenize`` gives int64; ``encode_text`` takes either)."""
     try:
-        return _clip_tokenize(texts, context_length=context_length, truncate=truncate)
+        return _clip_tokenize(texts, context_length=context_length, truncate=truncate).to(torch.int32)
     except ClipbenchError as exc:
         if "longer than the context length" in str(exc):
             raise ContextLengthError(str(exc)) from exc

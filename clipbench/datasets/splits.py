@@ -15,6 +15,9 @@ import numpy as np
 from clipbench.datasets.base import DatasetAdapter, SplitData
 from clipbench.foundations.errors import ClipbenchError, DataError
 
+#: ``subset_spec`` prefixes of the linear probe's carve of ``train`` (both parts keep the split name ``train``)
+PROBE_TRAIN, PROBE_VAL = "probe-train", "probe-val"
+
 
 def stratified_indices(
     labels: np.ndarray, fraction: float | None = None, per_class: int | None = None, seed: int = 0
@@ -133,4 +136,9 @@ def probe_splits(
     if len(carved) == 0:
         raise DataError(f"{adapter.name}: train split is too small to carve a validation split from")
     spec = f"seed={seed}:frac={val_fraction:g}"
-    return train.subset(kept, f"probe-train:{spec}"), train.subset(carved, f"probe-val:{spec}"), test
+    return train.subset(kept, f"{PROBE_TRAIN}:{spec}"), train.subset(carved, f"{PROBE_VAL}:{spec}"), test
+
+
+def shown_split(split: str, subset_spec: str) -> str:
+    """The split a person knows: a probe's val carved out of ``train`` (split name ``train``) is ``val``."""
+    return "val" if any(part.startswith(f"{PROBE_VAL}:") for part in subset_spec.split("|")) else split

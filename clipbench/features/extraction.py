@@ -230,6 +230,7 @@ def extract_range(
                         **loader_options(workers, device, sum(b - a for a, b in ranges)))
     total = sum(b - a for a, b in ranges)
     provenance = extraction_provenance(model, key, decode)
+    about = {"model": model.name, "subset": split.subset_spec}  # what the key's hashes stand for (cache list)
     written: list[ShardInfo] = []
     pending_feats: list[np.ndarray] = []
     range_iter = iter(ranges)
@@ -264,7 +265,7 @@ def extract_range(
             bar.update(len(labels))
             if current[0] + filled == current[1]:
                 written.append(store.write_shard(key, current[0], current[1], np.concatenate(pending_feats),
-                                                 provenance))
+                                                 provenance, about))
                 pending_feats, filled = [], 0
                 current = next(range_iter, None)
             _note_forward(len(labels))

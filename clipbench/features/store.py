@@ -4,6 +4,7 @@ Layout of one entry (a directory under ``Paths.features_dir``)::
 
     <dataset>-<split>-<digest>/
         key.json                       the FeatureKey, for humans and `clipbench cache list`
+        about.json                     what the key's hashes stand for (model name, subset), for the listing only
         shards/0000000000-0000000512.npz   features [n, D] float32 of samples [a, b), nothing else
         shards/0000000000-0000000512.json  {"start", "end", "size", "sha256", "dim", "provenance"} of that file
         manifest.json                  the ordered shards covering [0, N) and their merged provenance:
@@ -31,7 +32,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,8 @@ class EntryInfo:
     complete: bool
     n_shards: int
     size_bytes: int
+    #: ``about.json``: the model's name and the split's subset spec (empty for entries written before it)
+    about: dict = field(default_factory=dict)
 
 
 class FeatureStore:
@@ -104,21 +107,25 @@ class FeatureStore:
             raise ValueError(f"feature-store key of schema {key.schema}; this clipbench reads and writes schema "
                              f"{STORE_SCHEMA} (clear old entries with `clipbench cache clear`)")
 
-    def _ensure_entry(self, key: FeatureKey) -> None:
+    def _ensure_entry(self, key: FeatureKey, about: dict | None = None) -> None:
         key_file = self.entry_dir(key) / "key.json"
         if not key_file.exists():
             atomic_write_json(key_file, asdict(key))
+        about_file = self.entry_dir(key) / "about.json"
+        if about and not about_file.exists():  # the key holds hashes only (weights, split fingerprint)
+            atomic_write_json(about_file, about)
 
     # --- shards -----------------------------------------------------------------------------
     def write_shard(self, key: FeatureKey, start: int, end: int, features: np.ndarray,
-                    provenance: dict | None = None) -> ShardInfo:
+                    provenance: dict | None = None, about: dict | None = None) -> ShardInfo:
         """Persist the features of samples [start, end): the data file first, then its sidecar (which makes
-        it count). No labels: they are the split's (see the module docstring)."""
+        it count). No labels: they are the split's (see the module docstring). ``about``: names for the
+        listing (``{"model": ..., "subset": ...}``), written once per entry."""
         self._check_schema(key)
         features = np.ascontiguousarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[0] != end - start:
             raise ValueError(f"shard [{start}, {end}) got features of shape {features.shape}")
-        self._ensure_entry(key)
+        self._ensure_entry(key, about)
         path = self._shards_dir(key) / shard_name(start, end)
         meta = write_verified_arrays(path, features=features)
         info = ShardInfo(start, end, meta["size"], meta["sha256"], int(features.shape[1]), provenance)
@@ -313,7 +320,7 @@ class FeatureStore:
             size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
             out.append(EntryInfo(entry, _read_json(entry / "key.json") or {}, (entry / "manifest.json").is_file(),
                                  len(list((entry / "shards").glob("*.npz"))) if (entry / "shards").is_dir() else 0,
-                                 size))
+                                 size, _read_json(entry / "about.json") or {}))
         return out
 
     def clear(self, entry: EntryInfo | None = None) -> int:

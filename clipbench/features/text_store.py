@@ -114,6 +114,7 @@ def text_features(
 
     def fill() -> None:
         for a, b in (r for gap in store.plan(key, verify=True)[1] for r in shard_ranges(*gap, SHARD_TEXTS)):
-            store.write_shard(key, a, b, _encode_chunk(model, texts[a:b], batch_size, precision))
+            store.write_shard(key, a, b, _encode_chunk(model, texts[a:b], batch_size, precision),
+                              about={"model": model.name})
 
     return store.load_or_fill(key, None, fill, what="text features").features

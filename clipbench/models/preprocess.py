@@ -51,6 +51,17 @@ class ClipPreprocess:
         pixels = (pixels - self._mean) / self._std
         return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
 
+    @property
+    def transforms(self) -> list:
+        """The steps as torchvision transforms, the list OpenAI's ``Compose.transforms`` holds (scripts read it,
+        e.g. ``transforms[0].size`` or ``transforms[-1].mean``); ``Compose(transforms)`` gives these pixels.
+        A new list each time (change the steps by composing your own); imports torchvision on first use."""
+        from torchvision import transforms as tv
+
+        r = self.resolution
+        return [tv.Resize(r, interpolation=tv.InterpolationMode.BICUBIC), tv.CenterCrop(r), to_rgb, tv.ToTensor(),
+                tv.Normalize(CLIP_MEAN, CLIP_STD)]
+
     def __repr__(self) -> str:
         return f"ClipPreprocess({self.resolution})"
 

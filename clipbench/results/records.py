@@ -174,14 +174,15 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
     A line that is not a record (torn by a crash, garbage, valid JSON of the wrong shape or types)
     is skipped with one warning naming it, plus once per file a hint how to repair it; with
     ``strict`` (the CI gate, which must not judge a file it cannot fully read) it is an error.
-    A record from a newer clipbench is always an error.
+    A record from a newer clipbench is always an error, and so is a file none of whose lines even
+    starts like a record (a README: deleting lines would not repair it; a lone torn line still would).
     """
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
         raise ClipbenchError(f"results file not found: {path}")
-    records, bad_lines, new_warnings, resolved = [], [], False, str(path.resolve())
+    records, problems, resolved = [], [], str(path.resolve())
     try:
         with open(path, "rb") as fh:
             lines = fh.read().split(b"\n")
@@ -199,24 +200,29 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
         else:
             reason = record_problem(record) or (None if strict else _non_finite(record))
             problem = None if reason is None else f"is not a clipbench result record ({reason})"
-        if problem is not None:
-            bad_lines.append(lineno)
-            if strict:
-                raise ClipbenchError(f"{path}:{lineno} {problem}; {_repair_hint(path, [lineno])}")
-            key = (resolved, lineno, hashlib.sha256(line).hexdigest())
-            if key not in _WARNED:
-                _WARNED.add(key)
-                new_warnings = True
-                log.warning("%s:%d %s; skipped", path, lineno, problem)
+        if problem is not None:  # judged once the whole file is read: is it a results file at all?
+            problems.append((lineno, problem, hashlib.sha256(line).hexdigest()))
             continue
         version = record.get("schema_version", 1)
         if version > RESULT_SCHEMA:
             raise ClipbenchError(f"{path}:{lineno} has result schema_version {version}, newer than this clipbench "
                                  f"understands ({RESULT_SCHEMA}); upgrade clipbench")
         records.append(upgrade_record(record))  # readers see one shape, whatever the schema it was written in
+    if problems and not records and not any(line.lstrip().startswith(b"{") for line in lines):
+        raise ClipbenchError(f"{path} is not a clipbench results file: none of its {len(problems)} non-empty lines "
+                             "is a JSON record; give a results directory, results.jsonl or leaderboard.csv")
+    if problems and strict:
+        lineno, problem, _ = problems[0]
+        raise ClipbenchError(f"{path}:{lineno} {problem}; {_repair_hint(path, [lineno])}")
+    new_warnings = False
+    for lineno, problem, digest in problems:
+        if (resolved, lineno, digest) not in _WARNED:
+            _WARNED.add((resolved, lineno, digest))
+            new_warnings = True
+            log.warning("%s:%d %s; skipped", path, lineno, problem)
     if new_warnings and resolved not in _HINTED:
         _HINTED.add(resolved)
-        log.warning("%s", _repair_hint(path, bad_lines))
+        log.warning("%s", _repair_hint(path, [lineno for lineno, _, _ in problems]))
     return records
 
 

@@ -241,9 +241,9 @@ def test_available_models_tokenize_and_jit():
     assert clip.available_models()[:9] == reference_clip.available_models()
     assert "clipbench-tiny" in clip.available_models()
     texts = ["a photo of a dog.", "Hello, World! 3 CATS &amp; café", ""]
-    assert torch.equal(clip.tokenize(texts), reference_clip.tokenize(texts).long())
+    assert torch.equal(clip.tokenize(texts), reference_clip.tokenize(texts))
     long_text = "word " * 100
-    assert torch.equal(clip.tokenize(long_text, truncate=True), reference_clip.tokenize(long_text, truncate=True).long())
+    assert torch.equal(clip.tokenize(long_text, truncate=True), reference_clip.tokenize(long_text, truncate=True))
     with pytest.raises(RuntimeError, match="longer than the context length"):
         clip.tokenize(long_text)
     assert clip.tokenize("short", context_length=16).shape == (1, 16)
