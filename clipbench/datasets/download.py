@@ -12,6 +12,7 @@ error that says what to place where.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import logging
@@ -132,6 +133,10 @@ def extract_archive(path: Path, dest: Path, limit: int = MAX_EXTRACT_BYTES) -> N
                 bad = [m for m in zf.namelist() if not _inside(dest, m)]
                 if bad:
                     raise DataError(f"archive {path} has a member outside its folder: {bad[0]}")
+                links = [m.filename for m in zf.infolist() if (m.external_attr >> 16) & 0o170000 == 0o120000]
+                if links:  # a dataset holds files; a link could point anywhere once followed
+                    raise DataError(f"archive {path} has a symlink member ({links[0]}); datasets are unpacked "
+                                    "from regular files only")
                 if sum(m.file_size for m in zf.infolist()) > limit:  # zipfile writes no more than declared
                     raise _too_big(path, limit)
                 zf.extractall(dest)
@@ -142,6 +147,9 @@ def extract_archive(path: Path, dest: Path, limit: int = MAX_EXTRACT_BYTES) -> N
             raise DataError(f"cannot extract {path}: expected a .tar.gz, .tgz, .tar, .zip or .gz archive")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"archive {path} is damaged ({type(exc).__name__}: {exc}); expected a readable archive") from exc
+    except OSError as exc:  # a full disk, a read-only data root, a member in a file's place
+        raise DataError(f"cannot unpack {path} into {dest}: {exc.strerror or exc}"
+                        f"{' (the disk is full)' if exc.errno == errno.ENOSPC else ''}") from exc
 
 
 def _place(archive: Archive, path: Path, staging: Path) -> None:

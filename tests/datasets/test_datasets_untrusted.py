@@ -108,3 +108,43 @@ def test_a_declared_unpacked_size_is_the_limit(tmp_path):
     extract_archive(archive, tmp_path / "ok", Archive("http://x/a.tar.gz", "0", unpacked_bytes=3 << 20
                                                       ).extract_limit(archive))
     assert (tmp_path / "ok" / "cifar-10-batches-py" / "zeros.bin").stat().st_size == 3 << 20
+
+
+def test_a_zip_with_a_symlink_member_is_one_line_and_unpacks_nothing(tmp_path):
+    """A zip member whose mode says symlink (as ``zip --symlinks`` writes it) is refused by name (issue 27)."""
+    import zipfile
+
+    from clipbench.datasets.download import extract_archive
+    from clipbench.foundations.errors import DataError
+
+    archive = tmp_path / "planted.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("data/ok.txt", "fine")
+        link = zipfile.ZipInfo("data/escape")
+        link.external_attr = (0o120777 << 16)  # S_IFLNK | 0777
+        zf.writestr(link, "/etc/passwd")
+    with pytest.raises(DataError, match="symlink member .*data/escape") as info:
+        extract_archive(archive, tmp_path / "out")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out" / "data").exists()
+
+
+def test_a_full_disk_during_extraction_is_one_line_naming_the_archive(tmp_path, monkeypatch):
+    """ENOSPC while unpacking (injected: this machine's disk cannot be filled in a test) is a DataError that
+    names the archive and the folder, not a traceback (issue 27)."""
+    import errno
+    import zipfile
+
+    from clipbench.datasets.download import extract_archive
+    from clipbench.foundations.errors import DataError
+
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("data/a.txt", "x" * 100)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", full)
+    with pytest.raises(DataError, match=r"cannot unpack .*set\.zip into .*out: No space left on device \(the disk is full\)"):
+        extract_archive(archive, tmp_path / "out")
