@@ -50,8 +50,9 @@ class ZeroShotRetrievalTask(Task):
     inputs = "evaluation split; projected image features; caption text features"
     options = (
         Option("caption_prefix", None, _prefix, "a string or null",
-               "text prepended to every caption (default: the dataset's, usually none; the CLIP paper used "
-               "'a photo of ' for Flickr30k/MSCOCO)", str, owner="zeroshot_retrieval"),
+               "text prepended to every caption (default: the dataset's, usually none; the CLIP paper is said to "
+               "have used a prompt such as 'a photo of ' for Flickr30k/MSCOCO, not verified here)", str,
+               owner="zeroshot_retrieval"),
         Option("recall_k", list(DEFAULT_KS), _k_list, "a list of distinct positive integers",
                "k values of recall@k (default 1,5,10)", int, owner="zeroshot_retrieval", is_list=True),
         Option("retrieval_block_mb", 256, positive_int, "a positive integer",
