@@ -30,14 +30,10 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.fileio import atomic_write_bytes, sha256_bytes
 from clipbench.scoring.samples import KINDS, kind_class
-
-if TYPE_CHECKING:
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +59,6 @@ def should_log(setting, n_samples: int) -> bool:
     if setting is False or setting == "never":
         return False
     return n_samples <= AUTO_MAX_SAMPLES
-
-
-def write_samples(results_dir: str | os.PathLike, record: dict, scores: np.ndarray, labels: np.ndarray,
-                  score_kind: str = "logits", classnames: list[str] | None = None) -> dict:
-    """Write ``record``'s classification predictions atomically; returns the reference for ``record["samples"]``."""
-    from clipbench.scoring.samples.classification import build_table
-
-    return write_sample_table(results_dir, record, build_table(scores, labels, score_kind), "classification",
-                              {"score_kind": score_kind,
-                               "classnames": list(classnames) if classnames is not None else None})
 
 
 def write_sample_table(results_dir: str | os.PathLike, record: dict, table, kind: str, meta: dict | None = None) -> dict:

@@ -147,7 +147,8 @@ def test_a_symlinked_samples_folder_is_refused_before_work_and_at_write(tmp_path
 
     from clipbench.engine.plan import check_results_dir
     from clipbench.foundations.errors import ClipbenchError
-    from clipbench.results.samples import write_samples
+    from clipbench.results.samples import write_sample_table
+    from clipbench.scoring.samples import build_kind_table
 
     results, outside = tmp_path / "results", tmp_path / "elsewhere"
     results.mkdir()
@@ -157,5 +158,7 @@ def test_a_symlinked_samples_folder_is_refused_before_work_and_at_write(tmp_path
         check_results_dir(results)
     record = {"record_id": "r1", "model": "m", "dataset": "d", "task": "zeroshot", "dataset_fingerprint": "f"}
     with pytest.raises(ClipbenchError, match="leads outside"):
-        write_samples(results, record, np.eye(3, dtype=np.float32), np.arange(3))
+        table = build_kind_table("classification", {"scores": np.eye(3, dtype=np.float32), "labels": np.arange(3),
+                                                    "score_kind": "logits"})
+        write_sample_table(results, record, table, "classification")
     assert list(outside.iterdir()) == []
