@@ -27,12 +27,19 @@ def task_detail_blocks(records: Sequence[dict], names: dict[str, str] | None = N
     names = names or {}
     tables = []
     for _, task in TASKS.items():
-        table = task.detail_table(_readable(task, [r for r in records if task.owns_record(str(r.get("task", "")))],
-                                            names), names)
+        table = _table(task, [r for r in records if task.owns_record(str(r.get("task", "")))], names)
         if table is not None:
             tables.append(table)
     views = _classification_views(records, names)
     return tables + ([views] if views is not None else [])
+
+
+def _table(task, records: list[dict], names: dict[str, str]) -> DetailTable | None:
+    """The task's table over ``records``; only when a record breaks it are the records tried one by one."""
+    try:
+        return task.detail_table(records, names)
+    except _DAMAGED:
+        return task.detail_table(_readable(task, records, names), names)
 
 
 def _readable(task, records: list[dict], names: dict[str, str]) -> list[dict]:
@@ -43,7 +50,7 @@ def _readable(task, records: list[dict], names: dict[str, str]) -> list[dict]:
             task.detail_table([r], names)
         except _DAMAGED as exc:
             log.warning("report: %s record %s left out of the %s table: damaged field (%s)",
-                        task.name, r.get("id", "?"), task.title.lower(), type(exc).__name__)
+                        task.name, r.get("record_id", "?"), task.title.lower(), type(exc).__name__)
             continue
         kept.append(r)
     return kept
