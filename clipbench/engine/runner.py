@@ -119,6 +119,8 @@ def check_task_fits(tasks: Sequence[Task], adapters: Sequence[DatasetAdapter]) -
         for adapter in adapters:
             if not task.accepts(adapter):
                 kind = getattr(adapter, "kind", "classification")
+                if getattr(adapter, "multilabel", False):
+                    kind = "multi-label " + kind
                 raise ClipbenchError(f"task {task.name} does not apply to {adapter.name} (a {kind} dataset; "
                                      f"{task.name} takes {', '.join(task.dataset_kinds)})")
 

@@ -160,8 +160,14 @@ class Task(abc.ABC):
     #: schema-1 records: the block's old name (if it had one) and the block fields written at the top level
     legacy_block: ClassVar[str] = ""
     legacy_fields: ClassVar[tuple[str, ...]] = ()
+    #: tasks that keep per-sample top-1 outcomes only (the linear probe, k-NN): they refuse multi-label sets and
+    #: score sets whose own metric needs more (ROC AUC, worst group, macro F1) by top-1
+    #: (``ClassificationAdapter.single_label_metric``)
+    single_label_only: ClassVar[bool] = False
 
     def accepts(self, adapter: DatasetAdapter) -> bool:
+        if self.single_label_only and getattr(adapter, "multilabel", False):
+            return False
         return getattr(adapter, "kind", "classification") in self.dataset_kinds
 
     def owns_record(self, task_name: str) -> bool:
@@ -169,6 +175,8 @@ class Task(abc.ABC):
         return task_name == self.name
 
     def primary_metric(self, adapter: DatasetAdapter) -> str:
+        if self.single_label_only:
+            return getattr(adapter, "single_label_metric", adapter.primary_metric)
         return adapter.primary_metric
 
     @abc.abstractmethod
