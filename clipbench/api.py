@@ -115,15 +115,17 @@ def history(source: str | os.PathLike = "results", model: str | None = None, dat
     from clipbench.foundations.fileio import atomic_write_bytes
     from clipbench.results import plots
     from clipbench.results.history import history_points, throughput_points
+    from clipbench.results.records import read_records
 
-    points, written = history_points(source, model, dataset, task), []
+    records = read_records(source)  # read once for the points and the throughput plot
+    points, written = history_points(records, model, dataset, task), []
     if plot:
         if not points:
             raise ClipbenchError("no records match; nothing to plot")
         atomic_write_bytes(plot, plots.trend_plot(points))
         written.append(Path(plot))
     if throughput_plot:
-        rows = [p for p in throughput_points(source, task)
+        rows = [p for p in throughput_points(records, task)
                 if (not model or p["model"] == model) and (not dataset or p["dataset"] == dataset)]
         if not rows:
             raise ClipbenchError("no matching record has a measured throughput (were all features cached?)")

@@ -80,9 +80,10 @@ def write_sample_file(ctx: RunContext, record: dict, result: TaskResult) -> None
     written and ``--log-samples`` asks for a split of this size)."""
     from clipbench.results.samples import should_log, write_sample_table
     from clipbench.scoring.samples import build_kind_table
+    from clipbench.scoring.samples.table import with_items
 
     table = result.samples
     if table is None or not ctx.write or not should_log(ctx.options.get("log_samples", "auto"), int(table.n)):
         return
-    record["samples"] = write_sample_table(ctx.paths.results_dir, record, build_kind_table(table.kind, table.data), table.kind,
-                                           table.meta)
+    rows = with_items(build_kind_table(table.kind, table.data), result.split.sample_names())
+    record["samples"] = write_sample_table(ctx.paths.results_dir, record, rows, table.kind, table.meta)

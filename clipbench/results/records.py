@@ -226,6 +226,11 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
     return records
 
 
+def records_of(source: str | os.PathLike | list[dict]) -> list[dict]:
+    """``source``'s records: a list already read (one command reads its results file once) or a file to read."""
+    return source if isinstance(source, list) else read_records(source)
+
+
 def record_variant(record: dict) -> str:
     """Options that change a record's numbers beyond (model, dataset, task); "" for the defaults.
 

@@ -34,6 +34,7 @@ from clipbench.results.report.reading import load_provenance, load_results
 from clipbench.results.report.render_html import render_html
 from clipbench.results.report.render_markdown import render_markdown
 from clipbench.results.report.task_section import task_block
+from clipbench.results.source import load_result_set
 from clipbench.tasks.registry import task_order
 
 
@@ -49,10 +50,11 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
     """Write report.md, report.html and PNG plots for the results at ``source``; return their paths."""
     from clipbench.results import plots
 
-    frame, path = load_results(source)
+    result_set = load_result_set(source)  # parsed once for every block below
+    frame, path = load_results(result_set)
     out = Path(out_dir) if out_dir is not None else (path.parent / "report")
     labels = list(dict.fromkeys(frame["model"]))
-    provenance = load_provenance(path, frame)
+    provenance = load_provenance(result_set, frame)
     names = short_names(labels, {m: p.weights_sha256 for m, p in provenance.items()})
     facts = model_facts(labels, frame, provenance)
     families = {m: facts[m]["family"] for m in labels}
@@ -66,11 +68,11 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         block, files = task_block(task, frame[frame["task"] == task], names, facts, families, out, plots)
         blocks.append(block)
         written += files
-    if path.suffix == ".jsonl":
-        details, files = detail_blocks(path, names, families, out, plots)
+    if result_set.records is not None:
+        details, files = detail_blocks(result_set.records, names, families, out, plots)
         blocks += details
         written += files
-        block, files = history_block(path, out, plots, names)
+        block, files = history_block(result_set.records, out, plots, names)
         blocks.append(block)
         written += files
     if published:
