@@ -44,6 +44,11 @@ for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(),
                  *aro_order_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
 
+from clipbench.datasets.group_sets import group_adapters  # noqa: E402  (issue 29: multi-label, binary, grouped sets)
+
+for _adapter in group_adapters():
+    register_dataset(_adapter)
+
 
 def _webdataset(pattern: str, name: str) -> DatasetAdapter:
     """``wds:PATTERN`` (webdataset tar shards); the module and its library load only when named."""

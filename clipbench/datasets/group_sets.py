@@ -1,0 +1,11 @@
+"""The adapters of issue 29 whose metrics need more than the label vector (multi-label, ROC AUC, groups),
+one file per source family; ``registry`` registers what ``group_adapters`` returns."""
+
+from __future__ import annotations
+
+
+def group_adapters() -> list:
+    from clipbench.datasets.hateful_memes import hateful_memes_adapters
+    from clipbench.datasets.multilabel_voc import voc_adapters
+
+    return [*voc_adapters(), *hateful_memes_adapters()]

@@ -1,0 +1,44 @@
+"""``clipbench run`` and ``clipbench compare`` on the sets of issue 29 with the bundled clipbench-tiny: the
+dataset's own metric (11-point mAP, ROC AUC) with its CI, the block, the ``targets`` per-sample file and
+the gate's paired test on that metric."""
+
+from __future__ import annotations
+
+import json
+
+from _fake_layouts_groups import WRITERS, relaxed_counts
+
+from clipbench.cli import main
+from clipbench.results.samples import read_samples
+
+
+def _run(tmp_path, data, results, *extra):
+    argv = ["run", "--model", "clipbench-tiny", "--suite", "zeroshot", "--dataset", "voc2007,hateful_memes",
+            "--offline", "--no-progress", "--workers", "0", "--threads", "1", "--data-root", str(data),
+            "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(results), "--limit", "20",
+            "--format", "json", *extra]
+    with relaxed_counts():
+        return main(argv)
+
+
+def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it(tmp_path, capsys):
+    data = tmp_path / "data"
+    for name in ("voc2007", "hateful_memes"):
+        WRITERS[name](data, 3)
+    assert _run(tmp_path, data, tmp_path / "a") == 0
+    records = {r["dataset"]: r for r in map(json.loads, (tmp_path / "a" / "results.jsonl").read_text().splitlines())}
+    voc, memes = records["voc2007"], records["hateful_memes"]
+    assert voc["primary_metric"] == "mean_average_precision_11pt" and voc["n_samples"] == 20
+    assert set(voc["metrics"]) == {"mean_average_precision_11pt", "mean_average_precision"}
+    assert voc["ci95"]["low"] <= voc["metrics"]["mean_average_precision_11pt"] <= voc["ci95"]["high"]
+    assert len(voc["zeroshot"]["per_class_ap"]) == 20 and voc["zeroshot"]["classes_scored"] >= 1
+    assert memes["primary_metric"] == "roc_auc" and "roc_auc" in memes["metrics"] and memes["ci95"]
+    samples = read_samples(tmp_path / "a", voc)
+    assert len(samples) == 20 and samples.targets.multilabel
+    assert abs(samples.targets.value("mean_average_precision_11pt") - voc["metrics"]["mean_average_precision_11pt"]) < 1e-6
+    # a second run from the same cache, and the gate's paired test on the dataset's own metric
+    assert _run(tmp_path, data, tmp_path / "b") == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "b"), "--baseline", str(tmp_path / "a"), "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert "mean_average_precision_11pt" in out and "roc_auc" in out
