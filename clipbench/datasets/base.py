@@ -103,14 +103,14 @@ class SplitData(abc.ABC):
         return None
 
     @property
-    def groups(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+    def sample_groups(self) -> dict[str, tuple[np.ndarray, list[str]]]:
         """Named group variables of the samples: ``{variable: (int64 codes [N], group names)}`` (regions,
         income groups, demographics), for group metrics and group tables; empty for most sets."""
         return {}
 
     def extra_targets_digest(self) -> str | None:
-        """SHA-256 of ``multilabel`` and ``groups``, None without them (part of the fingerprint)."""
-        multilabel, groups = self.multilabel, self.groups
+        """SHA-256 of ``multilabel`` and ``sample_groups``, None without them (part of the fingerprint)."""
+        multilabel, groups = self.multilabel, self.sample_groups
         if multilabel is None and not groups:
             return None
         h = hashlib.sha256()
@@ -195,8 +195,8 @@ class SubsetSplit(SplitData):
         return None if parent is None else parent[self.indices]
 
     @property
-    def groups(self) -> dict[str, tuple[np.ndarray, list[str]]]:
-        return {k: (codes[self.indices], names) for k, (codes, names) in self.parent.groups.items()}
+    def sample_groups(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+        return {k: (codes[self.indices], names) for k, (codes, names) in self.parent.sample_groups.items()}
 
     def torch_dataset(self, transform: Callable) -> Dataset:
         from torch.utils.data import Subset
@@ -254,7 +254,7 @@ class ClassificationAdapter(DatasetAdapter):
     per_class_prompts: dict[str, list[str]] | None = field(default=None, kw_only=True)
     #: Multi-label sets (each split has ``multilabel``): zero-shot only, scored by average precision.
     multilabel: bool = field(default=False, kw_only=True)
-    #: The group variable of the worst-group metrics (a key of the splits' ``groups``), and its groups that
+    #: The group variable of the worst-group metrics (a key of the splits' ``sample_groups``), and its groups that
     #: never count as the worst (DataComp's FMoW leaves out the region "Other").
     group_by: str = field(default="", kw_only=True)
     group_excluded: tuple[str, ...] = field(default=(), kw_only=True)

@@ -77,7 +77,7 @@ def _needs_targets(adapter, split) -> bool:
     per-class recall, multi-label targets or named groups."""
     from clipbench.datasets.base import TARGET_METRICS
 
-    return adapter.primary_metric in TARGET_METRICS or split.multilabel is not None or bool(split.groups)
+    return adapter.primary_metric in TARGET_METRICS or split.multilabel is not None or bool(split.sample_groups)
 
 
 def _score_targets(ctx: TaskContext, adapter, split, logits, labels, core: dict) -> TaskResult:
@@ -87,7 +87,7 @@ def _score_targets(ctx: TaskContext, adapter, split, logits, labels, core: dict)
     from clipbench.scoring.targets import ScoredTargets
 
     o = ctx.options
-    targets = ScoredTargets.from_scores(logits, labels, split.multilabel, split.groups,
+    targets = ScoredTargets.from_scores(logits, labels, split.multilabel, split.sample_groups,
                                         getattr(adapter, "group_by", ""), getattr(adapter, "group_excluded", ()))
     metrics = targets.metrics()
     primary = adapter.primary_metric

@@ -24,7 +24,10 @@ LABEL_SPACE = {
     "imagenet1k": 1000, "imagenet1k_7t": 1000, "imagenet_v2": 1000, "imagenet_sketch": 1000,
     "imagenet_a": 200, "imagenet_r": 200,
 }
+LABEL_SPACE.update({"voc2007": 20, "hateful_memes": 2})  # issue 29: multi-label, ROC AUC
 MEAN_PER_CLASS = {"fgvc_aircraft", "oxford_pets", "caltech101", "flowers102"}
+#: datasets scored by a metric of ``clipbench.scoring.targets`` (issue 29)
+OWN_METRIC = {"voc2007": "mean_average_precision_11pt", "hateful_memes": "roc_auc"}
 
 
 def _classification_names() -> list[str]:
@@ -45,7 +48,7 @@ def test_adapter_contract(name):
     assert len(prompts) == len(adapter.classnames) and all(p and all(isinstance(s, str) for s in p) for p in prompts)
     assert all(adapter.classnames[i] in " ".join(prompts[i]) for i in range(len(prompts)))
     assert adapter.primary_metric in PRIMARY_METRICS
-    assert adapter.primary_metric == ("mean_per_class_recall" if name in MEAN_PER_CLASS else "top1")
+    assert adapter.primary_metric == OWN_METRIC.get(name, "mean_per_class_recall" if name in MEAN_PER_CLASS else "top1")
     assert adapter.splits and set(adapter.splits) <= {"train", "val", "test"}
     assert adapter.evaluation_split in adapter.splits
     assert adapter.origin  # every prompt set says where it comes from

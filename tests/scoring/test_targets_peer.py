@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import torch
 from clip_benchmark.metrics.zeroshot_classification import average_precision_per_class
-from sklearn.metrics import average_precision_score, f1_score, jaccard_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    jaccard_score,
+    precision_recall_curve,
+    roc_auc_score,
+)
 
 from clipbench.scoring import groups as G
 from clipbench.scoring import multilabel as M
