@@ -14,7 +14,6 @@ is the positive class of the ROC AUC, scored on the margin of the "hatespeech me
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,33 +28,18 @@ _SPLIT_FILES = {"train": "train.jsonl", "test": "dev_seen.jsonl"}
 _IMAGE = re.compile(r"^img/[A-Za-z0-9_-]{1,64}\.(png|jpg|jpeg)$")
 
 
-def read_jsonl_items(path: Path, where: str) -> list[dict]:
-    """The JSON objects of a .jsonl file, one a line; a line that is not one is a ``DataError`` naming it."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{where}: cannot read {path} ({exc})") from exc
-    items = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: {path} line {number} is not JSON ({exc.msg})") from exc
-        if not isinstance(item, dict):
-            raise DataError(f"{where}: {path} line {number} is not a JSON object")
-        items.append(item)
-    return items
-
-
 @dataclass
 class HatefulMemesAdapter(LocalAdapter):
     def load_split(self, split: str, data_root: Path) -> SplitData:
         self.check_split(split)
         root = self.require(data_root)
         where = f"{self.name} {split}"
-        items = read_jsonl_items(root / _SPLIT_FILES[split], where)
+        from clipbench.datasets.caption_files import _read_rows  # the one .jsonl reader of data files
+
+        try:
+            items = _read_rows(root / _SPLIT_FILES[split])
+        except OSError as exc:
+            raise DataError(f"{where}: cannot read {root / _SPLIT_FILES[split]} ({exc})") from exc
         self.check_count(split, len(items), root)
         paths, labels = [], []
         for number, item in enumerate(items, 1):
