@@ -63,7 +63,7 @@ def test_average_precision_known_answers_and_ties():
 
 def test_average_precision_matches_sklearn_with_ties_and_weights():
     rng = np.random.default_rng(0)
-    for trial in range(60):
+    for trial in range(30):
         n = int(rng.integers(3, 40))
         s = rng.integers(0, 4, n).astype(float) if trial % 2 else rng.normal(size=n)  # heavy ties on odd trials
         y = rng.random(n) < 0.4
@@ -168,3 +168,34 @@ def test_scored_targets_metrics_and_interval():
     binary = ScoredTargets.from_scores(scores[:, :2], labels % 2)
     assert binary.value("roc_auc") == pytest.approx(100 * roc_auc_score(labels % 2, scores[:, 1] - scores[:, 0]))
     assert binary.statistic("roc_auc")(Draws.whole(n)).shape == (1,)
+
+
+def test_targets_samples_pair_a_group_metric_on_the_same_draws(tmp_path):
+    """Two records of a grouped set, written and read back as ``targets`` per-sample files: the gate's paired
+    bootstrap of the worst-group metric is new - baseline, and each side's point equals its own metric."""
+    from clipbench.results.samples import read_samples, write_sample_table
+    from clipbench.scoring.resample import paired
+    from clipbench.scoring.samples import build_kind_table
+    from clipbench.scoring.samples.targets import targets_meta
+
+    rng = np.random.default_rng(5)
+    labels, codes = rng.integers(0, 6, 50), rng.integers(0, 3, 50)
+    groups = {"income": (codes, ["low", "mid", "high"]), "region": (codes % 2, ["a", "b"])}
+    logs = []
+    for seed in (6, 7):
+        t = ScoredTargets.from_scores(np.random.default_rng(seed).normal(size=(50, 6)), labels, groups=groups,
+                                      group_by="income")
+        record = {"record_id": f"r{seed}", "model": "m", "dataset": "d", "task": "zeroshot", "dataset_fingerprint": "f"}
+        record["samples"] = write_sample_table(tmp_path, record, build_kind_table("targets", {"targets": t}), "targets",
+                                               targets_meta(t, list("abcdef")))
+        logs.append((t, read_samples(tmp_path, record)))
+    (base_t, base), (new_t, new) = logs
+    assert base.same_samples(new) and base.supports("worst_group_top5") and not base.supports("roc_auc")
+    result = base.paired("worst_group_top5", new, 300, 0)
+    d = new_t.value("worst_group_top5") - base_t.value("worst_group_top5")
+    s_new, s_base = new_t.statistic("worst_group_top5"), base_t.statistic("worst_group_top5")
+    assert result.test == "bootstrap" and result.difference == pytest.approx(d)
+    assert (result.difference, result.ci_low, result.ci_high, result.p_value) == pytest.approx(
+        paired(lambda dr: s_new(dr) - s_base(dr), d, 50, 300, 0))
+    assert base.paired("top1", new, 300, 0).test == "mcnemar"
+    assert any("Accuracy per income" in line for line in base.describe({}))
