@@ -6,6 +6,7 @@ check relaxed (``relaxed_counts``)."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +55,67 @@ def write_hateful_memes(root: Path, n_per_class: int) -> None:
         (folder / name).write_text("\n".join(lines) + "\n")
 
 
+def _csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_iwildcam(root: Path, n_per_class: int, n_classes: int = 182) -> None:
+    """iwildcam_v2.0/metadata.csv + train/<filename>: ``n_per_class`` images of the first 4 classes per split
+    (macro F1 counts the classes present), over 3 camera locations."""
+    folder, rows = root / "iwildcam_v2.0", []
+    for split in ("train", "test"):
+        for y in range(4):
+            for i in range(n_per_class):
+                name = f"{split}-{y}-{i}.jpg"
+                write_image(folder / "train" / name, len(rows), fmt="JPEG")
+                rows.append({"split": split, "y": y, "filename": name, "location_remapped": len(rows) % 3,
+                             "sequence_remapped": len(rows), "datetime": "2013-06-01 10:00:00.000"})
+    _csv(folder / "metadata.csv", rows)
+
+
+def write_camelyon17(root: Path, n_per_class: int) -> None:
+    """camelyon17_v1.0/metadata.csv + patches/: hospital 0 (train) and hospital 2 (test), two slides each."""
+    folder, rows = root / "camelyon17_v1.0", []
+    for center in (0, 1, 2):
+        for tumor in (0, 1):
+            for i in range(n_per_class):
+                patient, node, x, y = f"{center:03d}", i % 2, 100 * len(rows), 7
+                stem = f"patient_{patient}_node_{node}"
+                write_image(folder / "patches" / stem / f"patch_{stem}_x_{x}_y_{y}.png", len(rows))
+                rows.append({"": len(rows), "patient": patient, "node": node, "x_coord": x, "y_coord": y,
+                             "tumor": tumor, "slide": 10 * center + node, "center": center, "split": 0})
+    _csv(folder / "metadata.csv", rows)
+
+
+FMOW_REGIONS = {"USA": "Americas", "FRA": "Europe", "KEN": "Africa", "JPN": "Asia"}
+
+
+def write_fmow(root: Path, n_per_class: int) -> None:
+    """fmow_v1.1/rgb_metadata.csv, country_code_mapping.csv and images/rgb_img_<row>.png: 3 categories; train
+    rows from 2010, test rows from 2016 (and a 2014 test row, OOD validation, that no split reads); the
+    regions of 4 countries plus a code without one ("Other")."""
+    folder, rows = root / "fmow_v1.1", []
+    codes = [*FMOW_REGIONS, "XXX"]
+    for split, year in (("train", 2010), ("test", 2016), ("test", 2014)):
+        for category in ("airport", "barn", "zoo"):
+            for i in range(n_per_class if year != 2014 else 1):
+                write_image(folder / "images" / f"rgb_img_{len(rows)}.png", len(rows))
+                rows.append({"split": split, "category": category, "country_code": codes[len(rows) % 5],
+                             "timestamp": f"{year}-03-0{1 + i % 9}T10:00:00Z"})
+    _csv(folder / "rgb_metadata.csv", rows)
+    _csv(folder / "country_code_mapping.csv", [{"alpha-3": k, "region": v} for k, v in FMOW_REGIONS.items()])
+
+
 WRITERS = {
     "voc2007": write_voc2007,
     "hateful_memes": write_hateful_memes,
+    "iwildcam": write_iwildcam,
+    "camelyon17": write_camelyon17,
+    "fmow": write_fmow,
 }
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.download import Archive
-from clipbench.datasets.images import FileSplit
+from clipbench.datasets.target_splits import MultiLabelFileSplit
 from clipbench.datasets.local import LocalAdapter, prompt_fields
 from clipbench.foundations.errors import DataError
 
@@ -48,18 +48,6 @@ def parse_annotation_names(data: bytes, where: str) -> list[str]:
     except ET.ParseError as exc:
         raise DataError(f"{where}: not a VOC annotation ({exc})") from exc
     return [(obj.findtext("name") or "").strip() for obj in root.iter("object")]
-
-
-class MultiLabelFileSplit(FileSplit):
-    """Image files with a multi-label indicator matrix (``multilabel``) beside the label vector."""
-
-    def __init__(self, dataset_name: str, split: str, paths, targets: np.ndarray, root) -> None:
-        self._targets = np.asarray(targets, bool)
-        super().__init__(dataset_name, split, paths, self._targets.argmax(axis=1), root=root)
-
-    @property
-    def multilabel(self) -> np.ndarray:
-        return self._targets
 
 
 @dataclass

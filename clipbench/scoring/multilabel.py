@@ -70,11 +70,12 @@ def average_precision_11pt(scores: np.ndarray, positive: np.ndarray, counts: np.
     tp, precision, n_pos = _precision_recall(np.asarray(scores), np.asarray(positive, bool), counts)
     # the best precision at this threshold or any later one (recall only grows with the threshold index)
     envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
-    total = np.zeros(counts.shape[0])
-    for i in ELEVEN_POINTS:
-        reached = 10.0 * tp >= i * n_pos  # recall >= i/10, in exact arithmetic on integral counts
-        first = np.where(reached.any(axis=1), reached.argmax(axis=1), -1)
-        total += np.where(first >= 0, envelope[np.arange(len(first)), first], 0.0)
+    # the first threshold reaching recall i/10 (exact on integral counts: 10 TP >= i P); recall only grows, so
+    # it is the number of thresholds below it [B, 11]
+    first = (10.0 * tp[:, :, None] < ELEVEN_POINTS[None, None, :] * n_pos[:, :, None]).sum(axis=1)
+    last = tp.shape[1] - 1
+    best = np.take_along_axis(envelope, np.minimum(first, last), axis=1)
+    total = np.where(first <= last, best, 0.0).sum(axis=1)
     return np.where(n_pos[:, 0] > 0, total / len(ELEVEN_POINTS), np.nan)
 
 

@@ -13,18 +13,18 @@ from clipbench.results.samples import read_samples
 
 
 def _run(tmp_path, data, results, *extra):
-    argv = ["run", "--model", "clipbench-tiny", "--suite", "zeroshot", "--dataset", "voc2007,hateful_memes",
+    argv = ["run", "--model", "clipbench-tiny", "--suite", "zeroshot", "--dataset", ",".join(WRITERS),
             "--offline", "--no-progress", "--workers", "0", "--threads", "1", "--data-root", str(data),
             "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(results), "--limit", "20",
-            "--format", "json", *extra]
+            "--format", "json", "--bootstrap", "200", *extra]
     with relaxed_counts():
         return main(argv)
 
 
 def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it(tmp_path, capsys):
     data = tmp_path / "data"
-    for name in ("voc2007", "hateful_memes"):
-        WRITERS[name](data, 3)
+    for write in WRITERS.values():
+        write(data, 3)
     assert _run(tmp_path, data, tmp_path / "a") == 0
     records = {r["dataset"]: r for r in map(json.loads, (tmp_path / "a" / "results.jsonl").read_text().splitlines())}
     voc, memes = records["voc2007"], records["hateful_memes"]
@@ -34,6 +34,13 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     assert 0 <= voc["ci95"]["low"] <= voc["ci95"]["high"] <= 100
     assert len(voc["zeroshot"]["per_class_ap"]) == 20 and voc["zeroshot"]["classes_scored"] >= 1
     assert memes["primary_metric"] == "roc_auc" and "roc_auc" in memes["metrics"] and memes["ci95"]
+    fmow, iwildcam = records["fmow"], records["iwildcam"]
+    assert fmow["primary_metric"] == "worst_group_top1" and fmow["ci95"]
+    regions = {row["group"]: row for row in fmow["zeroshot"]["groups"]["region"]}
+    assert fmow["zeroshot"]["group_by"] == "region" and fmow["zeroshot"]["group_excluded"] == ["Other"]
+    counted = [row["top1"] for name, row in regions.items() if name != "Other" and row["n"]]
+    assert fmow["metrics"]["worst_group_top1"] == min(counted)
+    assert iwildcam["primary_metric"] == "macro_f1" and "location" in iwildcam["zeroshot"]["groups"]
     samples = read_samples(tmp_path / "a", voc)
     assert len(samples) == 20 and samples.targets.multilabel
     assert abs(samples.targets.value("mean_average_precision_11pt") - voc["metrics"]["mean_average_precision_11pt"]) < 1e-6
@@ -42,4 +49,5 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "b"), "--baseline", str(tmp_path / "a"), "--format", "json"]) == 0
     out = capsys.readouterr().out
-    assert "mean_average_precision_11pt" in out and "roc_auc" in out
+    for metric in ("mean_average_precision_11pt", "roc_auc", "worst_group_top1", "macro_f1"):
+        assert metric in out

@@ -20,7 +20,9 @@ def test_every_group_set_reads_its_fake_copy(name, tmp_path):
     with relaxed_counts([name]):
         split = adapter.load_split(adapter.evaluation_split, tmp_path)
     n_classes = len(adapter.classnames)
-    assert len(split) == 3 * n_classes and split.labels.max() < n_classes
+    # fakes write n_per_class (3) images of every class, or of a few classes of the large sets
+    assert len(split) % 3 == 0 and len(split) >= 6 and split.labels.max() < n_classes
+    assert len(split) == 3 * n_classes or n_classes > 20
     assert split.sample_names() is not None and len(split.sample_names()) == len(split)
     image, label = split.torch_dataset(lambda im: im.size)[0]
     assert image == (8, 8) and label == split.labels[0]
@@ -70,3 +72,38 @@ def test_probe_and_knn_refuse_a_multilabel_set_and_score_roc_auc_sets_by_top1():
     for task in ("linear_probe", "knn"):
         assert not get_task(task).accepts(voc)
         assert get_task(task).accepts(memes) and get_task(task).primary_metric(memes) == "top1"
+
+
+def test_wilds_splits_and_groups_follow_wilds(tmp_path):
+    for name in ("iwildcam", "camelyon17", "fmow"):
+        WRITERS[name](tmp_path, 3)
+    with relaxed_counts(["iwildcam", "camelyon17", "fmow"]):
+        fmow_test, fmow_train = (get_dataset("fmow").load_split(s, tmp_path) for s in ("test", "train"))
+        camelyon = get_dataset("camelyon17").load_split("test", tmp_path)
+        camelyon_train = get_dataset("camelyon17").load_split("train", tmp_path)
+        iwildcam = get_dataset("iwildcam").load_split("test", tmp_path)
+    # FMoW: test = 2016 and later (the 2014 test rows are OOD validation); train = before 2013
+    assert len(fmow_test) == 9 and len(fmow_train) == 9
+    codes, names = fmow_test.sample_groups["region"]
+    assert "Other" in names and {names[c] for c in codes} == {"Americas", "Europe", "Africa", "Asia", "Other"}
+    assert get_dataset("fmow").group_by == "region" and get_dataset("fmow").group_excluded == ("Other",)
+    # Camelyon17: test = hospital 2, train = split 0 outside hospitals 1 and 2
+    assert len(camelyon) == 6 and len(camelyon_train) == 6
+    assert all("patient_002" in n for n in camelyon.sample_names())
+    assert set(camelyon.sample_groups["slide"][1]) == {"20", "21"}
+    assert set(iwildcam.sample_groups["location"][1]) == {"0", "1", "2"} and len(iwildcam) == 12
+    # a subset carries the groups; they are part of the fingerprint
+    sub = limit_split(fmow_test, 5, seed=0)
+    assert np.array_equal(sub.sample_groups["region"][0], codes[sub.indices])
+    before = fmow_test.fingerprint
+    fmow_test._groups["region"] = (codes[::-1].copy(), names)
+    del fmow_test.__dict__["_fingerprints"]
+    assert fmow_test.fingerprint != before
+
+
+def test_a_wilds_file_name_cannot_leave_its_folder(tmp_path):
+    WRITERS["iwildcam"](tmp_path, 1)
+    meta = tmp_path / "iwildcam_v2.0" / "metadata.csv"
+    meta.write_text(meta.read_text().replace("test-0-0.jpg", "../../x.jpg"))
+    with relaxed_counts(["iwildcam"]), pytest.raises(DataError, match="not a plain file name"):
+        get_dataset("iwildcam").load_split("test", tmp_path)
