@@ -25,8 +25,8 @@ import numpy as np
 
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.download import Archive
-from clipbench.datasets.target_splits import MultiLabelFileSplit
 from clipbench.datasets.local import LocalAdapter, prompt_fields
+from clipbench.datasets.target_splits import MultiLabelFileSplit
 from clipbench.foundations.errors import DataError
 
 #: an image id as VOC writes them (guards the paths built from the untrusted id lists)
