@@ -1,7 +1,7 @@
 """Fake copies, in their real on-disk layouts, of the datasets whose metrics need more than the label vector
 (issue 29: multi-label, ROC AUC, groups): ``WRITERS[name](root, n_per_class)`` writes dataset ``name``
 under the data root ``root``. Fakes are smaller than the real sets, so loading them needs the count
-check relaxed (``relaxed_counts``)."""
+check relaxed (``relaxed_counts``, which also restores the classnames a DataComp copy sets)."""
 
 from __future__ import annotations
 
@@ -110,12 +110,51 @@ def write_fmow(root: Path, n_per_class: int) -> None:
     _csv(folder / "country_code_mapping.csv", [{"alpha-3": k, "region": v} for k, v in FMOW_REGIONS.items()])
 
 
+def _datacomp_wds(root: Path, task: str, n_per_class: int, n_classes: int, metadata) -> None:
+    """DataComp's wds_<task>_test/ copy: classnames.txt, the templates file, test/nshards.txt and two shards of
+    <key>.jpg, <key>.cls, <key>.npy; ``n_per_class`` images of the first 3 classes, ``metadata(i)`` per sample."""
+    import io
+    import tarfile
+
+    import numpy as np
+
+    folder = root / f"wds_{task}_test"
+    (folder / "test").mkdir(parents=True, exist_ok=True)
+    (folder / "classnames.txt").write_text("\n".join(f"thing {c}" for c in range(n_classes)) + "\n")
+    (folder / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\nan image of {c}.\n")
+    (folder / "test" / "nshards.txt").write_text("2")
+    samples = [(c, i) for c in range(3) for i in range(n_per_class)]
+    for shard in range(2):
+        with tarfile.open(folder / "test" / f"{shard}.tar", "w") as tar:
+            for k, (c, _) in enumerate(samples):
+                if k % 2 != shard:
+                    continue
+                image = write_image(folder / "tmp.jpg", k, fmt="JPEG").read_bytes()
+                meta = io.BytesIO()
+                np.save(meta, np.asarray(metadata(k), np.int64))
+                for ext, data in (("jpg", image), ("cls", str(c).encode()), ("npy", meta.getvalue())):
+                    info = tarfile.TarInfo(f"s{k:05d}.{ext}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+    (folder / "tmp.jpg").unlink()
+
+
+def write_dollar_street(root: Path, n_per_class: int) -> None:
+    _datacomp_wds(root, "dollar_street", n_per_class, 58, lambda k: [k % 4, 100 * k, k % 3])
+
+
+def write_geode(root: Path, n_per_class: int) -> None:
+    _datacomp_wds(root, "geode", n_per_class, 40, lambda k: [k % 6, k % 10])
+
+
 WRITERS = {
     "voc2007": write_voc2007,
     "hateful_memes": write_hateful_memes,
     "iwildcam": write_iwildcam,
     "camelyon17": write_camelyon17,
     "fmow": write_fmow,
+    "dollar_street": write_dollar_street,
+    "geode": write_geode,
 }
 
 
@@ -124,11 +163,13 @@ def relaxed_counts(names=None) -> Iterator[None]:
     """The registered adapters ``names`` (default: every one of ``WRITERS``) without their expected sample
     counts, for as long as the block runs (fakes are smaller than the real sets)."""
     adapters = [get_dataset(name) for name in (names or WRITERS)]
-    saved = [a.expected_counts for a in adapters]
+    fields = ("expected_counts", "classnames", "templates", "per_class_prompts")  # DataComp's copies set the names
+    saved = [{f: getattr(a, f) for f in fields} for a in adapters]
     try:
         for a in adapters:
             a.expected_counts = {}
         yield
     finally:
-        for a, counts in zip(adapters, saved, strict=True):
-            a.expected_counts = counts
+        for a, values in zip(adapters, saved, strict=True):
+            for f, value in values.items():
+                setattr(a, f, value)

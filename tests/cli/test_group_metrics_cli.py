@@ -41,6 +41,9 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     counted = [row["top1"] for name, row in regions.items() if name != "Other" and row["n"]]
     assert fmow["metrics"]["worst_group_top1"] == min(counted)
     assert iwildcam["primary_metric"] == "macro_f1" and "location" in iwildcam["zeroshot"]["groups"]
+    street = records["dollar_street"]
+    assert street["primary_metric"] == "worst_group_top5" and street["zeroshot"]["group_by"] == "income_ds"
+    assert street["metrics"]["worst_group_top5"] == min(r["top5"] for r in street["zeroshot"]["groups"]["income_ds"])
     samples = read_samples(tmp_path / "a", voc)
     assert len(samples) == 20 and samples.targets.multilabel
     assert abs(samples.targets.value("mean_average_precision_11pt") - voc["metrics"]["mean_average_precision_11pt"]) < 1e-6

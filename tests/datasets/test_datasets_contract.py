@@ -24,10 +24,12 @@ LABEL_SPACE = {
     "imagenet1k": 1000, "imagenet1k_7t": 1000, "imagenet_v2": 1000, "imagenet_sketch": 1000,
     "imagenet_a": 200, "imagenet_r": 200,
 }
-LABEL_SPACE.update({"voc2007": 20, "hateful_memes": 2})  # issue 29: multi-label, ROC AUC
+LABEL_SPACE.update({"voc2007": 20, "hateful_memes": 2, "iwildcam": 182, "camelyon17": 2, "fmow": 62,  # issue 29
+                    "dollar_street": 58, "geode": 40})
 MEAN_PER_CLASS = {"fgvc_aircraft", "oxford_pets", "caltech101", "flowers102"}
 #: datasets scored by a metric of ``clipbench.scoring.targets`` (issue 29)
-OWN_METRIC = {"voc2007": "mean_average_precision_11pt", "hateful_memes": "roc_auc"}
+OWN_METRIC = {"voc2007": "mean_average_precision_11pt", "hateful_memes": "roc_auc", "iwildcam": "macro_f1",
+              "fmow": "worst_group_top1", "dollar_street": "worst_group_top5", "geode": "worst_group_top1"}
 
 
 def _classification_names() -> list[str]:

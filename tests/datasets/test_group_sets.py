@@ -107,3 +107,32 @@ def test_a_wilds_file_name_cannot_leave_its_folder(tmp_path):
     meta.write_text(meta.read_text().replace("test-0-0.jpg", "../../x.jpg"))
     with relaxed_counts(["iwildcam"]), pytest.raises(DataError, match="not a plain file name"):
         get_dataset("iwildcam").load_split("test", tmp_path)
+
+
+def test_datacomp_copies_bring_their_names_and_group_metadata(tmp_path):
+    WRITERS["dollar_street"](tmp_path, 3)
+    adapter = get_dataset("dollar_street")
+    with relaxed_counts(["dollar_street"]):
+        split = adapter.load_split("test", tmp_path)
+        assert adapter.classnames[0] == "thing 0" and adapter.templates == ["a photo of a {c}.", "an image of {c}."]
+    assert adapter.classnames[0] == "class 0"  # the placeholders are back once the fake is gone
+    codes, names = split.sample_groups["income_ds"]
+    assert names == ["0", "1", "2", "3"] and len(codes) == 9 and adapter.group_by == "income_ds"
+    assert split.sample_names()[0].startswith("test/0.tar:")
+
+
+def test_a_pickled_npy_member_is_refused(tmp_path):
+    import io
+    import tarfile
+
+    WRITERS["geode"](tmp_path, 1)
+    shard = tmp_path / "wds_geode_test" / "test" / "0.tar"
+    data = io.BytesIO()
+    np.save(data, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with tarfile.open(shard, "w") as tar:
+        for ext, payload in (("jpg", b"x"), ("cls", b"0"), ("npy", data.getvalue())):
+            info = tarfile.TarInfo(f"bad.{ext}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with relaxed_counts(["geode"]), pytest.raises(DataError, match="unreadable .npy metadata"):
+        get_dataset("geode").load_split("test", tmp_path)
