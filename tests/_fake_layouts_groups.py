@@ -147,6 +147,34 @@ def write_geode(root: Path, n_per_class: int) -> None:
     _datacomp_wds(root, "geode", n_per_class, 40, lambda k: [k % 6, k % 10])
 
 
+FAIRFACE_RACES = ["White", "Black", "Latino_Hispanic", "East Asian", "Southeast Asian", "Indian", "Middle Eastern"]
+AGE_BINS = ["0-2", "3-9", "10-19", "20-29", "30-39", "40-49", "50-59", "60-69", "more than 70"]
+
+
+def write_fairface(root: Path, n_per_class: int) -> None:
+    """fairface/fairface_label_{train,val}.csv and train/, val/: ``n_per_class`` faces of each gender per split,
+    spread over the races and age groups."""
+    folder = root / "fairface"
+    for split in ("train", "val"):
+        rows = []
+        for i in range(2 * n_per_class):
+            file = f"{split}/{i + 1}.jpg"
+            write_image(folder / file, i, fmt="JPEG")
+            rows.append({"file": file, "age": AGE_BINS[i % 9], "gender": ("Male", "Female")[i % 2],
+                         "race": FAIRFACE_RACES[i % 7], "service_test": "True"})
+        _csv(folder / f"fairface_label_{split}.csv", rows)
+
+
+def write_utkface(root: Path, n_per_class: int) -> None:
+    """utkface/UTKFace/<age>_<gender>_<race>_<date>.jpg.chip.jpg, plus one file whose name lacks a field (the
+    release has a few; they carry no labels and are skipped)."""
+    folder = root / "utkface" / "UTKFace"
+    for i in range(2 * n_per_class):
+        write_image(folder / f"{[1, 5, 15, 25, 35, 45, 55, 65, 80][i % 9]}_{i % 2}_{i % 5}_2017{i:010d}.jpg.chip.jpg",
+                    i, fmt="JPEG")
+    write_image(folder / "61_1_20170109150557335.jpg.chip.jpg", 99, fmt="JPEG")
+
+
 WRITERS = {
     "voc2007": write_voc2007,
     "hateful_memes": write_hateful_memes,
@@ -155,6 +183,12 @@ WRITERS = {
     "fmow": write_fmow,
     "dollar_street": write_dollar_street,
     "geode": write_geode,
+    "fairface": write_fairface,
+    "fairface_race": write_fairface,
+    "fairface_age": write_fairface,
+    "utkface": write_utkface,
+    "utkface_race": write_utkface,
+    "utkface_age": write_utkface,
 }
 
 

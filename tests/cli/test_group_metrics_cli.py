@@ -11,20 +11,23 @@ from _fake_layouts_groups import WRITERS, relaxed_counts
 from clipbench.cli import main
 from clipbench.results.samples import read_samples
 
+#: one set per metric (and FairFace's group tables); the others are read in tests/datasets/test_group_sets.py
+RUN = ("voc2007", "hateful_memes", "iwildcam", "fmow", "dollar_street", "fairface")
+
 
 def _run(tmp_path, data, results, *extra):
-    argv = ["run", "--model", "clipbench-tiny", "--suite", "zeroshot", "--dataset", ",".join(WRITERS),
+    argv = ["run", "--model", "clipbench-tiny", "--suite", "zeroshot", "--dataset", ",".join(RUN),
             "--offline", "--no-progress", "--workers", "0", "--threads", "1", "--data-root", str(data),
             "--cache-dir", str(tmp_path / "cache"), "--results-dir", str(results), "--limit", "20",
             "--format", "json", "--bootstrap", "200", *extra]
-    with relaxed_counts():
+    with relaxed_counts(RUN):
         return main(argv)
 
 
 def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it(tmp_path, capsys):
     data = tmp_path / "data"
-    for write in WRITERS.values():
-        write(data, 3)
+    for name in RUN:
+        WRITERS[name](data, 3)
     assert _run(tmp_path, data, tmp_path / "a") == 0
     records = {r["dataset"]: r for r in map(json.loads, (tmp_path / "a" / "results.jsonl").read_text().splitlines())}
     voc, memes = records["voc2007"], records["hateful_memes"]
@@ -44,6 +47,9 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     street = records["dollar_street"]
     assert street["primary_metric"] == "worst_group_top5" and street["zeroshot"]["group_by"] == "income_ds"
     assert street["metrics"]["worst_group_top5"] == min(r["top5"] for r in street["zeroshot"]["groups"]["income_ds"])
+    face = records["fairface"]
+    assert set(face["zeroshot"]["groups"]) == {"race", "race_binary", "gender", "age", "race_x_gender"}
+    assert face["primary_metric"] == "top1" and "group_by" not in face["zeroshot"]
     samples = read_samples(tmp_path / "a", voc)
     assert len(samples) == 20 and samples.targets.multilabel
     assert abs(samples.targets.value("mean_average_precision_11pt") - voc["metrics"]["mean_average_precision_11pt"]) < 1e-6
