@@ -30,6 +30,7 @@ CLASSIFICATION = "classification"
 #: every dataset kind, each with its split and adapter (``image_text.py``, ``choices.py``); a task names the
 #: kinds it scores in ``Task.dataset_kinds`` (checked against this by the contract tests)
 DATASET_KINDS = (CLASSIFICATION, "image_text", "choices")
+DATASET_KINDS += ("associations",)  # issue 29: WinoGAViL (``winogavil.py``), scored by the association task
 
 
 class Dataset:

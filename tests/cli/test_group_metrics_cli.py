@@ -60,3 +60,23 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     out = capsys.readouterr().out
     for metric in ("mean_average_precision_11pt", "roc_auc", "worst_group_top1", "macro_f1"):
         assert metric in out
+
+
+def test_association_task_runs_winogavil_and_the_gate_pairs_its_items(tmp_path, capsys):
+    WRITERS["winogavil"](tmp_path / "data", 3)
+    suite = tmp_path / "winogavil.yaml"
+    suite.write_text("name: winogavil\nversion: 1\ndatasets: [winogavil]\ntasks: [association]\n")
+    argv = ["run", "--model", "clipbench-tiny", "--suite", str(suite), "--offline", "--no-progress", "--workers", "0",
+            "--threads", "1", "--data-root", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
+            "--bootstrap", "200", "--format", "json"]
+    assert main([*argv, "--results-dir", str(tmp_path / "a")]) == 0
+    record = json.loads((tmp_path / "a" / "results.jsonl").read_text().splitlines()[0])
+    assert record["task"] == "association" and record["primary_metric"] == "jaccard"
+    assert set(record["metrics"]) == {"jaccard", "jaccard_5_6", "jaccard_10_12"} and record["ci95"]
+    assert record["association"]["items_per_bucket"] == {"jaccard_5_6": 3, "jaccard_10_12": 3}
+    samples = read_samples(tmp_path / "a", record)
+    assert len(samples) == 6 and abs(100 * samples.columns["jaccard"].mean() - record["metrics"]["jaccard"]) < 1e-9
+    assert main([*argv, "--results-dir", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "b"), "--baseline", str(tmp_path / "a")]) == 0
+    assert "paired bootstrap" in capsys.readouterr().out
