@@ -230,3 +230,39 @@ def write_winogavil(root: Path, n_per_class: int) -> None:
 
 
 WRITERS["winogavil"] = write_winogavil
+
+
+def write_ucf101(root: Path, n_per_class: int) -> None:
+    """ucf101/UCF-101/<Class>/v_<Class>_gXX_cYY.avi (5-frame MPEG-4 clips whose frame i is grey level 50 i, so
+    the middle frame is level 100) and ucfTrainTestlist/ for the first 3 classes."""
+    import av
+    import numpy as np
+
+    folder = root / "ucf101"
+    classes = ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
+    (folder / "ucfTrainTestlist").mkdir(parents=True, exist_ok=True)
+    names = ["ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling"]  # classInd.txt numbers all 101
+    (folder / "ucfTrainTestlist" / "classInd.txt").write_text(
+        "\n".join(f"{i + 1} {n}" for i, n in enumerate(names + [f"Class{i}" for i in range(4, 101)])) + "\n")
+    for list_name, groups in (("trainlist01.txt", (8, 9)), ("testlist01.txt", (1, 2))):
+        lines = []
+        for c in classes:
+            for i in range(n_per_class):
+                rel = f"{c}/v_{c}_g{groups[i % 2]:02d}_c{i + 1:02d}.avi"
+                path = folder / "UCF-101" / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with av.open(str(path), "w") as container:
+                    stream = container.add_stream("mpeg4", rate=5)
+                    stream.width = stream.height = 16
+                    stream.pix_fmt = "yuv420p"
+                    for level in range(5):
+                        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 50 * level, np.uint8), format="rgb24")
+                        for packet in stream.encode(frame):
+                            container.mux(packet)
+                    for packet in stream.encode():
+                        container.mux(packet)
+                lines.append(rel + (" 1" if list_name.startswith("train") else ""))
+        (folder / "ucfTrainTestlist" / list_name).write_text("\n".join(lines) + "\n")
+
+
+WRITERS["ucf101"] = write_ucf101

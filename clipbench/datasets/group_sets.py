@@ -9,7 +9,8 @@ def group_adapters() -> list:
     from clipbench.datasets.fairness import face_adapters
     from clipbench.datasets.hateful_memes import hateful_memes_adapters
     from clipbench.datasets.multilabel_voc import voc_adapters
+    from clipbench.datasets.video import video_adapters
     from clipbench.datasets.wilds import wilds_adapters
     from clipbench.datasets.winogavil import winogavil_adapters
 
-    return [*voc_adapters(), *hateful_memes_adapters(), *wilds_adapters(), *datacomp_wds_adapters(), *face_adapters(), *winogavil_adapters()]
+    return [*voc_adapters(), *hateful_memes_adapters(), *wilds_adapters(), *datacomp_wds_adapters(), *face_adapters(), *winogavil_adapters(), *video_adapters()]

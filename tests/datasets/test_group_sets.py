@@ -24,7 +24,7 @@ def test_every_group_set_reads_its_fake_copy(name, tmp_path):
     assert len(split) % 3 == 0 and len(split) >= 6 and split.labels.max() < n_classes
     assert split.sample_names() is not None and len(split.sample_names()) == len(split)
     image, label = split.torch_dataset(lambda im: im.size)[0]
-    assert image == (8, 8) and label == split.labels[0]
+    assert image == ((16, 16) if name == "ucf101" else (8, 8)) and label == split.labels[0]
     # the real copy's count is checked before any model loads: the fake is "a partial copy", in one line
     if adapter.expected_counts:  # every set but UTKFace, whose complete count is not established
         with pytest.raises(DataError, match="a complete copy has"):
@@ -175,3 +175,17 @@ def test_winogavil_items_images_and_limit(tmp_path):
     bad.write_text(bad.read_text().replace("word1", "../x", 1))
     with pytest.raises(DataError, match="plain words"):
         get_dataset("winogavil").load_split("test", tmp_path)
+
+
+def test_ucf101_scores_the_middle_frame_and_names_the_rule(tmp_path):
+    WRITERS["ucf101"](tmp_path, 2)
+    with relaxed_counts(["ucf101"]):
+        split = get_dataset("ucf101").load_split("test", tmp_path)
+    assert len(split) == 6 and split.labels.tolist() == [0, 0, 1, 1, 2, 2]
+    assert split.fingerprint_inputs["source"] == {"frames": "middle", "decoder": "pyav"}
+    image, label = split.torch_dataset(lambda im: np.asarray(im, dtype=np.float64).mean())[0]
+    assert abs(image - 100) < 8 and label == 0  # frame 2 of 0..4 is grey level 100 (lossy codec)
+    broken = tmp_path / "ucf101" / "UCF-101" / "Archery" / "v_Archery_g01_c01.avi"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(DataError, match="cannot be decoded"):
+        split.torch_dataset(lambda im: im)[4]
