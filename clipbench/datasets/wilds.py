@@ -116,7 +116,7 @@ def _fmow(root: Path, split: str, where: str):
             raise DataError(f"{where}: rgb_metadata.csv row {i + 1} has category {str(rows[i].get('category'))[:60]!r}")
         labels.append(category[rows[i]["category"]])
     groups = {"region": codes_of([regions[i] for i in wanted], sorted(set(regions) | {"Other"})),
-              "year": codes_of([str(stamps[i].year) for i in wanted], [str(y) for y in range(2002, 2019)])}
+              "year": codes_of([str(stamps[i].year) for i in wanted], sorted({str(s.year) for s in stamps}))}
     return [root / "images" / f"rgb_img_{i}.png" for i in wanted], labels, groups
 
 

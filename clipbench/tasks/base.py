@@ -174,6 +174,14 @@ class Task(abc.ABC):
         """Whether a record's ``task`` field was written by this task (few-shot names carry K)."""
         return task_name == self.name
 
+    def single_label_note(self, adapter: DatasetAdapter) -> list[str]:
+        """The record's note when a single-label task scores a set whose own metric it cannot (see above)."""
+        own = adapter.primary_metric
+        if not self.single_label_only or own == self.primary_metric(adapter):
+            return []
+        return [f"{adapter.name}'s own metric is {own}, which needs the targets the zero-shot task scores; "
+                f"{self.name} reports {self.primary_metric(adapter)}"]
+
     def primary_metric(self, adapter: DatasetAdapter) -> str:
         if self.single_label_only:
             return getattr(adapter, "single_label_metric", adapter.primary_metric)

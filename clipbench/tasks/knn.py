@@ -173,4 +173,4 @@ class KnnTask(Task):
         shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
         return TaskResult(test, metrics, {metric: main.ci95}, block,
                           classification_samples(shares.astype(np.float32), f_test.labels, "probabilities",
-                                                 adapter.classnames))
+                                                 adapter.classnames), notes=self.single_label_note(adapter))

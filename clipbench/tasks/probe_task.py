@@ -78,6 +78,7 @@ class LinearProbeTask(Task):
                         "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
                         "train_data_identity": train.fingerprint_inputs,
                         "val_data_identity": val.fingerprint_inputs, **result.block}
+        result.notes.extend(self.single_label_note(adapter))
         return result
 
     @staticmethod

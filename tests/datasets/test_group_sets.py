@@ -74,6 +74,8 @@ def test_probe_and_knn_refuse_a_multilabel_set_and_score_roc_auc_sets_by_top1():
     for task in ("linear_probe", "knn"):
         assert not get_task(task).accepts(voc)
         assert get_task(task).accepts(memes) and get_task(task).primary_metric(memes) == "top1"
+        assert "roc_auc" in get_task(task).single_label_note(memes)[0]
+        assert get_task(task).single_label_note(get_dataset("camelyon17")) == []  # its own metric is top-1
 
 
 def test_wilds_splits_and_groups_follow_wilds(tmp_path):
