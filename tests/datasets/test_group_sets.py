@@ -76,6 +76,11 @@ def test_probe_and_knn_refuse_a_multilabel_set_and_score_roc_auc_sets_by_top1():
         assert get_task(task).accepts(memes) and get_task(task).primary_metric(memes) == "top1"
         assert "roc_auc" in get_task(task).single_label_note(memes)[0]
         assert get_task(task).single_label_note(get_dataset("camelyon17")) == []  # its own metric is top-1
+    from clipbench.engine.runner import check_task_fits
+    from clipbench.foundations.errors import ClipbenchError
+
+    with pytest.raises(ClipbenchError, match="a multi-label set; linear_probe scores one label per image"):
+        check_task_fits([get_task("linear_probe")], [voc])
 
 
 def test_wilds_splits_and_groups_follow_wilds(tmp_path):
