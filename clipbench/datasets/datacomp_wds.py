@@ -19,7 +19,8 @@ GeoDE ``[region, country]``; it is read without pickle. Groups are named by thei
 
 The classnames and templates are the copy's own (DataComp's): they are read, and their count
 checked, when a split loads, before the text classifier is built; until then the adapter holds
-numbered placeholders (``clipbench list datasets`` shows the class count).
+numbered placeholders (``clipbench list datasets`` shows the class count). A ``--prompts`` file's
+classnames or templates take precedence over the copy's.
 """
 
 from __future__ import annotations
@@ -108,7 +109,11 @@ class DataCompWdsAdapter(LocalAdapter):
         if names is None or len(names) != self.n_classes:
             raise DataError(f"{where}: {root / 'classnames.txt'} must list {self.n_classes} classnames "
                             f"(found {0 if names is None else len(names)})")
-        self.classnames, self.templates, self.per_class_prompts = names, read_templates(root, where), None
+        placeholder = _placeholders(self.n_classes)  # a --prompts file's names and templates win over the copy's
+        if self.classnames == placeholder["classnames"]:
+            self.classnames, self.per_class_prompts = names, None
+        if self.templates == placeholder["templates"]:
+            self.templates = read_templates(root, where)
         labels = np.asarray([-1 if s.label is None else s.label for s in samples], np.int64)
         if labels.min() < 0 or labels.max() >= self.n_classes:
             raise DataError(f"{where}: every sample needs a .cls label in 0..{self.n_classes - 1}")

@@ -128,6 +128,14 @@ def test_datacomp_copies_bring_their_names_and_group_metadata(tmp_path):
     codes, names = split.sample_groups["income_ds"]
     assert names == ["0", "1", "2", "3"] and len(codes) == 9 and adapter.group_by == "income_ds"
     assert split.sample_names()[0].startswith("test/0.tar:")
+    # a --prompts file's templates win over the copy's; its classnames still come from the copy
+    from clipbench.datasets.prompts import PromptSet, with_prompts
+
+    custom = with_prompts(adapter, PromptSet([], ["a {c} at home."]))
+    with relaxed_counts(["dollar_street"]):
+        custom.expected_counts = {}
+        custom.load_split("test", tmp_path)
+    assert custom.templates == ["a {c} at home."] and custom.classnames[1] == "thing 1"
 
 
 def test_a_pickled_npy_member_is_refused(tmp_path):
