@@ -107,6 +107,19 @@ def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | N
     return build_report(source, out_dir=out_dir, published=published)
 
 
+def lite(source: str | os.PathLike = "results", budget: int = 500, out: str | os.PathLike | None = None,
+         seed: int = 0, n_resamples: int = 1000):
+    """``clipbench lite``: per dataset, a subset of at most ``budget`` samples that ranks the models of ``source``
+    as the full sets do, its leave-one-model-out rank agreement (``LiteReport``), and, with ``out``, the suite
+    file naming the subsets."""
+    from clipbench.results.lite_report import build_lite, write_suite
+
+    report = build_lite(source, budget, seed, n_resamples)
+    if out is not None:
+        write_suite(report, out)
+    return report
+
+
 def history(source: str | os.PathLike = "results", model: str | None = None, dataset: str | None = None,
             task: str | None = None, plot: str | os.PathLike | None = None,
             throughput_plot: str | os.PathLike | None = None) -> tuple[list, list[Path]]:

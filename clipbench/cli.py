@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.compare",
     "clipbench.commands.samples",
     "clipbench.commands.history",
+    "clipbench.commands.lite",
     "clipbench.commands.cache",
     "clipbench.commands.report",
     "clipbench.commands.predict",

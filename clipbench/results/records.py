@@ -242,6 +242,8 @@ def record_variant(record: dict) -> str:
     parts = []
     if record.get("limit") is not None:
         parts.append(f"limit={record['limit']}")
+    if record.get("lite"):
+        parts.append(f"lite={record['lite']}")
     if record.get("precision", "fp32") != "fp32":
         parts.append(str(record["precision"]))
     task = task_for_record(str(record.get("task", "")))

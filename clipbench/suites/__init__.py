@@ -29,7 +29,7 @@ import yaml
 from clipbench.foundations.errors import ClipbenchError, UnknownNameError
 from clipbench.foundations.option import an_int
 
-_TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options"}
+_TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options", "subsets"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class Suite:
     source: str = ""
     #: per-task options (``tasks: [{linear_probe: {solver: sklearn}}]``), applied over ``options``
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: dataset -> {split, fingerprint, digest, indices}: score only these samples (``clipbench lite`` writes it)
+    subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -141,8 +143,32 @@ def parse_suite(data: Any, source: str, default_name: str,
                 check_dataset(dataset)
             except ClipbenchError as exc:
                 raise type(exc)(f"{source}: {exc}") from exc
+    subsets = _subsets(data.get("subsets") or {}, datasets, source)
     return Suite(name, int(data["version"]), tuple(datasets), tuple(tasks), dict(options), models, description,
-                 source, task_options)
+                 source, task_options, subsets)
+
+
+def _subsets(value: Any, datasets: list[str], source: str) -> dict[str, dict[str, Any]]:
+    """``subsets:`` (``clipbench lite``'s suites): per listed dataset, its split, full-split fingerprint and the
+    sorted, distinct sample indices to score."""
+    if not isinstance(value, dict):
+        raise ClipbenchError(f"{source}: 'subsets' must be a mapping of dataset -> {{split, fingerprint, indices}}")
+    out = {}
+    for dataset, entry in value.items():
+        where = f"{source}: subsets of {dataset!r}"
+        if dataset not in datasets:
+            raise ClipbenchError(f"{where}: the dataset is not in 'datasets'")
+        if not isinstance(entry, dict) or not {"split", "fingerprint", "indices"} <= set(entry):
+            raise ClipbenchError(f"{where}: needs split, fingerprint and indices")
+        indices = entry["indices"]
+        if (not isinstance(indices, list) or not indices or not all(an_int(i) and i >= 0 for i in indices)
+                or any(b <= a for a, b in zip(indices, indices[1:], strict=False))):
+            raise ClipbenchError(f"{where}: 'indices' must be a non-empty, increasing list of sample positions")
+        if not isinstance(entry["split"], str) or not isinstance(entry["fingerprint"], str):
+            raise ClipbenchError(f"{where}: 'split' and 'fingerprint' must be strings")
+        out[dataset] = {"split": entry["split"], "fingerprint": entry["fingerprint"], "indices": list(indices),
+                        "digest": str(entry.get("digest") or "")}
+    return out
 
 
 def _check_options(options: dict, source: str, task: str | None = None) -> None:
