@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.counts import check_counts
 from clipbench.datasets.splits import limit_indices, limit_split  # noqa: F401  (the engine's --limit; api re-exports)
 from clipbench.engine import distributed
 from clipbench.engine.context import NotScoringRank, RunContext
@@ -161,6 +162,8 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
     with hf_offline(paths.offline):  # hf: datasets load here
         adapters = [adapter_of(d) for d in dataset_items]  # fail fast on unknown names, before loading models
     adapters, skipped = present_datasets(adapters, paths.data_root, run_options.skip_missing)
+    if not run_options.allow_count_mismatch:  # a wrong copy is one line before any model loads
+        check_counts(adapters, paths.data_root)
     tasks = suite_tasks(suite_obj)
     check_task_fits(tasks, adapters)
     with (distributed.session(run_options.device) as dist, torch_threads(run_options.threads),
