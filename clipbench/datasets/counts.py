@@ -1,7 +1,8 @@
 """Expected sample counts: a dataset copy that is not the published one stops the run before any model loads.
 
 An adapter that knows how many images its evaluation split has declares ``expected_count`` (an int,
-or 0 when the count is not fixed, e.g. scraped sets whose URLs rot). ``check_counts`` loads every such
+or 0 when the count is not fixed, e.g. scraped sets whose URLs rot); one that carves its test split out
+of a single published set (SUN397, EuroSAT) declares that set's size as ``expected_total``. ``check_counts`` loads every such
 split once, before the engine loads a model, and turns a mismatch into one ``DataError`` line that
 names the dataset, the folder, both counts and what the published count is (a wrong ObjectNet download
 or a half-extracted SUN397 is a clear line, not a number that quietly differs from everyone else's).
@@ -39,12 +40,16 @@ def check_counts(adapters: Sequence, data_root: Path | str) -> None:
     """Load each adapter's evaluation split that declares an expected count and compare; DataError on the first
     mismatch. Runs before any model loads."""
     for adapter in adapters:
-        expected = expected_count(adapter)
-        if not expected:
+        expected, total = expected_count(adapter), int(getattr(adapter, "expected_total", 0) or 0)
+        if not expected and not total:
             continue
         split = adapter.evaluation_split
-        found = len(adapter.load_split(split, Path(data_root)))
-        if found != expected:
-            raise count_error(adapter.name, split, found, expected, Path(data_root) / getattr(adapter, "folder", ""),
-                              getattr(adapter, "count_note", ""))
-        log.debug("%s %s: %d samples, as published", adapter.name, split, found)
+        loaded = adapter.load_split(split, Path(data_root))
+        where = Path(data_root) / getattr(adapter, "folder", "")
+        if expected and len(loaded) != expected:
+            raise count_error(adapter.name, split, len(loaded), expected, where, getattr(adapter, "count_note", ""))
+        whole = len(getattr(loaded, "parent", loaded))  # a carved split's parent is the whole set
+        if total and whole != total:
+            raise count_error(adapter.name, "(whole set)", whole, total, where, "the published set its test split is "
+                              "carved from")
+        log.debug("%s %s: %d samples, as published", adapter.name, split, len(loaded))

@@ -74,6 +74,8 @@ class TorchvisionAdapter(LocalAdapter):
     split_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: None, or (fraction, seed): carve a stratified test split out of the dataset's single split
     carve_test: tuple[float, int] | None = None
+    #: published size of the whole set a test split is carved from (0: unchecked); ``datasets.counts``
+    expected_total: int = 0
 
     def _construct(self, root: Path, split: str) -> Any:
         kwargs = self.split_kwargs.get(split, {})
@@ -198,7 +200,7 @@ def clip_paper_adapters() -> list[LocalAdapter]:
                    f"{_OX}/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz and extract it into <data-root>/fgvc_aircraft/"),
         _tv("dtd", "DTD", "dtd/dtd/labels/test1.txt", {s: {"split": s, "partition": 1} for s in ("train", "val", "test")},
             downloads=(Archive(f"{_OX}/dtd/download/dtd-r1.0.1.tar.gz", "fff73e5086ae6bdbea199a49dfb8a4c1", subdir="dtd"),)),
-        _tv("eurosat", "EuroSAT", "eurosat/2750", {"all": {}}, carve_test=(0.2, 0),
+        _tv("eurosat", "EuroSAT", "eurosat/2750", {"all": {}}, carve_test=(0.2, 0), expected_total=27_000,
             downloads=(Archive("https://huggingface.co/datasets/torchgeo/eurosat/resolve/"
                                "c877bcd43f099cd0196738f714544e355477f3fd/EuroSAT.zip",
                                "c8fa014336c82ac7804f0398fcb19387", subdir="eurosat"),)),
@@ -210,7 +212,7 @@ def clip_paper_adapters() -> list[LocalAdapter]:
             )),
         _tv("country211", "Country211", "country211/test", {"train": {"split": "train"}, "val": {"split": "valid"}, "test": {"split": "test"}},
             downloads=(Archive("https://openaipublic.azureedge.net/clip/data/country211.tgz", "84988d7644798601126c29e9877aab6a"),)),
-        _tv("sun397", "SUN397", "SUN397/ClassName.txt", {"all": {}}, carve_test=(0.2, 0),
+        _tv("sun397", "SUN397", "SUN397/ClassName.txt", {"all": {}}, carve_test=(0.2, 0), expected_total=108_754,
             downloads=(Archive("http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz", "8ca2778205c41d23104230ba66911c7a"),)),
         Caltech101Adapter(
             name="caltech101", splits=_TVS, primary_metric="mean_per_class_recall", folder="caltech101",

@@ -5,7 +5,7 @@ TFDS builds with VTAB's splits; people hold them as CLIP_benchmark's webdataset 
 (``clip-benchmark/wds_vtab-<task>``), which ``MirrorAdapter`` reads. RESISC45 and SVHN also read their
 own public layouts: NWPU-RESISC45's class folders (VTAB's test split is 20% of the 31,500 images,
 6,300; clipbench carves the same count, stratified and seeded, since TFDS's file order cannot be
-reproduced from the folders) and torchvision's SVHN ``test_32x32.mat``.
+reproduced from the folders) and SVHN's ``test_32x32.mat`` (read with scipy, no checksum needed).
 
 Counts (``expected_count``, the evaluation split): VTAB's test splits as CLIP_benchmark and DataComp's
 ``tasklist.yml`` (``size``) give them.
@@ -13,11 +13,12 @@ Counts (``expected_count``, the evaluation split): VTAB's test splits as CLIP_be
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
+import numpy as np
+
 from clipbench.datasets.base import SplitData
-from clipbench.datasets.images import FileSplit, WrappedSplit, images_in, list_class_folders
+from clipbench.datasets.images import ArraySplit, FileSplit, images_in, list_class_folders
 from clipbench.datasets.local import prompt_fields
 from clipbench.datasets.mirror import CB_MIRROR, MirrorAdapter, folder_key
 from clipbench.datasets.splits import stratified_indices
@@ -64,16 +65,19 @@ def _resisc45_native(adapter: MirrorAdapter, split: str, root: Path) -> SplitDat
 
 
 def _svhn_native(adapter: MirrorAdapter, split: str, root: Path) -> SplitData:
-    """torchvision's SVHN layout: ``<folder>/{train,test}_32x32.mat`` (label 10 is read as digit 0)."""
-    from clipbench.datasets.torchvision_adapters import _READ_ERRORS, labels_of, sample_path
-
+    """The official (and torchvision's) SVHN layout: ``<folder>/{train,test}_32x32.mat`` with ``X`` (32, 32, 3, N)
+    and ``y`` (N, 1), where 10 stands for the digit 0."""
+    path = root / f"{split}_32x32.mat"
     try:
-        inner = importlib.import_module("torchvision.datasets").SVHN(root=str(root), split=split, download=False)
-        labels = labels_of(inner)
-    except _READ_ERRORS as exc:
-        raise DataError(f"{adapter.name} {split}: cannot read {root / f'{split}_32x32.mat'} ({exc})") from exc
-    return WrappedSplit(adapter.name, split, inner, labels, sample_path, root=root,
-                        data_files=[str(root / f"{split}_32x32.mat")])
+        from scipy.io import loadmat
+
+        mat = loadmat(path, variable_names=("X", "y"))
+        images, digits = np.transpose(mat["X"], (3, 0, 1, 2)), np.asarray(mat["y"], dtype=np.int64).reshape(-1)
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        raise DataError(f"{adapter.name} {split}: cannot read {path} ({exc})") from exc
+    if images.shape[1:] != (32, 32, 3) or len(images) != len(digits) or not np.isin(digits, range(1, 11)).all():
+        raise DataError(f"{adapter.name} {split}: {path} is not SVHN's format (X 32x32x3xN, y in 1..10)")
+    return ArraySplit(adapter.name, split, images, digits % 10)
 
 
 _NATIVE = {

@@ -1,0 +1,74 @@
+"""Issue 29's datasets load from fake copies in their real layouts; a copy of the wrong size is one DataError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipbench.datasets import DATASETS, get_dataset, load_split
+from clipbench.datasets.counts import check_counts
+from clipbench.foundations.errors import DataError
+from tests._fake_layouts import WRITERS, write_mirror
+
+CLASSES = {"clevr_count": 8, "clevr_distance": 6, "kitti_distance": 4, "dsprites_location": 32,
+           "dsprites_orientation": 40, "smallnorb_azimuth": 18, "smallnorb_elevation": 9, "dmlab": 6,
+           "diabetic_retinopathy": 5, "svhn": 10, "resisc45": 45, "imagenet_o": 200, "objectnet": 113, "birdsnap": 500}
+PUBLISHED = {"clevr_count": 15_000, "kitti_distance": 711, "svhn": 26_032, "resisc45": 6_300, "imagenet_o": 2_000,
+             "objectnet": 18_574, "birdsnap": 0}
+
+
+def test_every_writer_has_a_registered_adapter_and_class_count():
+    assert sorted(WRITERS) == sorted(CLASSES)
+    for name, n in CLASSES.items():
+        adapter = get_dataset(name)
+        assert len(adapter.classnames) == n and adapter.primary_metric == "top1" and adapter.origin
+    for name, n in PUBLISHED.items():
+        assert get_dataset(name).expected_count == n
+
+
+@pytest.mark.parametrize("name", sorted(WRITERS))
+def test_adapter_reads_its_fake_layout(tmp_path, name):
+    n = WRITERS[name](tmp_path, 1)
+    adapter = get_dataset(name)
+    assert adapter.is_present(tmp_path)
+    split = load_split(adapter, adapter.evaluation_split, tmp_path)
+    assert len(split) == n
+    assert sorted(set(split.labels.tolist())) == list(range(len(adapter.classnames)))
+    image, label = split.torch_dataset(lambda im: np.asarray(im).shape)[0]
+    assert len(image) == 3 and image[2] == 3 and label == split.labels[0]
+    if adapter.expected_count:  # the fake is not the published copy
+        with pytest.raises(DataError, match=f"expected {adapter.expected_count:,}"):
+            check_counts([adapter], tmp_path)
+
+
+def test_mirror_shards_are_read_in_numeric_order(tmp_path):
+    write_mirror(tmp_path / "kitti_distance", ["a", "b", "c", "d"], 6, per_shard=2)  # 0.tar .. 11.tar
+    split = load_split(get_dataset("kitti_distance"), "test", tmp_path)
+    assert split.labels.tolist() == [c for c in range(4) for _ in range(6)]
+
+
+def test_wrong_objectnet_copy_is_one_clear_line(tmp_path):
+    WRITERS["objectnet"](tmp_path, 1)
+    with pytest.raises(DataError) as info:
+        check_counts([get_dataset("objectnet")], tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "113 samples" in message and "expected 18,574" in message
+    assert "--allow-count-mismatch" in message and "ImageNet-mapped" in message
+
+
+def test_mirror_label_outside_the_classes_and_missing_copy_are_data_errors(tmp_path):
+    write_mirror(tmp_path / "dmlab", [str(i) for i in range(9)], 1)  # labels up to 8, dmlab has 6 classes
+    with pytest.raises(DataError, match="outside 0..5"):
+        load_split(get_dataset("dmlab"), "test", tmp_path)
+    with pytest.raises(DataError, match="clip-benchmark/wds_vtab-smallnorb_label_azimuth --local-dir "):
+        get_dataset("smallnorb_azimuth").load_split("test", tmp_path)
+
+
+def test_datacomp_and_clip_benchmark_spellings_resolve():
+    pairs = {"vtab/clevr_count_all": "clevr_count", "vtab/kitti_closest_vehicle_distance": "kitti_distance",
+             "wds/vtab/svhn": "svhn", "vtab/pets": "oxford_pets", "vtab/flowers": "flowers102",
+             "imagenetv2": "imagenet_v2", "imagenet-o": "imagenet_o", "renderedsst2": "rendered_sst2",
+             "retrieval/mscoco_2014_5k_test_image_text_retrieval": "mscoco_captions", "cars": "stanford_cars",
+             "vtab/dsprites_label_orientation": "dsprites_orientation", "vtab/resisc45": "resisc45"}
+    for spelling, name in pairs.items():
+        assert DATASETS.canonical(spelling) == name
