@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from clipbench.datasets.base import SplitData
-from clipbench.datasets.images import FileSplit, images_in
 from clipbench.datasets.imagenet import imagenet_wnids, read_class_folders
+from clipbench.datasets.images import FileSplit, images_in
 from clipbench.datasets.mirror import CB_MIRROR, MirrorAdapter
 from clipbench.datasets.prompts import packaged_prompts
 from clipbench.foundations.errors import DataError

@@ -146,14 +146,17 @@ def pivot_columns(latest: list[dict], variant_of: Callable[[dict], str], rows: l
 
 
 def summary_lines(records: list[dict], variant_of: Callable[[dict], str]) -> list[str]:
-    """What ``clipbench run`` prints after its table for a suite with averages (by the records' ``suite``)."""
+    """What ``clipbench run`` prints after its table for a suite with averages (by the records' ``suite``).
+
+    One run's records share their options, so they are averaged per model: ``--limit`` cuts only the datasets
+    larger than the limit, and those records' variant names it while the others' does not."""
     suites = list(dict.fromkeys(str(r.get("suite")) for r in records if r.get("suite") in SUITE_AVERAGES))
     names = list(dict.fromkeys(n for s in suites for n in SUITE_AVERAGES[s]))
-    rows = suite_average_rows(records, variant_of, names) if names else []
+    rows = suite_average_rows(records, lambda r: "", names) if names else []
     if not rows:
         return []
-    lines = [f"\n{' and '.join(suites)} averages (each dataset's main metric; zero-shot records of this run):"]
-    for row in rows:
-        model = row["model"] + (f" [{row['variant']}]" if row["variant"] else "")
-        lines.append(f"  {model}: {describe(row)}")
+    limited = sorted({variant_of(r) for r in records if r.get("limit") is not None} - {""})
+    lines = [f"\n{' and '.join(suites)} averages (each dataset's main metric; zero-shot records of this run"
+             + (f"; {', '.join(limited)} where a dataset is larger" if limited else "") + "):"]
+    lines += [f"  {row['model']}: {describe(row)}" for row in rows]
     return lines

@@ -72,3 +72,16 @@ def test_datacomp_and_clip_benchmark_spellings_resolve():
              "vtab/dsprites_label_orientation": "dsprites_orientation", "vtab/resisc45": "resisc45"}
     for spelling, name in pairs.items():
         assert DATASETS.canonical(spelling) == name
+
+
+def test_sun397_copy_of_another_size_is_one_line_naming_the_whole_set(tmp_path):
+    from tests._datasets_fixtures import write_image
+
+    base = tmp_path / "sun397" / "SUN397"
+    for c, name in enumerate(("abbey", "airport_terminal")):
+        for i in range(5):
+            write_image(base / name[0] / name / f"sun_{c}{i:03d}.jpg", c * 10 + i)
+    (base / "ClassName.txt").write_text("/a/abbey\n/a/airport_terminal\n")
+    with pytest.raises(DataError) as info:
+        check_counts([get_dataset("sun397")], tmp_path)
+    assert "sun397 (whole set): 10 samples" in str(info.value) and "expected 108,754" in str(info.value)
