@@ -85,3 +85,12 @@ def test_every_suite_with_averages_is_a_builtin_suite_holding_their_datasets():
         datasets = set(load_suite(suite, check_dataset=None).datasets)
         for name in names:
             assert set(AVERAGES[name].datasets) <= datasets, (suite, name)
+
+
+def test_published_averages_are_open_clips_for_openai_weights():
+    from clipbench.results.report.averages import _published
+
+    assert _published("ViT-B/32")["datacomp_average"] == ("open_clip", pytest.approx(52.45, abs=0.01))
+    assert _published("openclip:ViT-L-14-336/openai")["datacomp_average"][1] == pytest.approx(62.84, abs=0.01)
+    assert _published("ViT-B/16")["objectnet"][1] == pytest.approx(55.31)
+    assert "datacomp_average" not in _published("clipbench-tiny")
