@@ -70,6 +70,8 @@ class MirrorAdapter(LocalAdapter):
             return False
 
     def how_to_get(self, data_root=None) -> str:
+        if self.downloads:
+            return f"run `clipbench download {self.name}`"
         text = self.manual or mirror_instructions(self.mirror, self.folder)
         return text.replace("<data-root>", str(data_root)) if data_root is not None else text
 

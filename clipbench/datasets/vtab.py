@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from clipbench.datasets.base import SplitData
+from clipbench.datasets.download import Archive
 from clipbench.datasets.images import ArraySplit, FileSplit, images_in, list_class_folders
 from clipbench.datasets.local import prompt_fields
-from clipbench.datasets.mirror import CB_MIRROR, MirrorAdapter, folder_key
+from clipbench.datasets.mirror import CB_MIRROR, MirrorAdapter, folder_key, mirror_instructions
 from clipbench.datasets.splits import stratified_indices
 from clipbench.foundations.errors import DataError
 
@@ -90,6 +91,12 @@ _NATIVE = {
 }
 
 
+#: public files with published MD5s (SVHN's, as torchvision lists them): `clipbench download` fetches these
+DOWNLOADS = {"svhn": tuple(Archive(f"http://ufldl.stanford.edu/housenumbers/{split}_32x32.mat", md5, extract=False)
+                           for split, md5 in (("train", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+                                              ("test", "eb5a983be6a315427106f1b164d9cef3")))}
+
+
 def vtab_adapters() -> list[MirrorAdapter]:
     adapters = []
     for name, (task, n_test) in VTAB_SETS.items():
@@ -97,10 +104,10 @@ def vtab_adapters() -> list[MirrorAdapter]:
         native, expected, manual = _NATIVE.get(name, (None, "", ""))
         adapter = MirrorAdapter(
             name=name, splits=("train", "test"), folder=name, expected=expected, mirror=repo, native=native,
+            downloads=DOWNLOADS.get(name, ()),
             expected_count=n_test, count_note=f"VTAB's {task} test split", **prompt_fields(name),
             description=f"VTAB {task} (CLIP_benchmark vtab/{task})")
-        if manual:
-            adapter.manual = manual + adapter.how_to_get()
+        adapter.manual = manual + mirror_instructions(repo, name)
         adapters.append(adapter)
     return adapters
 

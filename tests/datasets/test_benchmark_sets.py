@@ -85,3 +85,22 @@ def test_sun397_copy_of_another_size_is_one_line_naming_the_whole_set(tmp_path):
     with pytest.raises(DataError) as info:
         check_counts([get_dataset("sun397")], tmp_path)
     assert "sun397 (whole set): 10 samples" in str(info.value) and "expected 108,754" in str(info.value)
+
+
+def test_svhn_download_verifies_the_mat_files_and_loads(tmp_path):
+    import dataclasses
+    import hashlib
+
+    from clipbench.datasets import Archive, download_dataset
+    from tests._datasets_fixtures import serve
+
+    WRITERS["svhn"](tmp_path / "made", 2)
+    served = tmp_path / "made" / "svhn"
+    md5 = hashlib.md5((served / "test_32x32.mat").read_bytes(), usedforsecurity=False).hexdigest()
+    with serve(served) as base:
+        adapter = dataclasses.replace(get_dataset("svhn"), downloads=(Archive(f"{base}/test_32x32.mat", md5,
+                                                                                  extract=False),))
+        download_dataset(adapter, tmp_path / "data")
+    split = load_split(adapter, "test", tmp_path / "data")
+    assert split.labels.tolist() == [d for d in range(10) for _ in range(2)]
+    assert [a.filename for a in get_dataset("svhn").downloads] == ["train_32x32.mat", "test_32x32.mat"]
