@@ -162,6 +162,9 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
     with hf_offline(paths.offline):  # hf: datasets load here
         adapters = [adapter_of(d) for d in dataset_items]  # fail fast on unknown names, before loading models
     task_plan = {id(a): [get_task(t) for t in suite_obj.tasks_for(d)] for a, d in zip(adapters, dataset_items, strict=True)}
+    adapters = [a for a in adapters if task_plan[id(a)]]  # --task may leave a dataset with none of its own tasks
+    if not adapters:
+        raise ClipbenchError(f"none of suite {suite_obj.name!r}'s datasets runs {', '.join(suite_obj.tasks)}")
     adapters, skipped = present_datasets(adapters, paths.data_root, run_options.skip_missing)
     if not run_options.allow_count_mismatch:  # a wrong copy is one line before any model loads
         check_counts(adapters, paths.data_root)

@@ -49,3 +49,12 @@ def test_dataset_entries_with_their_own_tasks(tmp_path):
         path.write_text(f"version: 1\ndatasets: [digits, {bad}]\ntasks: [zeroshot]\n")
         with pytest.raises(ClipbenchError, match=message.replace("[", r"\[").replace("{", r"\{")):
             load_suite(path, check_dataset=None)
+
+
+def test_task_narrowing_keeps_each_datasets_own_tasks():
+    from clipbench.engine.plan import select_tasks
+
+    datacomp = load_suite("datacomp", check_dataset=None)
+    narrowed = select_tasks(datacomp, "zeroshot_retrieval", None)
+    assert narrowed.tasks_for("flickr30k") == ("zeroshot_retrieval",) and narrowed.tasks_for("cifar10") == ()
+    assert select_tasks(datacomp, "zeroshot", None).tasks_for("mscoco_captions") == ()
