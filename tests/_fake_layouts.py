@@ -109,14 +109,14 @@ def write_objectnet(root: Path, n_per_class: int) -> int:
 
 
 def write_birdsnap(root: Path, n_per_class: int) -> int:
-    """download/images/<Species_Dir>/*.jpg (one extra train image per species) + test_images.txt."""
+    """download/images/<Species_Dir>/*.jpg (plus one train image of the first species) + test_images.txt."""
     from clipbench.datasets import get_dataset
 
     base = root / "birdsnap"
     test = ["path"]
     for c, name in enumerate(get_dataset("birdsnap").classnames):
         species = name.replace(" ", "_")
-        for i in range(n_per_class + 1):
+        for i in range(n_per_class + (c == 0)):
             write_image(base / "download" / "images" / species / f"{i:03d}.jpg", c * 10 + i)
             if i < n_per_class:
                 test.append(f"{species}/{i:03d}.jpg")

@@ -26,9 +26,17 @@ def test_every_writer_has_a_registered_adapter_and_class_count():
         assert get_dataset(name).expected_count == n
 
 
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory):
+    """One data root with every writer's fake copy (1 image per class), written once for the module."""
+    root = tmp_path_factory.mktemp("fake-layouts")
+    return root, {name: write(root, 1) for name, write in WRITERS.items()}
+
+
 @pytest.mark.parametrize("name", sorted(WRITERS))
-def test_adapter_reads_its_fake_layout(tmp_path, name):
-    n = WRITERS[name](tmp_path, 1)
+def test_adapter_reads_its_fake_layout(fakes, name):
+    tmp_path, counts = fakes
+    n = counts[name]
     adapter = get_dataset(name)
     assert adapter.is_present(tmp_path)
     split = load_split(adapter, adapter.evaluation_split, tmp_path)
@@ -47,10 +55,9 @@ def test_mirror_shards_are_read_in_numeric_order(tmp_path):
     assert split.labels.tolist() == [c for c in range(4) for _ in range(6)]
 
 
-def test_wrong_objectnet_copy_is_one_clear_line(tmp_path):
-    WRITERS["objectnet"](tmp_path, 1)
+def test_wrong_objectnet_copy_is_one_clear_line(fakes):
     with pytest.raises(DataError) as info:
-        check_counts([get_dataset("objectnet")], tmp_path)
+        check_counts([get_dataset("objectnet")], fakes[0])
     message = str(info.value)
     assert "\n" not in message and "113 samples" in message and "expected 18,574" in message
     assert "--allow-count-mismatch" in message and "ImageNet-mapped" in message
@@ -104,3 +111,8 @@ def test_svhn_download_verifies_the_mat_files_and_loads(tmp_path):
     split = load_split(adapter, "test", tmp_path / "data")
     assert split.labels.tolist() == [d for d in range(10) for _ in range(2)]
     assert [a.filename for a in get_dataset("svhn").downloads] == ["train_32x32.mat", "test_32x32.mat"]
+
+
+def test_birdsnap_train_is_what_the_test_list_leaves_out(fakes):
+    train = load_split(get_dataset("birdsnap"), "train", fakes[0])
+    assert len(train) == 1 and train.labels.tolist() == [0]
