@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipbench.datasets.base import SplitData
-from clipbench.datasets.local import LocalAdapter
+from clipbench.datasets.local import LocalAdapter, require_data_root
 from clipbench.foundations.errors import DataError
 
 #: the Hugging Face dataset repos of CLIP_benchmark's webdataset copies
@@ -76,8 +76,6 @@ class MirrorAdapter(LocalAdapter):
         return text.replace("<data-root>", str(data_root)) if data_root is not None else text
 
     def require(self, data_root) -> Path:
-        from clipbench.datasets.local import require_data_root
-
         require_data_root(data_root)
         if not self.is_present(data_root):
             raise DataError(f"{self.name}: no copy under {self.root(data_root)} (neither webdataset shards in "

@@ -102,18 +102,15 @@ def vtab_adapters() -> list[MirrorAdapter]:
     for name, (task, n_test) in VTAB_SETS.items():
         repo = CB_MIRROR.format(f"vtab-{task}")
         native, expected, manual = _NATIVE.get(name, (None, "", ""))
-        adapter = MirrorAdapter(
+        adapters.append(MirrorAdapter(
             name=name, splits=("train", "test"), folder=name, expected=expected, mirror=repo, native=native,
-            downloads=DOWNLOADS.get(name, ()),
+            downloads=DOWNLOADS.get(name, ()), manual=manual + mirror_instructions(repo, name),
             expected_count=n_test, count_note=f"VTAB's {task} test split", **prompt_fields(name),
-            description=f"VTAB {task} (CLIP_benchmark vtab/{task})")
-        adapter.manual = manual + mirror_instructions(repo, name)
-        adapters.append(adapter)
+            description=f"VTAB {task} (CLIP_benchmark vtab/{task})"))
     return adapters
 
 
-#: our name -> the spellings CLIP_benchmark (``vtab/<task>``, ``wds/vtab/<task>``) and DataComp use
 def vtab_aliases() -> dict[str, tuple[str, ...]]:
-    return {name: (f"vtab/{task}", f"wds/vtab/{task}", task) for name, (task, _) in VTAB_SETS.items()
-            if task != name} | {name: (f"vtab/{name}", f"wds/vtab/{name}") for name, (task, _) in VTAB_SETS.items()
-                                if task == name}
+    """Our name -> the spellings CLIP_benchmark (``vtab/<task>``, ``wds/vtab/<task>``) and DataComp use."""
+    return {name: tuple(dict.fromkeys((f"vtab/{task}", f"wds/vtab/{task}", *((task,) if task != name else ()))))
+            for name, (task, _) in VTAB_SETS.items()}
