@@ -116,3 +116,15 @@ def test_svhn_download_verifies_the_mat_files_and_loads(tmp_path):
 def test_birdsnap_train_is_what_the_test_list_leaves_out(fakes):
     train = load_split(get_dataset("birdsnap"), "train", fakes[0])
     assert len(train) == 1 and train.labels.tolist() == [0]
+
+
+def test_imagenet_copies_of_another_size_stop_with_one_line(tmp_path):
+    from clipbench.datasets.imagenet import imagenet_wnids
+    from tests._datasets_fixtures import class_tree
+
+    expected = {"imagenet1k": 50_000, "imagenet1k_7t": 50_000, "imagenet_v2": 10_000, "imagenet_sketch": 50_889,
+                "imagenet_a": 7_500, "imagenet_r": 30_000}
+    assert {name: get_dataset(name).expected_count for name in expected} == expected
+    class_tree(tmp_path / "imagenet1k" / "val", {imagenet_wnids()[0]: 2}, ext=".JPEG")
+    with pytest.raises(DataError, match=r"imagenet1k val: 2 samples under .*, expected 50,000"):
+        check_counts([get_dataset("imagenet1k")], tmp_path)
