@@ -76,6 +76,8 @@ class TorchvisionAdapter(LocalAdapter):
     carve_test: tuple[float, int] | None = None
     #: published size of the whole set a test split is carved from (0: unchecked); ``datasets.counts``
     expected_total: int = 0
+    #: published size of the evaluation split (0: unchecked), checked before any model loads (``datasets.counts``)
+    expected_count: int = 0
 
     def _construct(self, root: Path, split: str) -> Any:
         kwargs = self.split_kwargs.get(split, {})
@@ -147,10 +149,16 @@ class Caltech101Adapter(LocalAdapter):
 _TVS = ("train", "test")
 
 
+#: published test-split sizes (DataComp's tasklist.yml ``size``; the official splits torchvision reads)
+TEST_COUNTS = {"stl10": 8_000, "food101": 25_250, "flowers102": 6_149, "oxford_pets": 3_669, "stanford_cars": 8_041,
+               "fgvc_aircraft": 3_333, "dtd": 1_880, "gtsrb": 12_630, "country211": 21_100, "mnist": 10_000,
+               "rendered_sst2": 1_821, "pcam": 32_768, "cifar10": 10_000, "cifar100": 10_000}
+
+
 def _tv(name: str, tv_class: str, expected: str, splits: dict[str, dict], metric: str = "top1", **extra) -> TorchvisionAdapter:
     return TorchvisionAdapter(
         name=name, splits=_TVS if "all" in splits else tuple(splits), primary_metric=metric, folder=name, expected=expected,
-        tv_class=tv_class, split_kwargs=splits, **prompt_fields(name), **extra,
+        tv_class=tv_class, split_kwargs=splits, expected_count=TEST_COUNTS.get(name, 0), **prompt_fields(name), **extra,
     )
 
 
@@ -168,11 +176,12 @@ def clip_paper_adapters() -> list[LocalAdapter]:
         CifarAdapter(
             name="cifar10", splits=_TVS, folder="cifar10", expected="cifar-10-batches-py/batches.meta",
             batches_dir="cifar-10-batches-py", train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
-            test_files=("test_batch",), label_key="labels", **prompt_fields("cifar10"),
+            test_files=("test_batch",), label_key="labels", expected_count=TEST_COUNTS["cifar10"], **prompt_fields("cifar10"),
             downloads=(Archive("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),)),
         CifarAdapter(
             name="cifar100", splits=_TVS, folder="cifar100", expected="cifar-100-python/meta",
             batches_dir="cifar-100-python", train_files=("train",), test_files=("test",), label_key="fine_labels",
+            expected_count=TEST_COUNTS["cifar100"],
             **prompt_fields("cifar100"),
             downloads=(Archive("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),)),
         _tv("stl10", "STL10", "stl10_binary/test_X.bin", split_arg,

@@ -128,3 +128,12 @@ def test_imagenet_copies_of_another_size_stop_with_one_line(tmp_path):
     class_tree(tmp_path / "imagenet1k" / "val", {imagenet_wnids()[0]: 2}, ext=".JPEG")
     with pytest.raises(DataError, match=r"imagenet1k val: 2 samples under .*, expected 50,000"):
         check_counts([get_dataset("imagenet1k")], tmp_path)
+
+
+def test_cifar10_copy_of_another_size_stops_with_one_line(tmp_path):
+    from tests._datasets_fixtures import cifar10_tree
+
+    cifar10_tree(tmp_path / "cifar10")  # the official batch files with 6 test images
+    with pytest.raises(DataError, match=r"cifar10 test: 6 samples under .*, expected 10,000"):
+        check_counts([get_dataset("cifar10")], tmp_path)
+    assert get_dataset("dtd").expected_count == 1_880 and get_dataset("pcam").expected_count == 32_768
