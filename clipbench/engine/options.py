@@ -54,6 +54,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("skip_missing", False, a_bool, "true or false",
            "run the suite's datasets that are present and list the missing ones (default: stop, listing them)",
            bool),
+    Option("allow_count_mismatch", False, a_bool, "true or false",
+           "score a dataset copy whose evaluation split differs from its published size (a subset, a fake copy); "
+           "default: stop before any model loads, naming both counts", bool),
     Option("threads", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "torch CPU threads (recorded in each result; default: torch's)", int),
     Option("log_samples", "auto", lambda v: isinstance(v, bool) or v in ("auto", "always", "never"),

@@ -63,7 +63,9 @@ class LiteReport:
             "name": name, "version": 1,
             "description": (f"lite subsets of at most {self.budget} samples per dataset, chosen by clipbench lite "
                             "from the per-sample files of the models already run"),
-            "datasets": list(subsets), "tasks": list(dict.fromkeys(d.outcomes.task for d in self.datasets)),
+            "datasets": [{dataset: [d.outcomes.task for d in self.datasets if d.outcomes.dataset == dataset]}
+                         for dataset in subsets],
+            "tasks": list(dict.fromkeys(d.outcomes.task for d in self.datasets)),
             "subsets": {dataset: {"split": o.split, "fingerprint": o.fingerprint, "digest": subset_digest(idx),
                                   "indices": [int(i) for i in idx]} for dataset, (o, idx) in subsets.items()},
         }

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from clipbench.foundations.fileio import atomic_write_text
 from clipbench.results.labels import short_names, variant_of
+from clipbench.results.report.averages import averages_block
 from clipbench.results.report.blocks import (
     Block,
     history_block,
@@ -75,6 +76,8 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         block, files = history_block(result_set.records, out, plots, names)
         blocks.append(block)
         written += files
+        if (averages := averages_block(path, names)) is not None:  # the suites' one-number averages
+            blocks.append(averages)
     if published:
         pub_header, pub_rows = published_rows(frame)
         if pub_rows:
