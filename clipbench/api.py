@@ -290,6 +290,22 @@ def list_tasks() -> list[dict]:
     return [task.describe() for _, task in TASKS.items()]
 
 
+def export(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``source``'s records in a peer's format (``clip_benchmark``, ``mteb``, ``openclip_csv``; see
+    ``clipbench.results.export``) under ``out_dir``; returns the files written."""
+    from clipbench.results import export as peer
+    from clipbench.results.export_mteb import write_mteb
+
+    writers = {"clip_benchmark": peer.write_clip_benchmark, "mteb": write_mteb, "openclip_csv": peer.write_openclip_csv}
+    if fmt not in writers:
+        raise ClipbenchError(f"unknown export format {fmt!r}; expected one of {', '.join(writers)}")
+    records = peer.export_records(source)
+    written = writers[fmt](records, Path(out_dir))
+    if not written:
+        raise ClipbenchError(f"no record of {source} has a {fmt} equivalent; nothing written")
+    return written
+
+
 __all__ = ["DEFAULTS", "RunOptions", "RunRecords", "build_index", "cache_entries", "clear_cache", "compare",
            "default_device", "download", "history", "is_main_process", "limit_indices", "limit_split", "list_datasets",
            "list_models", "list_suites", "list_tasks", "predict", "report", "resolve_options", "results_file", "run",

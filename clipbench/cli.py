@@ -50,6 +50,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.train_tiny",
     "clipbench.commands.index",
     "clipbench.commands.search",
+    "clipbench.commands.export",
 )
 
 
