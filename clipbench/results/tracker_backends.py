@@ -6,7 +6,7 @@ starts the tracker run (cannot: one line saying why), ``log(prefix, metrics, par
 
 * W&B: ``wandb.init(project=$WANDB_PROJECT or "clipbench", dir=<results-dir>)``; online or offline as W&B's own
   settings say (``WANDB_MODE=offline`` writes ``<results-dir>/wandb/offline-run-*``, for ``wandb sync``). Metrics
-  go to the run's history and summary, params to its config (one entry per record), files by ``run.save``.
+  go to the run's history and summary, params to its config (one entry per record), files into the run's folder.
 * MLflow: the tracking store mlflow is configured with (``MLFLOW_TRACKING_URI``; ``file:`` stores need
   ``MLFLOW_ALLOW_FILE_STORE=true`` since mlflow 3), experiment ``$MLFLOW_EXPERIMENT_NAME`` or ``clipbench``;
   files as run artifacts (``samples/``, ``report/``).
@@ -65,11 +65,19 @@ class WandbTracker:
         self.run.config.update({prefix: params}, allow_val_change=True)
         self.run.log(metrics)
         if samples is not None:
-            self.run.save(str(samples), base_path=str(samples.parent.parent), policy="now")
+            self._copy(samples, f"samples/{samples.name}")
+
+    def _copy(self, path: Path, name: str) -> None:
+        """A copy in the run's folder (W&B uploads that folder's files with the run; ``wandb sync`` for offline runs)."""
+        import shutil
+
+        target = Path(self.run.dir) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
 
     def attach_report(self, report) -> None:
         for path in (report.markdown, report.html, *report.images):
-            self.run.save(str(path), base_path=str(Path(report.out_dir).parent), policy="now")
+            self._copy(Path(path), f"report/{Path(path).name}")
 
     def finish(self, failed: bool = False) -> None:
         self.run.finish(exit_code=1 if failed else 0)

@@ -71,7 +71,7 @@ def _wandb_records(run_file: Path):
 
 def test_wandb_offline_run_holds_each_records_metric_ci_and_weights_hash(run_dir, records):
     (run_file,) = (run_dir / "r" / "wandb").glob("offline-run-*/run-*.wandb")
-    summary, config, files = {}, {}, set()
+    summary, config = {}, {}
     for item in _wandb_records(run_file):
         kind = item.WhichOneof("record_type")
         if kind == "summary":
@@ -79,8 +79,7 @@ def test_wandb_offline_run_holds_each_records_metric_ci_and_weights_hash(run_dir
         elif kind in ("config", "run"):
             updates = item.config.update if kind == "config" else item.run.config.update
             config.update({u.key: json.loads(u.value_json) for u in updates})
-        elif kind == "files":
-            files.update(f.path for f in item.files.files)
+    files = {p.relative_to(run_file.parent / "files").as_posix() for p in (run_file.parent / "files").rglob("*")}
     for record in records:
         prefix, primary = _prefix(record), record["primary_metric"]
         assert summary[f"{prefix}/{primary}"] == pytest.approx(record["metrics"][primary], abs=1e-9)
