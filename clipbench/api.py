@@ -306,6 +306,14 @@ def export(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> l
     return written
 
 
+def publish(source: str | os.PathLike, to: str | os.PathLike) -> str:
+    """``source``'s records as a Hugging Face dataset folder at ``to`` (a directory), or pushed to ``hf:ORG/NAME``
+    (``clipbench.results.publish``); returns where it went."""
+    from clipbench.results.publish import publish as _publish
+
+    return _publish(source, str(to))
+
+
 __all__ = ["DEFAULTS", "RunOptions", "RunRecords", "build_index", "cache_entries", "clear_cache", "compare",
            "default_device", "download", "history", "is_main_process", "limit_indices", "limit_split", "list_datasets",
            "list_models", "list_suites", "list_tasks", "predict", "report", "resolve_options", "results_file", "run",

@@ -51,6 +51,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.index",
     "clipbench.commands.search",
     "clipbench.commands.export",
+    "clipbench.commands.publish",
 )
 
 

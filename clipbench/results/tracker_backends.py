@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.foundations.escaping import markdown_text
 from clipbench.foundations.fileio import ensure_dir
 
 
@@ -177,8 +176,9 @@ class TensorBoardTracker:
 
 def _table(params: dict) -> str:
     """Params as a Markdown table (TensorBoard renders text summaries as Markdown); cells escaped."""
-    rows = [f"| {markdown_text(k)} | {markdown_text(v)} |" for k, v in params.items()]
-    return "\n".join(["| param | value |", "|---|---|", *rows])
+    from clipbench.results.report.render_markdown import md_table
+
+    return md_table(["param", "value"], [[k, v] for k, v in params.items()])
 
 
 BACKENDS = {"wandb": WandbTracker, "mlflow": MlflowTracker, "tensorboard": TensorBoardTracker}

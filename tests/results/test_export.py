@@ -208,3 +208,53 @@ def test_export_refuses_a_leaderboard_csv_and_an_unknown_format(run_dir, capsys)
     assert "not a leaderboard CSV" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", str(run_dir / "r"), "--format", "lm_eval", "--out", "x"])
+
+
+# ------------------------------------------------------------------ the results dataset
+
+def test_published_folder_loads_with_datasets_and_holds_the_records_and_their_samples(run_dir, records, tmp_path):
+    import datasets
+
+    assert main(["publish", str(run_dir / "r"), "--to", str(tmp_path / "ds")]) == 0
+    table = datasets.load_dataset(str(tmp_path / "ds"), "records", split="train", cache_dir=str(tmp_path / "hf"))
+    rows = {row["record_id"]: row for row in table}
+    assert set(rows) == {r["record_id"] for r in records}
+    for record in records:
+        row = rows[record["record_id"]]
+        assert row["value"] == record["metrics"][record["primary_metric"]]
+        assert (row["ci95_low"], row["ci95_high"]) == (record["ci95"]["low"], record["ci95"]["high"])
+        assert row["weights_sha256"] == record["weights_sha256"] and json.loads(row["record"]) == record
+    samples = datasets.load_dataset(str(tmp_path / "ds"), "samples_classification", split="train",
+                                    cache_dir=str(tmp_path / "hf"))
+    assert samples.num_rows == sum(r["samples"]["n"] for r in records)
+    for record in records:  # each record's rows, in split order, with its accuracy
+        mine = samples.filter(lambda row, rid=record["record_id"]: row["record_id"] == rid)
+        assert 100 * sum(mine["correct"]) / mine.num_rows == pytest.approx(record["metrics"]["top1"])
+    card = (tmp_path / "ds" / "README.md").read_text()
+    assert "config_name: samples_classification" in card and "| clipbench-tiny | digits | zeroshot |" in card
+    assert records[0]["weights_sha256"] in card
+
+
+def test_publish_to_the_hub_builds_the_folder_and_uploads_it_as_a_dataset(run_dir, tmp_path, monkeypatch):
+    """Up to the push: HfApi is replaced by a recorder (the push itself needs the network and a token)."""
+    import huggingface_hub
+
+    calls = []
+
+    class Recorder:
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id, kwargs))
+
+        def upload_folder(self, folder_path, **kwargs):
+            files = sorted(p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*") if p.is_file())
+            calls.append(("upload_folder", files, kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Recorder)
+    where = api.publish(run_dir / "r", "hf:my-org/clipbench-results")
+    assert where == "https://huggingface.co/datasets/my-org/clipbench-results"
+    (create, upload) = calls
+    assert create == ("create_repo", "my-org/clipbench-results", {"repo_type": "dataset", "exist_ok": True})
+    assert upload[1] == ["README.md", "data/records.parquet", "samples/classification.parquet"]
+    assert upload[2]["repo_id"] == "my-org/clipbench-results" and upload[2]["repo_type"] == "dataset"
+    with pytest.raises(api.ClipbenchError, match="hf:ORG/NAME"):
+        api.publish(run_dir / "r", "hf:../etc")
