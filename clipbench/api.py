@@ -100,11 +100,13 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
                          tolerances=tolerances, allow_mismatch=allow_mismatch)
 
 
-def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True):
-    """Markdown + HTML report with plots (``clipbench.results.report.build_report``)."""
+def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True,
+           references: Sequence[str | os.PathLike] = ()):
+    """Markdown + HTML report with plots (``clipbench.results.report.build_report``); ``references``: CLIP_benchmark
+    or open_clip result files shown as reference rows."""
     from clipbench.results.report import build_report
 
-    return build_report(source, out_dir=out_dir, published=published)
+    return build_report(source, out_dir=out_dir, published=published, references=tuple(references))
 
 
 def history(source: str | os.PathLike = "results", model: str | None = None, dataset: str | None = None,
@@ -304,6 +306,18 @@ def export(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> l
     if not written:
         raise ClipbenchError(f"no record of {source} has a {fmt} equivalent; nothing written")
     return written
+
+
+def reference_table(source: str | os.PathLike, references: Sequence[str | os.PathLike]) -> str:
+    """Markdown: ``source``'s primary metrics next to the matching rows of CLIP_benchmark or open_clip result files
+    (``clipbench.results.references``)."""
+    from clipbench.results.references import reference_table as table
+    from clipbench.results.report.render_markdown import md_table
+
+    header, rows = table(source, references)
+    if not rows:
+        return "No reference row matches a result (same model, dataset and task)."
+    return "Reference numbers (published, not measured here; not part of the verdict):\n\n" + md_table(header, rows)
 
 
 def publish(source: str | os.PathLike, to: str | os.PathLike) -> str:

@@ -258,3 +258,34 @@ def test_publish_to_the_hub_builds_the_folder_and_uploads_it_as_a_dataset(run_di
     assert upload[2]["repo_id"] == "my-org/clipbench-results" and upload[2]["repo_type"] == "dataset"
     with pytest.raises(api.ClipbenchError, match="hf:ORG/NAME"):
         api.publish(run_dir / "r", "hf:../etc")
+
+
+# ------------------------------------------------------------------ reference rows: published numbers next to measured
+
+def test_report_sets_an_open_clip_table_and_a_clip_benchmark_export_next_to_the_measured_rows(run_dir, records,
+                                                                                               tmp_path):
+    zeroshot = next(r for r in records if r["task"] == "zeroshot")
+    table = tmp_path / "openclip_results.csv"  # open_clip's columns; a published 0.7000 for this model on digits
+    table.write_text("name,pretrained,params (M),FLOPs (B),Average perf. on 2 datasets,digits,ImageNet 1k\n"
+                     "clipbench-tiny,clipbench,3.38,,0.6,0.7000,0.5\nViT-B-32,openai,151.28,14.78,0.6,0.9,NaN\n")
+    api.export(run_dir / "r", "clip_benchmark", tmp_path / "cb")
+    report = api.report(run_dir / "r", out_dir=tmp_path / "rep", references=[table, tmp_path / "cb"])
+    text = report.markdown.read_text()
+    section = text[text.index("## Reference numbers"):]
+    measured = f"{zeroshot['metrics']['top1']:.2f}"
+    assert f"| clipbench-tiny | digits | zeroshot | top1 | {measured} | 70.00 | " \
+           f"{zeroshot['metrics']['top1'] - 70:+.2f} | reference: openclip_results.csv |" in section
+    assert f"| {measured} | {measured} | +0.00 | reference: digits_clipbench" in section  # the export reads back
+    assert "ViT-B-32" not in section and "not measured here" in section
+
+
+def test_compare_prints_reference_rows_without_touching_the_verdict(run_dir, tmp_path, capsys):
+    api.export(run_dir / "r", "openclip_csv", tmp_path)
+    args = ["compare", str(run_dir / "r"), "--baseline", str(run_dir / "r")]
+    assert main([*args, "--reference", str(tmp_path / "openclip_results.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "Reference numbers (published, not measured here; not part of the verdict)" in out
+    (tmp_path / "bad.json").write_text('{"dataset": "digits", "model": "x", "task": "zeroshot_classification", '
+                                       '"metrics": {"acc1": 55.0}}')  # a percentage where a fraction belongs
+    assert main([*args, "--reference", str(tmp_path / "bad.json")]) == 2
+    assert "holds no CLIP_benchmark or open_clip result" in capsys.readouterr().err
