@@ -152,7 +152,7 @@ def write_clip_benchmark(records: list[dict], out_dir: Path) -> list[Path]:
         stem = "_".join(file_slug(p) for p in (result["dataset"], result["pretrained"], result["model"], "en",
                                                result["task"] + variant))
         path = out_dir / _unique_name(stem, used)
-        atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True, allow_nan=False) + "\n")
+        atomic_write_text(path, json.dumps(result, indent=1, sort_keys=True, allow_nan=False) + "\n", within=out_dir)
         written.append(path)
     return written
 
@@ -202,5 +202,5 @@ def write_openclip_csv(records: list[dict], out_dir: Path) -> list[Path]:
     if not rows:
         raise ClipbenchError("no full zero-shot classification record to export in open_clip's results table")
     path = ensure_dir(out_dir) / "openclip_results.csv"
-    atomic_write_text(path, csv_text(columns, [[_cell(row.get(c)) for c in columns] for row in rows]))
+    atomic_write_text(path, csv_text(columns, [[_cell(row.get(c)) for c in columns] for row in rows]), within=out_dir)
     return [path]

@@ -119,14 +119,14 @@ def write_mteb(records: list[dict], out_dir: Path) -> list[Path]:
         folder = ensure_dir(out_dir / "results" / _model_folder(meta["name"]) / file_slug(meta["revision"]))
         meta_path = folder / "model_meta.json"
         if meta_path not in written:
-            atomic_write_text(meta_path, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+            atomic_write_text(meta_path, json.dumps(meta, indent=2, allow_nan=False) + "\n", within=out_dir)
             written.append(meta_path)
         result = task_result(record)
         path = folder / f"{file_slug(result['task_name'])}.json"
         if path in written:
             log.warning("export: two records map to MTEB task %s of %s; the newest is kept", result["task_name"],
                         record["model"])
-        atomic_write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n")
+        atomic_write_text(path, json.dumps(result, indent=2, allow_nan=False) + "\n", within=out_dir)
         if path not in written:
             written.append(path)
     return written
