@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
-from clipbench.results.tracker_backends import BACKENDS, install_hint  # noqa: F401  (install_hint: re-exported)
+from clipbench.results.tracker_backends import BACKENDS
 
 log = logging.getLogger(__name__)
 
