@@ -51,6 +51,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.train_tiny",
     "clipbench.commands.index",
     "clipbench.commands.search",
+    "clipbench.commands.export",
+    "clipbench.commands.publish",
 )
 
 

@@ -170,6 +170,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         check_counts(adapters, paths.data_root)
     for adapter in adapters:  # each dataset's tasks (the suite's, or the dataset's own)
         check_task_fits(task_plan[id(adapter)], [adapter])
+    trackers = open_trackers(run_options, paths.results_dir, suite_obj.name)  # before any model loads
     with (distributed.session(run_options.device) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
@@ -197,7 +198,11 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                             discard_samples(paths.results_dir, record)
                             raise
                     records.append(record)
+                    if trackers is not None:  # after the append: a tracker's failure never costs the record
+                        trackers.log(record, paths.results_dir)
         except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
+            if trackers is not None:
+                trackers.close(None, failed=True)
             keep_completed(exc, records, paths.results_dir if write else None)
             raise
         if shard_jobs and dist.enabled:  # collective: every rank has appended its records after this
@@ -205,4 +210,18 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
             records = [r for part in gathered for r in part] if gathered is not None else []
     if write and records:
         write_leaderboards(paths.results_dir)
+    if trackers is not None:
+        for record in records:  # other ranks' records under --shard-jobs (each record is logged once)
+            trackers.log(record, paths.results_dir)
+        trackers.close(paths.results_dir if write else None)
     return RunRecords(records, skipped)
+
+
+def open_trackers(options: RunOptions, results_dir, suite: str):
+    """The ``--log-to`` trackers' runs (rank 0 only), or None; not installed or unreachable is one line, here,
+    before any model loads."""
+    if not options.get("log_to") or not distributed.is_main_process():
+        return None
+    from clipbench.results.trackers import TrackerSession
+
+    return TrackerSession.open(options.log_to, results_dir, options, suite)

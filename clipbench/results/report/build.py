@@ -47,8 +47,10 @@ class Report:
     images: list[Path]
 
 def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
-                 published: bool = True) -> Report:
-    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths."""
+                 published: bool = True, references=()) -> Report:
+    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths.
+    ``references``: CLIP_benchmark or open_clip result files whose numbers are shown next to the measured ones
+    (``clipbench.results.references``)."""
     from clipbench.results import plots
 
     result_set = load_result_set(source)  # parsed once for every block below
@@ -86,6 +88,14 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
             blocks.append(Block("Published numbers", pub_header, pub_rows,
                                  "Published: CLIP paper (arXiv 2103.00020) and open_clip's re-measurement; "
                                  "see clipbench/reference/published.csv."))
+    if references:
+        from clipbench.results.references import reference_table
+
+        ref_header, ref_rows = reference_table(source, references)
+        blocks.append(Block("Reference numbers", ref_header, ref_rows,
+                            "Reference rows are published numbers read from the file(s) given with --reference, "
+                            "not measured here; Δ = measured - reference." + ("" if ref_rows else
+                                                                           " No reference row matches a result.")))
     blocks.append(provenance_block(labels, names, provenance))
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
