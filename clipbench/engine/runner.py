@@ -78,10 +78,6 @@ def default_device() -> str:
     return torch_env.default_device()
 
 
-def suite_tasks(suite: Suite) -> list[Task]:
-    return [get_task(name) for name in suite.tasks]
-
-
 def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None) -> RunOptions:
     """Caller arguments > suite options (per task, then shared) > declared defaults; bad values are one line."""
     table = all_options()
