@@ -52,6 +52,7 @@ class ZeroShotTask(Task):
 
     def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         from clipbench.features.text_classifier import prompt_hash
+        from clipbench.scoring.calibration import logit_calibration
         from clipbench.scoring.classification import score_classification
         from clipbench.scoring.similarity import zeroshot_logits
 
@@ -63,7 +64,8 @@ class ZeroShotTask(Task):
         logits = zeroshot_logits(feats.features, weights)
         result = score_classification(logits, feats.labels, adapter.primary_metric, o.bootstrap, o.seed,
                                       adapter.classnames if o.per_class else None)
-        return TaskResult(split, result.metrics, {adapter.primary_metric: result.ci95},
-                          block={} if result.per_class is None else {"per_class": result.per_class},
+        block = {} if result.per_class is None else {"per_class": result.per_class}
+        block["calibration"] = logit_calibration(logits, feats.labels, model.learned_logit_scale(), o.bootstrap, o.seed)
+        return TaskResult(split, result.metrics, {adapter.primary_metric: result.ci95}, block=block,
                           samples=classification_samples(logits, feats.labels, "logits", adapter.classnames),
                           core={"prompt_hash": prompt_hash(prompts)})
