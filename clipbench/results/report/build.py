@@ -19,6 +19,7 @@ from pathlib import Path
 
 from clipbench.foundations.fileio import atomic_write_text
 from clipbench.results.labels import short_names, variant_of
+from clipbench.results.report.analyses import analysis_blocks
 from clipbench.results.report.blocks import (
     Block,
     history_block,
@@ -73,6 +74,9 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         block, files = history_block(path, out, plots, names)
         blocks.append(block)
         written += files
+    analyses, files = analysis_blocks(frame, path, names, families, facts, out)
+    blocks += analyses
+    written += files
     if published:
         pub_header, pub_rows = published_rows(frame)
         if pub_rows:

@@ -1,0 +1,28 @@
+"""The report's analyses after the task sections: views across datasets (any source), and, from a
+results.jsonl, calibration and effective robustness (docs/analyses.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from clipbench.results.report.blocks import Block
+
+
+def analysis_blocks(frame: pd.DataFrame, path: Path, names: dict[str, str], families: dict[str, str],
+                    facts: dict[str, dict], out: Path) -> tuple[list[Block], list[Path]]:
+    from clipbench.results.records import latest_records, read_records, record_variant
+    from clipbench.results.report.calibration_section import calibration_block
+    from clipbench.results.report.robustness_section import robustness_block
+    from clipbench.results.report.views_section import views_blocks
+
+    blocks, written = views_blocks(frame, names, facts), []
+    if path.suffix == ".jsonl":
+        latest = [r for r in latest_records(read_records(path)) if not record_variant(r)]
+        for block, files in (robustness_block(latest, path.parent, names, families, out),
+                             calibration_block(latest, names, out)):
+            if block is not None:
+                blocks.append(block)
+                written += files
+    return blocks, written
