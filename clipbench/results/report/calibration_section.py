@@ -8,6 +8,7 @@ from pathlib import Path
 from clipbench.foundations.escaping import file_slug
 from clipbench.foundations.fileio import atomic_write_bytes
 from clipbench.results.report.blocks import Block, as_dict, fmt_num, number
+from clipbench.tasks.calibration_hook import TEMPERATURE_FIELD
 
 #: the tasks whose records carry ``calibration`` (few-shot probes average several classifiers: none)
 TASKS = ("zeroshot", "linear_probe")
@@ -30,18 +31,20 @@ def calibration_block(latest: list[dict], names: dict[str, str], out: Path) -> t
 
     rows, panels = [], {}
     for r in latest:
-        cal = as_dict(as_dict(r.get(r.get("task"))).get("calibration"))
-        if r.get("task") not in TASKS or number(cal.get("ece")) is None:
-            continue
-        model, dataset = names.get(r.get("model"), str(r.get("model"))), str(r.get("dataset"))
-        scale = number(cal.get("scale"))
-        where = "–" if r.get("task") != "zeroshot" or scale is None else (
-            f"{scale:.4g}" + ("" if cal.get("scale_source") == "model" else " (fixed)"))
-        rows.append([model, dataset, str(r.get("task")), where, _ci(cal, "ece"), fmt_num(cal.get("ece_adaptive")),
-                     _ci(cal, "nll", 3), _ci(cal, "brier", 3)])
-        bins = [as_dict(b) for b in cal.get("reliability") or [] if isinstance(b, dict)]
-        if bins and all(number(b.get("low")) is not None and number(b.get("high")) is not None for b in bins):
-            panels.setdefault(dataset, []).append((f"{model} · {r.get('task')}", bins, number(cal.get("ece"))))
+        for field, label in (("calibration", ""), (TEMPERATURE_FIELD, " (T fitted on val)")):
+            cal = as_dict(as_dict(r.get(r.get("task"))).get(field))
+            if r.get("task") not in TASKS or number(cal.get("ece")) is None:
+                continue
+            model, dataset, task = names.get(r.get("model"), str(r.get("model"))), str(r.get("dataset")), r["task"]
+            scale, temperature = number(cal.get("scale")), number(cal.get("temperature"))
+            where = "–" if task != "zeroshot" or scale is None else (
+                f"{scale:.4g}" + ("" if cal.get("scale_source") == "model" else " (fixed)")
+                + (f" / T {temperature:.3g}" if temperature else ""))
+            rows.append([model, dataset, task + label, where, _ci(cal, "ece"), fmt_num(cal.get("ece_adaptive")),
+                         _ci(cal, "nll", 3), _ci(cal, "brier", 3)])
+            bins = [as_dict(b) for b in cal.get("reliability") or [] if isinstance(b, dict)]
+            if bins and all(number(b.get("low")) is not None and number(b.get("high")) is not None for b in bins):
+                panels.setdefault(dataset, []).append((f"{model} · {task}{label}", bins, number(cal.get("ece"))))
     if not rows:
         return None, []
     block = Block("Calibration", ["model", "dataset", "task", "logit scale", "ECE [95% CI]", "adaptive ECE",
@@ -49,7 +52,8 @@ def calibration_block(latest: list[dict], names: dict[str, str], out: Path) -> t
                   "ECE: 15 equal-width confidence bins; adaptive ECE: 15 equal-mass bins (both in points of "
                   "accuracy). NLL in nats, Brier summed over classes (0 best, 2 worst). Zero-shot: the softmax "
                   "over the logits at the model's own learned logit scale (fixed: CLIP's 100, the model has none); "
-                  "linear probe: the probe's probabilities. See docs/analyses.md.")
+                  "linear probe: the probe's probabilities. T fitted on val: the zero-shot logits divided by the temperature "
+                  "that minimises NLL on the validation split (--calibration-temperature). See docs/analyses.md.")
     written = []
     for dataset, items in panels.items():
         file = f"reliability_{file_slug(dataset)}.png"
