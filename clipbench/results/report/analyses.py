@@ -1,5 +1,5 @@
 """The report's analyses after the task sections: views across datasets (any source), and, from a
-results.jsonl, calibration and effective robustness (docs/analyses.md)."""
+results.jsonl, effective robustness, calibration and the per-sample browser (docs/analyses.md)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from clipbench.results.report.blocks import Block
 
 
 def analysis_blocks(frame: pd.DataFrame, path: Path, names: dict[str, str], families: dict[str, str],
-                    facts: dict[str, dict], out: Path) -> tuple[list[Block], list[Path]]:
+                    facts: dict[str, dict], out: Path, thumbnails=None) -> tuple[list[Block], list[Path]]:
+    """``thumbnails``: see ``browser.browser_block`` (None: the per-sample pages show no images)."""
     from clipbench.results.records import latest_records, read_records, record_variant
+    from clipbench.results.report.browser import browser_block
     from clipbench.results.report.calibration_section import calibration_block
     from clipbench.results.report.robustness_section import robustness_block
     from clipbench.results.report.views_section import views_blocks
@@ -21,7 +23,7 @@ def analysis_blocks(frame: pd.DataFrame, path: Path, names: dict[str, str], fami
     if path.suffix == ".jsonl":
         latest = [r for r in latest_records(read_records(path)) if not record_variant(r)]
         for block, files in (robustness_block(latest, path.parent, names, families, out),
-                             calibration_block(latest, names, out)):
+                             calibration_block(latest, names, out), browser_block(path, names, out, thumbnails)):
             if block is not None:
                 blocks.append(block)
                 written += files
