@@ -100,11 +100,13 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
                          tolerances=tolerances, allow_mismatch=allow_mismatch)
 
 
-def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True):
-    """Markdown + HTML report with plots (``clipbench.results.report.build_report``)."""
+def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True,
+           data_root: str | os.PathLike | None = None):
+    """Markdown + HTML report with plots (``clipbench.results.report.build_report``); ``data_root``: thumbnails
+    in the per-sample browser."""
     from clipbench.results.report import build_report
 
-    return build_report(source, out_dir=out_dir, published=published)
+    return build_report(source, out_dir=out_dir, published=published, data_root=data_root)
 
 
 def history(source: str | os.PathLike = "results", model: str | None = None, dataset: str | None = None,

@@ -154,3 +154,27 @@ def test_clicks_open_a_cells_samples_the_pages_and_the_disagreements(built, tmp_
     finally:
         driver.quit()
     assert all((shots / f"browser-{v}.png").stat().st_size > 5000 for v in ("overview", "cell", "disagreement"))
+
+
+def test_thumbnails_show_the_records_samples_once(tmp_path, monkeypatch, caplog):
+    from PIL import Image
+
+    from clipbench.datasets import get_dataset, load_split
+    from clipbench.results.report import browser_thumbs
+
+    split = load_split(get_dataset("digits"), "test", None)  # bundled: no data root needed
+    record = {"dataset": "digits", "split": "test", "dataset_fingerprint": split.fingerprint}
+    monkeypatch.setattr(browser_thumbs, "ALL_UP_TO", 10)  # 797 samples: only the wanted ones
+    make = browser_thumbs.thumbnail_maker(None, tmp_path)
+    made = make(record, [5, 700, 5, 9999])
+    assert sorted(made) == [5, 700]
+    image = split.torch_dataset(lambda im: im)[700][0]
+    with Image.open(tmp_path / made[700]) as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) == browser_thumbs.THUMB_PX
+        small = np.asarray(thumb.convert("L").resize(image.size)).astype(float)
+    assert np.corrcoef(small.ravel(), np.asarray(image.convert("L")).astype(float).ravel())[0, 1] > 0.9
+    stamp = (tmp_path / made[5]).stat().st_mtime_ns
+    assert browser_thumbs.thumbnail_maker(None, tmp_path)(record, [5]) == {5: made[5]}
+    assert (tmp_path / made[5]).stat().st_mtime_ns == stamp  # cached, not redrawn
+    other = browser_thumbs.thumbnail_maker(None, tmp_path / "other")
+    assert other(record | {"dataset_fingerprint": "another"}, [5]) == {} and "not the data" in caplog.text

@@ -133,6 +133,8 @@ def browser_block(path: Path, names: dict[str, str], out: Path, thumbnails=None)
         if other_samples is not None and not samples.same_samples(other_samples):
             other, other_samples = None, None
         wanted = [e["index"] for e in confident_errors(samples, TOP_ERRORS)]
+        if other_samples is not None:
+            wanted += samples.index[samples.correct != other_samples.correct].tolist()
         thumbs = thumbnails(record, wanted) if thumbnails is not None else None
         slug = file_slug(f"{record['model']}_{record['dataset']}_{record['task']}")
         page = write_page(out, slug, page_data(record, samples, other, other_samples, names, thumbs))

@@ -46,8 +46,9 @@ class Report:
     images: list[Path]
 
 def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
-                 published: bool = True) -> Report:
-    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths."""
+                 published: bool = True, data_root: str | os.PathLike | None = None) -> Report:
+    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths.
+    ``data_root``: where the datasets are, for the per-sample browser's thumbnails (None: no thumbnails)."""
     from clipbench.results import plots
 
     frame, path = load_results(source)
@@ -74,7 +75,11 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         block, files = history_block(path, out, plots, names)
         blocks.append(block)
         written += files
-    analyses, files = analysis_blocks(frame, path, names, families, facts, out)
+    thumbnails = None
+    if data_root is not None:
+        from clipbench.results.report.browser_thumbs import thumbnail_maker
+        thumbnails = thumbnail_maker(data_root, out / "browser")
+    analyses, files = analysis_blocks(frame, path, names, families, facts, out, thumbnails)
     blocks += analyses
     written += files
     if published:
