@@ -93,7 +93,14 @@ def test_pareto_front_by_hand():
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    from clipbench.results.report import build_report
+    """The analyses' blocks of one results file, rendered as report.md renders them (the task sections, which
+    other tests check, are left out to keep this cheap)."""
+    from types import SimpleNamespace
+
+    from clipbench.results.report.analyses import analysis_blocks
+    from clipbench.results.report.model_facts import model_facts
+    from clipbench.results.report.reading import load_results
+    from clipbench.results.report.render_markdown import render_markdown
 
     root = tmp_path_factory.mktemp("analyses")
     rng = np.random.default_rng(0)
@@ -108,7 +115,13 @@ def report(tmp_path_factory):
     ]
     (root / "results").mkdir()
     (root / "results" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return build_report(root / "results", out_dir=root / "report")
+    frame, path = load_results(root / "results")
+    labels = list(dict.fromkeys(frame["model"]))
+    facts = model_facts(labels, frame)
+    out = root / "report"
+    blocks, images = analysis_blocks(frame, path, {}, {m: facts[m]["family"] for m in labels}, facts, out)
+    (out / "report.md").write_text(render_markdown(str(path), "", blocks))
+    return SimpleNamespace(markdown=out / "report.md", out_dir=out, images=images)
 
 
 def test_the_report_has_every_analysis(report):

@@ -1,4 +1,4 @@
-"""ECE, adaptive ECE, NLL and Brier against torchmetrics and against direct formulas written here."""
+"""ECE, adaptive ECE, NLL and Brier against scikit-learn and against direct formulas written here."""
 
 from __future__ import annotations
 
@@ -61,17 +61,22 @@ def test_hand_values_of_the_extreme_cases():
 
 @pytest.mark.peer
 @pytest.mark.parametrize("probs,labels", CASES, ids=["random", "all-correct", "all-wrong", "all-certain"])
-def test_ece_and_nll_equal_torchmetrics(probs, labels):
-    import torch
-    from torchmetrics.functional.classification import multiclass_calibration_error
+def test_values_equal_scikit_learn(probs, labels):
+    """ECE from scikit-learn's reliability curve of top-1 correctness (weights: numpy's histogram of the
+    confidences), NLL from ``log_loss``, Brier from its multi-class ``brier_score_loss``."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss, log_loss
 
     got = calibration(probs, labels)
-    theirs = multiclass_calibration_error(torch.tensor(probs), torch.tensor(labels), num_classes=probs.shape[1],
-                                          n_bins=15, norm="l1")
-    assert got["ece"] == pytest.approx(100 * float(theirs), abs=1e-4)
-    if probs.min() > 0:
-        nll = torch.nn.functional.nll_loss(torch.log(torch.tensor(probs)), torch.tensor(labels))
-        assert got["nll"] == pytest.approx(float(nll), rel=1e-9)
+    conf, correct = probs.max(1), (probs.argmax(1) == labels).astype(int)
+    frac_right, mean_conf = calibration_curve(correct, conf, n_bins=15, strategy="uniform")
+    counts = np.histogram(conf, bins=np.linspace(0, 1, 16))[0]
+    ece = np.sum(counts[counts > 0] / len(conf) * np.abs(frac_right - mean_conf))
+    assert got["ece"] == pytest.approx(100 * ece, abs=1e-9)
+    classes = list(range(probs.shape[1]))
+    assert got["brier"] == pytest.approx(brier_score_loss(labels, probs, labels=classes), abs=1e-12)
+    if probs.min() > 0:  # log_loss clips at machine epsilon, clipbench at 1e-15: equal away from 0
+        assert got["nll"] == pytest.approx(log_loss(labels, probs, labels=classes), rel=1e-9)
 
 
 def test_bootstrap_intervals_bracket_the_values_and_reliability_bins_add_up():
