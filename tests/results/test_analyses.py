@@ -151,3 +151,24 @@ def test_average_rank_by_hand(report):
     rows = pd.DataFrame({"model": list("aabbcc"), "dataset": ["x", "y"] * 3, "value": [1, 5, 1, 4, 0, 6]})
     ranks, common = average_rank(rows)  # x: a, b tie for 1-2 (1.5 each), c 3; y: c 1, a 2, b 3
     assert common == ["x", "y"] and ranks.to_dict() == {"a": 1.75, "b": 2.25, "c": 2.0}
+
+
+def test_the_interval_comes_from_the_records_per_sample_files(tmp_path):
+    from clipbench.results.samples import write_sample_table
+    from clipbench.scoring.samples import build_kind_table
+
+    rng = np.random.default_rng(2)
+    records, correct = [], {}
+    for dataset, n in (("imagenet1k", 120), ("imagenet_v2", 80)):
+        labels = rng.integers(0, 4, n)
+        scores = rng.normal(size=(n, 4)) + 1.5 * np.eye(4)[labels]
+        correct[dataset] = (scores.argmax(1) == labels).astype(float)
+        record = _record("RN50", dataset, 100 * correct[dataset].mean(), record_id=f"r-{dataset}")
+        table = build_kind_table("classification", {"scores": scores, "labels": labels, "score_kind": "logits"})
+        record["samples"] = write_sample_table(tmp_path, record, table, "classification", {"score_kind": "logits"})
+        records.append(record)
+    (row,), _ = effective_robustness(records, TRENDS, tmp_path, n_resamples=40, seed=1)
+    assert row.ci95 == interval(TRENDS["imagenet_v2"], correct["imagenet1k"], correct["imagenet_v2"], 40, 1)
+    assert row.ci95["low"] < row.effective < row.ci95["high"]
+    (bare,), _ = effective_robustness([{k: v for k, v in r.items() if k != "samples"} for r in records], TRENDS, tmp_path)
+    assert bare.ci95 is None and bare.effective == pytest.approx(row.effective)
