@@ -24,6 +24,8 @@ RNG = np.random.default_rng(5)
 LABELS = RNG.integers(0, C, N)
 OLD = RNG.normal(size=(N, C)) + 1.2 * np.eye(C)[LABELS]
 NEW = OLD + RNG.normal(scale=0.6, size=(N, C))
+I2T = np.array([1, 2, 1, 4, 1, 6])  # 6 images, 2 captions each
+T2I = np.array([1, 3, 2, 2, 1, 1, 9, 5, 1, 1, 6, 1])
 
 
 def _record(record_id, timestamp, value):
@@ -48,7 +50,12 @@ def built(tmp_path_factory):
         record["samples"] = write_sample_table(results, record, table, "classification",
                                                {"score_kind": "logits", "classnames": CLASSES})
         records.append(record)
-    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    retrieval = _record("ret-run", "2026-11-23T12:00:00+00:00", 50.0) | {"dataset": "shapes", "task": "zeroshot_retrieval",
+                                                                        "primary_metric": "mean_recall"}
+    table = build_kind_table("retrieval", {"i2t_rank": I2T, "t2i_rank": T2I, "text_image": np.arange(12) // 2,
+                                           "captions": [f"caption <i>{i}</i>" for i in range(12)]})
+    retrieval["samples"] = write_sample_table(results, retrieval, table, "retrieval", {"recall_k": [1, 5]})
+    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*records, retrieval]))
     report = build_report(results, out_dir=root / "report")
     old, new = (read_samples(results, r) for r in records)
     return report, old, new
@@ -151,9 +158,17 @@ def test_clicks_open_a_cells_samples_the_pages_and_the_disagreements(built, tmp_
         driver.save_screenshot(str(shots / "browser-disagreement.png"))
         Select(driver.find_element(By.ID, "filter-agree")).select_by_value("b")
         assert driver.find_element(By.ID, "count").text == f"{b} samples"
+
+        driver.get((report.out_dir / "browser" / "RN50_shapes_zeroshot_retrieval.html").as_uri())
+        assert _shown(driver) == np.argsort(-T2I, kind="stable").tolist()  # worst rank first
+        Select(driver.find_element(By.ID, "filter-miss")).select_by_value("1")
+        assert driver.find_element(By.ID, "count").text == f"{(T2I > 1).sum()} captions"
+        assert "caption <i>6</i>" in driver.find_element(By.ID, "samples").text  # text, not markup
+        driver.save_screenshot(str(shots / "browser-retrieval.png"))
     finally:
         driver.quit()
-    assert all((shots / f"browser-{v}.png").stat().st_size > 5000 for v in ("overview", "cell", "disagreement"))
+    assert all((shots / f"browser-{v}.png").stat().st_size > 5000 for v in ("overview", "cell", "disagreement",
+                                                                           "retrieval"))
 
 
 def test_thumbnails_show_the_records_samples_once(tmp_path, monkeypatch, caplog):

@@ -12,6 +12,9 @@ For the newest default run of each (model, dataset, task) whose per-sample file 
   samples, the disagreement view: the discordant samples, right in one run and wrong in the other,
   counted as ``compare``'s McNemar test counts them (``scoring.paired.discordant``).
 
+A retrieval record's page lists every caption with its image's rank, worst first, filtered by
+"missed at k" (``retrieval_page_data``).
+
 The data goes into ``browser/<slug>.js`` (``window.CLIPBENCH_BROWSER = {...}``), which a page opened from
 disk (file://) can load where it could not fetch JSON; every name is set as text by the page's script,
 never parsed as HTML. Thumbnails, when ``thumbnails`` gives them (``browser_thumbs``), sit beside it.
@@ -78,6 +81,18 @@ def page_data(record: dict, samples, other: dict | None, other_samples, names: d
     return data
 
 
+def retrieval_page_data(record: dict, samples, names: dict[str, str], thumbs: dict[int, str] | None = None) -> dict:
+    """A retrieval record's page: every caption with the rank of its image (text -> image, 1 = first) and
+    its image's own best caption rank (image -> text). The file keeps ranks, not the retrieved lists, so the
+    page cannot show what was retrieved instead."""
+    return {"kind": "retrieval", "title": f"{names.get(record['model'], record['model'])} · {record['dataset']} · "
+                                          f"{record['task']}",
+            "record_id": record.get("record_id"), "page_size": PAGE_SIZE, "captions": list(samples.captions),
+            "image": samples.text_image.tolist(), "rank": samples.t2i_rank.tolist(),
+            "image_rank": samples.i2t_rank.tolist(), "ks": samples.ks,
+            "thumbs": {str(k): v for k, v in (thumbs or {}).items()}}
+
+
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>clipbench samples</title>
 <link rel="stylesheet" href="browser.css"></head>
@@ -119,6 +134,7 @@ def browser_block(path: Path, names: dict[str, str], out: Path, thumbnails=None)
     from clipbench.results.report.browser_assets import SCRIPT, STYLE
     from clipbench.results.samples import read_samples
     from clipbench.scoring.samples.classification import SampleLog, confident_errors
+    from clipbench.scoring.samples.retrieval import RetrievalSamples
 
     rows, links, written = [], [], []
     for record, other in _runs(path):
@@ -128,16 +144,22 @@ def browser_block(path: Path, names: dict[str, str], out: Path, thumbnails=None)
         except ClipbenchError as exc:
             log.warning("no per-sample page for %s: %s", record.get("record_id"), exc)
             continue
-        if not isinstance(samples, SampleLog):
-            continue  # another kind (retrieval, outcomes): no classification browser
-        if other_samples is not None and not samples.same_samples(other_samples):
-            other, other_samples = None, None
-        wanted = [e["index"] for e in confident_errors(samples, TOP_ERRORS)]
-        if other_samples is not None:
-            wanted += samples.index[samples.correct != other_samples.correct].tolist()
-        thumbs = thumbnails(record, wanted) if thumbnails is not None else None
+        if isinstance(samples, RetrievalSamples):
+            worst = np.argsort(-samples.t2i_rank, kind="stable")[:PAGE_SIZE]  # the first page, worst ranks first
+            thumbs = thumbnails(record, samples.text_image[worst].tolist()) if thumbnails is not None else None
+            data, other = retrieval_page_data(record, samples, names, thumbs), None
+        elif isinstance(samples, SampleLog):
+            if other_samples is not None and not samples.same_samples(other_samples):
+                other, other_samples = None, None
+            wanted = [e["index"] for e in confident_errors(samples, TOP_ERRORS)]
+            if other_samples is not None:
+                wanted += samples.index[samples.correct != other_samples.correct].tolist()
+            thumbs = thumbnails(record, wanted) if thumbnails is not None else None
+            data = page_data(record, samples, other, other_samples, names, thumbs)
+        else:
+            continue  # outcomes (selection, image retrieval): no page yet
         slug = file_slug(f"{record['model']}_{record['dataset']}_{record['task']}")
-        page = write_page(out, slug, page_data(record, samples, other, other_samples, names, thumbs))
+        page = write_page(out, slug, data)
         written.append(page)
         label = f"{names.get(record['model'], record['model'])} · {record['dataset']} · {record['task']}"
         links.append((label, f"{BROWSER_DIR}/{page.name}"))
@@ -148,8 +170,9 @@ def browser_block(path: Path, names: dict[str, str], out: Path, thumbnails=None)
     atomic_write_text(out / BROWSER_DIR / "browser.js", SCRIPT, within=out)
     atomic_write_text(out / BROWSER_DIR / "browser.css", STYLE, within=out)
     block = Block("Per-sample browser", ["model", "dataset", "task", "samples", "earlier run to compare"], rows,
-                  "One page per record with a per-sample file: the most confident errors, the confusion matrix "
-                  "(click a cell for its samples), every sample filtered by class and correctness, and the samples "
-                  "two runs disagree on. Static pages: open them from disk, no server needed.")
+                  "One page per record with a per-sample file. Classification: the most confident errors, the "
+                  "confusion matrix (click a cell for its samples), every sample filtered by class and correctness, "
+                  "and the samples two runs disagree on. Retrieval: every caption's rank, worst first. Static pages: "
+                  "open them from disk, no server needed.")
     block.links = links
     return block, written

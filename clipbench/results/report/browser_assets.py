@@ -20,7 +20,7 @@ SCRIPT = r"""(function () {
   "use strict";
   const D = window.CLIPBENCH_BROWSER;
   const app = document.getElementById("app");
-  const N = D.index.length;
+  const N = D.index ? D.index.length : 0;
   const state = { cls: -1, pred: -1, correct: "all", agree: "all", page: 0 };
 
   function el(tag, attrs, text) {
@@ -49,6 +49,7 @@ SCRIPT = r"""(function () {
 
   app.textContent = "";
   app.appendChild(el("h1", {}, D.title));
+  if (D.kind === "retrieval") { retrieval(); return; }
   const right = D.correct.reduce((a, b) => a + b, 0);
   app.appendChild(el("p", {}, N + " samples, " + right + " right at top-1 (" + (100 * right / Math.max(N, 1)).toFixed(2) + "%)."));
 
@@ -160,5 +161,43 @@ SCRIPT = r"""(function () {
   prev.addEventListener("click", () => { state.page -= 1; render(); });
   next.addEventListener("click", () => { state.page += 1; render(); });
   sync(); render();
+
+  function retrieval() {
+    // every caption with its image's rank (text -> image), worst first; "missed at k": rank > k
+    const order = D.rank.map((r, i) => i).sort((a, b) => D.rank[b] - D.rank[a] || a - b);
+    const at1 = D.rank.filter(r => r === 1).length;
+    app.appendChild(el("p", {}, D.rank.length + " captions of " + D.image_rank.length + " images; " + at1 +
+      " captions find their image first. Rank: where the caption's image comes among all images (1 = first)."));
+    const ctl = el("div", { class: "controls" });
+    const fm = el("select", { id: "filter-miss" }); fm.appendChild(el("option", { value: "0" }, "every caption"));
+    for (const k of D.ks) fm.appendChild(el("option", { value: String(k) }, "image not in the top " + k));
+    const prev = el("button", { id: "prev" }, "previous"), next = el("button", { id: "next" }, "next");
+    const count = el("span", { id: "count" }), page = el("span", { id: "page" });
+    ctl.append(el("label", {}, "show "), fm, prev, page, next, count);
+    const st = el("table", { id: "samples" });
+    app.append(ctl, st);
+    let k = 0, p = 0;
+    function draw() {
+      const rows = order.filter(i => D.rank[i] > k);
+      const pages = Math.max(1, Math.ceil(rows.length / D.page_size));
+      p = Math.min(p, pages - 1);
+      count.textContent = rows.length + " captions"; page.textContent = " page " + (p + 1) + " of " + pages + " ";
+      prev.disabled = p === 0; next.disabled = p >= pages - 1;
+      st.textContent = "";
+      const h = el("tr"); for (const t of ["image", "caption", "rank of its image", "image's best caption rank"]) h.appendChild(el("th", {}, t));
+      st.appendChild(h);
+      for (const i of rows.slice(p * D.page_size, (p + 1) * D.page_size)) {
+        const tr = el("tr", { "data-index": String(i) }), td = el("td"), src = D.thumbs[String(D.image[i])];
+        td.appendChild(src ? el("img", { src: src, class: "thumb", alt: "image " + D.image[i] }) : el("span", {}, "image " + D.image[i]));
+        tr.append(td, el("td", {}, D.captions[i]), el("td", { class: "n" }, String(D.rank[i])),
+                  el("td", { class: "n" }, String(D.image_rank[D.image[i]])));
+        st.appendChild(tr);
+      }
+    }
+    fm.addEventListener("change", () => { k = Number(fm.value); p = 0; draw(); });
+    prev.addEventListener("click", () => { p -= 1; draw(); });
+    next.addEventListener("click", () => { p += 1; draw(); });
+    draw();
+  }
 })();
 """
