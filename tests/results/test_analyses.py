@@ -97,6 +97,7 @@ def report(tmp_path_factory):
     other tests check, are left out to keep this cheap)."""
     from types import SimpleNamespace
 
+    from clipbench.results.records import read_records
     from clipbench.results.report.analyses import analysis_blocks
     from clipbench.results.report.model_facts import model_facts
     from clipbench.results.report.reading import load_results
@@ -119,7 +120,8 @@ def report(tmp_path_factory):
     labels = list(dict.fromkeys(frame["model"]))
     facts = model_facts(labels, frame)
     out = root / "report"
-    blocks, images = analysis_blocks(frame, path, {}, {m: facts[m]["family"] for m in labels}, facts, out)
+    blocks, images = analysis_blocks(frame, read_records(path), path.parent, {},
+                                     {m: facts[m]["family"] for m in labels}, facts, out)
     (out / "report.md").write_text(render_markdown(str(path), "", blocks))
     return SimpleNamespace(markdown=out / "report.md", out_dir=out, images=images)
 

@@ -111,13 +111,13 @@ def write_page(out: Path, slug: str, data: dict) -> Path:
     return page
 
 
-def _runs(path: Path) -> list[tuple[dict, dict | None]]:
+def _runs(records: list[dict]) -> list[tuple[dict, dict | None]]:
     """(newest record, the newest earlier record of the same key with a per-sample file) per default-variant key
     whose newest record has a per-sample file."""
-    from clipbench.results.records import read_records, record_key, record_variant
+    from clipbench.results.records import record_key, record_variant
 
     by_key: dict[tuple, list[dict]] = {}
-    for r in read_records(path):
+    for r in records:
         if not record_variant(r):
             by_key.setdefault(record_key(r), []).append(r)
     out = []
@@ -128,19 +128,20 @@ def _runs(path: Path) -> list[tuple[dict, dict | None]]:
     return out
 
 
-def browser_block(path: Path, names: dict[str, str], out: Path, thumbnails=None) -> tuple[Block | None, list[Path]]:
-    """The report's list of per-sample pages, and the pages. ``thumbnails(record, indices)``: {index: file
-    relative to browser/} or None."""
+def browser_block(records: list[dict], results_dir: Path, names: dict[str, str], out: Path,
+                  thumbnails=None) -> tuple[Block | None, list[Path]]:
+    """The report's list of per-sample pages, and the pages (``records``: results.jsonl's, their per-sample files
+    under ``results_dir``). ``thumbnails(record, indices)``: {index: file relative to browser/} or None."""
     from clipbench.results.report.browser_assets import SCRIPT, STYLE
     from clipbench.results.samples import read_samples
     from clipbench.scoring.samples.classification import SampleLog, confident_errors
     from clipbench.scoring.samples.retrieval import RetrievalSamples
 
     rows, links, written = [], [], []
-    for record, other in _runs(path):
+    for record, other in _runs(records):
         try:
-            samples = read_samples(path.parent, record)
-            other_samples = read_samples(path.parent, other) if other is not None else None
+            samples = read_samples(results_dir, record)
+            other_samples = read_samples(results_dir, other) if other is not None else None
         except ClipbenchError as exc:
             log.warning("no per-sample page for %s: %s", record.get("record_id"), exc)
             continue
