@@ -81,6 +81,15 @@ def test_the_plot_has_the_trend_the_diagonal_and_one_point_per_model_and_shift()
         trend = next(line for line in ax.get_lines() if line.get_label() == TREND_LABEL)
         gx, gy = trend.get_data()
         assert np.allclose(gy, TRENDS[ax.get_title()].predict(gx))
+    # nothing overlaps: the legend (below the panels) against every axis label, tick label and title
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    texts = [t for ax in panels for t in (ax.xaxis.label, ax.yaxis.label, ax.title, *ax.get_xticklabels(),
+                                          *ax.get_yticklabels()) if t.get_text()]
+    assert texts and not any(legend.overlaps(t.get_window_extent(renderer)) for t in texts)
+    labels = [ax.xaxis.label.get_window_extent(renderer) for ax in panels]
+    assert not labels[0].overlaps(labels[1])
     import matplotlib.pyplot as plt
     plt.close(fig)
 
