@@ -183,3 +183,22 @@ def test_the_interval_comes_from_the_records_per_sample_files(tmp_path):
     assert row.ci95["low"] < row.effective < row.ci95["high"]
     (bare,), _ = effective_robustness([{k: v for k, v in r.items() if k != "samples"} for r in records], TRENDS, tmp_path)
     assert bare.ci95 is None and bare.effective == pytest.approx(row.effective)
+
+
+def test_the_reliability_diagram_draws_each_bins_accuracy_and_the_diagonal():
+    import matplotlib.pyplot as plt
+
+    from clipbench.results.analysis_plots import reliability_figure
+
+    rng = np.random.default_rng(4)
+    probs, labels = rng.dirichlet(np.ones(3) * 0.5, size=200), rng.integers(0, 3, 200)
+    cal = calibration(probs, labels)
+    fig = reliability_figure([("m · zeroshot", cal["reliability"], cal["ece"])])
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_label() != "gap to confidence"]
+    filled = [b for b in cal["reliability"] if b["count"]]
+    drawn = np.array(sorted((p.get_x(), p.get_height()) for p in ax.containers[0]))
+    assert drawn == pytest.approx(np.array(sorted((100 * b["low"], b["accuracy"]) for b in filled)))
+    assert len(bars) >= len(filled) and DIAGONAL_LABEL in [line.get_label() for line in ax.get_lines()]
+    assert f"ECE {cal['ece']:.1f}" in ax.get_title() and ax.get_xlim() == (0, 100) == ax.get_ylim()
+    plt.close(fig)
