@@ -101,12 +101,13 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
 
 
 def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True,
-           references: Sequence[str | os.PathLike] = ()):
+           references: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None):
     """Markdown + HTML report with plots (``clipbench.results.report.build_report``); ``references``: CLIP_benchmark
-    or open_clip result files shown as reference rows."""
+    or open_clip result files shown as reference rows; ``data_root``: thumbnails in the per-sample browser."""
     from clipbench.results.report import build_report
 
-    return build_report(source, out_dir=out_dir, published=published, references=tuple(references))
+    return build_report(source, out_dir=out_dir, published=published, references=tuple(references),
+                        data_root=data_root)
 
 
 def lite(source: str | os.PathLike = "results", budget: int = 500, out: str | os.PathLike | None = None,

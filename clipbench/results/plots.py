@@ -118,6 +118,10 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
         for (x, y), same in group.groupby([group["x"].round(6), group["y"].round(6)], sort=False):
             ax.annotate(", ".join(map(str, same["model"])), (x, y), textcoords="offset points", xytext=(6, 4),
                         fontsize=8)
+    front = points.iloc[pareto_front(list(zip(points["x"], points["y"], strict=True)))]
+    if len(front) > 1:  # the models no other beats at once on cost and score (issue 31)
+        ax.plot(front["x"], front["y"], color="#2ca02c", drawstyle="steps-post", linewidth=1.2, label="Pareto front",
+                zorder=2)
     if log_x and (points["x"] > 0).all() and points["x"].max() / max(points["x"].min(), 1e-12) > 5:
         ax.set_xscale("log")  # model costs span orders of magnitude (ViT-B/32 8.8 to RN50x64 529 GFLOPs)
         xlabel += " (log scale)"
@@ -131,6 +135,18 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     ax.set_ylim(0, _y_top(points["y"].to_numpy(dtype=float)))
     ax.legend(title="image tower", frameon=False, loc="best")
     return _png(fig)
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (cost, score) points no other point beats (cost as low or lower and score as high or
+    higher, one of them strictly), by increasing cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
 
 
 def _short_commit(point) -> str:
