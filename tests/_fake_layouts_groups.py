@@ -1,7 +1,8 @@
 """Fake copies, in their real on-disk layouts, of the datasets whose metrics need more than the label vector
 (issue 29: multi-label, ROC AUC, groups): ``WRITERS[name](root, n_per_class)`` writes dataset ``name``
 under the data root ``root``. Fakes are smaller than the real sets, so loading them needs the count
-check relaxed (``relaxed_counts``, which also restores the classnames a DataComp copy sets)."""
+check relaxed (``relaxed_counts``, or ``clipbench run --allow-count-mismatch``; ``relaxed_counts`` also
+restores the classnames a DataComp copy sets)."""
 
 from __future__ import annotations
 
@@ -197,12 +198,12 @@ def relaxed_counts(names=None) -> Iterator[None]:
     """The registered adapters ``names`` (default: every one of ``WRITERS``) without their expected sample
     counts, for as long as the block runs (fakes are smaller than the real sets)."""
     adapters = [get_dataset(name) for name in (names or WRITERS)]
-    fields = ("expected_counts", "classnames", "templates", "per_class_prompts")  # DataComp's copies set the names
+    fields = ("expected_count", "classnames", "templates", "per_class_prompts")  # DataComp's copies set the names
     saved = [{f: getattr(a, f) for f in fields if hasattr(a, f)} for a in adapters]
     try:
         for a in adapters:
-            if hasattr(a, "expected_counts"):
-                a.expected_counts = {}
+            if hasattr(a, "expected_count"):
+                a.expected_count = 0
         yield
     finally:
         for a, values in zip(adapters, saved, strict=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from clipbench.datasets.base import ClassificationAdapter
@@ -47,16 +47,10 @@ class LocalAdapter(DataFolder, ClassificationAdapter):
     expected: str = ""
     #: where the classnames and templates come from
     origin: str = ""
-    #: samples per split of a complete, correct copy (checked by ``check_count`` when a split loads, before
-    #: any model does): a wrong or partial copy is one clear line, not a number
-    expected_counts: dict[str, int] = field(default_factory=dict)
-
-    def check_count(self, split: str, n: int, root: Path) -> None:
-        """A ``DataError`` when ``split`` under ``root`` holds ``n`` samples and a correct copy holds another number."""
-        want = self.expected_counts.get(split)
-        if want is not None and n != want:
-            raise DataError(f"{self.name} {split}: {root} holds {n} samples, a complete copy has {want} (a partial or "
-                            f"different copy; {self.how_to_get(root.parent)})")
+    #: the published size of the evaluation split (0: not fixed) and what it is; ``datasets.counts`` checks it
+    #: before any model loads
+    expected_count: int = 0
+    count_note: str = ""
 
     def is_present(self, data_root: str | Path) -> bool:
         try:

@@ -108,7 +108,6 @@ class UCF101Adapter(LocalAdapter):
                 raise DataError(f"{where}: {_LISTS[split]} lists {line[:80]!r}, not <Class>/v_<...>.avi of a known class")
             paths.append(root / "UCF-101" / match.group(1) / match.group(2))
             labels.append(index[match.group(1)])
-        self.check_count(split, len(paths), root)
         return VideoFrameSplit(self.name, split, [os.fspath(p) for p in paths], labels, root=root,
                                source=dict(FRAME_RULE))
 
@@ -116,7 +115,7 @@ class UCF101Adapter(LocalAdapter):
 def video_adapters() -> list[UCF101Adapter]:
     return [UCF101Adapter(
         name="ucf101", splits=("train", "test"), primary_metric="top1", folder="ucf101",
-        expected="ucfTrainTestlist/testlist01.txt", expected_counts={"train": 9537, "test": 3783},
+        expected="ucfTrainTestlist/testlist01.txt", expected_count=3783, count_note="testlist01",
         description="UCF101 (split 1): 101 actions, the middle frame of each clip, top-1 (needs PyAV: pip install av)",
         manual="unpack UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip (crcv.ucf.edu/data/UCF101.php) into "
                "<data-root>/ucf101/ so that <data-root>/ucf101/UCF-101/ and <data-root>/ucf101/ucfTrainTestlist/ exist",

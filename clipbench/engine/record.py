@@ -40,7 +40,7 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
     if unknown:
         raise TypeError(f"task {task.name} set core fields {unknown}; a task may set only {list(TASK_CORE_FIELDS)}")
     o, split = ctx.options, result.split
-    provenance, limited, served_s = ctx.take_record_state()
+    provenance, limited, served_s, lite = ctx.take_record_state()
     primary = task.primary_metric(adapter)
     ci = result.ci or {}
     core = dict(
@@ -62,6 +62,8 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
     record = core_record(**core)
     if set(ci) - {primary}:  # CIs of more than the primary metric
         record["metric_ci95"] = ci
+    if lite:  # scored on a lite suite's subset: its own variant, never a full-set number
+        record["lite"] = lite
     record[task.name] = result.block
     record["model_facts"] = model_facts(model)
     if result.notes:

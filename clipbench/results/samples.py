@@ -142,6 +142,13 @@ def _verified_table(results_dir: str | os.PathLike, record: dict):
     return table, meta, kind, where, path
 
 
+def verified_table(results_dir: str | os.PathLike, record: dict):
+    """(arrow table, kind) of the record's per-sample file, verified as ``read_samples`` does (``clipbench publish``
+    copies the rows as stored)."""
+    table, _, kind, _, _ = _verified_table(results_dir, record)
+    return table, kind
+
+
 def find_record(source: str | os.PathLike, result_id: str) -> tuple[Path, dict]:
     """(results dir, record) of the record whose id is or starts with ``result_id`` (unique)."""
     from clipbench.results.records import RESULTS_FILE, read_records

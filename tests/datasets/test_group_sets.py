@@ -26,9 +26,13 @@ def test_every_group_set_reads_its_fake_copy(name, tmp_path):
     image, label = split.torch_dataset(lambda im: im.size)[0]
     assert image == ((16, 16) if name == "ucf101" else (8, 8)) and label == split.labels[0]
     # the real copy's count is checked before any model loads: the fake is "a partial copy", in one line
-    if adapter.expected_counts:  # every set but UTKFace, whose complete count is not established
-        with pytest.raises(DataError, match="a complete copy has"):
-            adapter.load_split(adapter.evaluation_split, tmp_path)
+    if adapter.expected_count:  # every set but UTKFace, whose complete count is not established
+        import dataclasses
+
+        from clipbench.datasets.counts import check_counts
+
+        with pytest.raises(DataError, match=f"expected {adapter.expected_count:,}"):  # a copy: DataComp's set names
+            check_counts([dataclasses.replace(adapter)], tmp_path)
     else:
         assert name.startswith("utkface")
 
@@ -133,7 +137,7 @@ def test_datacomp_copies_bring_their_names_and_group_metadata(tmp_path):
 
     custom = with_prompts(adapter, PromptSet([], ["a {c} at home."]))
     with relaxed_counts(["dollar_street"]):
-        custom.expected_counts = {}
+        custom.expected_count = 0
         custom.load_split("test", tmp_path)
     assert custom.templates == ["a {c} at home."] and custom.classnames[1] == "thing 1"
 

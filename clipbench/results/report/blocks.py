@@ -23,6 +23,7 @@ class Block:
     note: str = ""
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
     missing: list[str] = field(default_factory=list)  # one line per plot that is not drawn, saying why
+    links: list[tuple[str, str]] = field(default_factory=list)  # (text, relative path): pages beside the report
 
 
 def plural(n: int, word: str) -> str:
