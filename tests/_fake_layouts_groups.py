@@ -233,12 +233,35 @@ def write_winogavil(root: Path, n_per_class: int) -> None:
 WRITERS["winogavil"] = write_winogavil
 
 
-def write_ucf101(root: Path, n_per_class: int) -> None:
-    """ucf101/UCF-101/<Class>/v_<Class>_gXX_cYY.avi (5-frame MPEG-4 clips whose frame i is grey level 50 i, so
-    the middle frame is level 100) and ucfTrainTestlist/ for the first 3 classes."""
+def write_clip(path: Path) -> None:
+    """A 5-frame 16x16 MPEG-4 clip whose frame i is grey level 50 i (the middle frame: level 100)."""
     import av
     import numpy as np
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width = stream.height = 16
+        stream.pix_fmt = "yuv420p"
+        for level in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 50 * level, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_kinetics700(root: Path, n_per_class: int) -> None:
+    """kinetics700/val/<class folder>/<id>_<start>_<end>.mp4 (torchvision's layout) for 3 classes, one of them with
+    the folder-name rule's punctuation ("passing American football (in game)")."""
+    for label in ("abseiling", "passing_American_football_in_game", "yoga"):
+        for i in range(n_per_class):
+            write_clip(root / "kinetics700" / "val" / label / f"yt{label[:4]}{i:05d}_{10 * i:06d}_{10 * i + 10:06d}.mp4")
+
+
+def write_ucf101(root: Path, n_per_class: int) -> None:
+    """ucf101/UCF-101/<Class>/v_<Class>_gXX_cYY.avi (``write_clip``) and ucfTrainTestlist/ for the first 3
+    classes."""
     folder = root / "ucf101"
     classes = ["ApplyEyeMakeup", "ApplyLipstick", "Archery"]
     (folder / "ucfTrainTestlist").mkdir(parents=True, exist_ok=True)
@@ -250,20 +273,10 @@ def write_ucf101(root: Path, n_per_class: int) -> None:
         for c in classes:
             for i in range(n_per_class):
                 rel = f"{c}/v_{c}_g{groups[i % 2]:02d}_c{i + 1:02d}.avi"
-                path = folder / "UCF-101" / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with av.open(str(path), "w") as container:
-                    stream = container.add_stream("mpeg4", rate=5)
-                    stream.width = stream.height = 16
-                    stream.pix_fmt = "yuv420p"
-                    for level in range(5):
-                        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 50 * level, np.uint8), format="rgb24")
-                        for packet in stream.encode(frame):
-                            container.mux(packet)
-                    for packet in stream.encode():
-                        container.mux(packet)
+                write_clip(folder / "UCF-101" / rel)
                 lines.append(rel + (" 1" if list_name.startswith("train") else ""))
         (folder / "ucfTrainTestlist" / list_name).write_text("\n".join(lines) + "\n")
 
 
 WRITERS["ucf101"] = write_ucf101
+WRITERS["kinetics700"] = write_kinetics700

@@ -13,7 +13,12 @@ Layout (the official ``UCF101.rar`` and ``UCF101TrainTestSplits-RecognitionTask.
     ucf101/ucfTrainTestlist/classInd.txt, trainlist01.txt, testlist01.txt
 
 Split 1 (the CLIP paper's): train 9,537 clips, test 3,783; labels follow ``classInd.txt`` (the order of
-CLIP's prompt file). Kinetics-700 is not here yet (see the adapter list in docs/metrics.md).
+CLIP's prompt file).
+
+Kinetics-700 (``kinetics700``): torchvision's ``Kinetics`` layout (``<data-root>/kinetics700/val/<class
+folder>/<youtube id>_<start>_<end>.mp4``, class folders named by torchvision's rule, ``kinetics_folder``),
+the validation clips as the test split, labels in the order of CLIP's prompt file; scored by the mean of
+top-1 and top-5 (the CLIP paper's metric). The copy's size is not checked: clips still on YouTube vary.
 """
 
 from __future__ import annotations
@@ -112,11 +117,56 @@ class UCF101Adapter(LocalAdapter):
                                source=dict(FRAME_RULE))
 
 
-def video_adapters() -> list[UCF101Adapter]:
+def kinetics_folder(label: str) -> str:
+    """The class folder torchvision's ``Kinetics`` gives a label (``_make_ds_structure``)."""
+    return label.replace(" ", "_").replace("'", "").replace("(", "").replace(")", "")
+
+
+_VIDEO_FILE = re.compile(r"^[A-Za-z0-9_-]{1,64}\.(mp4|avi)$")
+
+
+@dataclass
+class KineticsAdapter(LocalAdapter):
+    """Kinetics-700 in torchvision's ``Kinetics`` layout: ``kinetics700/<split>/<class folder>/<id>.mp4``."""
+
+    def load_split(self, split: str, data_root: Path) -> SplitData:
+        self.check_split(split)
+        root = self.require(data_root)
+        where = f"{self.name} {split}"
+        folder = root / ("val" if split == "test" else split)
+        index = {kinetics_folder(name): i for i, name in enumerate(self.classnames)}
+        paths, labels = [], []
+        try:
+            classes = sorted(p for p in folder.iterdir() if p.is_dir())
+            for class_dir in classes:
+                if class_dir.name not in index:
+                    raise DataError(f"{where}: class folder {class_dir.name[:80]!r} is not one of Kinetics-700's")
+                for video in sorted(class_dir.iterdir()):
+                    if _VIDEO_FILE.match(video.name):
+                        paths.append(os.fspath(video))
+                        labels.append(index[class_dir.name])
+        except OSError as exc:
+            raise DataError(f"{where}: cannot list {folder} ({exc})") from exc
+        if not paths:
+            raise DataError(f"{where}: no .mp4 clips under {folder}")
+        return VideoFrameSplit(self.name, split, paths, labels, root=root, source=dict(FRAME_RULE))
+
+
+def video_adapters() -> list[LocalAdapter]:
     return [UCF101Adapter(
         name="ucf101", splits=("train", "test"), primary_metric="top1", folder="ucf101",
         expected="ucfTrainTestlist/testlist01.txt", expected_count=3783, count_note="testlist01",
         description="UCF101 (split 1): 101 actions, the middle frame of each clip, top-1 (needs PyAV: pip install av)",
         manual="unpack UCF101.rar and UCF101TrainTestSplits-RecognitionTask.zip (crcv.ucf.edu/data/UCF101.php) into "
                "<data-root>/ucf101/ so that <data-root>/ucf101/UCF-101/ and <data-root>/ucf101/ucfTrainTestlist/ exist",
-        **prompt_fields("ucf101"))]
+        **prompt_fields("ucf101")),
+        KineticsAdapter(
+            name="kinetics700", splits=("train", "test"), primary_metric="mean_top1_top5", folder="kinetics700",
+            expected="val", count_note="",
+            description="Kinetics-700 (validation clips as test): 700 actions, the middle frame of each clip, the mean "
+                        "of top-1 and top-5 (the CLIP paper's metric; needs PyAV)",
+            manual="download Kinetics-700 with torchvision (torchvision.datasets.Kinetics(<data-root>/kinetics700, "
+                   "frames_per_clip=1, num_classes='700', split='val', download=True)) so that "
+                   "<data-root>/kinetics700/val/<class>/<clip>.mp4 exist; clips still on YouTube vary, so no count is "
+                   "checked",
+            **prompt_fields("kinetics700"))]

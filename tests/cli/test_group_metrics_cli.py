@@ -12,7 +12,7 @@ from clipbench.cli import main
 from clipbench.results.samples import read_samples
 
 #: one set per metric (and FairFace's group tables); the others are read in tests/datasets/test_group_sets.py
-RUN = ("voc2007", "hateful_memes", "iwildcam", "fmow", "dollar_street", "fairface")
+RUN = ("voc2007", "hateful_memes", "iwildcam", "fmow", "dollar_street", "fairface", "kinetics700")
 
 
 def _run(tmp_path, data, results, *extra):
@@ -50,6 +50,9 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     face = records["fairface"]
     assert set(face["zeroshot"]["groups"]) == {"race", "race_binary", "gender", "age", "race_x_gender"}
     assert face["primary_metric"] == "top1" and "group_by" not in face["zeroshot"]
+    kinetics = records["kinetics700"]
+    assert kinetics["primary_metric"] == "mean_top1_top5" and kinetics["ci95"]
+    assert kinetics["metrics"]["mean_top1_top5"] == (kinetics["metrics"]["top1"] + kinetics["metrics"]["top5"]) / 2
     samples = read_samples(tmp_path / "a", voc)
     assert len(samples) == 20 and samples.targets.multilabel
     assert abs(samples.targets.value("mean_average_precision_11pt") - voc["metrics"]["mean_average_precision_11pt"]) < 1e-6
@@ -58,7 +61,7 @@ def test_run_scores_the_datasets_metric_with_ci_and_samples_and_compare_pairs_it
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "b"), "--baseline", str(tmp_path / "a"), "--format", "json"]) == 0
     out = capsys.readouterr().out
-    for metric in ("mean_average_precision_11pt", "roc_auc", "worst_group_top1", "macro_f1"):
+    for metric in ("mean_average_precision_11pt", "roc_auc", "worst_group_top1", "macro_f1", "mean_top1_top5"):
         assert metric in out
 
 

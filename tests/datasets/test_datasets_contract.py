@@ -30,11 +30,13 @@ LABEL_SPACE = {
 }
 LABEL_SPACE.update({"voc2007": 20, "hateful_memes": 2, "iwildcam": 182, "camelyon17": 2, "fmow": 62,  # issue 29
                     "dollar_street": 58, "geode": 40, "fairface": 2, "fairface_race": 7, "fairface_age": 9,
-                    "utkface": 2, "utkface_race": 5, "utkface_age": 9, "ucf101": 101})
+                    "utkface": 2, "utkface_race": 5, "utkface_age": 9, "ucf101": 101,
+                    "kinetics700": 700})
 MEAN_PER_CLASS = {"fgvc_aircraft", "oxford_pets", "caltech101", "flowers102"}
 #: datasets scored by a metric of ``clipbench.scoring.targets`` (issue 29)
 OWN_METRIC = {"voc2007": "mean_average_precision_11pt", "hateful_memes": "roc_auc", "iwildcam": "macro_f1",
-              "fmow": "worst_group_top1", "dollar_street": "worst_group_top5", "geode": "worst_group_top1"}
+              "fmow": "worst_group_top1", "dollar_street": "worst_group_top5", "geode": "worst_group_top1",
+              "kinetics700": "mean_top1_top5"}
 
 
 def _classification_names() -> list[str]:

@@ -24,9 +24,9 @@ def test_every_group_set_reads_its_fake_copy(name, tmp_path):
     assert len(split) % 3 == 0 and len(split) >= 6 and split.labels.max() < n_classes
     assert split.sample_names() is not None and len(split.sample_names()) == len(split)
     image, label = split.torch_dataset(lambda im: im.size)[0]
-    assert image == ((16, 16) if name == "ucf101" else (8, 8)) and label == split.labels[0]
+    assert image == ((16, 16) if name in ("ucf101", "kinetics700") else (8, 8)) and label == split.labels[0]
     # the real copy's count is checked before any model loads: the fake is "a partial copy", in one line
-    if adapter.expected_count:  # every set but UTKFace, whose complete count is not established
+    if adapter.expected_count:  # every set but UTKFace and Kinetics-700, whose complete counts are not fixed
         import dataclasses
 
         from clipbench.datasets.counts import check_counts
@@ -34,7 +34,7 @@ def test_every_group_set_reads_its_fake_copy(name, tmp_path):
         with pytest.raises(DataError, match=f"expected {adapter.expected_count:,}"):  # a copy: DataComp's set names
             check_counts([dataclasses.replace(adapter)], tmp_path)
     else:
-        assert name.startswith("utkface")
+        assert name.startswith("utkface") or name == "kinetics700"
 
 
 def test_voc2007_targets_are_multilabel_and_subsets_carry_them(tmp_path):
@@ -208,3 +208,18 @@ def test_ucf101_scores_the_middle_frame_and_names_the_rule(tmp_path):
     broken.write_bytes(b"not a video")
     with pytest.raises(DataError, match="cannot be decoded"):
         split.torch_dataset(lambda im: im)[4]
+
+
+def test_kinetics700_reads_torchvisions_layout_in_clips_prompt_order(tmp_path):
+    from clipbench.datasets.video import kinetics_folder
+
+    WRITERS["kinetics700"](tmp_path, 2)
+    adapter = get_dataset("kinetics700")
+    split = adapter.load_split("test", tmp_path)
+    names = [adapter.classnames[c] for c in split.labels]
+    assert names == ["abseiling"] * 2 + ["passing American football (in game)"] * 2 + ["yoga"] * 2
+    assert kinetics_folder("massaging person's head") == "massaging_persons_head"
+    assert adapter.primary_metric == "mean_top1_top5" and split.fingerprint_inputs["source"]["frames"] == "middle"
+    (tmp_path / "kinetics700" / "val" / "not_a_class").mkdir()
+    with pytest.raises(DataError, match="not one of Kinetics-700's"):
+        adapter.load_split("test", tmp_path)
