@@ -13,6 +13,7 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
+from clipbench.datasets.languages import language_list, valid_language_option
 from clipbench.foundations.option import (  # noqa: F401  (re-exported: the engine's option vocabulary)
     Option,
     a_bool,
@@ -62,6 +63,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "clipbench compare tests them for significance)", str, ("auto", "always", "never")),
     Option("tag", None, lambda v: v is None or (isinstance(v, str) and v.strip() != "" and "\n" not in v),
            "a non-empty one-line string or null", "a label stored in each record (see clipbench history)", str),
+    Option("language", "en", valid_language_option, "language codes such as en or en,zh,de, or all",
+           "languages of the class prompts and captions, comma-separated (all: every language each dataset has; "
+           "one record per language; docs/multilingual.md)", str, convert=language_list),
 )
 
 

@@ -239,6 +239,8 @@ def record_variant(record: dict) -> str:
         parts.append(f"limit={record['limit']}")
     if record.get("precision", "fp32") != "fp32":
         parts.append(str(record["precision"]))
+    if record.get("language") not in (None, "en"):  # English (and records from before languages) add nothing
+        parts.append(f"lang={record['language']}")
     task = task_for_record(str(record.get("task", "")))
     if task is not None:
         parts.extend(task.variant_parts(record))
