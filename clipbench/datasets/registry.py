@@ -22,6 +22,7 @@ from clipbench.datasets.digits import digits_adapter
 from clipbench.datasets.hf import HFAdapter
 from clipbench.datasets.imagenet import imagenet_adapters
 from clipbench.datasets.karpathy import karpathy_adapters
+from clipbench.datasets.multilingual import multilingual_adapters
 from clipbench.datasets.shapes import shapes_adapter
 from clipbench.datasets.torchvision_adapters import clip_paper_adapters
 from clipbench.foundations.config import resolve_data_root
@@ -43,6 +44,8 @@ for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(),
                  shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters(),
                  *aro_order_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
+for _adapter in multilingual_adapters():
+    register_dataset(_adapter, {"xm3600": ("crossmodal3600",)}.get(_adapter.name, ()))
 
 
 def _webdataset(pattern: str, name: str) -> DatasetAdapter:

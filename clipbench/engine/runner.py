@@ -115,13 +115,14 @@ def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None)
 
 
 def check_task_fits(tasks: Sequence[Task], adapters: Sequence[DatasetAdapter]) -> None:
-    """Every (task, dataset) pair of the plan is one the task can score; fail before loading any model."""
-    for task in tasks:
-        for adapter in adapters:
-            if not task.accepts(adapter):
-                kind = getattr(adapter, "kind", "classification")
-                raise ClipbenchError(f"task {task.name} does not apply to {adapter.name} (a {kind} dataset; "
-                                     f"{task.name} takes {', '.join(task.dataset_kinds)})")
+    """Every dataset of the plan is one some task scores, and every task scores some dataset (a suite may mix
+    kinds: each task runs on the datasets it accepts); fail before loading any model."""
+    pairs = [(t, a) for t in tasks for a in adapters if not any(t.accepts(b) for b in adapters)]
+    pairs += [(t, a) for a in adapters for t in tasks if not any(u.accepts(a) for u in tasks)]
+    for task, adapter in pairs[:1]:
+        kind = getattr(adapter, "kind", "classification")
+        raise ClipbenchError(f"task {task.name} does not apply to {adapter.name} (a {kind} dataset; "
+                             f"{task.name} takes {', '.join(task.dataset_kinds)})")
 
 
 def run_task(ctx: RunContext, task: Task, model: ImageTextModel, adapter: DatasetAdapter) -> dict | None:
@@ -192,7 +193,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                     load_start = time.perf_counter()
                     loaded = model_of(models[index], run_options.device, paths, verify_data=run_options.verify_data)
                     context.model_loaded(loaded, time.perf_counter() - load_start)
-                for task in tasks:
+                for task in (t for t in tasks if t.accepts(adapter)):
                     done = []
                     for lang_adapter in (in_languages[adapter.name] if task.uses_text else [adapter]):
                         record = run_task(context, task, loaded, lang_adapter)

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: 1: the fields below; a description of another schema, or written by another clipbench version, is not used
 DESCRIPTION_SCHEMA = 1
 FIELDS = ("identity_kind", "family", "image_resolution", "embed_dim", "context_length", "preprocess_id",
-          "num_params")
+          "num_params", "tokenizer_id")
 
 
 def description_path(models_dir: str | os.PathLike, sha256: str) -> Path:
@@ -58,7 +58,7 @@ def describe(model: ImageTextModel) -> dict:
     return {"schema": DESCRIPTION_SCHEMA, "clipbench": _version(), "weights_sha256": model.weights_sha256,
             "identity_kind": kind, "family": model.family, "image_resolution": model.image_resolution,
             "embed_dim": model.embed_dim, "context_length": model.context_length,
-            "preprocess_id": model.preprocess_id, "num_params": model.num_params()}
+            "preprocess_id": model.preprocess_id, "num_params": model.num_params(), "tokenizer_id": model.tokenizer_id}
 
 
 def remember(models_dir: str | os.PathLike, model: ImageTextModel) -> None:
@@ -113,6 +113,10 @@ class DescribedModel(ImageTextModel):
     @property
     def preprocess_id(self) -> str:
         return self._description["preprocess_id"]
+
+    @property
+    def tokenizer_id(self) -> str:
+        return self._description["tokenizer_id"]
 
     @property
     def device_type(self) -> str:
