@@ -45,7 +45,7 @@ def train_tokenizer(directory: Path, extra_texts=()) -> object:
     return tok
 
 
-def make_xlmr_openclip(directory: Path, context_length: int = 24, seed: int = 0) -> tuple[Path, Path, object]:
+def make_xlmr_openclip(directory: Path, context_length: int = 32, seed: int = 0) -> tuple[Path, Path, object]:
     """(open_clip config JSON, checkpoint, tokenizer): an open_clip model shaped like ``xlm-roberta-base-ViT-B-32``
     (HF XLM-R text tower, mean pooling, linear projection) but tiny, its text tower and tokenizer in a local folder."""
     import open_clip
@@ -72,7 +72,7 @@ def make_xlmr_openclip(directory: Path, context_length: int = 24, seed: int = 0)
     return config, checkpoint, tok
 
 
-def make_hf_multilingual_clip(directory: Path, context_length: int = 24, seed: int = 0) -> tuple[Path, object]:
+def make_hf_multilingual_clip(directory: Path, context_length: int = 32, seed: int = 0) -> tuple[Path, object]:
     """A transformers CLIPModel folder (save_pretrained) whose tokenizer is the trained Unigram one."""
     import torch
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel
