@@ -22,12 +22,18 @@ File names from the caption files are untrusted: a name that is not a plain file
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from clipbench.datasets.base import SplitData
-from clipbench.datasets.image_text import ImageTextAdapter, ImageTextSplit, captions_digest, image_text_fields
+from clipbench.datasets.caption_files import _read_rows as read_rows
+from clipbench.datasets.image_text import (
+    ImageTextAdapter,
+    ImageTextSplit,
+    caption_lines,
+    captions_digest,
+    image_text_fields,
+)
 from clipbench.datasets.local import DataFolder
 from clipbench.foundations.errors import DataError
 
@@ -102,23 +108,15 @@ class MultilingualAdapter(DataFolder, ImageTextAdapter):
         path = base / "captions.jsonl"
         names: list[str] = []
         captions: dict[str, list[list[str]]] = {lang: [] for lang in self.languages}
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path} is not UTF-8 text") from exc
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+        for number, item in enumerate(read_rows(path), 1):  # the one JSON-lines reader (UTF-8, objects only)
+            where = f"{path}, image {number}"
             try:
-                item = json.loads(line)
-                names.append(_plain_name(item["image/key"], f"{path}:{lineno}") + ".jpg")
+                names.append(_plain_name(item["image/key"], where) + ".jpg")
                 for lang in self.languages:
                     caps = [str(c).strip() for c in item[lang]["caption"] if str(c).strip()]
                     captions[lang].append(caps[:1])  # CLIP_benchmark scores the first caption per language
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno} is not JSON ({exc.msg})") from exc
             except (KeyError, TypeError) as exc:
-                raise DataError(f"{path}:{lineno} lacks {exc} (expected \"image/key\" and, per language, "
+                raise DataError(f"{where} lacks {exc} (expected \"image/key\" and, per language, "
                                 "{\"caption\": [...]})") from exc
         return names, captions
 
@@ -140,7 +138,7 @@ class MultilingualAdapter(DataFolder, ImageTextAdapter):
 
 def _lines(path: Path) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return caption_lines(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text") from exc
 
