@@ -73,6 +73,13 @@ def test_non_latin_captions_round_trip(multilingual_run, capsys):
     report = api.report(results, out_dir=multilingual_run / "report")
     html = report.html.read_text(encoding="utf-8")
     assert "lang=ar" in html and "lang=ja" in html and "xm3600" in html
+    # the cross-lingual view: each language against English on the same images, paired
+    markdown = report.markdown.read_text(encoding="utf-8")
+    section = markdown.split("## Cross-lingual")[1].split("\n## ")[0]
+    assert "Cross-lingual" in html and section.count("(bootstrap)") == 35 and section.count("(mcnemar)") >= 5
+    ar = next(line for line in section.splitlines() if "| xm3600 | zeroshot_retrieval | ar |" in line)
+    delta = records["xm3600", "ar"]["metrics"]["mean_recall"] - records["xm3600", "en"]["metrics"]["mean_recall"]
+    assert f"| {delta:+.1f} [" in ar
 
 
 def test_compare_matches_like_with_like(multilingual_run):
