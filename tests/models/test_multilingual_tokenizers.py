@@ -59,3 +59,24 @@ def test_hf_folder_tokenizes_with_its_tokenizer_and_the_cache_key_names_it(tmp_p
     retok = clipbench.load_model(f"hf:{other}")
     assert retok.identity == model.identity and retok.tokenizer_id != model.tokenizer_id
     assert text_key(retok, TEXTS).digest != text_key(model, TEXTS).digest
+
+
+def test_predict_encodes_labels_with_the_models_own_tokenizer(xlmr_openclip, tmp_path):
+    import torch
+    from PIL import Image
+
+    from clipbench import api
+
+    config, checkpoint, tok = xlmr_openclip
+    model = clipbench.load_model(f"openclip:{config}@{checkpoint}")
+    image = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(image)
+    labels = TEXTS[:3]  # Chinese, Arabic, Japanese
+    preds = api.predict(str(image), labels=labels, model=model, top=3)
+    with torch.no_grad():  # the same numbers from the tokenizers library's ids
+        text = torch.nn.functional.normalize(model.encode_text(torch.tensor(_library_ids(tok, labels, 32))), dim=-1)
+        img = torch.nn.functional.normalize(model.encode_image(model.preprocess(Image.open(image)).unsqueeze(0)), dim=-1)
+        probs = (100 * img @ text.T).softmax(dim=-1)[0]
+    assert sorted(p.label for p in preds) == sorted(labels)
+    for p in preds:
+        assert p.probability == pytest.approx(float(probs[labels.index(p.label)]), abs=1e-4)
