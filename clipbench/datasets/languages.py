@@ -76,8 +76,14 @@ def dataset_languages(adapter: DatasetAdapter) -> tuple[str, ...]:
     if adapter.kind == CLASSIFICATION:
         from clipbench.datasets.prompts import packaged_prompt_languages
 
-        return packaged_prompt_languages(adapter.name) or (DEFAULT_LANGUAGE,)
+        return packaged_prompt_languages(_prompt_name(adapter)) or (DEFAULT_LANGUAGE,)
     return (DEFAULT_LANGUAGE,)
+
+
+def _prompt_name(adapter: DatasetAdapter) -> str:
+    """The packaged prompt files a classification set reads: its own, or those it shares (ImageNetV2's are
+    ImageNet's: ``prompts_of``)."""
+    return getattr(adapter, "prompts_of", "") or adapter.name
 
 
 def described(codes: Sequence[str]) -> str:
@@ -97,7 +103,7 @@ def in_language(adapter: DatasetAdapter, language: str) -> DatasetAdapter:
         return dataclasses.replace(adapter, language=language)
     from clipbench.datasets.prompts import packaged_prompts, with_prompts
 
-    translated = with_prompts(adapter, packaged_prompts(adapter.name, language=language))
+    translated = with_prompts(adapter, packaged_prompts(_prompt_name(adapter), language=language))
     return dataclasses.replace(translated, language=language)
 
 

@@ -21,6 +21,8 @@ def test_packaged_languages_parse_and_keep_the_label_space():
     digits, imagenet = get_dataset("digits"), get_dataset("imagenet1k")
     assert dataset_languages(digits)[0] == "en" and len(dataset_languages(digits)) >= 6
     assert {"zh", "ja", "ar", "it"} <= set(dataset_languages(imagenet)) and "zh" in dataset_languages(get_dataset("cifar10"))
+    # ImageNetV2 and ImageNet-Sketch share ImageNet's classes, and so its translations
+    assert in_language(get_dataset("imagenet_v2"), "ja").classnames == in_language(imagenet, "ja").classnames
     for name in ("digits", "cifar10", "imagenet1k"):
         base = get_dataset(name)
         for lang in dataset_languages(base)[1:]:
