@@ -80,6 +80,8 @@ def test_non_latin_captions_round_trip(multilingual_run, capsys):
     ar = next(line for line in section.splitlines() if "| xm3600 | zeroshot_retrieval | ar |" in line)
     delta = records["xm3600", "ar"]["metrics"]["mean_recall"] - records["xm3600", "en"]["metrics"]["mean_recall"]
     assert f"| {delta:+.1f} [" in ar
+    for lang in ("zh", "ar", "ja"):  # the captions themselves, intact in the HTML
+        assert f"{CAPTIONS[lang][0]} 0" in html
 
 
 def test_compare_matches_like_with_like(multilingual_run):

@@ -24,28 +24,30 @@ def _group_key(record: dict) -> tuple:
     return record["model"], record["dataset"], record["task"], record_variant(dict(record, language=None))
 
 
-def _paired(results_dir: Path, en: dict, other: dict, metric: str, cache: dict) -> tuple[str, str]:
-    """(difference cell, note) of ``other`` - ``en`` with the paired interval where the samples allow it
-    (``cache``: English's per-sample log by record_id, read once for all its languages)."""
+def _paired(results_dir: Path, en: dict, other: dict, metric: str, cache: dict) -> tuple[str, str, str]:
+    """(difference cell, note, an example caption) of ``other`` - ``en`` with the paired interval where the
+    samples allow it (``cache``: English's per-sample log by record_id, read once for all its languages)."""
     from clipbench.results.samples import SampleFileError, read_samples
     from clipbench.scoring.paired import PAIRED_RESAMPLES
 
     delta = number(other["metrics"].get(metric)) - number(en["metrics"].get(metric))
     if not (en.get("samples") and other.get("samples")):
-        return f"{delta:+.1f}", "no per-sample files"
+        return f"{delta:+.1f}", "no per-sample files", ""
     if en.get("dataset_fingerprint") != other.get("dataset_fingerprint"):
-        return f"{delta:+.1f}", "not the same samples"
+        return f"{delta:+.1f}", "not the same samples", ""
     try:
         if en.get("record_id") not in cache:
             cache[en.get("record_id")] = read_samples(results_dir, en)
         base, new = cache[en.get("record_id")], read_samples(results_dir, other)
     except SampleFileError as exc:
-        return f"{delta:+.1f}", f"per-sample file unusable ({exc})"
+        return f"{delta:+.1f}", f"per-sample file unusable ({exc})", ""
+    captions = getattr(new, "captions", None)
+    example = str(captions[0]) if isinstance(captions, list) and captions else ""  # retrieval: the first caption
     if type(base) is not type(new) or len(base) != len(new) or not base.supports(metric):
-        return f"{delta:+.1f}", f"no paired test for {metric}"
+        return f"{delta:+.1f}", f"no paired test for {metric}", example
     result = base.paired(metric, new, PAIRED_RESAMPLES, PAIRED_SEED)
     return (f"{result.difference:+.1f} [{result.ci_low:+.1f}, {result.ci_high:+.1f}]",
-            f"p = {result.p_value:.3g} ({result.test})")
+            f"p = {result.p_value:.3g} ({result.test})", example)
 
 
 def crosslingual_block(path: Path, names: dict[str, str]) -> Block | None:
@@ -68,14 +70,15 @@ def crosslingual_block(path: Path, names: dict[str, str]) -> Block | None:
             other = by_language[language]
             if number(other["metrics"].get(metric)) is None or number(en["metrics"].get(metric)) is None:
                 continue
-            difference, note = _paired(path.parent, en, other, metric, cache)
+            difference, note, example = _paired(path.parent, en, other, metric, cache)
             rows.append([names.get(model, model), dataset, task + (f" [{variant}]" if variant else ""), language,
-                         metric, f"{en['metrics'][metric]:.1f}", f"{other['metrics'][metric]:.1f}", difference, note])
+                         metric, f"{en['metrics'][metric]:.1f}", f"{other['metrics'][metric]:.1f}", difference, note,
+                         example])
     if not rows:
         return None
     return Block("Cross-lingual: each language against English on the same images",
                  ["model", "dataset", "task", "language", "metric", "English", "language score",
-                  "difference [95% CI]", "paired test"], rows,
+                  "difference [95% CI]", "paired test", "first caption"], rows,
                  "Difference = the language's score minus English's, in points, on the same images or samples; the "
                  "interval and p-value come from a paired test on the two per-sample files (retrieval: images "
                  "resampled with their captions). See docs/multilingual.md.")
