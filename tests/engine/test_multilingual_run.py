@@ -91,3 +91,30 @@ def test_compare_matches_like_with_like(multilingual_run):
         assert rows[key].status == "ok" and rows[key].delta == 0  # the same language on both sides
     assert rows["xm3600", "lang=mean(zh+en)"].status == "new"  # a mean over other languages is another row
     assert rows["xm3600", "lang=ar"].status == "MISSING"
+
+
+@pytest.mark.subprocess
+@pytest.mark.browser
+def test_the_captions_read_back_from_chromiums_dom(multilingual_run, tmp_path):
+    """Chromium opens report.html from disk as a user would; the text it decoded is the captions, not mojibake."""
+    import re
+
+    from _browser_fixtures import run_chromium
+
+    report = api.report(multilingual_run / "all", out_dir=tmp_path / "report")
+    probe = report.out_dir / "probe.html"
+    probe.write_text(report.html.read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"), encoding="utf-8")
+    dom = run_chromium(tmp_path, "--dump-dom", probe.as_uri()).stdout
+    match = re.search(r'data-cells="([^"]*)"', dom)
+    assert match, "the page's load event did not fire in Chromium"
+    cells = json.loads(match[1].replace("&quot;", '"').replace("&amp;", "&"))
+    for lang in ("zh", "ar", "ja"):
+        assert f"{CAPTIONS[lang][0]} 0" in cells
+
+
+_PROBE = """<script>
+window.addEventListener("load", () => {
+  const cells = [...document.querySelectorAll("td")].map(td => td.innerText);
+  document.body.setAttribute("data-cells", JSON.stringify(cells));
+});
+</script>"""
