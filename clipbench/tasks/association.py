@@ -28,6 +28,7 @@ class AssociationTask(Task):
     metrics = ("jaccard", "jaccard_5_6", "jaccard_10_12")
     inputs = "evaluation split (cue texts, candidate images); projected image and text features"
     summary_columns = ("jaccard_5_6", "jaccard_10_12")
+    uses_text = True  # the cues (English: WinoGAViL has no other language)
 
     def primary_metric(self, adapter) -> str:
         return "jaccard"

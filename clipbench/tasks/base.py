@@ -164,6 +164,9 @@ class Task(abc.ABC):
     #: score sets whose own metric needs more (ROC AUC, worst group, macro F1) by top-1
     #: (``ClassificationAdapter.single_label_metric``)
     single_label_only: ClassVar[bool] = False
+    #: whether the task encodes texts (prompts, captions): it then runs once per ``--language`` and its records
+    #: name their language; a task of image features alone runs once and its records name none
+    uses_text: ClassVar[bool] = False
 
     def accepts(self, adapter: DatasetAdapter) -> bool:
         if self.single_label_only and getattr(adapter, "multilabel", False):

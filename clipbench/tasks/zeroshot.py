@@ -48,6 +48,7 @@ class ZeroShotTask(Task):
     metrics = ("top1", "top5", "mean_per_class_recall", "mean_average_precision_11pt", "mean_average_precision",
                "roc_auc", "mean_top1_top5", "worst_group_top1", "worst_group_top5", "macro_f1")
     inputs = "evaluation split; projected image features; class-prompt text features"
+    uses_text = True
     summary_columns = ("top1", "top5")
     classification_view = "zero-shot"
     legacy_fields = ("per_class",)

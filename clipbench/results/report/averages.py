@@ -33,6 +33,6 @@ def averages_block(path: Path, names: dict[str, str]) -> Block | None:
                       ", ".join(row["missing"]) or "–",
                       f"{published[1]:.2f} ({published[0]})" if published and not row["missing"] else "–"])
     return Block("Suite averages", ["model", "average", "value", "datasets", "missing", "published"], table,
-                 "Each dataset's main metric (DataComp's: the primary metric, mean recall@1 for retrieval), zero-shot "
+                 "Each dataset's main metric as DataComp scores it (the dataset's own metric; mean recall@1 for retrieval), zero-shot "
                  "records only; an average over fewer datasets than it names is not the published one "
                  "(docs/suites.md). Published: open_clip's docs/openclip_results.csv.")
