@@ -137,25 +137,32 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None
+    #: job-array mode (``clipbench.engine.job_array``, no process group): "rank" extracts its share and never
+    #: scores, "score" (the final step) extracts nothing, waits for every rank's shards and scores
+    array: str | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.array is not None
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        return self.rank == 0 if self.array is None else self.array == "score"
+
+    @property
+    def extracts(self) -> bool:
+        return self.array != "score"
 
     def barrier(self) -> None:
-        if self.enabled:
+        if self.backend is not None:
             import torch.distributed as torch_dist
 
             torch_dist.barrier()
 
     def gather_to_main(self, obj: T) -> list[T] | None:
         """Every rank's ``obj`` (picklable) in rank order on rank 0; None on the other ranks."""
-        if not self.enabled:
-            return [obj]
+        if self.backend is None:  # no process group (one process, or a job-array rank): only its own
+            return [obj] if self.is_main else None
         import torch.distributed as torch_dist
 
         gathered: list[Any] = [None] * self.world_size
@@ -219,9 +226,10 @@ def _stall_message(key, split, ctx: DistContext, batch_size: int, gaps, timeout:
         if missing:
             stalled.append(f"rank {rank} ({missing} of its samples [{start}, {end}) missing)")
     who = ", ".join(stalled) or "a peer"
+    waiter = "the scoring step" if ctx.array == "score" else "rank 0"
     return (f"distributed run stalled: {who} produced no feature shard for {timeout:g} s while extracting "
-            f"{split.dataset_name}/{split.split} features; that rank is hung or dead "
-            f"(rank 0 waits on its shards; set {ENV_STALL_TIMEOUT} to wait longer)")
+            f"{split.dataset_name}/{split.split} features; that rank is hung, dead or never started "
+            f"({waiter} waits on its shards; set {ENV_STALL_TIMEOUT} to wait longer)")
 
 
 def _bind_device(device: str, env: LaunchEnv) -> str:
@@ -243,13 +251,20 @@ def _bind_device(device: str, env: LaunchEnv) -> str:
 
 
 @contextlib.contextmanager
-def session(device: str) -> Iterator[DistContext]:
+def session(device: str, array: DistContext | None = None) -> Iterator[DistContext]:
     """Join the process group for the duration of a run (and leave it after); plain runs get rank 0 of 1.
 
     A group that the caller initialised already (clipbench.run inside the user's own distributed
-    program) is used as is and left alone afterwards.
+    program) is used as is and left alone afterwards. ``array`` (``job_array.array_context``) is a
+    job-array rank or scoring step: used as is, no group; refused under a multi-process torchrun.
     """
     env = launch_env()
+    if array is not None:
+        if env is not None and env.world_size > 1:
+            raise ClipbenchError("--rank/--world-size/--slurm are for job arrays (independent processes); under "
+                                 "torchrun the launcher gives each process its rank")
+        yield array
+        return
     if env is None or env.world_size == 1:
         yield DistContext()
         return
@@ -289,15 +304,15 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
     key = feature_key(model, split, projected, precision, batch_size, decode)
-    start, end = rank_range(key.n_samples, ctx.world_size, ctx.rank, batch_size)
-    if not store.is_complete(key):
+    start, end = rank_range(key.n_samples, ctx.world_size, ctx.rank, batch_size) if ctx.extracts else (0, 0)
+    if start < end and not store.is_complete(key):
         _, gaps = store.plan(key)
         for a, b in gaps:
             a, b = max(a, start), min(b, end)
             if a < b:
                 extract_range(model, split, store, key, a, b, batch_size=batch_size, workers=workers,
                               shard_size=shard_size, progress=progress, decode=decode)
-    if not ctx.is_main:  # done with this split: no collective, nobody waits for rank 0
+    if not ctx.is_main:  # done with this split: no collective, nobody waits for this rank
         return None
     wait_for_shards(store, key, split, ctx, batch_size)
     # Every range now has its shards: this assembles them in order and verifies them (a damaged

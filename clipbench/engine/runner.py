@@ -142,11 +142,16 @@ def run_task(ctx: RunContext, task: Task, model: ImageTextModel, adapter: Datase
 
 def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, data_root=None, cache_dir=None,
         results_dir=None, device: str | None = None, progress: bool = True, write: bool = True,
-        shard_jobs: bool = False, **options: Any) -> RunRecords:
+        shard_jobs: bool = False, rank: int | None = None, world_size: int | None = None,
+        **options: Any) -> RunRecords:
     """The loop behind ``clipbench.api.run`` (see its docstring for the arguments)."""
+    from clipbench.engine.job_array import array_context, rank_note
     from clipbench.foundations.threads import torch_threads
     from clipbench.results.samples import discard_samples
 
+    array = array_context(rank, world_size)  # a job-array rank or its scoring step: bad values fail first
+    if array is not None and array.array == "score" and shard_jobs:
+        raise ClipbenchError("--shard-jobs ranks score their own jobs: there is no final step (give --rank)")
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     run_options = resolve_options(suite_obj, options, device)
     models = [model] if isinstance(model, ImageTextModel) else split_names(model)
@@ -163,14 +168,15 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
     adapters, skipped = present_datasets(adapters, paths.data_root, run_options.skip_missing)
     tasks = suite_tasks(suite_obj)
     check_task_fits(tasks, adapters)
-    with (distributed.session(run_options.device) as dist, torch_threads(run_options.threads),
+    with (distributed.session(run_options.device, array) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
         if shard_jobs:  # each rank runs its share of whole jobs alone
             jobs, extraction = dist.share(jobs), distributed.DistContext()
         else:  # every rank extracts a slice of every split; rank 0 scores
             extraction = dist
-        context = RunContext(suite_obj, paths, run_options, progress and dist.is_main, extraction, write=write)
+        shows = dist.is_main or dist.array == "rank"  # a job-array rank has its own log
+        context = RunContext(suite_obj, paths, run_options, progress and shows, extraction, write=write)
         records, loaded_index, loaded = [], None, None
         try:
             for index, adapter in jobs:
@@ -193,9 +199,13 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
             keep_completed(exc, records, paths.results_dir if write else None)
             raise
-        if shard_jobs and dist.enabled:  # collective: every rank has appended its records after this
+        if shard_jobs and dist.backend is not None:  # collective: every rank has appended its records after this
             gathered = dist.gather_to_main(records)
             records = [r for part in gathered for r in part] if gathered is not None else []
     if write and records:
         write_leaderboards(paths.results_dir)
-    return RunRecords(records, skipped)
+    out = RunRecords(records, skipped)
+    if dist.array == "rank" and not shard_jobs:
+        out.note = rank_note(dist, paths.features_dir)
+        log.info("%s", out.note)
+    return out
