@@ -65,6 +65,35 @@ def torchrun(nproc: int, target: list[str], env: dict[str, str], cwd: Path,
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
+def _forked_rank(argv: list[str], env: dict[str, str]) -> None:
+    code = 1
+    try:
+        os.environ.update(env)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (a rank's own output is not checked)
+        from clipbench.cli import main
+
+        code = main(argv)
+    finally:
+        os._exit(code)
+
+
+def fork_ranks(world: int, argv, env_of, timeout: float = 120) -> list[int | None]:
+    """``clipbench.cli.main(argv(r))`` in ``world`` processes forked from this one, each with ``env_of(r)``
+    added to its environment, all at once; their exit codes. A fork inherits the imported modules, so a
+    rank costs little more than its work (torchrun would start a fresh interpreter per rank)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_forked_rank, args=(argv(r), env_of(r))) for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+        if p.exitcode is None:
+            p.kill()
+    return [p.exitcode for p in procs]
+
+
 def _worker() -> int:
     rank = os.environ.get("RANK", "0")
     if os.environ.get("CLIPBENCH_TEST_SHARD_BATCHES"):

@@ -140,6 +140,10 @@ class DistContext:
     #: job-array mode (``clipbench.engine.job_array``, no process group): "rank" extracts its share and never
     #: scores, "score" (the final step) extracts nothing, waits for every rank's shards and scores
     array: str | None = None
+    #: a piece of a job of the cost-balanced plan (``engine.balance``): the rank holding each piece, for
+    #: messages; progress on any feature entry counts while its first piece waits (the others may be busy
+    #: with other jobs' pieces first)
+    holders: tuple[int, ...] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -210,6 +214,8 @@ def wait_for_shards(store, key, split, ctx: DistContext, batch_size: int, *, tim
         if not gaps:
             return
         covered = key.n_samples - sum(b - a for a, b in gaps)
+        if ctx.holders is not None:
+            covered += _shard_files(store)
         now = clock()
         if covered > covered_before:
             covered_before, last_progress = covered, now
@@ -218,13 +224,24 @@ def wait_for_shards(store, key, split, ctx: DistContext, batch_size: int, *, tim
         sleep(poll)
 
 
+def _shard_files(store) -> int:
+    """Complete shard files in the whole store (cheap: one directory listing per entry)."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(store.root):
+            with contextlib.suppress(OSError):
+                count += sum(name.endswith(".npz") for name in os.listdir(os.path.join(entry.path, "shards")))
+    return count
+
+
 def _stall_message(key, split, ctx: DistContext, batch_size: int, gaps, timeout: float) -> str:
     stalled = []
     for rank in range(ctx.world_size):
         start, end = rank_range(key.n_samples, ctx.world_size, rank, batch_size)
         missing = sum(max(0, min(b, end) - max(a, start)) for a, b in gaps)
+        who = f"rank {rank}" if ctx.holders is None else f"rank {ctx.holders[rank]} (piece {rank} of {ctx.world_size})"
         if missing:
-            stalled.append(f"rank {rank} ({missing} of its samples [{start}, {end}) missing)")
+            stalled.append(f"{who} ({missing} of its samples [{start}, {end}) missing)")
     who = ", ".join(stalled) or "a peer"
     waiter = "the scoring step" if ctx.array == "score" else "rank 0"
     return (f"distributed run stalled: {who} produced no feature shard for {timeout:g} s while extracting "

@@ -145,6 +145,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         shard_jobs: bool = False, rank: int | None = None, world_size: int | None = None,
         **options: Any) -> RunRecords:
     """The loop behind ``clipbench.api.run`` (see its docstring for the arguments)."""
+    from clipbench.engine.balance import job_costs, rank_units
     from clipbench.engine.job_array import array_context, rank_note
     from clipbench.foundations.threads import torch_threads
     from clipbench.results.samples import discard_samples
@@ -171,15 +172,17 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
     with (distributed.session(run_options.device, array) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
-        if shard_jobs:  # each rank runs its share of whole jobs alone
-            jobs, extraction = dist.share(jobs), distributed.DistContext()
+        if shard_jobs:  # the cost-balanced plan: this rank's whole jobs and pieces of big ones (engine.balance)
+            costs = job_costs(models, adapters, paths.data_root, run_options)
+            work = [(jobs[unit.job], extraction) for unit, extraction in rank_units(costs, dist)]
         else:  # every rank extracts a slice of every split; rank 0 scores
-            extraction = dist
+            work = [(job, dist) for job in jobs]
         shows = dist.is_main or dist.array == "rank"  # a job-array rank has its own log
-        context = RunContext(suite_obj, paths, run_options, progress and shows, extraction, write=write)
+        context = RunContext(suite_obj, paths, run_options, progress and shows, dist, write=write)
         records, loaded_index, loaded = [], None, None
         try:
-            for index, adapter in jobs:
+            for (index, adapter), extraction in work:
+                context.dist = extraction
                 if index != loaded_index:
                     loaded_index, loaded = index, None  # free the previous model before loading the next
                     load_start = time.perf_counter()

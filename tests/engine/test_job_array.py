@@ -212,47 +212,25 @@ def test_two_job_arrays_share_one_cache_and_one_results_dir(job, run, monkeypatc
     assert _array(run, "shared", 4, model=0) == [0, 0, 0, 0]
 
 
-def _gloo_rank(rank: int, world: int, port: int, argv: list[str], forward_log: str) -> None:
-    """One forked rank of a torchrun-style launch: its environment, then ``clipbench run``; exits with its code."""
-    import os
-    import sys
-
-    code = 1
-    try:
-        os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                          MASTER_PORT=str(port), CLIPBENCH_TEST_FORWARD_LOG=f"{forward_log}.rank{rank}")
-        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (the rank's own output is not checked)
-        code = main(argv)
-    finally:
-        os._exit(code)
-
-
 @pytest.mark.subprocess
 def test_gloo_process_groups_of_1_2_3_4_and_8_give_the_same_numbers(job, run):
     """Real process groups (gloo), one forked process per rank, at world sizes 1, 2, 3, 4 and 8 (torchrun
     itself launches 2 in test_distributed_torchrun.py): rank 0's features and records equal the
     single-process run's, and each rank encoded exactly its batch-aligned range."""
-    import multiprocessing
-
-    from _distributed_fixtures import free_port
+    from _distributed_fixtures import fork_ranks, free_port
 
     base, ckpts, suite = job
     ref_feats, ref_records = _reference(job, run)
     keys = [FeatureKey(**json.loads((e.path / "key.json").read_text()))
             for e in FeatureStore(base / "cache-ref0" / "features").entries()]
-    fork = multiprocessing.get_context("fork")
     for world in (1, 2, 3, 4, 8):
-        tag = f"gloo{world}"
+        tag, port = f"gloo{world}", str(free_port())
         argv = ["run", "--model", str(ckpts[0]), "--suite", str(suite), "--device", "cpu", "--no-progress",
                 "--cache-dir", str(base / f"cache-{tag}"), "--results-dir", str(base / f"res-{tag}")]
-        port = free_port()
-        log = str(base / f"forwards-{tag}")
-        procs = [fork.Process(target=_gloo_rank, args=(r, world, port, argv, log)) for r in range(world)]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(120)
-        assert [p.exitcode for p in procs] == [0] * world, (world, [p.exitcode for p in procs])
+        codes = fork_ranks(world, lambda r, argv=argv: argv, lambda r, tag=tag, world=world, port=port: dict(
+            RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
+            CLIPBENCH_TEST_FORWARD_LOG=str(base / f"forwards-{tag}.rank{r}")))
+        assert codes == [0] * world, (world, codes)
         assert _features(base / f"cache-{tag}") == ref_feats, f"features differ with {world} gloo ranks"
         assert _stable(read_records(base / f"res-{tag}")) == ref_records, f"records differ with {world} gloo ranks"
         for r in range(world):
