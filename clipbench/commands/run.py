@@ -31,8 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="how the run's summary is printed (default: table; json and csv for scripts)")
     p.add_argument("--shard-jobs", action="store_true",
-                   help="under torchrun: give each process whole (model, dataset) jobs instead of a slice of "
-                        "every split (for many small jobs)")
+                   help="under torchrun or in a job array: give each process whole (model, dataset) jobs, big ones "
+                        "cut into pieces, by a plan balanced on images x GFLOPs, instead of a slice of every split "
+                        "(for many jobs of different sizes)")
     p.add_argument("--rank", type=int,
                    help="job arrays (no torchrun): this process is rank N of --world-size; it extracts its share of "
                         "every split into the shared cache and exits (docs/scale.md)")

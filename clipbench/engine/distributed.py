@@ -17,9 +17,13 @@ joins the process group (NCCL for CUDA devices, gloo for the CPU) and splits wor
   reports a peer that produced none for ``CLIPBENCH_DIST_STALL_TIMEOUT`` seconds (default 300) in
   one line naming the rank, the split and the samples (a hung or dead peer). Rank 0's own long
   work (a probe's C sweep) never trips it, since nobody waits on rank 0.
-* **sharded jobs** (``--shard-jobs``): each rank runs a contiguous share of the (model, dataset)
-  jobs end to end; records are appended with the locked JSONL append and rank 0 regenerates the
-  leaderboards once, after a barrier.
+* **sharded jobs** (``--shard-jobs``): each rank runs its part of the cost-balanced plan
+  (``clipbench.engine.balance``: whole (model, dataset) jobs and pieces of big ones) end to end;
+  records are appended with the locked JSONL append and rank 0 regenerates the leaderboards once,
+  after a gather.
+
+Job arrays (``clipbench.engine.job_array``) use the same ranges and the same waiting with no
+process group at all.
 
 A plain launch and a torchrun launch with one process take the same single-process path.
 """
