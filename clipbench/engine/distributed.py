@@ -35,7 +35,7 @@ import datetime as _dt
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -176,11 +176,6 @@ class DistContext:
         gathered: list[Any] = [None] * self.world_size
         torch_dist.all_gather_object(gathered, obj)  # works on gloo and NCCL alike
         return gathered if self.is_main else None
-
-    def share(self, items: Sequence[T]) -> list[T]:
-        """This rank's contiguous share of ``items`` (consecutive jobs on one rank reuse a loaded model)."""
-        a, b = balanced_ranges(len(items), self.world_size)[self.rank]
-        return list(items[a:b])
 
 
 def _timeout() -> _dt.timedelta:
