@@ -98,3 +98,29 @@ def test_shard_jobs_plan_in_a_job_array_scores_every_job_once_with_the_plain_num
         assert stable(read_records(tmp_path / f"res-{tag}")) == stable(read_records(tmp_path / "res-ref"))
         done = [sum(int(n) for n in (tmp_path / f"fw-{tag}.{r}").read_text().split()) for r in range(world)]
         assert done == forwards, (world, done)
+
+
+def test_a_waiting_scorer_counts_any_new_shard_as_progress_and_names_the_holding_rank(tmp_path):
+    """The first piece of a cut job waits while the piece's holder may be busy with other jobs first: a
+    shard of any entry keeps it waiting; once nothing moves, the message names the rank holding the piece."""
+    from types import SimpleNamespace
+
+    from clipbench.engine.distributed import wait_for_shards
+    from clipbench.foundations.errors import ClipbenchError
+
+    other = tmp_path / "other-entry" / "shards"
+    other.mkdir(parents=True)
+    store = SimpleNamespace(root=tmp_path, plan=lambda key: ([], [(20, 40)]))  # this job's piece 1: never
+    key, split = SimpleNamespace(n_samples=40), SimpleNamespace(dataset_name="pets", split="test")
+    now = [0.0]
+
+    def sleep(seconds):  # the holder writes another job's shard every second for 10 s, then stops
+        now[0] += seconds
+        if now[0] <= 10:
+            (other / f"{int(now[0] * 10):04d}.npz").write_bytes(b"")
+
+    ctx = DistContext(0, 2, holders=(5, 3))
+    with pytest.raises(ClipbenchError) as info:
+        wait_for_shards(store, key, split, ctx, 4, timeout=3.0, poll=1.0, clock=lambda: now[0], sleep=sleep)
+    assert 13 <= now[0] <= 15  # 10 s of progress elsewhere, then the 3 s timeout
+    assert "rank 3 (piece 1 of 2) (20 of its samples [20, 40) missing)" in str(info.value)
