@@ -1,0 +1,294 @@
+"""A DataComp-shaped job end to end: images/s, decode- or encode-bound, workers per GPU, 1 -> 2 processes.
+
+The job: DataComp's evaluation tasks, one ``folder:`` dataset each, zero-shot, with a random
+open_clip model (``--arch``, default ``ViT-B-32-quickgelu``; ``--quick``: a tiny one) saved as a
+checkpoint. Each task gets ``round(size * --scale)`` generated JPEGs (at least 2), ``size`` being the
+``size`` field of DataComp's ``tasklist.yml`` (github.com/mlfoundations/datacomp at commit
+2d7bde7c28a9e5cacb3cdbc84dcdf5ea9a1d65f3: 40 entries, the paper's 38 tasks plus FairFace and
+UTKFace, 762,040 images in all; SUN397's 108,754 and Flickr30k's 31,014 are whole datasets, so the
+job is an upper bound on the "about half a million" test images the scale issue names) and the
+pixel size our estimate of the task's typical image (``TASKS`` below: not measured from the data). ``--images-per-shape`` distinct JPEGs are drawn per task and hard-linked up to its
+count, so the full size (``--scale 1``) costs disk and time only once per shape.
+
+Measured in one run, on the same JPEGs:
+
+* **decode**: one worker (one thread) decoding and preprocessing the job's whole JPEG mix (PIL,
+  CLIP's resize): images/s per worker;
+* **encode**: the model's image encoder (one thread on the CPU, or the device) on a preprocessed
+  batch: images/s per process. The job is *decode-bound* where a worker decodes slower than the
+  encoder encodes, per core, else *encode-bound*;
+* **end to end, cold**, ``python -m clipbench run`` over all 38 datasets: on the CPU as one process
+  (``--threads 1``, ``--workers 0``), the reference, and as a two-rank job array (``--rank r
+  --world-size 2``, both at once, then the scoring step ``--world-size 2``), same options, new
+  cache: speed-up = t(1 process) / t(2 processes), ideally 2 on two idle cores. Their records
+  must be equal. On CUDA (``benchmarks/gpu.sh``): one process, ``--workers auto``, cold then warm,
+  against the targets of 15 minutes cold and 1 minute warm for the full job.
+
+**Workers per GPU** = the encoder rate a GPU reaches (``--gpu-img-s``; default ViT-B/16, 35.1
+GFLOPs per image, at 40% of an H100's 989 dense bf16 TFLOP/s: 11,270 img/s) / the per-worker
+decode rate measured here.
+
+    python benchmarks/scale.py --out scale.json
+    python benchmarks/scale.py --quick --out /tmp/scale.json
+    python benchmarks/scale.py --scale 1 --device cuda --arch ViT-B-16-quickgelu --out scale-gpu.json  # gpu.sh
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, print_table, write_summary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COLD_TARGET_S, WARM_TARGET_S = 15 * 60.0, 60.0
+#: ViT-B/16 image tower (models registry) at 40% of an H100 SXM's dense bf16 peak (989 TFLOP/s)
+DEFAULT_GPU_IMG_S = 0.40 * 989e12 / 35.1e9
+
+#: (DataComp task, test images in DataComp's tasklist.yml, our estimate of a typical image's width x height)
+TASKS = (
+    ("vtab/caltech101", 6085, (300, 200)), ("cifar10", 10000, (32, 32)), ("vtab/cifar100", 10000, (32, 32)),
+    ("vtab/clevr_count_all", 15000, (480, 320)), ("vtab/clevr_closest_object_distance", 15000, (480, 320)),
+    ("country211", 21100, (500, 375)), ("vtab/dtd", 1880, (500, 400)), ("vtab/eurosat", 5400, (64, 64)),
+    ("fgvc_aircraft", 3333, (1000, 700)), ("food101", 25250, (512, 384)), ("gtsrb", 12630, (50, 50)),
+    ("imagenet1k", 50000, (500, 375)), ("imagenet_sketch", 50889, (500, 400)), ("imagenetv2", 10000, (500, 375)),
+    ("imagenet-a", 7500, (500, 375)), ("imagenet-o", 2000, (500, 375)), ("imagenet-r", 30000, (500, 400)),
+    ("vtab/kitti_closest_vehicle_distance", 711, (1242, 375)), ("mnist", 10000, (28, 28)),
+    ("objectnet", 18574, (640, 480)), ("vtab/flowers", 6149, (500, 600)), ("vtab/pets", 3669, (500, 375)),
+    ("voc2007", 14976, (500, 375)), ("vtab/pcam", 32768, (96, 96)), ("renderedsst2", 1821, (448, 448)),
+    ("vtab/resisc45", 6300, (256, 256)), ("cars", 8041, (700, 480)), ("stl10", 8000, (96, 96)),
+    ("sun397", 108754, (640, 480)), ("vtab/svhn", 26032, (32, 32)), ("retrieval/flickr30k", 31014, (500, 375)),
+    ("retrieval/mscoco_2014_5k_test_image_text_retrieval", 5000, (640, 480)), ("misc/winogavil", 3563, (512, 512)),
+    ("wilds/iwildcam", 42791, (448, 448)), ("wilds/camelyon17", 85054, (96, 96)), ("wilds/fmow", 22108, (224, 224)),
+    ("fairness/dollar_street", 3503, (500, 375)), ("fairness/geode", 12488, (500, 375)),
+    ("fairness/fairface", 10954, (224, 224)), ("fairness/utkface", 23703, (200, 200)),
+)
+
+
+def task_counts(scale: float, tasks: int = len(TASKS)) -> list[tuple[str, int, tuple[int, int]]]:
+    """(folder name, images, size) of the first ``tasks`` tasks at ``scale``; each keeps at least 2 images."""
+    return [(name.replace("/", "_"), max(2, round(size * scale)), shape) for name, size, shape in TASKS[:tasks]]
+
+
+def write_job(root: Path, scale: float, per_shape: int, tasks: int = len(TASKS), seed: int = 0) -> list[Path]:
+    """``root/<task>/test/{a,b}/*.jpg`` for the first ``tasks`` tasks; returns the dataset folders."""
+    rng = np.random.default_rng(seed)
+    folders = []
+    for name, count, (w, h) in task_counts(scale, tasks):
+        distinct = []
+        for i in range(min(count, per_shape)):  # photo-like: a smooth colour field plus grain, quality 90
+            coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize((w, h), Image.BICUBIC)
+            pixels = np.asarray(coarse, dtype=np.int16) + rng.normal(0, 12, (h, w, 3)).astype(np.int16)
+            path = root / "_distinct" / name / f"{i:04d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+            distinct.append(path)
+        for i in range(count):
+            target = root / name / "test" / ("a" if i % 2 else "b") / f"{i:06d}.jpg"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(distinct[i % len(distinct)], target)
+        folders.append(root / name)
+    return folders
+
+
+def decode_rate(paths: list[Path], preprocess, most: int = 2000) -> float:
+    """Images/s of one worker (one thread) decoding and preprocessing ``paths`` (every k-th, at most ``most``,
+    so the job's mix of tasks is kept) once, in order."""
+    paths = paths[::max(1, math.ceil(len(paths) / most))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        for path in paths:
+            with Image.open(path) as img:
+                preprocess(img.convert("RGB"))
+        return len(paths) / (time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def encode_rate(model, preprocess, paths: list[Path], batch: int, iters: int, device: str) -> float:
+    """Images/s of the image encoder alone on one preprocessed batch (median of ``iters``)."""
+    images = torch.stack([preprocess(Image.open(p).convert("RGB")) for p in (paths * batch)[:batch]]).to(device)
+    times = []
+    with torch.inference_mode(), torch.autocast("cuda", torch.bfloat16, enabled=device == "cuda"):
+        for i in range(iters + 1):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            model.encode_image(images)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i:  # the first is warm-up
+                times.append(time.perf_counter() - start)
+    return batch / float(np.median(times))
+
+
+def clipbench_run(args, weights: Path, datasets: list[Path], tag: str, tmp: Path, *extra: str) -> list[str]:
+    opts = ["--threads", "1", "--workers", "0"] if args.device == "cpu" else ["--workers", "auto", "--precision",
+                                                                              "bf16"]
+    return [sys.executable, "-m", "clipbench", "run", "--model", str(weights), "--task", "zeroshot", "--dataset",
+            ",".join(f"folder:{d}" for d in datasets), "--device", args.device, "--no-progress", "--batch-size",
+            str(args.batch_size), "--cache-dir", str(tmp / f"cache-{tag}"), "--results-dir", str(tmp / f"res-{tag}"),
+            "--offline", *opts, *extra]
+
+
+def _cli_in_fork(argv: list[str]) -> None:
+    code = 1
+    try:
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+        from clipbench.cli import main as cli_main
+
+        code = cli_main(argv)
+    finally:
+        os._exit(code)
+
+
+def timed(cmds: list[list[str]], fork: bool = False) -> float:
+    """Start ``cmds`` at once, wait for all; seconds. A failure raises with its stderr. ``fork``: run each
+    ``python -m clipbench ARGS`` as ``clipbench.cli.main(ARGS)`` in a process forked from this one (no fresh
+    interpreter: --quick's cheap test path, not a user's timing)."""
+    if fork:
+        import multiprocessing
+
+        start = time.perf_counter()
+        procs = [multiprocessing.get_context("fork").Process(target=_cli_in_fork, args=(c[3:],)) for c in cmds]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        if any(p.exitcode != 0 for p in procs):
+            raise RuntimeError(f"clipbench run exited {[p.exitcode for p in procs]}")
+        return time.perf_counter() - start
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p),
+           "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for c in cmds]
+    outs = [p.communicate(timeout=3 * 3600) for p in procs]
+    seconds = time.perf_counter() - start
+    for p, (_, err) in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise RuntimeError(f"clipbench run exited {p.returncode}:\n{err[-3000:]}")
+    return seconds
+
+
+def metrics(results: Path) -> list:
+    lines = (results / "results.jsonl").read_text().splitlines()
+    return sorted((json.loads(line)["dataset"], json.loads(line)["metrics"]) for line in lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1 / 2000, help="fraction of each task's images (1: full)")
+    parser.add_argument("--images-per-shape", type=int, default=8, help="distinct JPEGs per task (hard-linked)")
+    parser.add_argument("--arch", default="ViT-B-32-quickgelu", help="open_clip architecture (random weights)")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=None, help="default: 32 on the CPU, 256 on CUDA")
+    parser.add_argument("--gpu-img-s", type=float, default=DEFAULT_GPU_IMG_S,
+                        help="encoder images/s one GPU reaches, for the workers-per-GPU column")
+    parser.add_argument("--gpu-cores", type=int, default=16, help="CPU cores beside one GPU, for the extrapolation")
+    parser.add_argument("--tasks", type=int, default=len(TASKS), help=f"the first N of the {len(TASKS)} tasks")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny model, 3 tasks of 2 images, runs forked from this process (for tests)")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    if (not 0 < args.scale <= 1 or args.images_per_shape < 1 or args.gpu_img_s <= 0 or args.gpu_cores < 1
+            or not 1 <= args.tasks <= len(TASKS)):
+        parser.error(f"--scale must be in (0, 1], --tasks from 1 to {len(TASKS)}, --images-per-shape, --gpu-img-s "
+                     "and --gpu-cores positive")
+    if args.quick:
+        args.scale, args.images_per_shape, args.arch, args.tasks = 1e-6, 2, "cbbench-tiny-ViT", 3
+    args.batch_size = args.batch_size or (256 if args.device == "cuda" else 32)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("scale: SKIPPED: no CUDA device")
+        return 0
+    import open_clip
+
+    from clipbench import load_model
+    from clipbench.models.preprocess import clip_preprocess
+
+    with tempfile.TemporaryDirectory(prefix="clipbench-bench-scale-") as name:
+        tmp = Path(name)
+        if args.quick:
+            from extract import register_quick_archs
+
+            register_quick_archs(tmp)
+        torch.manual_seed(0)
+        weights = tmp / f"{args.arch}.pt"
+        torch.save(open_clip.create_model(args.arch, pretrained=None).state_dict(), weights)
+        start = time.perf_counter()
+        datasets = write_job(tmp / "data", args.scale, args.images_per_shape, args.tasks)
+        made_s = time.perf_counter() - start
+        paths = sorted((tmp / "data").glob("*/test/*/*.jpg"))
+        model = load_model(weights, device=args.device)
+        preprocess = clip_preprocess(model.image_resolution)
+        per_worker = decode_rate(paths, preprocess)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1 if args.device == "cpu" else threads)
+        encoder = encode_rate(model, preprocess, paths, args.batch_size, 3, args.device)
+        torch.set_num_threads(threads)
+        ends: dict[str, float] = {}
+        if args.device == "cpu":
+            fork = args.quick
+            ends["1 process"] = timed([clipbench_run(args, weights, datasets, "one", tmp)], fork)
+            ranks = [clipbench_run(args, weights, datasets, "two", tmp, "--rank", str(r), "--world-size", "2")
+                     for r in range(2)]
+            ends["2 processes (job array)"] = timed(ranks, fork) + timed(
+                [clipbench_run(args, weights, datasets, "two", tmp, "--world-size", "2")], fork)
+            equal = metrics(tmp / "res-one") == metrics(tmp / "res-two")
+        else:
+            ends["cold"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
+            ends["warm"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
+            equal = None
+    n = len(paths)
+    bound = "decode-bound" if per_worker < encoder else "encode-bound"
+    rows = [[k, n, round(v, 2), n / v] for k, v in ends.items()]
+    print_table(f"DataComp-shaped job: {args.tasks} tasks, {n} JPEGs (scale {args.scale:g}), {args.arch}, "
+                f"{args.device}, batch {args.batch_size}", ["run", "images", "seconds", "img/s"], rows)
+    speedup = ends["1 process"] / ends["2 processes (job array)"] if args.device == "cpu" else None
+    if speedup is not None:
+        print(f"\nspeed-up 1 -> 2 processes: {speedup:.2f}x (ideal 2.00); records equal: {equal}")
+    workers_gpu = math.ceil(args.gpu_img_s / per_worker)
+    full = sum(size for _, size, _ in TASKS)
+    gpu_rate = min(args.gpu_img_s, per_worker * args.gpu_cores)
+    print_table("Per process, one thread (the pipeline: decode + CLIP preprocess; the encoder: one batch)",
+                ["stage", "img/s"], [["decode + preprocess (1 worker)", per_worker], [f"encode ({args.arch})", encoder]])
+    print(f"\nhere: {bound} (one worker decodes {per_worker:.0f} img/s, the encoder takes {encoder:.1f} img/s)")
+    print(f"workers to feed one GPU at {args.gpu_img_s:.0f} img/s: {workers_gpu}")
+    print(f"extrapolation, not a measurement: {full:,} images on one GPU with {args.gpu_cores} cores run at "
+          f"min({args.gpu_img_s:.0f}, {args.gpu_cores} x {per_worker:.0f}) = {gpu_rate:.0f} img/s: "
+          f"{full / gpu_rate:.0f} s against the {COLD_TARGET_S:.0f} s target")
+    if args.device == "cuda":
+        scaled = ends["cold"] / args.scale
+        print(f"\ncold: {ends['cold']:.1f} s ({'within' if ends['cold'] <= COLD_TARGET_S * args.scale else 'over'} "
+              f"the 15-minute target{'' if args.scale == 1 else f' scaled to {args.scale:g}'}; full size ~{scaled:.0f} s); "
+              f"warm: {ends['warm']:.1f} s (target {WARM_TARGET_S:.0f} s at full size)")
+    summary = {"benchmark": "scale", "machine": machine_info(("open_clip", "PIL")), "args": vars(args),
+               "tasks": args.tasks, "images": n, "full_size_images": full, "jpegs_written_s": made_s,
+               "end_to_end_s": ends, "end_to_end_img_s": {k: n / v for k, v in ends.items()},
+               "speedup_1_to_2": speedup, "records_equal": equal, "decode_img_s_per_worker": per_worker,
+               "encode_img_s": encoder, "bound": bound, "gpu_img_s": args.gpu_img_s, "workers_per_gpu": workers_gpu,
+               "extrapolated_one_gpu_s": full / gpu_rate, "targets_s": {"cold": COLD_TARGET_S, "warm": WARM_TARGET_S}}
+    write_summary(args.out, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
