@@ -12,5 +12,5 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 "${PYTHON:-python}" benchmarks/gpu.py --out "${1:-gpu.json}" "${@:2}"
 if [[ "${CLIPBENCH_GPU_SCALE:-1}" != "0" ]]; then
     "${PYTHON:-python}" benchmarks/scale.py --device cuda --scale "${CLIPBENCH_GPU_SCALE:-1}" \
-        --arch ViT-B-16-quickgelu --out scale-gpu.json
+        --arch ViT-B/16 --out scale-gpu.json
 fi

@@ -1,8 +1,8 @@
 """A DataComp-shaped job end to end: images/s, decode- or encode-bound, workers per GPU, 1 -> 2 processes.
 
 The job: DataComp's evaluation tasks, one ``folder:`` dataset each, zero-shot, with a random
-open_clip model (``--arch``, default ``ViT-B-32-quickgelu``; ``--quick``: a tiny one) saved as a
-checkpoint. Each task gets ``round(size * --scale)`` generated JPEGs (at least 2), ``size`` being the
+native CLIP (``--arch``: ViT-B/32, the default, or ViT-B/16; ``--quick``: a tiny one) saved as an
+OpenAI-layout checkpoint. Each task gets ``round(size * --scale)`` generated JPEGs (at least 2), ``size`` being the
 ``size`` field of DataComp's ``tasklist.yml`` (github.com/mlfoundations/datacomp at commit
 2d7bde7c28a9e5cacb3cdbc84dcdf5ea9a1d65f3: 40 entries, the paper's 38 tasks plus FairFace and
 UTKFace, 762,040 images in all; SUN397's 108,754 and Flickr30k's 31,014 are whole datasets, so the
@@ -17,11 +17,13 @@ Measured in one run, on the same JPEGs:
 * **encode**: the model's image encoder (one thread on the CPU, or the device) on a preprocessed
   batch: images/s per process. The job is *decode-bound* where a worker decodes slower than the
   encoder encodes, per core, else *encode-bound*;
-* **end to end, cold**, ``python -m clipbench run`` over all 38 datasets: on the CPU as one process
-  (``--threads 1``, ``--workers 0``), the reference, and as a two-rank job array (``--rank r
-  --world-size 2``, both at once, then the scoring step ``--world-size 2``), same options, new
-  cache: speed-up = t(1 process) / t(2 processes), ideally 2 on two idle cores. Their records
-  must be equal. On CUDA (``benchmarks/gpu.sh``): one process, ``--workers auto``, cold then warm,
+* **end to end, cold**, ``python -m clipbench run`` over all the datasets, each time with a new
+  cache: on the CPU as one plain process (``--threads 1``, ``--workers 0``), the reference; as a
+  one-rank job array (``--rank 0 --world-size 1``, then the scoring step ``--world-size 1``); and
+  as a two-rank job array (both ranks at once, then the scoring step), same options. Speed-ups:
+  extraction = t(the one rank) / t(the two ranks at once), ideally 2 on two idle cores; end to end =
+  t(plain) / t(two ranks + scoring step), where the scoring step (text classifiers, assembling,
+  metrics, bootstrap) runs once either way. All three runs' records must be equal. On CUDA (``benchmarks/gpu.sh``): one process, ``--workers auto``, cold then warm,
   against the targets of 15 minutes cold and 1 minute warm for the full job.
 
 **Workers per GPU** = the encoder rate a GPU reaches (``--gpu-img-s``; default ViT-B/16, 35.1
@@ -30,7 +32,7 @@ decode rate measured here.
 
     python benchmarks/scale.py --out scale.json
     python benchmarks/scale.py --quick --out /tmp/scale.json
-    python benchmarks/scale.py --scale 1 --device cuda --arch ViT-B-16-quickgelu --out scale-gpu.json  # gpu.sh
+    python benchmarks/scale.py --scale 1 --device cuda --arch ViT-B/16 --out scale-gpu.json    # gpu.sh
 """
 
 from __future__ import annotations
@@ -75,6 +77,28 @@ TASKS = (
     ("fairness/dollar_street", 3503, (500, 375)), ("fairness/geode", 12488, (500, 375)),
     ("fairness/fairface", 10954, (224, 224)), ("fairness/utkface", 23703, (200, 200)),
 )
+
+
+def write_model(path: Path, arch: str) -> Path:
+    """A random native CLIP of ``arch`` (the OpenAI hyperparameters; "tiny": 32 px) as a state dict."""
+    from clipbench.models.architecture import CLIP, ClipConfig
+
+    text = {"context_length": 77, "vocab_size": 49408}
+    if arch == "tiny":
+        config = ClipConfig(embed_dim=32, image_resolution=32, vision_layers=1, vision_width=64, vision_patch_size=8,
+                            transformer_width=64, transformer_heads=1, transformer_layers=1, **text)
+    else:
+        config = ClipConfig(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768,
+                            vision_patch_size=int(arch.rsplit("/", 1)[1]), transformer_width=512, transformer_heads=8,
+                            transformer_layers=12, **text)
+    torch.manual_seed(0)
+    module = CLIP(config)
+    with torch.no_grad():  # nothing left all-zero
+        for p in module.parameters():
+            if p.abs().sum() == 0:
+                p.copy_(0.02 * torch.randn_like(p))
+    torch.save(module.state_dict(), path)
+    return path
 
 
 def task_counts(scale: float, tasks: int = len(TASKS)) -> list[tuple[str, int, tuple[int, int]]]:
@@ -193,7 +217,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1 / 2000, help="fraction of each task's images (1: full)")
     parser.add_argument("--images-per-shape", type=int, default=8, help="distinct JPEGs per task (hard-linked)")
-    parser.add_argument("--arch", default="ViT-B-32-quickgelu", help="open_clip architecture (random weights)")
+    parser.add_argument("--arch", default="ViT-B/32", choices=("ViT-B/32", "ViT-B/16"),
+                        help="the random native CLIP's architecture")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=None, help="default: 32 on the CPU, 256 on CUDA")
     parser.add_argument("--gpu-img-s", type=float, default=DEFAULT_GPU_IMG_S,
@@ -209,7 +234,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--scale must be in (0, 1], --tasks from 1 to {len(TASKS)}, --images-per-shape, --gpu-img-s "
                      "and --gpu-cores positive")
     if args.quick:
-        args.scale, args.images_per_shape, args.arch, args.tasks = 1e-6, 2, "cbbench-tiny-ViT", 3
+        args.scale, args.images_per_shape, args.arch, args.tasks = 1e-6, 2, "tiny", 3
     args.batch_size = args.batch_size or (256 if args.device == "cuda" else 32)
     return args
 
@@ -219,20 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("scale: SKIPPED: no CUDA device")
         return 0
-    import open_clip
-
     from clipbench import load_model
     from clipbench.models.preprocess import clip_preprocess
 
     with tempfile.TemporaryDirectory(prefix="clipbench-bench-scale-") as name:
         tmp = Path(name)
-        if args.quick:
-            from extract import register_quick_archs
-
-            register_quick_archs(tmp)
-        torch.manual_seed(0)
-        weights = tmp / f"{args.arch}.pt"
-        torch.save(open_clip.create_model(args.arch, pretrained=None).state_dict(), weights)
+        weights = write_model(tmp / f"{args.arch.replace('/', '-')}.pt", args.arch)
         start = time.perf_counter()
         datasets = write_job(tmp / "data", args.scale, args.images_per_shape, args.tasks)
         made_s = time.perf_counter() - start
@@ -247,12 +264,16 @@ def main(argv: list[str] | None = None) -> int:
         ends: dict[str, float] = {}
         if args.device == "cpu":
             fork = args.quick
-            ends["1 process"] = timed([clipbench_run(args, weights, datasets, "one", tmp)], fork)
-            ranks = [clipbench_run(args, weights, datasets, "two", tmp, "--rank", str(r), "--world-size", "2")
-                     for r in range(2)]
-            ends["2 processes (job array)"] = timed(ranks, fork) + timed(
-                [clipbench_run(args, weights, datasets, "two", tmp, "--world-size", "2")], fork)
-            equal = metrics(tmp / "res-one") == metrics(tmp / "res-two")
+            ends["1 process (plain run)"] = timed([clipbench_run(args, weights, datasets, "plain", tmp)], fork)
+            for world in (1, 2):
+                ranks = [clipbench_run(args, weights, datasets, f"array{world}", tmp, "--rank", str(r), "--world-size",
+                                       str(world)) for r in range(world)]
+                ends[f"job array of {world}: ranks at once"] = timed(ranks, fork)
+                ends[f"job array of {world}: scoring step"] = timed(
+                    [clipbench_run(args, weights, datasets, f"array{world}", tmp, "--world-size", str(world))], fork)
+                ends[f"job array of {world}: total"] = sum(ends[f"job array of {world}: {p}"]
+                                                           for p in ("ranks at once", "scoring step"))
+            equal = metrics(tmp / "res-plain") == metrics(tmp / "res-array1") == metrics(tmp / "res-array2")
         else:
             ends["cold"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
             ends["warm"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
@@ -262,9 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[k, n, round(v, 2), n / v] for k, v in ends.items()]
     print_table(f"DataComp-shaped job: {args.tasks} tasks, {n} JPEGs (scale {args.scale:g}), {args.arch}, "
                 f"{args.device}, batch {args.batch_size}", ["run", "images", "seconds", "img/s"], rows)
-    speedup = ends["1 process"] / ends["2 processes (job array)"] if args.device == "cpu" else None
-    if speedup is not None:
-        print(f"\nspeed-up 1 -> 2 processes: {speedup:.2f}x (ideal 2.00); records equal: {equal}")
+    speedup = extract_speedup = None
+    if args.device == "cpu":
+        speedup = ends["1 process (plain run)"] / ends["job array of 2: total"]
+        extract_speedup = ends["job array of 1: ranks at once"] / ends["job array of 2: ranks at once"]
+        print(f"\nspeed-up 1 -> 2 processes: extraction (the ranks) {extract_speedup:.2f}x (ideal 2.00); end to end "
+              f"(plain run / 2-rank array with its scoring step) {speedup:.2f}x; records equal: {equal}")
     workers_gpu = math.ceil(args.gpu_img_s / per_worker)
     full = sum(size for _, size, _ in TASKS)
     gpu_rate = min(args.gpu_img_s, per_worker * args.gpu_cores)
@@ -280,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ncold: {ends['cold']:.1f} s ({'within' if ends['cold'] <= COLD_TARGET_S * args.scale else 'over'} "
               f"the 15-minute target{'' if args.scale == 1 else f' scaled to {args.scale:g}'}; full size ~{scaled:.0f} s); "
               f"warm: {ends['warm']:.1f} s (target {WARM_TARGET_S:.0f} s at full size)")
-    summary = {"benchmark": "scale", "machine": machine_info(("open_clip", "PIL")), "args": vars(args),
+    summary = {"benchmark": "scale", "machine": machine_info(("PIL",)), "args": vars(args),
                "tasks": args.tasks, "images": n, "full_size_images": full, "jpegs_written_s": made_s,
                "end_to_end_s": ends, "end_to_end_img_s": {k: n / v for k, v in ends.items()},
-               "speedup_1_to_2": speedup, "records_equal": equal, "decode_img_s_per_worker": per_worker,
+               "speedup_1_to_2": speedup, "extraction_speedup_1_to_2": extract_speedup, "records_equal": equal, "decode_img_s_per_worker": per_worker,
                "encode_img_s": encoder, "bound": bound, "gpu_img_s": args.gpu_img_s, "workers_per_gpu": workers_gpu,
                "extrapolated_one_gpu_s": full / gpu_rate, "targets_s": {"cold": COLD_TARGET_S, "warm": WARM_TARGET_S}}
     write_summary(args.out, summary)
