@@ -41,6 +41,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -181,9 +182,22 @@ def _cli_in_fork(argv: list[str]) -> None:
 
 
 def timed(cmds: list[list[str]], fork: bool = False) -> float:
-    """Start ``cmds`` at once, wait for all; seconds. A failure raises with its stderr. ``fork``: run each
+    """Start ``cmds`` at once, wait for all; seconds (their CPU seconds are added to ``CPU_S``). A failure raises
+    with its stderr. ``fork``: run each
     ``python -m clipbench ARGS`` as ``clipbench.cli.main(ARGS)`` in a process forked from this one (no fresh
     interpreter: --quick's cheap test path, not a user's timing)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = _timed(cmds, fork)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_S.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return seconds
+
+
+#: CPU seconds (user + system) of the processes of each ``timed`` call, in call order
+CPU_S: list[float] = []
+
+
+def _timed(cmds: list[list[str]], fork: bool) -> float:
     if fork:
         import multiprocessing
 
@@ -273,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                     [clipbench_run(args, weights, datasets, f"array{world}", tmp, "--world-size", str(world))], fork)
                 ends[f"job array of {world}: total"] = sum(ends[f"job array of {world}: {p}"]
                                                            for p in ("ranks at once", "scoring step"))
+                CPU_S.append(CPU_S[-1] + CPU_S[-2])  # the total's
             equal = metrics(tmp / "res-plain") == metrics(tmp / "res-array1") == metrics(tmp / "res-array2")
         else:
             ends["cold"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
@@ -280,9 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             equal = None
     n = len(paths)
     bound = "decode-bound" if per_worker < encoder else "encode-bound"
-    rows = [[k, n, round(v, 2), n / v] for k, v in ends.items()]
+    cpu = dict(zip(ends, CPU_S, strict=True))
+    rows = [[k, n, round(v, 2), n / v, round(cpu[k], 1), cpu[k] / v] for k, v in ends.items()]
     print_table(f"DataComp-shaped job: {args.tasks} tasks, {n} JPEGs (scale {args.scale:g}), {args.arch}, "
-                f"{args.device}, batch {args.batch_size}", ["run", "images", "seconds", "img/s"], rows)
+                f"{args.device}, batch {args.batch_size}; cores used = CPU s / s (the neighbours take the rest)",
+                ["run", "images", "seconds", "img/s", "CPU s", "cores used"], rows)
     speedup = extract_speedup = None
     if args.device == "cpu":
         speedup = ends["1 process (plain run)"] / ends["job array of 2: total"]
@@ -306,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
               f"warm: {ends['warm']:.1f} s (target {WARM_TARGET_S:.0f} s at full size)")
     summary = {"benchmark": "scale", "machine": machine_info(("PIL",)), "args": vars(args),
                "tasks": args.tasks, "images": n, "full_size_images": full, "jpegs_written_s": made_s,
-               "end_to_end_s": ends, "end_to_end_img_s": {k: n / v for k, v in ends.items()},
+               "end_to_end_s": ends, "end_to_end_img_s": {k: n / v for k, v in ends.items()}, "cpu_s": cpu,
                "speedup_1_to_2": speedup, "extraction_speedup_1_to_2": extract_speedup, "records_equal": equal, "decode_img_s_per_worker": per_worker,
                "encode_img_s": encoder, "bound": bound, "gpu_img_s": args.gpu_img_s, "workers_per_gpu": workers_gpu,
                "extrapolated_one_gpu_s": full / gpu_rate, "targets_s": {"cold": COLD_TARGET_S, "warm": WARM_TARGET_S}}
