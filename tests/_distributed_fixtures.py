@@ -43,6 +43,30 @@ def write_png_dataset(root: Path, sizes: dict[str, int] = SPLIT_SIZES, px: int =
     return root
 
 
+#: record fields that differ between equal runs (cost: timings; samples: named by record_id)
+VOLATILE = frozenset({"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"})
+
+
+def stable(records: list[dict]) -> list[dict]:
+    """Records without their ``VOLATILE`` fields, for comparing runs."""
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
+
+
+def feature_bytes(cache: Path) -> dict[str, bytes]:
+    """Every feature entry of a cache as bytes, by entry name; each must be complete (checksums verified)."""
+    import json
+
+    from clipbench.features import FeatureKey, FeatureStore
+
+    store = FeatureStore(cache / "features")
+    out = {}
+    for entry in store.entries():
+        fs = store.load(FeatureKey(**json.loads((entry.path / "key.json").read_text())))
+        assert fs is not None, f"{entry.path} is not complete"
+        out[entry.path.name] = fs.features.tobytes()  # labels are the split's, not the store's
+    return out
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

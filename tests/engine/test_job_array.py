@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 import pytest
-from _distributed_fixtures import BATCH_SIZE, write_png_dataset
+from _distributed_fixtures import BATCH_SIZE, feature_bytes, stable, write_png_dataset
 from _engine_fixtures import write_tiny_clip
 
 import clipbench.features.extraction as extraction
@@ -29,7 +29,6 @@ from clipbench.foundations.errors import ClipbenchError
 from clipbench.results.records import read_records
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-VOLATILE = {"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"}
 
 
 @pytest.mark.parametrize("env, world, expected", [
@@ -103,27 +102,12 @@ def run(job, monkeypatch, capsys):
     return _run
 
 
-def _features(cache) -> dict[str, bytes]:
-    store = FeatureStore(cache / "features")
-    out = {}
-    for entry in store.entries():
-        key = FeatureKey(**json.loads((entry.path / "key.json").read_text()))
-        fs = store.load(key)
-        assert fs is not None, f"{entry.path} is not complete"
-        out[entry.path.name] = fs.features.tobytes()
-    return out
-
-
-def _stable(records):
-    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
-
-
 def _reference(job, run, model: int = 0):
     base = job[0]
     tag = f"ref{model}"
     if not (base / f"res-{tag}" / "results.jsonl").is_file():
         run(tag, model=model)
-    return _features(base / f"cache-{tag}"), _stable(read_records(base / f"res-{tag}"))
+    return feature_bytes(base / f"cache-{tag}"), stable(read_records(base / f"res-{tag}"))
 
 
 def _array(run, tag: str, world: int, ranks=None, **kw) -> list[int]:
@@ -155,8 +139,8 @@ def test_every_world_size_gives_bit_identical_features_and_metrics(job, run):
         FORWARD_STATS.reset()
         out = run(tag, "--world-size", str(world))
         assert FORWARD_STATS.batches == 0 and "results appended to" in out
-        assert _features(base / f"cache-{tag}") == ref_feats, f"features differ at world size {world}"
-        assert _stable(read_records(base / f"res-{tag}")) == ref_records, f"records differ at world size {world}"
+        assert feature_bytes(base / f"cache-{tag}") == ref_feats, f"features differ at world size {world}"
+        assert stable(read_records(base / f"res-{tag}")) == ref_records, f"records differ at world size {world}"
 
 
 def test_killed_at_world_size_4_resumes_at_3_and_a_missing_rank_is_named(job, run, monkeypatch):
@@ -190,8 +174,8 @@ def test_killed_at_world_size_4_resumes_at_3_and_a_missing_rank_is_named(job, ru
     forwards = _array(run, "kill", 3)  # resumed with three ranks: only the missing samples are encoded
     assert sum(forwards) == missing
     run("kill", "--world-size", "3")
-    assert _features(base / "cache-kill") == ref_feats
-    assert _stable(read_records(base / "res-kill")) == ref_records
+    assert feature_bytes(base / "cache-kill") == ref_feats
+    assert stable(read_records(base / "res-kill")) == ref_records
 
 
 def test_two_job_arrays_share_one_cache_and_one_results_dir(job, run, monkeypatch):
@@ -205,10 +189,10 @@ def test_two_job_arrays_share_one_cache_and_one_results_dir(job, run, monkeypatc
         _array(run, "shared", world, ranks=[rank], model=model)
     run("shared", "--world-size", "3", model=1)
     run("shared", "--world-size", "2", model=0)
-    feats = _features(base / "cache-shared")
+    feats = feature_bytes(base / "cache-shared")
     assert len(feats) == 6 and feats == {**refs[0][0], **refs[1][0]}
     records = read_records(base / "res-shared")
-    assert _stable(records) == refs[1][1] + refs[0][1]
+    assert stable(records) == refs[1][1] + refs[0][1]
     assert _array(run, "shared", 4, model=0) == [0, 0, 0, 0]
 
 
@@ -231,8 +215,8 @@ def test_gloo_process_groups_of_1_2_3_4_and_8_give_the_same_numbers(job, run):
             RANK=str(r), WORLD_SIZE=str(world), LOCAL_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=port,
             CLIPBENCH_TEST_FORWARD_LOG=str(base / f"forwards-{tag}.rank{r}")))
         assert codes == [0] * world, (world, codes)
-        assert _features(base / f"cache-{tag}") == ref_feats, f"features differ with {world} gloo ranks"
-        assert _stable(read_records(base / f"res-{tag}")) == ref_records, f"records differ with {world} gloo ranks"
+        assert feature_bytes(base / f"cache-{tag}") == ref_feats, f"features differ with {world} gloo ranks"
+        assert stable(read_records(base / f"res-{tag}")) == ref_records, f"records differ with {world} gloo ranks"
         for r in range(world):
             path = base / f"forwards-{tag}.rank{r}"
             forwarded = sum(int(n) for n in path.read_text().split()) if path.exists() else 0
