@@ -53,7 +53,7 @@ def slurm_rank(environ: Mapping[str, str] | None = None, world_size: int | None 
                                      f"to {world_size - 1} (with --world-size the index is the rank: "
                                      f"--array=0-{world_size - 1})")
             return task, world_size
-        low, step = _int(environ, "SLURM_ARRAY_TASK_MIN", task), _int(environ, "SLURM_ARRAY_TASK_STEP", 1)
+        low, step = _int(environ, "SLURM_ARRAY_TASK_MIN"), _int(environ, "SLURM_ARRAY_TASK_STEP", 1)
         count = _int(environ, "SLURM_ARRAY_TASK_COUNT")
         high = _int(environ, "SLURM_ARRAY_TASK_MAX", low + (count - 1) * step)
         if step < 1 or count < 1 or high != low + (count - 1) * step or (task - low) % step or not low <= task <= high:

@@ -53,6 +53,7 @@ def test_slurm_rank_from_array_and_srun_variables(env, world, expected):
       "SLURM_ARRAY_TASK_COUNT": "3"}, None, "not an evenly spaced range"),
     ({"SLURM_ARRAY_TASK_ID": "8", "SLURM_ARRAY_TASK_COUNT": "8"}, 8, "--array=0-7"),
     ({"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "8"}, None, "not an integer"),
+    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "8"}, None, "SLURM_ARRAY_TASK_MIN is not set"),
     ({"SLURM_PROCID": "1", "SLURM_NTASKS": "2"}, 4, "SLURM_NTASKS=2"),
 ])
 def test_slurm_rank_refuses_what_has_no_rank_order(env, world, words):
