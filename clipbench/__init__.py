@@ -16,6 +16,7 @@ _EXPORTS = {
     "get_dataset": "clipbench.datasets",
     "run": "clipbench.api",
     "compare": "clipbench.api",
+    "lite": "clipbench.api",
     "build_report": "clipbench.results.report",
     "load_model": "clipbench.models",
     "tokenize": "clipbench.models",

@@ -79,7 +79,8 @@ def run(
 
     Under torchrun (see ``clipbench.engine.distributed``) every rank extracts a slice of each split and
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
-    a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records. The loop is
+    its part of a cost-balanced plan of the (model, dataset) jobs (``clipbench.engine.balance``) end
+    to end and rank 0 returns everyone's records. The loop is
     ``clipbench.engine.runner.run``. ``tasks`` runs only those of the suite's tasks, or, with
     ``suite=None``, those tasks alone over ``datasets`` (``clipbench run --task``).
 
@@ -108,11 +109,27 @@ def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float
                          tolerances=tolerances, allow_mismatch=allow_mismatch)
 
 
-def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True):
-    """Markdown + HTML report with plots (``clipbench.results.report.build_report``)."""
+def report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None, published: bool = True,
+           references: Sequence[str | os.PathLike] = (), data_root: str | os.PathLike | None = None):
+    """Markdown + HTML report with plots (``clipbench.results.report.build_report``); ``references``: CLIP_benchmark
+    or open_clip result files shown as reference rows; ``data_root``: thumbnails in the per-sample browser."""
     from clipbench.results.report import build_report
 
-    return build_report(source, out_dir=out_dir, published=published)
+    return build_report(source, out_dir=out_dir, published=published, references=tuple(references),
+                        data_root=data_root)
+
+
+def lite(source: str | os.PathLike = "results", budget: int = 500, out: str | os.PathLike | None = None,
+         seed: int = 0, n_resamples: int = 1000):
+    """``clipbench lite``: per dataset, a subset of at most ``budget`` samples that ranks the models of ``source``
+    as the full sets do, its leave-one-model-out rank agreement (``LiteReport``), and, with ``out``, the suite
+    file naming the subsets."""
+    from clipbench.results.lite_report import build_lite, write_suite
+
+    report = build_lite(source, budget, seed, n_resamples)
+    if out is not None:
+        write_suite(report, out)
+    return report
 
 
 def history(source: str | os.PathLike = "results", model: str | None = None, dataset: str | None = None,
@@ -123,15 +140,17 @@ def history(source: str | os.PathLike = "results", model: str | None = None, dat
     from clipbench.foundations.fileio import atomic_write_bytes
     from clipbench.results import plots
     from clipbench.results.history import history_points, throughput_points
+    from clipbench.results.records import read_records
 
-    points, written = history_points(source, model, dataset, task), []
+    records = read_records(source)  # read once for the points and the throughput plot
+    points, written = history_points(records, model, dataset, task), []
     if plot:
         if not points:
             raise ClipbenchError("no records match; nothing to plot")
         atomic_write_bytes(plot, plots.trend_plot(points))
         written.append(Path(plot))
     if throughput_plot:
-        rows = [p for p in throughput_points(source, task)
+        rows = [p for p in throughput_points(records, task)
                 if (not model or p["model"] == model) and (not dataset or p["dataset"] == dataset)]
         if not rows:
             raise ClipbenchError("no matching record has a measured throughput (were all features cached?)")
@@ -296,6 +315,42 @@ def list_tasks() -> list[dict]:
     from clipbench.tasks.registry import TASKS
 
     return [task.describe() for _, task in TASKS.items()]
+
+
+def export(source: str | os.PathLike, fmt: str, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``source``'s records in a peer's format (``clip_benchmark``, ``mteb``, ``openclip_csv``; see
+    ``clipbench.results.export``) under ``out_dir``; returns the files written."""
+    from clipbench.results import export as peer
+    from clipbench.results.export_mteb import write_mteb
+
+    writers = {"clip_benchmark": peer.write_clip_benchmark, "mteb": write_mteb, "openclip_csv": peer.write_openclip_csv}
+    if fmt not in writers:
+        raise ClipbenchError(f"unknown export format {fmt!r}; expected one of {', '.join(writers)}")
+    records = peer.export_records(source)
+    written = writers[fmt](records, Path(out_dir))
+    if not written:
+        raise ClipbenchError(f"no record of {source} has a {fmt} equivalent; nothing written")
+    return written
+
+
+def reference_table(source: str | os.PathLike, references: Sequence[str | os.PathLike]) -> str:
+    """Markdown: ``source``'s primary metrics next to the matching rows of CLIP_benchmark or open_clip result files
+    (``clipbench.results.references``)."""
+    from clipbench.results.references import reference_table as table
+    from clipbench.results.report.render_markdown import md_table
+
+    header, rows = table(source, references)
+    if not rows:
+        return "No reference row matches a result (same model, dataset and task)."
+    return "Reference numbers (published, not measured here; not part of the verdict):\n\n" + md_table(header, rows)
+
+
+def publish(source: str | os.PathLike, to: str | os.PathLike) -> str:
+    """``source``'s records as a Hugging Face dataset folder at ``to`` (a directory), or pushed to ``hf:ORG/NAME``
+    (``clipbench.results.publish``); returns where it went."""
+    from clipbench.results.publish import publish as _publish
+
+    return _publish(source, str(to))
 
 
 __all__ = ["DEFAULTS", "RunOptions", "RunRecords", "build_index", "cache_entries", "clear_cache", "compare",

@@ -44,12 +44,15 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clipbench.commands.compare",
     "clipbench.commands.samples",
     "clipbench.commands.history",
+    "clipbench.commands.lite",
     "clipbench.commands.cache",
     "clipbench.commands.report",
     "clipbench.commands.predict",
     "clipbench.commands.train_tiny",
     "clipbench.commands.index",
     "clipbench.commands.search",
+    "clipbench.commands.export",
+    "clipbench.commands.publish",
 )
 
 

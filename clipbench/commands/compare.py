@@ -30,16 +30,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="output format (default: markdown; json and csv list one object per row for scripts)")
     p.add_argument("--allow-mismatch", action="store_true",
                    help="compare rows whose model_identity or dataset_fingerprint differ instead of failing them")
+    p.add_argument("--reference", action="append", default=[], metavar="FILE",
+                   help="also print NEW's numbers next to a CLIP_benchmark or open_clip result file's (markdown "
+                        "output only; never part of the verdict; repeatable)")
     p.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
     from clipbench import api
 
+    references = api.reference_table(args.new, args.reference) if args.reference and args.format == "markdown" else ""
     result = api.compare(args.new, args.baseline, max_drop=args.max_drop, alpha=args.alpha,
                          tolerances=args.tolerances, allow_mismatch=args.allow_mismatch)
     if args.format == "markdown":
         print(result.to_markdown())
+        if references:  # read before the gate ran: a bad reference file is exit 2, not a verdict
+            print("\n" + references)
     else:
         from clipbench.foundations.tables import render
 

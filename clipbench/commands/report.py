@@ -16,13 +16,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="results directory, results.jsonl or leaderboard.csv (default: results/)")
     parser.add_argument("--out", default=None, help="output directory (default: <results dir>/report)")
     parser.add_argument("--no-published", action="store_true", help="leave out the published-numbers table")
+    parser.add_argument("--reference", action="append", default=[], metavar="FILE",
+                        help="a CLIP_benchmark result JSON, folder of them or build CSV, or an open_clip results CSV: "
+                             "its numbers as reference rows next to the measured ones (repeatable)")
+    parser.add_argument("--data-root", default=None,
+                        help="datasets directory: thumbnails in the per-sample browser (default: none)")
     parser.set_defaults(func=handler)
 
 
 def handler(args: argparse.Namespace) -> int:
     from clipbench import api
 
-    report = api.report(args.results, out_dir=args.out, published=not args.no_published)
+    report = api.report(args.results, out_dir=args.out, published=not args.no_published, references=args.reference,
+                        data_root=args.data_root)
     print(f"wrote {report.markdown}")
     print(f"wrote {report.html}")
     for image in report.images:

@@ -84,6 +84,11 @@ def handler(args: argparse.Namespace) -> int:
     print(format_records(records))
     for item in getattr(records, "skipped", []):
         print(f"skipped {item['dataset']}: not present ({item['how']})")
+    from clipbench.results.records import record_variant
+    from clipbench.results.suite_averages import summary_lines
+
+    for line in summary_lines(list(records), record_variant):  # the suite's one-number averages, if it has any
+        print(line)
     if records:
         print(f"\nresults appended to {results_file(args.results_dir)}")
     return 0

@@ -90,6 +90,12 @@ class SplitData(abc.ABC):
             cache[self.verify_data] = inputs
         return dict(cache[self.verify_data])
 
+    def sample_names(self) -> list[str] | None:
+        """What a person opens to see sample i: its file, relative to the dataset's folder where it lies
+        under it (lm-eval's ``--log_samples`` keeps the document the same way); None when samples have no
+        file (pixels in memory). Per-sample files carry it as their ``item`` column."""
+        return None
+
     def targets_digest(self) -> str | None:
         """SHA-256 of what the kind scores against besides the labels: captions (image-text), candidate
         texts (choices); None for classification, whose targets are the labels themselves."""
@@ -152,6 +158,10 @@ class SubsetSplit(SplitData):
         from torch.utils.data import Subset
 
         return Subset(self.parent.torch_dataset(transform), self.indices.tolist())
+
+    def sample_names(self) -> list[str] | None:
+        names = self.parent.sample_names()
+        return None if names is None else [names[int(i)] for i in self.indices]
 
     def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
         return self.parent.data_identity(self.indices if indices is None else self.indices[indices], verify_data)

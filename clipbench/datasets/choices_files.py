@@ -13,6 +13,7 @@ from pathlib import Path
 
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.choices import DEFAULT_SUBSET, ChoicesAdapter, ChoicesSplit, choices_fields, str_list
+from clipbench.datasets.user_data import comma_hint
 from clipbench.foundations.errors import DataError
 
 
@@ -65,7 +66,8 @@ class ChoicesFileAdapter(ChoicesAdapter):
     def from_path(cls, path: str | os.PathLike, name: str | None = None) -> ChoicesFileAdapter:
         file = Path(path).expanduser()
         if not file.is_file():
-            raise DataError(f"choices file {file} does not exist (expected a .jsonl of image, positive, negatives)")
+            raise DataError(f"choices file {file} does not exist (expected a .jsonl of image, positive, negatives)"
+                            f"{comma_hint(file)}")
         if file.suffix.lower() != ".jsonl":
             raise DataError(f"choices:{file}: expected a .jsonl file")
         return cls(**choices_fields(name or f"choices:{file}", f"image-caption choices from {file}"), path=file)

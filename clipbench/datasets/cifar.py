@@ -28,6 +28,8 @@ class CifarAdapter(LocalAdapter):
     train_files: tuple[str, ...] = ()
     test_files: tuple[str, ...] = ()
     label_key: str = "labels"
+    #: published size of the test split, checked before any model loads (``datasets.counts``)
+    expected_count: int = 0
 
     def _read(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         try:

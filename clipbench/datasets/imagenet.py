@@ -6,7 +6,9 @@ classnames are CLIP's 1000 curated names, templates CLIP's 80 (``imagenet1k``) o
 ImageNet-A and ImageNet-R cover 200 of the 1000 classes: their labels are 0..199 in the order of
 their sorted wnids, their classnames CLIP's names for those wnids.
 
-None of these can be downloaded automatically (ImageNet needs a licence; the others publish no
+Their published sizes (ILSVRC2012 val 50,000; ImageNetV2 matched-frequency 10,000; ImageNet-Sketch 50,889;
+ImageNet-A 7,500; ImageNet-R 30,000, as DataComp's tasklist.yml lists them) are checked before any model
+loads (``datasets.counts``). None of these can be downloaded automatically (ImageNet needs a licence; the others publish no
 checksum we could verify), so the adapters say what to place where.
 """
 
@@ -67,6 +69,8 @@ class ImageFolderVariantAdapter(LocalAdapter):
     subdirs: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     data_name: str = ""
+    #: published size of the split (``datasets.counts``: checked before any model loads)
+    expected_count: int = 0
 
     def _split_root(self, data_root: Path) -> Path | None:
         base = self.root(data_root)
@@ -131,30 +135,32 @@ def imagenet_adapters() -> list[LocalAdapter]:
     common = dict(classnames=list(prompts.classnames), templates=list(prompts.templates), origin=prompts.origin)
     adapters: list[LocalAdapter] = [
         ImageNet1kAdapter(name="imagenet1k", splits=("val",), folder="imagenet1k", expected="val",
-                          subdirs=("val",), keys=wnids, manual=_IMAGENET_MANUAL, **common),
+                          subdirs=("val",), keys=wnids, manual=_IMAGENET_MANUAL, expected_count=50_000, **common),
         ImageNet1kAdapter(name="imagenet1k_7t", splits=("val",), folder="imagenet1k", expected="val",
-                          subdirs=("val",), keys=wnids, manual=_IMAGENET_MANUAL, data_name="imagenet1k",
+                          subdirs=("val",), keys=wnids, manual=_IMAGENET_MANUAL, data_name="imagenet1k", expected_count=50_000,
                           description="imagenet1k with the CLIP notebook's 7-template subset",
                           **{**common, "templates": list(prompts.template_sets["simple"])}),
         ImageFolderVariantAdapter(
             name="imagenet_v2", splits=("test",), folder="imagenet_v2",
             expected="imagenetv2-matched-frequency-format-val",
             subdirs=("imagenetv2-matched-frequency-format-val",), keys=tuple(str(i) for i in range(1000)),
+            expected_count=10_000,
             manual="extract imagenetv2-matched-frequency.tar.gz (github.com/modestyachts/ImageNetV2) into "
                    "<data-root>/imagenet_v2/ so that imagenetv2-matched-frequency-format-val/0/ ... /999/ exist", **common),
         ImageFolderVariantAdapter(
             name="imagenet_sketch", splits=("test",), folder="imagenet_sketch", expected="sketch",
-            subdirs=("sketch",), keys=wnids,
+            subdirs=("sketch",), keys=wnids, expected_count=50_889,
             manual="extract ImageNet-Sketch (github.com/HaohanWang/ImageNet-Sketch) into <data-root>/imagenet_sketch/ "
                    "so that sketch/n01440764/ ... exist", **common),
     ]
-    for short, sub, repo in (("a", "imagenet-a", "hendrycks/natural-adv-examples"), ("r", "imagenet-r", "hendrycks/imagenet-r")):
+    for short, sub, repo, n in (("a", "imagenet-a", "hendrycks/natural-adv-examples", 7_500),
+                                ("r", "imagenet-r", "hendrycks/imagenet-r", 30_000)):
         name = f"imagenet_{short}"
         sub_wnids = _subset_wnids(name)
         adapters.append(ImageFolderVariantAdapter(
             name=name, splits=("test",), folder=name, expected=sub, subdirs=(sub,), keys=sub_wnids,
             classnames=[names[w] for w in sub_wnids], templates=list(prompts.templates),
-            origin=packaged_prompts(name, require_classnames=False).origin,
+            origin=packaged_prompts(name, require_classnames=False).origin, expected_count=n,
             manual=f"extract {sub}.tar (github.com/{repo}) into <data-root>/{name}/ so that {sub}/<wnid>/ exist",
         ))
     return adapters

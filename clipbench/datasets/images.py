@@ -198,6 +198,18 @@ class _FileDataset(Dataset):
                 int(self.labels[index]))
 
 
+def relative_names(paths: Sequence[str], root: str | os.PathLike | None) -> list[str]:
+    """``paths`` relative to ``root`` where they lie under it (as given otherwise): a sample's name for people."""
+    if root is None:
+        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else "."
+    base = os.path.abspath(root)
+    names = []
+    for p in paths:
+        full = os.path.abspath(p)
+        names.append(os.path.relpath(full, base) if full.startswith(base + os.sep) else p)
+    return names
+
+
 class FileSplit(SplitData):
     """Images listed as file paths with their labels (class folders, CSVs, torchvision file lists).
 
@@ -217,6 +229,9 @@ class FileSplit(SplitData):
     def data_identity(self, indices: np.ndarray | None, verify_data: bool) -> dict:
         paths = self.paths if indices is None else [self.paths[int(i)] for i in indices]
         return files_identity(self.root, paths, verify_data)
+
+    def sample_names(self) -> list[str] | None:
+        return relative_names(self.paths, self.root)
 
     @property
     def labels(self) -> np.ndarray:
@@ -321,6 +336,11 @@ class WrappedSplit(SplitData):
         self._labels = np.asarray(labels, dtype=np.int64)
         self.sample_path = sample_path
         self.root, self.data_files, self.source = root, data_files, source
+
+    def sample_names(self) -> list[str] | None:
+        if "_files" not in self.__dict__:
+            self._files = self._sample_files()
+        return None if self._files is None else relative_names(self._files, self.root)
 
     def _sample_files(self) -> list[str] | None:
         if self.sample_path is None or not len(self._labels):

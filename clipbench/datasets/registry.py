@@ -9,9 +9,11 @@ from typing import Any
 
 from clipbench.datasets.aro_order import aro_order_adapters
 from clipbench.datasets.base import CLASSIFICATION, DatasetAdapter
+from clipbench.datasets.benchmark_names import OTHER_SPELLINGS
 from clipbench.datasets.caption_files import CaptionFolderAdapter, PairsAdapter
 from clipbench.datasets.choices_files import ChoicesFileAdapter
 from clipbench.datasets.class_files import CSVAdapter, FolderAdapter
+from clipbench.datasets.clip_paper_extra import clip_paper_extra_adapters
 from clipbench.datasets.compositional import (
     aro_adapters,
     shapes_compositional_adapter,
@@ -21,9 +23,11 @@ from clipbench.datasets.compositional import (
 from clipbench.datasets.digits import digits_adapter
 from clipbench.datasets.hf import HFAdapter
 from clipbench.datasets.imagenet import imagenet_adapters
+from clipbench.datasets.imagenet_variants import IMAGENET_VARIANT_ALIASES, imagenet_variant_adapters
 from clipbench.datasets.karpathy import karpathy_adapters
 from clipbench.datasets.shapes import shapes_adapter
 from clipbench.datasets.torchvision_adapters import clip_paper_adapters
+from clipbench.datasets.vtab import vtab_adapters, vtab_aliases
 from clipbench.foundations.config import resolve_data_root
 from clipbench.foundations.registry import Registry
 
@@ -43,6 +47,13 @@ for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(),
                  shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters(),
                  *aro_order_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
+# issue 29: the VTAB, DataComp and CLIP-paper sets clipbench lacked, and DataComp's / CLIP_benchmark's spellings
+_BENCHMARK_ALIASES = {**vtab_aliases(), **IMAGENET_VARIANT_ALIASES}
+for _adapter in (*vtab_adapters(), *imagenet_variant_adapters(), *clip_paper_extra_adapters()):
+    register_dataset(_adapter, _BENCHMARK_ALIASES.get(_adapter.name, ()))
+for _name, _spellings in OTHER_SPELLINGS.items():
+    if _name in DATASETS:  # names another part of the issue registers join when it is merged
+        DATASETS.add_aliases(_name, [s for s in _spellings if s not in DATASETS or DATASETS.canonical(s) != _name])
 
 
 def _webdataset(pattern: str, name: str) -> DatasetAdapter:

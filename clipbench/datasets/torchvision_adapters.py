@@ -74,6 +74,10 @@ class TorchvisionAdapter(LocalAdapter):
     split_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: None, or (fraction, seed): carve a stratified test split out of the dataset's single split
     carve_test: tuple[float, int] | None = None
+    #: published size of the whole set a test split is carved from (0: unchecked); ``datasets.counts``
+    expected_total: int = 0
+    #: published size of the evaluation split (0: unchecked), checked before any model loads (``datasets.counts``)
+    expected_count: int = 0
 
     def _construct(self, root: Path, split: str) -> Any:
         kwargs = self.split_kwargs.get(split, {})
@@ -145,10 +149,16 @@ class Caltech101Adapter(LocalAdapter):
 _TVS = ("train", "test")
 
 
+#: published test-split sizes (DataComp's tasklist.yml ``size``; the official splits torchvision reads)
+TEST_COUNTS = {"stl10": 8_000, "food101": 25_250, "flowers102": 6_149, "oxford_pets": 3_669, "stanford_cars": 8_041,
+               "fgvc_aircraft": 3_333, "dtd": 1_880, "gtsrb": 12_630, "country211": 21_100, "mnist": 10_000,
+               "rendered_sst2": 1_821, "pcam": 32_768, "cifar10": 10_000, "cifar100": 10_000}
+
+
 def _tv(name: str, tv_class: str, expected: str, splits: dict[str, dict], metric: str = "top1", **extra) -> TorchvisionAdapter:
     return TorchvisionAdapter(
         name=name, splits=_TVS if "all" in splits else tuple(splits), primary_metric=metric, folder=name, expected=expected,
-        tv_class=tv_class, split_kwargs=splits, **prompt_fields(name), **extra,
+        tv_class=tv_class, split_kwargs=splits, expected_count=TEST_COUNTS.get(name, 0), **prompt_fields(name), **extra,
     )
 
 
@@ -166,11 +176,12 @@ def clip_paper_adapters() -> list[LocalAdapter]:
         CifarAdapter(
             name="cifar10", splits=_TVS, folder="cifar10", expected="cifar-10-batches-py/batches.meta",
             batches_dir="cifar-10-batches-py", train_files=tuple(f"data_batch_{i}" for i in range(1, 6)),
-            test_files=("test_batch",), label_key="labels", **prompt_fields("cifar10"),
+            test_files=("test_batch",), label_key="labels", expected_count=TEST_COUNTS["cifar10"], **prompt_fields("cifar10"),
             downloads=(Archive("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),)),
         CifarAdapter(
             name="cifar100", splits=_TVS, folder="cifar100", expected="cifar-100-python/meta",
             batches_dir="cifar-100-python", train_files=("train",), test_files=("test",), label_key="fine_labels",
+            expected_count=TEST_COUNTS["cifar100"],
             **prompt_fields("cifar100"),
             downloads=(Archive("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85"),)),
         _tv("stl10", "STL10", "stl10_binary/test_X.bin", split_arg,
@@ -198,7 +209,7 @@ def clip_paper_adapters() -> list[LocalAdapter]:
                    f"{_OX}/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz and extract it into <data-root>/fgvc_aircraft/"),
         _tv("dtd", "DTD", "dtd/dtd/labels/test1.txt", {s: {"split": s, "partition": 1} for s in ("train", "val", "test")},
             downloads=(Archive(f"{_OX}/dtd/download/dtd-r1.0.1.tar.gz", "fff73e5086ae6bdbea199a49dfb8a4c1", subdir="dtd"),)),
-        _tv("eurosat", "EuroSAT", "eurosat/2750", {"all": {}}, carve_test=(0.2, 0),
+        _tv("eurosat", "EuroSAT", "eurosat/2750", {"all": {}}, carve_test=(0.2, 0), expected_total=27_000,
             downloads=(Archive("https://huggingface.co/datasets/torchgeo/eurosat/resolve/"
                                "c877bcd43f099cd0196738f714544e355477f3fd/EuroSAT.zip",
                                "c8fa014336c82ac7804f0398fcb19387", subdir="eurosat"),)),
@@ -210,7 +221,7 @@ def clip_paper_adapters() -> list[LocalAdapter]:
             )),
         _tv("country211", "Country211", "country211/test", {"train": {"split": "train"}, "val": {"split": "valid"}, "test": {"split": "test"}},
             downloads=(Archive("https://openaipublic.azureedge.net/clip/data/country211.tgz", "84988d7644798601126c29e9877aab6a"),)),
-        _tv("sun397", "SUN397", "SUN397/ClassName.txt", {"all": {}}, carve_test=(0.2, 0),
+        _tv("sun397", "SUN397", "SUN397/ClassName.txt", {"all": {}}, carve_test=(0.2, 0), expected_total=108_754,
             downloads=(Archive("http://vision.princeton.edu/projects/2010/SUN/SUN397.tar.gz", "8ca2778205c41d23104230ba66911c7a"),)),
         Caltech101Adapter(
             name="caltech101", splits=_TVS, primary_metric="mean_per_class_recall", folder="caltech101",

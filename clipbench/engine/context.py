@@ -19,6 +19,7 @@ from clipbench.engine import distributed
 from clipbench.features import FeatureStore, extract_features
 from clipbench.features.image_pipeline import image_pipeline
 from clipbench.foundations.config import Paths
+from clipbench.foundations.errors import DataError
 from clipbench.models.base import ImageTextModel
 from clipbench.suites import Suite
 
@@ -45,6 +46,7 @@ class RunContext:
     def _reset(self) -> None:
         self._provenance: list[dict] = []  # how the features served since the last record were extracted
         self._limited = False  # whether --limit cut any split served since the last record
+        self._lite: str | None = None  # the lite subset (digest) a split served since the last record was cut to
         self._served_s = 0.0  # seconds spent obtaining features since the last record
 
     @contextlib.contextmanager
@@ -55,10 +57,25 @@ class RunContext:
         finally:
             self._served_s += time.perf_counter() - t0
 
-    def take_record_state(self) -> tuple[list[dict], bool, float]:
-        """(extraction provenance, whether --limit cut a split, seconds obtaining features) of the record
+    def _lite_subset(self, split: SplitData) -> SplitData:
+        """The samples a lite suite names for this split, on the copy of the data they were chosen from only."""
+        entry = self.suite.subsets.get(split.dataset_name) if getattr(self.suite, "subsets", None) else None
+        if entry is None or entry["split"] != split.split:
+            return split
+        if split.fingerprint != entry["fingerprint"]:
+            raise DataError(f"suite {self.suite.name}: the lite subset of {split.dataset_name} was chosen on split "
+                            f"fingerprint {entry['fingerprint']}, this copy's is {split.fingerprint} (other data, or "
+                            "--verify-data on one side only); run `clipbench lite` on results from this data")
+        if entry["indices"][-1] >= len(split):
+            raise DataError(f"suite {self.suite.name}: the lite subset of {split.dataset_name} names sample "
+                            f"{entry['indices'][-1]}, past the split's {len(split)}")
+        self._lite = entry["digest"] or "custom"
+        return split.subset(entry["indices"], f"lite={self._lite}")
+
+    def take_record_state(self) -> tuple[list[dict], bool, float, str | None]:
+        """(extraction provenance, whether --limit cut a split, seconds obtaining features, the lite subset) of the record
         being built; the next record starts afresh."""
-        state = (self._provenance, self._limited, self._served_s)
+        state = (self._provenance, self._limited, self._served_s, self._lite)
         self._reset()
         return state
 
@@ -93,7 +110,9 @@ class RunContext:
         return splits, feats
 
     def _limit(self, split: SplitData) -> SplitData:
-        """``--limit``; a limit at least the split's size leaves it whole (a full run, not a variant)."""
+        """A lite suite's subset (``clipbench lite``), then ``--limit``; a limit at least the split's size leaves
+        it whole (a full run, not a variant)."""
+        split = self._lite_subset(split)
         limited = limit_split(split, self.options.limit, self.options.seed)
         self._limited = self._limited or limited is not split
         return limited

@@ -24,6 +24,7 @@ from clipbench.foundations.option import (  # noqa: F401  (re-exported: the engi
     positive_int,
 )
 from clipbench.foundations.workers import AUTO, max_workers, workers_flag, workers_ok
+from clipbench.results.trackers import TRACKERS, parse_log_to, valid_log_to
 
 #: Most bootstrap resamples accepted: a typo such as 1000000000 would otherwise run for hours.
 MAX_BOOTSTRAP = 100_000
@@ -54,6 +55,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("skip_missing", False, a_bool, "true or false",
            "run the suite's datasets that are present and list the missing ones (default: stop, listing them)",
            bool),
+    Option("allow_count_mismatch", False, a_bool, "true or false",
+           "score a dataset copy whose evaluation split differs from its published size (a subset, a fake copy); "
+           "default: stop before any model loads, naming both counts", bool),
     Option("threads", None, lambda v: v is None or positive_int(v), "a positive integer or null",
            "torch CPU threads (recorded in each result; default: torch's)", int),
     Option("log_samples", "auto", lambda v: isinstance(v, bool) or v in ("auto", "always", "never"),
@@ -62,6 +66,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "clipbench compare tests them for significance)", str, ("auto", "always", "never")),
     Option("tag", None, lambda v: v is None or (isinstance(v, str) and v.strip() != "" and "\n" not in v),
            "a non-empty one-line string or null", "a label stored in each record (see clipbench history)", str),
+    Option("log_to", None, lambda v: v is None or valid_log_to(v), f"a comma-separated list of {', '.join(TRACKERS)}",
+           "also log each record to these experiment trackers, comma-separated: wandb, mlflow, tensorboard "
+           "(optional extras; see docs/export.md)", str, convert=parse_log_to),
 )
 
 

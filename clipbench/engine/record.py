@@ -40,7 +40,7 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
     if unknown:
         raise TypeError(f"task {task.name} set core fields {unknown}; a task may set only {list(TASK_CORE_FIELDS)}")
     o, split = ctx.options, result.split
-    provenance, limited, served_s = ctx.take_record_state()
+    provenance, limited, served_s, lite = ctx.take_record_state()
     primary = task.primary_metric(adapter)
     ci = result.ci or {}
     core = dict(
@@ -62,6 +62,8 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
     record = core_record(**core)
     if set(ci) - {primary}:  # CIs of more than the primary metric
         record["metric_ci95"] = ci
+    if lite:  # scored on a lite suite's subset: its own variant, never a full-set number
+        record["lite"] = lite
     record[task.name] = result.block
     record["model_facts"] = model_facts(model)
     if result.notes:
@@ -80,9 +82,10 @@ def write_sample_file(ctx: RunContext, record: dict, result: TaskResult) -> None
     written and ``--log-samples`` asks for a split of this size)."""
     from clipbench.results.samples import should_log, write_sample_table
     from clipbench.scoring.samples import build_kind_table
+    from clipbench.scoring.samples.table import with_items
 
     table = result.samples
     if table is None or not ctx.write or not should_log(ctx.options.get("log_samples", "auto"), int(table.n)):
         return
-    record["samples"] = write_sample_table(ctx.paths.results_dir, record, build_kind_table(table.kind, table.data), table.kind,
-                                           table.meta)
+    rows = with_items(build_kind_table(table.kind, table.data), result.split.sample_names())
+    record["samples"] = write_sample_table(ctx.paths.results_dir, record, rows, table.kind, table.meta)

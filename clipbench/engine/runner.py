@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clipbench.datasets.base import DatasetAdapter
+from clipbench.datasets.counts import check_counts
 from clipbench.datasets.splits import limit_indices, limit_split  # noqa: F401  (the engine's --limit; api re-exports)
 from clipbench.engine import distributed
 from clipbench.engine.context import NotScoringRank, RunContext
@@ -75,10 +76,6 @@ class RunOptions(Mapping):
 
 def default_device() -> str:
     return torch_env.default_device()
-
-
-def suite_tasks(suite: Suite) -> list[Task]:
-    return [get_task(name) for name in suite.tasks]
 
 
 def resolve_options(suite: Suite, overrides: dict[str, Any], device: str | None) -> RunOptions:
@@ -166,9 +163,17 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         check_results_dir(paths.results_dir)  # fail before hours of work, not after
     with hf_offline(paths.offline):  # hf: datasets load here
         adapters = [adapter_of(d) for d in dataset_items]  # fail fast on unknown names, before loading models
+    task_plan = {id(a): [get_task(t) for t in suite_obj.tasks_for(d)] for a, d in zip(adapters, dataset_items, strict=True)}
+    adapters = [a for a in adapters if task_plan[id(a)]]  # --task may leave a dataset with none of its own tasks
+    if not adapters:
+        raise ClipbenchError(f"none of suite {suite_obj.name!r}'s datasets runs {', '.join(suite_obj.tasks)}")
     adapters, skipped = present_datasets(adapters, paths.data_root, run_options.skip_missing)
-    tasks = suite_tasks(suite_obj)
-    check_task_fits(tasks, adapters)
+    if not run_options.allow_count_mismatch:  # a wrong copy is one line before any model loads
+        check_counts(adapters, paths.data_root)
+    for adapter in adapters:  # each dataset's tasks (the suite's, or the dataset's own)
+        check_task_fits(task_plan[id(adapter)], [adapter])
+    scores = array is None or array.array == "score" or shard_jobs  # an extracting job-array rank logs nothing
+    trackers = open_trackers(run_options, paths.results_dir, suite_obj.name) if scores else None  # before any model
     with (distributed.session(run_options.device, array) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
@@ -188,7 +193,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                     load_start = time.perf_counter()
                     loaded = model_of(models[index], run_options.device, paths, verify_data=run_options.verify_data)
                     context.model_loaded(loaded, time.perf_counter() - load_start)
-                for task in tasks:
+                for task in task_plan[id(adapter)]:
                     record = run_task(context, task, loaded, adapter)
                     if record is None:
                         continue
@@ -199,7 +204,11 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                             discard_samples(paths.results_dir, record)
                             raise
                     records.append(record)
+                    if trackers is not None:  # after the append: a tracker's failure never costs the record
+                        trackers.log(record, paths.results_dir)
         except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
+            if trackers is not None:
+                trackers.close(None, failed=True)
             keep_completed(exc, records, paths.results_dir if write else None)
             raise
         if shard_jobs and dist.backend is not None:  # collective: every rank has appended its records after this
@@ -207,8 +216,22 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
             records = [r for part in gathered for r in part] if gathered is not None else []
     if write and records:
         write_leaderboards(paths.results_dir)
+    if trackers is not None:
+        for record in records:  # other ranks' records under --shard-jobs (each record is logged once)
+            trackers.log(record, paths.results_dir)
+        trackers.close(paths.results_dir if write else None)
     out = RunRecords(records, skipped)
     if dist.array == "rank" and not shard_jobs:
         out.note = rank_note(dist, paths.features_dir)
         log.info("%s", out.note)
     return out
+
+
+def open_trackers(options: RunOptions, results_dir, suite: str):
+    """The ``--log-to`` trackers' runs (rank 0 only), or None; not installed or unreachable is one line, here,
+    before any model loads."""
+    if not options.get("log_to") or not distributed.is_main_process():
+        return None
+    from clipbench.results.trackers import TrackerSession
+
+    return TrackerSession.open(options.log_to, results_dir, options, suite)

@@ -39,6 +39,17 @@ class Registry(Generic[T]):
             self._keys[normalize_name(key)] = name
         return entry
 
+    def add_aliases(self, name: str, aliases: tuple[str, ...] | list[str]) -> None:
+        """More spellings of an entry already registered (other tools' names for it); duplicates are rejected."""
+        if name not in self._entries:
+            raise KeyError(f"{self.kind} {name!r} is not registered")
+        for key in aliases:
+            norm = normalize_name(key)
+            if norm in self._keys:
+                raise ValueError(f"{self.kind} {key!r} is already registered (as {self._keys[norm]!r})")
+        for key in aliases:
+            self._keys[normalize_name(key)] = name
+
     def canonical(self, name: str) -> str:
         norm = normalize_name(name)
         if norm in self._keys:

@@ -68,6 +68,12 @@ class ImageTextModel(abc.ABC):
         self.module.to(device)
         return self
 
+    def learned_logit_scale(self) -> float | None:
+        """``exp(logit_scale)``: the softmax temperature the model was trained with (CLIP's, open_clip's and Hugging
+        Face's modules all hold ``logit_scale``); None when the module has none. Calibration scores at it."""
+        param = getattr(getattr(self, "module", None), "logit_scale", None)
+        return None if param is None else float(param.detach().float().exp().item())
+
     @abc.abstractmethod
     def num_params(self) -> dict[str, int]:
         """{"image": ..., "text": ..., "total": ...} parameter counts."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: 1: the fields below; a description of another schema, or written by another clipbench version, is not used
 DESCRIPTION_SCHEMA = 1
 FIELDS = ("identity_kind", "family", "image_resolution", "embed_dim", "context_length", "preprocess_id",
-          "num_params")
+          "num_params", "logit_scale")
 
 
 def description_path(models_dir: str | os.PathLike, sha256: str) -> Path:
@@ -58,7 +58,8 @@ def describe(model: ImageTextModel) -> dict:
     return {"schema": DESCRIPTION_SCHEMA, "clipbench": _version(), "weights_sha256": model.weights_sha256,
             "identity_kind": kind, "family": model.family, "image_resolution": model.image_resolution,
             "embed_dim": model.embed_dim, "context_length": model.context_length,
-            "preprocess_id": model.preprocess_id, "num_params": model.num_params()}
+            "preprocess_id": model.preprocess_id, "num_params": model.num_params(),
+            "logit_scale": model.learned_logit_scale()}
 
 
 def remember(models_dir: str | os.PathLike, model: ImageTextModel) -> None:
@@ -148,6 +149,9 @@ class DescribedModel(ImageTextModel):
 
     def num_params(self) -> dict[str, int]:
         return dict(self._description["num_params"])
+
+    def learned_logit_scale(self) -> float | None:
+        return self._description["logit_scale"]
 
     def __getattr__(self, name: str):  # anything else a backend offers (e.g. ``config``): the real model's
         if name.startswith("_") or name == "built":  # (a failing build must not recurse through here)

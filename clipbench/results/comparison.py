@@ -28,7 +28,7 @@ from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.escaping import markdown_text
-from clipbench.results.source import IDENTITY_FIELDS, Row, latest_rows, primary_rows, row_name
+from clipbench.results.source import IDENTITY_FIELDS, ResultSet, Row, latest_rows, load_result_set, row_name
 
 __all__ = ["IDENTITY_FIELDS", "Comparison", "ComparisonRow", "PrimaryValue", "Row", "compare", "load_primary"]
 
@@ -60,10 +60,11 @@ def _decimals(text: str) -> int | None:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def load_primary(source: str | os.PathLike) -> dict[Row, PrimaryValue]:
+def load_primary(source: str | os.PathLike | ResultSet) -> dict[Row, PrimaryValue]:
     """(model, dataset, task, variant) -> primary metric value from a results dir, results.jsonl or leaderboard.csv
     (read by ``clipbench.results.source``, the one reader; the newest record per row wins)."""
-    rows, path = primary_rows(source, strict=True)  # the gate judges only files it can read whole
+    result_set = load_result_set(source, strict=True)  # the gate judges only files it can read whole
+    rows, path = result_set.rows, result_set.path
     out = {}
     for key, row in latest_rows(rows).items():
         if row.value is None:  # the leaderboard writes NaN as an empty cell
@@ -190,7 +191,7 @@ class Comparison:
 Judge = Callable[[Row, PrimaryValue, PrimaryValue, str], tuple[str, str]]
 
 
-def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,
+def compare(new: str | os.PathLike | ResultSet, baseline: str | os.PathLike | ResultSet, max_drop: float = 0.0,
             allow_mismatch: bool = False, judge: Judge | None = None) -> Comparison:
     """Row-by-row primary-metric comparison; ``Comparison.failed`` is the gate's verdict.
 

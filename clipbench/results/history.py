@@ -33,7 +33,7 @@ from pathlib import Path
 
 from clipbench.foundations.escaping import plain_text
 from clipbench.foundations.torch_env import device_type
-from clipbench.results.records import read_records, record_key, record_variant
+from clipbench.results.records import record_key, record_variant, records_of
 from clipbench.results.schema import primary_metric
 
 log = logging.getLogger(__name__)
@@ -193,11 +193,11 @@ class HistoryPoint:
         return self.model, self.dataset, self.task, self.variant
 
 
-def history_points(source: str | os.PathLike, model: str | None = None, dataset: str | None = None,
+def history_points(source: str | os.PathLike | list[dict], model: str | None = None, dataset: str | None = None,
                    task: str | None = None) -> list[HistoryPoint]:
     """Every record of ``source`` (results dir or results.jsonl) as a point, sorted by row then time."""
     points = []
-    for r in read_records(source):
+    for r in records_of(source):
         key = record_key(r)
         if (model and key[0] != model) or (dataset and key[1] != dataset) or (task and key[2] != task):
             continue
@@ -254,7 +254,7 @@ def history_rows(points: list[HistoryPoint]) -> list[dict]:
     return rows
 
 
-def throughput_points(source: str | os.PathLike, task: str | None = None) -> list[dict]:
+def throughput_points(source: str | os.PathLike | list[dict], task: str | None = None) -> list[dict]:
     """Per (model, dataset, task), the latest default-variant record with a measured end-to-end throughput:
     model, family, task, dataset, x (images/s), y (primary metric).
 
@@ -262,7 +262,7 @@ def throughput_points(source: str | os.PathLike, task: str | None = None) -> lis
     model's result: a full run served from the cache must not be drawn as its ``--limit`` smoke run.
     """
     latest: dict[tuple, dict] = {}
-    for r in read_records(source):
+    for r in records_of(source):
         rate = (r.get("cost") or {}).get("images_per_s_end_to_end")
         metric = primary_metric(r)
         if (rate is None or (r.get("metrics") or {}).get(metric) is None or (task and r["task"] != task)

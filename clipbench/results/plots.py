@@ -118,6 +118,10 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
         for (x, y), same in group.groupby([group["x"].round(6), group["y"].round(6)], sort=False):
             ax.annotate(", ".join(map(str, same["model"])), (x, y), textcoords="offset points", xytext=(6, 4),
                         fontsize=8)
+    front = points.iloc[pareto_front(list(zip(points["x"], points["y"], strict=True)))]
+    if len(front) > 1:  # the models no other beats at once on cost and score (issue 31)
+        ax.plot(front["x"], front["y"], color="#2ca02c", drawstyle="steps-post", linewidth=1.2, label="Pareto front",
+                zorder=2)
     if log_x and (points["x"] > 0).all() and points["x"].max() / max(points["x"].min(), 1e-12) > 5:
         ax.set_xscale("log")  # model costs span orders of magnitude (ViT-B/32 8.8 to RN50x64 529 GFLOPs)
         xlabel += " (log scale)"
@@ -133,9 +137,38 @@ def family_scatter(points: pd.DataFrame, xlabel: str, ylabel: str, title: str, l
     return _png(fig)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the (cost, score) points no other point beats (cost as low or lower and score as high or
+    higher, one of them strictly), by increasing cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
 def _short_commit(point) -> str:
     """An untagged run's label: its commit, ``+`` when the tree was dirty ("" outside git)."""
     return (point.commit or "")[:7] + ("+" if point.commit and point.dirty else "")
+
+
+#: at most this many tag/commit labels in the trend plot, shared by its lines (more are unreadable, and each
+#: costs a text artist); a line with more points than ``TREND_MARKERS_UP_TO`` is drawn without markers
+TREND_LABELS, TREND_MARKERS_UP_TO = 24, 200
+
+
+def _label_changes(group: pd.DataFrame, most: int) -> list[tuple]:
+    """(time, value, label) where a row's tag or commit changes, thinned to ``most`` evenly spaced ones (the
+    first and the newest kept): the plot's cost follows what it can show, not the history's length."""
+    labels = group["label"].to_numpy(dtype=object)
+    changed = [i for i in range(len(labels)) if labels[i] and (i == 0 or labels[i] != labels[i - 1])]
+    if len(changed) > most:
+        picks = np.linspace(0, len(changed) - 1, most).round().astype(int)
+        changed = [changed[i] for i in dict.fromkeys(picks.tolist())]
+    times, values = group["time"].to_list(), group["value"].to_numpy()
+    return [(times[i], values[i], labels[i]) for i in changed]
 
 
 @_literal_text
@@ -157,19 +190,15 @@ def trend_plot(points) -> bytes:
     for i, row in enumerate(rows):
         group = frame[frame["row"] == row].sort_values("time", kind="stable")
         colour = colours[i % 10]
-        ax.plot(group["time"], group["value"], marker="o", color=colour, label=row, zorder=3)
+        ax.plot(group["time"], group["value"], marker="o" if len(group) <= TREND_MARKERS_UP_TO else None,
+                color=colour, label=row, zorder=3)
         has_ci = group["low"].notna() & group["high"].notna()
         if has_ci.any():
             ax.fill_between(group["time"][has_ci], group["low"][has_ci], group["high"][has_ci], color=colour,
                             alpha=0.15, linewidth=0)
-        previous, placed = None, 0
-        for _, point in group.iterrows():
-            text = point["label"]
-            if text and text != previous:  # label where the tag or commit changes, staggered so labels do not pile up
-                ax.annotate(str(text), (point["time"], point["value"]), textcoords="offset points",
-                            xytext=(4, 6 + 10 * (placed % 3)), fontsize=7, color=colour)
-                placed += 1
-            previous = text
+        for placed, (when, value, text) in enumerate(_label_changes(group, max(1, TREND_LABELS // len(rows)))):  # staggered so labels do not pile up
+            ax.annotate(str(text), (when, value), textcoords="offset points",
+                        xytext=(4, 6 + 10 * (placed % 3)), fontsize=7, color=colour)
     ax.set_ylim(0, max(100.0, float(frame["value"].max()) * 1.05))
     ax.set_ylabel("primary metric (%), 95% CI band")
     ax.set_xlabel("run time (UTC)")

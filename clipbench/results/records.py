@@ -9,7 +9,8 @@ defaults, so a quick ``--limit`` check never replaces a full run's row:
 
 * ``leaderboard.csv``: long format, one row per model x dataset x task x metric;
 * ``leaderboard_pivot.csv``: one row per model x task, one column per dataset (primary metric), plus
-  ``mean`` over the row's datasets and ``n_datasets``.
+  ``mean`` over the row's datasets and ``n_datasets``, then the suites' one-number averages of the row's model
+  (``avg:<name>`` and ``avg:<name>:n``, e.g. ``38/38``; ``clipbench.results.suite_averages``).
 
 Both are rewritten atomically with a fixed column order; a text cell that a spreadsheet would run as a
 formula is quoted (``clipbench.foundations.tables.csv_text``; clipbench's readers undo it). The
@@ -47,6 +48,7 @@ from clipbench.results.schema import (
     type_problem,
     upgrade_record,
 )
+from clipbench.results.suite_averages import pivot_columns
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +228,11 @@ def read_records(path: str | os.PathLike, strict: bool = False) -> list[dict]:
     return records
 
 
+def records_of(source: str | os.PathLike | list[dict]) -> list[dict]:
+    """``source``'s records: a list already read (one command reads its results file once) or a file to read."""
+    return source if isinstance(source, list) else read_records(source)
+
+
 def record_variant(record: dict) -> str:
     """Options that change a record's numbers beyond (model, dataset, task); "" for the defaults.
 
@@ -237,6 +244,8 @@ def record_variant(record: dict) -> str:
     parts = []
     if record.get("limit") is not None:
         parts.append(f"limit={record['limit']}")
+    if record.get("lite"):
+        parts.append(f"lite={record['lite']}")
     if record.get("precision", "fp32") != "fp32":
         parts.append(str(record["precision"]))
     task = task_for_record(str(record.get("task", "")))
@@ -305,7 +314,8 @@ def pivot_rows(records: Iterable[dict]) -> tuple[list[str], list[dict]]:
         row["mean"] = sum(values) / len(values) if values else None
         row["n_datasets"] = len(values)
         rows.append(row)
-    return ["model", "task", "variant", *datasets, "mean", "n_datasets"], rows
+    averages = pivot_columns(latest, record_variant, rows)
+    return ["model", "task", "variant", *datasets, "mean", "n_datasets", *averages], rows
 
 
 def write_leaderboards(results_dir: str | os.PathLike) -> tuple[Path, Path]:

@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 
 from clipbench.foundations.errors import ClipbenchError
+from clipbench.foundations.escaping import plain_text
 from clipbench.foundations.fileio import atomic_write_bytes, sha256_bytes
 from clipbench.scoring.samples import KINDS, kind_class
 
@@ -80,10 +81,20 @@ def write_sample_table(results_dir: str | os.PathLike, record: dict, table, kind
 
 
 def samples_path(results_dir: str | os.PathLike, record: dict) -> Path | None:
+    """The per-sample file a record references; None when it references none. A reference is untrusted: only a
+    plain file name under ``samples/`` (what ``write_sample_table`` writes) is followed, never ``..``, an absolute
+    path or a control character."""
     ref = record.get("samples")
     if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
         return None
-    return Path(results_dir) / ref["path"]
+    rel = ref["path"]
+    folder, _, name = rel.partition("/")
+    if (folder != SAMPLES_DIR or not name.endswith(".parquet") or "/" in name or name.startswith(".")
+            or any(ord(ch) < 32 or ch == "\x7f" for ch in name)):
+        where = f"{record.get('model')}/{record.get('dataset')}/{record.get('task')}"
+        raise SampleFileError(f"{plain_text(where)}: the record's per-sample reference {plain_text(rel)!r} is not a file "
+                              f"under {SAMPLES_DIR}/ (a damaged or hand-edited record)")
+    return Path(results_dir) / SAMPLES_DIR / name
 
 
 def read_samples(results_dir: str | os.PathLike, record: dict):
@@ -129,6 +140,13 @@ def _verified_table(results_dir: str | os.PathLike, record: dict):
     if kind not in KINDS:
         raise SampleFileError(f"{where}: per-sample file {path} has an unknown kind {kind!r}")
     return table, meta, kind, where, path
+
+
+def verified_table(results_dir: str | os.PathLike, record: dict):
+    """(arrow table, kind) of the record's per-sample file, verified as ``read_samples`` does (``clipbench publish``
+    copies the rows as stored)."""
+    table, _, kind, _, _ = _verified_table(results_dir, record)
+    return table, kind
 
 
 def find_record(source: str | os.PathLike, result_id: str) -> tuple[Path, dict]:

@@ -45,8 +45,9 @@ from clipbench.results.comparison import (
     _at_common_precision,
     compare,
 )
-from clipbench.results.records import RESULTS_FILE, latest_records, read_records, record_key
+from clipbench.results.records import latest_records, record_key
 from clipbench.results.samples import SampleFileError, read_samples
+from clipbench.results.source import ResultSet, load_result_set
 from clipbench.scoring.paired import PAIRED_RESAMPLES, PairedResult
 
 log = logging.getLogger(__name__)
@@ -128,25 +129,19 @@ class Tolerances:
 # the gate
 
 
-def _records_of(source: str | os.PathLike) -> tuple[Path | None, dict[Row, dict], str]:
+def _records_of(result_set: ResultSet) -> tuple[Path | None, dict[Row, dict], str]:
     """(results dir, latest record per row, why there are none) of a compare input."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        results_dir, file = path, path / RESULTS_FILE
-    elif path.suffix == ".jsonl":
-        results_dir, file = path.parent, path
-    else:
-        return None, {}, f"a leaderboard CSV ({path.name}) without per-sample references"
-    records = latest_records(read_records(file))
-    return results_dir, {record_key(r): r for r in records}, ""
+    if result_set.records is None:
+        return None, {}, f"a leaderboard CSV ({result_set.path.name}) without per-sample references"
+    return result_set.results_dir, {record_key(r): r for r in latest_records(result_set.records)}, ""
 
 
 @dataclass
 class SignificanceJudge:
     """The ``comparison.compare`` judge: paired test where both rows have sample files, fixed rule otherwise."""
 
-    new: str | os.PathLike
-    baseline: str | os.PathLike
+    new: ResultSet
+    baseline: ResultSet
     max_drop: float = 0.0
     alpha: float = DEFAULT_ALPHA
     tolerances: Tolerances | None = None
@@ -296,6 +291,9 @@ def gated_compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop:
         raise ClipbenchError(f"--alpha must be a number between 0 and 1, got {alpha!r}")
     if tolerances is not None and not isinstance(tolerances, Tolerances):
         tolerances = Tolerances.load(tolerances)
-    judge = SignificanceJudge(new, baseline, max_drop, float(alpha), tolerances, n_resamples, seed)
-    result = compare(new, baseline, max_drop, allow_mismatch=allow_mismatch, judge=judge)
+    # each side is parsed once, for the rows and for the per-sample references
+    base_set = load_result_set(baseline, strict=True)
+    new_set = load_result_set(new, strict=True)
+    judge = SignificanceJudge(new_set, base_set, max_drop, float(alpha), tolerances, n_resamples, seed)
+    result = compare(new_set, base_set, max_drop, allow_mismatch=allow_mismatch, judge=judge)
     return GatedComparison(result, float(alpha), tolerances, judge.tests, judge.warnings)

@@ -81,9 +81,9 @@ def _number(value) -> float | None:
         return None
 
 
-def _from_records(path: Path, strict: bool) -> list[PrimaryRow]:
+def _from_records(path: Path, records: list[dict], strict: bool) -> list[PrimaryRow]:
     rows = []
-    for r in read_records(path, strict=strict):
+    for r in records:
         key = record_key(r)
         metric = primary_metric(r)
         if metric not in r["metrics"]:
@@ -143,15 +143,38 @@ def _from_leaderboard(path: Path) -> list[PrimaryRow]:
     return rows
 
 
-def primary_rows(source: str | os.PathLike, strict: bool = False) -> tuple[list[PrimaryRow], Path]:
-    """Every primary-metric row of ``source`` in stored order (records: append order; newest last), and its file.
+@dataclass(frozen=True)
+class ResultSet:
+    """One compare/report input read once: its file, its primary rows and, for results.jsonl, its records."""
+
+    path: Path
+    rows: list[PrimaryRow]
+    records: list[dict] | None  # None: a leaderboard CSV (no records, no per-sample references)
+
+    @property
+    def results_dir(self) -> Path | None:
+        return None if self.records is None else self.path.parent
+
+
+def load_result_set(source: str | os.PathLike | ResultSet, strict: bool = False) -> ResultSet:
+    """``source`` (a results dir, results.jsonl or leaderboard.csv) parsed once, for every reader of one command.
 
     ``strict``: an unreadable results.jsonl line is an error rather than a skipped line (the gate
     judges only files it can read whole).
     """
+    if isinstance(source, ResultSet):
+        return source
     path = resolve(source)
-    rows = _from_leaderboard(path) if path.suffix == ".csv" else _from_records(path, strict)
-    return rows, path
+    if path.suffix == ".csv":
+        return ResultSet(path, _from_leaderboard(path), None)
+    records = read_records(path, strict=strict)
+    return ResultSet(path, _from_records(path, records, strict), records)
+
+
+def primary_rows(source: str | os.PathLike | ResultSet, strict: bool = False) -> tuple[list[PrimaryRow], Path]:
+    """Every primary-metric row of ``source`` in stored order (records: append order; newest last), and its file."""
+    result_set = load_result_set(source, strict)
+    return result_set.rows, result_set.path
 
 
 def latest_rows(rows: list[PrimaryRow]) -> dict[Row, PrimaryRow]:

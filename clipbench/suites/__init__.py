@@ -8,6 +8,8 @@ A suite file::
     model: clipbench-tiny      # optional default model(s) when `--model` is not given
     datasets: [digits]         # registered dataset names (or folder:/csv:/hf: specs)
     tasks: [zeroshot, linear_probe]
+    # a dataset may name its own tasks instead of ``tasks`` (suites mixing dataset kinds, e.g. datacomp):
+    #   datasets: [cifar10, {flickr30k: [zeroshot_retrieval]}]
     options: {batch_size: 128, offline: true}   # defaults that command-line flags override
 
 Everything is validated up front (unknown keys, wrong types, unknown datasets with close
@@ -29,7 +31,7 @@ import yaml
 from clipbench.foundations.errors import ClipbenchError, UnknownNameError
 from clipbench.foundations.option import an_int
 
-_TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options"}
+_TOP_KEYS = {"name", "version", "description", "model", "datasets", "tasks", "options", "subsets"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,19 @@ class Suite:
     source: str = ""
     #: per-task options (``tasks: [{linear_probe: {solver: sklearn}}]``), applied over ``options``
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: datasets that run their own tasks instead of the suite's ``tasks:`` (``datasets: [{flickr30k:
+    #: [zeroshot_retrieval]}]``); ``tasks`` then holds every task the suite runs, ``base_tasks`` the ``tasks:`` list
+    dataset_tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    base_tasks: tuple[str, ...] = ()
+    #: dataset -> {split, fingerprint, digest, indices}: score only these samples (``clipbench lite`` writes it)
+    subsets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def tasks_for(self, dataset: Any) -> tuple[str, ...]:
+        """The tasks the suite runs on ``dataset`` (a name as the suite gives it), in suite order."""
+        chosen = self.dataset_tasks.get(dataset) if isinstance(dataset, str) else None
+        if chosen is None:
+            chosen = self.base_tasks or self.tasks
+        return tuple(t for t in self.tasks if t in chosen)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -126,8 +141,11 @@ def parse_suite(data: Any, source: str, default_name: str,
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ClipbenchError(f"{source}: 'description' must be a string")
-    datasets = _str_list(data["datasets"], "datasets", source)
+    datasets, dataset_tasks = _dataset_entries(data["datasets"], source)
     tasks, task_options = _tasks(data["tasks"], source)
+    base_tasks = tuple(tasks) if dataset_tasks else ()
+    tasks += [t for own in dataset_tasks.values() for t in own if t not in tasks]
+    tasks = list(dict.fromkeys(tasks))
     models = data.get("model")
     models = () if models is None else tuple(_str_list(models if isinstance(models, list) else [models], "model",
                                                        source))
@@ -141,8 +159,56 @@ def parse_suite(data: Any, source: str, default_name: str,
                 check_dataset(dataset)
             except ClipbenchError as exc:
                 raise type(exc)(f"{source}: {exc}") from exc
+    subsets = _subsets(data.get("subsets") or {}, datasets, source)
     return Suite(name, int(data["version"]), tuple(datasets), tuple(tasks), dict(options), models, description,
-                 source, task_options)
+                 source, task_options, dataset_tasks, base_tasks, subsets)
+
+
+def _subsets(value: Any, datasets: list[str], source: str) -> dict[str, dict[str, Any]]:
+    """``subsets:`` (``clipbench lite``'s suites): per listed dataset, its split, full-split fingerprint and the
+    sorted, distinct sample indices to score."""
+    if not isinstance(value, dict):
+        raise ClipbenchError(f"{source}: 'subsets' must be a mapping of dataset -> {{split, fingerprint, indices}}")
+    out = {}
+    for dataset, entry in value.items():
+        where = f"{source}: subsets of {dataset!r}"
+        if dataset not in datasets:
+            raise ClipbenchError(f"{where}: the dataset is not in 'datasets'")
+        if not isinstance(entry, dict) or not {"split", "fingerprint", "indices"} <= set(entry):
+            raise ClipbenchError(f"{where}: needs split, fingerprint and indices")
+        indices = entry["indices"]
+        if (not isinstance(indices, list) or not indices or not all(an_int(i) and i >= 0 for i in indices)
+                or any(b <= a for a, b in zip(indices, indices[1:], strict=False))):
+            raise ClipbenchError(f"{where}: 'indices' must be a non-empty, increasing list of sample positions")
+        if not isinstance(entry["split"], str) or not isinstance(entry["fingerprint"], str):
+            raise ClipbenchError(f"{where}: 'split' and 'fingerprint' must be strings")
+        out[dataset] = {"split": entry["split"], "fingerprint": entry["fingerprint"], "indices": list(indices),
+                        "digest": str(entry.get("digest") or "")}
+    return out
+
+
+def _dataset_entries(value: Any, source: str) -> tuple[list[str], dict[str, tuple[str, ...]]]:
+    """Dataset names in order, plus ``{name: [task, ...]}`` entries' own tasks (known task names, canonical)."""
+    from clipbench.tasks.registry import TASKS
+
+    if not isinstance(value, list) or not value:
+        raise ClipbenchError(f"{source}: 'datasets' must be a non-empty list of names, got {value!r}")
+    names, own = [], {}
+    for item in value:
+        if isinstance(item, dict) and len(item) == 1:
+            (name, tasks), = item.items()
+            if not isinstance(name, str) or not isinstance(tasks, list) or not tasks or not all(
+                    isinstance(t, str) for t in tasks):
+                raise ClipbenchError(f"{source}: a dataset with its own tasks is {{name: [task, ...]}}, got {item!r}")
+            for task in tasks:
+                if task not in TASKS:
+                    raise ClipbenchError(f"{source}: dataset {name!r}: unknown task {task!r}"
+                                         f"{_close(task, TASKS.names())}")
+            own[name.strip()] = tuple(dict.fromkeys(TASKS.canonical(t) for t in tasks))
+            names.append(name)
+        else:
+            names.append(item)
+    return _str_list(names, "datasets", source), own
 
 
 def _check_options(options: dict, source: str, task: str | None = None) -> None:

@@ -107,6 +107,9 @@ class LinearProbeTask(Task):
                                      o.bootstrap, o.seed)
             ci = {adapter.primary_metric: {"low": low, "high": high}}
         probabilities = getattr(result, "probabilities", None)
+        if probabilities is not None:
+            from clipbench.scoring.calibration import calibration
+            block["calibration"] = calibration(probabilities, f_test.labels, None, o.bootstrap, o.seed)
         samples = None if probabilities is None else classification_samples(
             probabilities, f_test.labels, "probabilities", adapter.classnames)
         return TaskResult(test, _probe_metrics(result), ci, block, samples,

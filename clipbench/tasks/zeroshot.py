@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from clipbench.tasks.base import Task, TaskContext, TaskResult, classification_samples
+from clipbench.tasks.calibration_hook import CALIBRATION_OPTIONS, zeroshot_calibration
 
 if TYPE_CHECKING:  # torch and numpy load when a task runs, not when the CLI builds its parser
     import numpy as np
@@ -49,6 +50,7 @@ class ZeroShotTask(Task):
     summary_columns = ("top1", "top5")
     classification_view = "zero-shot"
     legacy_fields = ("per_class",)
+    options = CALIBRATION_OPTIONS
 
     def run(self, ctx: TaskContext, model, adapter) -> TaskResult:
         from clipbench.features.text_classifier import prompt_hash
@@ -63,7 +65,9 @@ class ZeroShotTask(Task):
         logits = zeroshot_logits(feats.features, weights)
         result = score_classification(logits, feats.labels, adapter.primary_metric, o.bootstrap, o.seed,
                                       adapter.classnames if o.per_class else None)
-        return TaskResult(split, result.metrics, {adapter.primary_metric: result.ci95},
-                          block={} if result.per_class is None else {"per_class": result.per_class},
+        block = {} if result.per_class is None else {"per_class": result.per_class}
+        calibration, notes = zeroshot_calibration(ctx, model, adapter, split, logits, feats.labels, weights)
+        block.update(calibration)
+        return TaskResult(split, result.metrics, {adapter.primary_metric: result.ci95}, block=block, notes=notes,
                           samples=classification_samples(logits, feats.labels, "logits", adapter.classnames),
                           core={"prompt_hash": prompt_hash(prompts)})

@@ -54,3 +54,7 @@ def test_folder_path_cut_at_a_comma_hints_at_the_escape(tmp_path):
     with pytest.raises(DataError) as err:
         get_dataset(f"folder:{tmp_path / 'birds'}")
     assert "comma" not in str(err.value)
+    for prefix, file in (("pairs", "a,b.csv"), ("choices", "a,b.jsonl"), ("captions", "caps,2")):
+        (tmp_path / file).write_text("")
+        with pytest.raises(DataError, match=r"does not exist .*exists.*write a comma in a path as \\,"):
+            get_dataset(f"{prefix}:{tmp_path / file.split(',')[0]}")

@@ -133,8 +133,8 @@ def test_unwritable_output_path_is_found_before_any_work(inputs, tmp_path, capsy
 @pytest.mark.subprocess
 def test_bug_exit_code_is_3_through_the_real_cli(inputs, tmp_path):
     """An unexpected exception (here: a results path the OS cannot even stat) is exit 3, not 1."""
-    code = ("import sys, clipbench.results.comparison as c\n"
-            "c.load_primary = lambda *a, **k: 1 / 0\n"
+    code = ("import sys, clipbench.results.significance as s\n"
+            "s.load_result_set = lambda *a, **k: 1 / 0\n"
             "from clipbench.cli import main\n"
             f"sys.exit(main(['compare', {str(tmp_path)!r}, '--baseline', {str(tmp_path)!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,

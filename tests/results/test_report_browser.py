@@ -65,7 +65,8 @@ def test_every_image_loads_and_the_tables_are_in_the_dom(report, tmp_path):
             assert complete and (width, height) == img.size, f"{src} did not load in Chromium"
     tables = re.findall(r"<h2>([^<]+)</h2>\s*<table>", dom)
     assert tables == ["Models", "Zero-shot classification", "Linear probe", "Classification views per model",
-                      "History and cost", "Published numbers", "Provenance"]
+                      "History and cost", "Suite averages", "Zero-shot against linear probe", "Average rank across datasets",
+                      "Mean per task type", "Accuracy against compute", "Published numbers", "Provenance"]
     assert dom.count("<tr>") >= 3 + 1 + 4 + 4 + 4  # header rows plus model rows (the variant row included)
 
 

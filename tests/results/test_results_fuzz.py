@@ -118,3 +118,93 @@ def test_compare_exits_0_or_2_on_every_kind_of_damaged_line(fuzzed, capsys):
         codes.add(_run(capsys, "compare", str(new), "--baseline", str(base), "--max-drop", "100",
                        allowed=(0, 1, 2))[0])
     assert 2 in codes and codes & {0, 1}  # most mutations are refused with one line, some leave a valid record
+
+
+def _with_sample_file(results_dir, record):
+    """``record`` with a real classification per-sample file beside it (random scores, 20 samples)."""
+    import numpy as np
+
+    from clipbench.results.samples import write_sample_table
+    from clipbench.scoring.samples.classification import build_table
+
+    rng = np.random.default_rng(0)
+    table = build_table(rng.normal(size=(20, 4)).astype("float32"), rng.integers(0, 4, 20), "logits")
+    record = {**record, "n_samples": 20}
+    record["samples"] = write_sample_table(results_dir, record, table, "classification", {"classnames": list("abcd")})
+    return record
+
+
+SAMPLE_REF_VALUES = [None, 5, "x", [], {"path": "../../etc/passwd"}, {"path": "/etc/passwd", "sha256": "0" * 64},
+                     {"path": "samples/x.parquet", "n": "many"}, {"path": "results.jsonl", "sha256": 3, "n": 1e308},
+                     {"path": "samples/\x00.parquet"}, {"path": ["samples"]}]
+
+
+def test_samples_exits_0_or_2_on_mutated_records_and_still_reads_the_good_one(fuzzed, capsys):
+    root, rng = fuzzed
+    folder = root / "samples-fuzz"
+    folder.mkdir()
+    good = _with_sample_file(folder, _record("good-s", "digits", "zeroshot", 55.0))
+    good_line = json.dumps(good).encode()
+    mutated = []
+    for i in range(300):
+        rec = json.loads(json.dumps(good))
+        rec["record_id"] = f"m{i:04d}"
+        if i % 3:  # the reference itself is hostile or wrong
+            rec["samples"] = copy.deepcopy(rng.choice(SAMPLE_REF_VALUES)) if i % 3 == 1 else {
+                **good["samples"], rng.choice(["sha256", "n", "bytes"]): rng.choice(WEIRD_VALUES)}
+        else:  # the rest of the record is
+            rec[rng.choice(["model", "dataset", "task", "metrics", "n_samples", "dataset_fingerprint"])] = \
+                copy.deepcopy(rng.choice(WEIRD_VALUES))
+        mutated.append(json.dumps(rec).encode())
+    lines = [_mutate(rng) for _ in range(300)] + mutated
+    rng.shuffle(lines)
+    (folder / "results.jsonl").write_bytes(b"\n".join([*lines, good_line]) + b"\n")
+    codes = {_run(capsys, "samples", f"m{i:04d}", "--results", str(folder), "--format", fmt)[0]
+             for i in range(0, 300, 7) for fmt in ("table", "json")}
+    assert 2 in codes  # the damaged references are refused with one line
+    code, out, _ = _run(capsys, "samples", "good-s", "--results", str(folder))
+    assert code == 0 and "20 samples" in out
+
+
+def test_report_compare_and_history_parse_each_results_file_once(fuzzed, capsys, tmp_path, monkeypatch):
+    """Issue 27: `compare` read each side twice (its rows, then its per-sample references) and `report` four
+    times; now one command reads each file once, whatever it then draws."""
+    from clipbench.results import records, source
+
+    root, _ = fuzzed
+    calls = []
+    real = records.read_records
+
+    def counting(path, *args, **kwargs):
+        calls.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(source, "read_records", counting)
+    monkeypatch.setattr(records, "read_records", counting)
+    import clipbench.api as api
+
+    monkeypatch.setattr("clipbench.results.records.read_records", counting)
+    for argv, expected in ((["compare", str(root / "good"), "--baseline", str(root / "good")], 2),
+                           (["report", str(root / "good"), "--out", str(tmp_path / "r")], 1),
+                           (["history", str(root / "good"), "--plot", str(tmp_path / "t.png"),
+                             "--throughput-plot", str(tmp_path / "p.png")], 1)):
+        calls.clear()
+        _run(capsys, *argv)
+        assert len(calls) == expected, (argv[0], calls)
+    assert api  # imported so its lazy imports resolve to the patched reader
+
+
+def test_a_sample_reference_outside_samples_is_never_followed(tmp_path):
+    """A hand-edited reference to a genuine per-sample file outside ``samples/`` (even one whose hash matches)
+    is refused by name, before anything is read."""
+    from clipbench.results.samples import SampleFileError, read_samples
+
+    (tmp_path / "res").mkdir()
+    record = _with_sample_file(tmp_path / "res", _record("m", "d", "zeroshot", 50.0))
+    real = tmp_path / "res" / record["samples"]["path"]
+    outside = tmp_path / "outside.parquet"
+    outside.write_bytes(real.read_bytes())
+    assert read_samples(tmp_path / "res", record).label.shape == (20,)
+    for path in ("../outside.parquet", str(outside), "samples/../../outside.parquet", "samples/a/b.parquet"):
+        with pytest.raises(SampleFileError, match="is not a file under samples/"):
+            read_samples(tmp_path / "res", {**record, "samples": {**record["samples"], "path": path}})

@@ -23,6 +23,7 @@ class Block:
     note: str = ""
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
     missing: list[str] = field(default_factory=list)  # one line per plot that is not drawn, saying why
+    links: list[tuple[str, str]] = field(default_factory=list)  # (text, relative path): pages beside the report
 
 
 def plural(n: int, word: str) -> str:
@@ -62,11 +63,11 @@ def bars_table(rows: dict[str, dict[str, tuple[float | None, float | None, float
     frame = pd.DataFrame(data, index=list(rows))
     return frame.astype(float)
 
-def history_block(path: Path, out: Path, plots, names: dict[str, str]) -> tuple[Block, list[Path]]:
+def history_block(records: list[dict], out: Path, plots, names: dict[str, str]) -> tuple[Block, list[Path]]:
     """Primary metric over time per row (with CIs and tags), and accuracy against measured throughput."""
     from clipbench.results.history import history_points, throughput_points
 
-    points = history_points(path)
+    points = history_points(records)
     by_row: dict[tuple, list] = {}
     for p in points:
         by_row.setdefault((p.model, p.dataset, p.task, p.variant), []).append(p)
@@ -81,7 +82,7 @@ def history_block(path: Path, out: Path, plots, names: dict[str, str]) -> tuple[
         files.append(out / "trend.png")
     else:
         block.missing.append("No trend plot: every row has a single run so far.")
-    throughput = throughput_points(path)
+    throughput = throughput_points(records)
     if throughput:
         atomic_write_bytes(out / "throughput.png", plots.throughput_plot(throughput, names))
         block.figures.append(("Primary metric against measured end-to-end images/s (extraction), per task",

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from clipbench.foundations.fileio import atomic_write_text
 from clipbench.results.labels import short_names, variant_of
+from clipbench.results.report.analyses import analysis_blocks
+from clipbench.results.report.averages import averages_block
 from clipbench.results.report.blocks import (
     Block,
     history_block,
@@ -34,6 +36,7 @@ from clipbench.results.report.reading import load_provenance, load_results
 from clipbench.results.report.render_html import render_html
 from clipbench.results.report.render_markdown import render_markdown
 from clipbench.results.report.task_section import task_block
+from clipbench.results.source import load_result_set
 from clipbench.tasks.registry import task_order
 
 
@@ -45,14 +48,18 @@ class Report:
     images: list[Path]
 
 def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLike | None = None,
-                 published: bool = True) -> Report:
-    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths."""
+                 published: bool = True, references=(), data_root: str | os.PathLike | None = None) -> Report:
+    """Write report.md, report.html and PNG plots for the results at ``source``; return their paths.
+    ``references``: CLIP_benchmark or open_clip result files whose numbers are shown next to the measured ones
+    (``clipbench.results.references``); ``data_root``: where the datasets are, for the per-sample browser's
+    thumbnails (None: no thumbnails)."""
     from clipbench.results import plots
 
-    frame, path = load_results(source)
+    result_set = load_result_set(source)  # parsed once for every block below
+    frame, path = load_results(result_set)
     out = Path(out_dir) if out_dir is not None else (path.parent / "report")
     labels = list(dict.fromkeys(frame["model"]))
-    provenance = load_provenance(path, frame)
+    provenance = load_provenance(result_set, frame)
     names = short_names(labels, {m: p.weights_sha256 for m, p in provenance.items()})
     facts = model_facts(labels, frame, provenance)
     families = {m: facts[m]["family"] for m in labels}
@@ -66,13 +73,22 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         block, files = task_block(task, frame[frame["task"] == task], names, facts, families, out, plots)
         blocks.append(block)
         written += files
-    if path.suffix == ".jsonl":
-        details, files = detail_blocks(path, names, families, out, plots)
+    if result_set.records is not None:
+        details, files = detail_blocks(result_set.records, names, families, out, plots)
         blocks += details
         written += files
-        block, files = history_block(path, out, plots, names)
+        block, files = history_block(result_set.records, out, plots, names)
         blocks.append(block)
         written += files
+        if (averages := averages_block(path, names)) is not None:  # the suites' one-number averages
+            blocks.append(averages)
+    thumbnails = None
+    if data_root is not None:
+        from clipbench.results.report.browser_thumbs import thumbnail_maker
+        thumbnails = thumbnail_maker(data_root, out / "browser")
+    analyses, files = analysis_blocks(frame, result_set.records, path.parent, names, families, facts, out, thumbnails)
+    blocks += analyses
+    written += files
     if published:
         pub_header, pub_rows = published_rows(frame)
         if pub_rows:
@@ -81,6 +97,14 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
             blocks.append(Block("Published numbers", pub_header, pub_rows,
                                  "Published: CLIP paper (arXiv 2103.00020) and open_clip's re-measurement; "
                                  "see clipbench/reference/published.csv."))
+    if references:
+        from clipbench.results.references import reference_table
+
+        ref_header, ref_rows = reference_table(source, references)
+        blocks.append(Block("Reference numbers", ref_header, ref_rows,
+                            "Reference rows are published numbers read from the file(s) given with --reference, "
+                            "not measured here; Δ = measured - reference." + ("" if ref_rows else
+                                                                           " No reference row matches a result.")))
     blocks.append(provenance_block(labels, names, provenance))
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

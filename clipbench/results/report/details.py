@@ -11,14 +11,14 @@ from clipbench.results.records import record_variant
 from clipbench.results.report.blocks import Block, bars_table
 
 
-def detail_blocks(path: Path, names: dict[str, str], families: dict[str, str], out: Path,
+def detail_blocks(records: list[dict], names: dict[str, str], families: dict[str, str], out: Path,
                   plots) -> tuple[list[Block], list[Path]]:
     """The tasks' detail tables over the latest default-variant records, with their bar charts written
     into ``out`` (file names made safe: they come from record fields)."""
-    from clipbench.results.records import latest_records, read_records
+    from clipbench.results.records import latest_records
     from clipbench.tasks.details import task_detail_blocks
 
-    latest = [r for r in latest_records(read_records(path)) if not record_variant(r)]
+    latest = [r for r in latest_records(records) if not record_variant(r)]
     colours = {names.get(m, m): f for m, f in families.items()}
     blocks, written = [], []
     for table in task_detail_blocks(latest, names):

@@ -18,8 +18,8 @@ import pandas as pd
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.foundations.tables import csv_records
 from clipbench.results.labels import labelled
-from clipbench.results.records import read_records, record_variant
-from clipbench.results.source import primary_rows
+from clipbench.results.records import record_variant
+from clipbench.results.source import ResultSet, load_result_set, primary_rows
 
 _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", "n_samples", "model_family", "timestamp"]
 
@@ -27,7 +27,7 @@ _COLUMNS = ["model", "dataset", "task", "metric", "value", "ci_low", "ci_high", 
 # ---------------------------------------------------------------- reading results
 
 
-def load_results(source: str | os.PathLike = "results") -> tuple[pd.DataFrame, Path]:
+def load_results(source: str | os.PathLike | ResultSet = "results") -> tuple[pd.DataFrame, Path]:
     """Primary-metric rows (newest per model x dataset x task x variant) and the file they came from, read by
     ``clipbench.results.source`` (the reader the gate uses, so both agree on which metric is primary)."""
     rows, path = primary_rows(source)
@@ -78,15 +78,16 @@ def _sha_of(record: dict) -> str | None:
     return None
 
 
-def _newest_by_key(path: Path) -> dict[tuple[str, str, str], dict]:
+def _newest_by_key(result_set: ResultSet) -> dict[tuple[str, str, str], dict]:
     """(model label, dataset, task) -> the newest record or leaderboard row, as load_results picks it.
 
     Records come from ``read_records`` (the lines it skipped were already warned about once); a
     leaderboard's cells are text, so a cell of an odd shape costs a provenance cell, never the report.
     """
     rows: list[dict] = []
-    if path.suffix == ".jsonl":
-        rows = [{**rec, "_label": labelled(rec["model"], record_variant(rec))} for rec in read_records(path)]
+    path = result_set.path
+    if result_set.records is not None:
+        rows = [{**rec, "_label": labelled(rec["model"], record_variant(rec))} for rec in result_set.records]
     else:
         try:
             with open(path, newline="", encoding="utf-8") as fh:
@@ -115,9 +116,9 @@ def recorded_facts(value) -> dict:
     return {k: v for k, v in facts.items() if v is not None}
 
 
-def load_provenance(path: Path, frame: pd.DataFrame) -> dict[str, Provenance]:
+def load_provenance(source: str | os.PathLike | ResultSet, frame: pd.DataFrame) -> dict[str, Provenance]:
     """Per model label in ``frame``: weights hash, dataset fingerprints, clipbench versions, dates."""
-    newest = _newest_by_key(path)
+    newest = _newest_by_key(load_result_set(source))
     out: dict[str, Provenance] = {}
     for row in frame.itertuples():
         prov = out.setdefault(row.model, Provenance())

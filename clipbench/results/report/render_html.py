@@ -49,5 +49,8 @@ def render_html(source: str, counts: str, blocks: list[Block]) -> str:
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         for line in block.missing:
             parts.append(f"<p class='missing'>{html.escape(line)}</p>")
+        if block.links:
+            parts.append("<ul>" + "".join(f"<li><a href='{html.escape(target)}'>{html.escape(text)}</a></li>"
+                                          for text, target in block.links) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -27,4 +27,6 @@ def render_markdown(source: str, counts: str, blocks: list[Block]) -> str:
             parts += [f"![{text}]({markdown_text(name)})", "", f"*{text}*", ""]
         for line in block.missing:
             parts += [f"*{markdown_text(line)}*", ""]
+        parts += [f"- [{markdown_text(text)}]({markdown_text(target)})" for text, target in block.links]
+        parts += [""] if block.links else []
     return "\n".join(parts)

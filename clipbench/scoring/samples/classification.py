@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.scoring.samples.table import arrow_column, column_array, fixed_width, text_table
+from clipbench.foundations.escaping import plain_text
+from clipbench.scoring.samples.table import arrow_column, column_array, fixed_width, item_names, text_table
 
 TOPK = 5
 
@@ -30,6 +31,7 @@ class SampleLog:
     label_rank: np.ndarray  # int64, 0 = the true class scored highest
     confidence: np.ndarray  # float32, softmax probability of the top-1 class
     meta: dict
+    item: list[str | None] | None = None  # each sample's file (``with_items``), where the split names one
 
     @property
     def correct(self) -> np.ndarray:
@@ -67,9 +69,10 @@ class SampleLog:
         n, right = len(self), int(self.correct.sum())
         lines = [f"{n} samples, {right} right at top-1 ({100.0 * right / max(n, 1):.2f}%), "
                  f"{int(self.correct_at(5).sum())} within the top 5", "", "Most confident errors:"]
-        rows = [("index", "label", "predicted", "confidence", "label rank")]
+        rows = [("index", "label", "predicted", "confidence", "label rank", *(("item",) if self.item else ()))]
         rows += [(str(e["index"]), name(e["label"]), name(e["predicted"]), f"{e['confidence']:.3f}",
-                  str(e["label_rank"] + 1)) for e in confident_errors(self, top)]
+                  str(e["label_rank"] + 1), *((plain_text(str(e["item"])),) if self.item else ()))
+                 for e in confident_errors(self, top)]
         lines += text_table(rows)
         lines += ["", "Top confusion pairs (true -> predicted):"]
         rows = [("label", "predicted", "count", "% of class")]
@@ -86,7 +89,7 @@ class SampleLog:
             index=column_array(cols["index"], np.int64), label=column_array(cols["label"], np.int64),
             top5=fixed_width(cols["top5"]).astype(np.int64), top5_scores=fixed_width(cols["top5_scores"]).astype(np.float32),
             label_rank=column_array(cols["label_rank"], np.int64),
-            confidence=column_array(cols["confidence"], np.float32), meta=meta)
+            confidence=column_array(cols["confidence"], np.float32), meta=meta, item=item_names(table))
 
 
 def build_table(scores: np.ndarray, labels: np.ndarray, score_kind: str):
@@ -129,7 +132,8 @@ def confident_errors(log_: SampleLog, n: int = 10) -> list[dict]:
     wrong = np.flatnonzero(~log_.correct)
     order = wrong[np.argsort(-log_.confidence[wrong], kind="stable")][:n]
     return [{"index": int(log_.index[i]), "label": int(log_.label[i]), "predicted": int(log_.top5[i, 0]),
-             "confidence": float(log_.confidence[i]), "label_rank": int(log_.label_rank[i])} for i in order]
+             "confidence": float(log_.confidence[i]), "label_rank": int(log_.label_rank[i]),
+             **({"item": log_.item[i]} if log_.item else {})} for i in order]
 
 
 def confusion_pairs(log_: SampleLog, n: int = 10) -> list[dict]:

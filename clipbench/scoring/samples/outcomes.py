@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.scoring.samples.table import column_array, text_table
+from clipbench.foundations.escaping import plain_text
+from clipbench.scoring.samples.table import column_array, item_names, text_table
 
 
 def build_outcome_table(index: np.ndarray, outcomes: dict[str, np.ndarray], subset=None, group=None):
@@ -47,6 +48,7 @@ class OutcomeSamples:
     group: list[str | None] | None
     columns: dict[str, np.ndarray]
     meta: dict
+    item: list[str | None] | None = None  # each item's file (``table.with_items``), where the split names one
 
     @classmethod
     def from_table(cls, table, meta: dict) -> OutcomeSamples:
@@ -56,10 +58,10 @@ class OutcomeSamples:
         if missing:
             raise ValueError(f"missing outcome column(s) {missing}")
         columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names
-                   if c not in ("index", "subset", "group")}
+                   if c not in ("index", "subset", "group", "item")}
         return cls(column_array(table.column("index"), np.int64),
                    table.column("subset").to_pylist() if "subset" in names else None,
-                   table.column("group").to_pylist() if "group" in names else None, columns, meta)
+                   table.column("group").to_pylist() if "group" in names else None, columns, meta, item_names(table))
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -99,10 +101,12 @@ class OutcomeSamples:
             shown = [c for c in self.meta.get("show_columns") or [c for c in self.columns if c != sort][:4]
                      if c in self.columns]
             lines += ["", f"Lowest {sort}:"]
-            rows = [("index", *(["subset"] if self.subset is not None else []), sort, *shown)]
+            rows = [("index", *(["subset"] if self.subset is not None else []), sort, *shown,
+                     *(["item"] if self.item else []))]
             for i in worst:
                 rows.append((str(int(self.index[i])), *([self.subset[i]] if self.subset is not None else []),
-                             _cell(self.columns[sort][i]), *(_cell(self.columns[c][i]) for c in shown)))
+                             _cell(self.columns[sort][i]), *(_cell(self.columns[c][i]) for c in shown),
+                             *([plain_text(str(self.item[i]))] if self.item else [])))
             lines += text_table(rows)
         return lines
 

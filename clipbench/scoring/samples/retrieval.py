@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.scoring.samples.table import column_array, text_table
+from clipbench.foundations.escaping import plain_text
+from clipbench.scoring.samples.table import column_array, item_names, text_table
 
 
 def build_retrieval_table(i2t_rank: np.ndarray, t2i_rank: np.ndarray, text_image: np.ndarray, captions: list[str]):
@@ -45,6 +46,7 @@ class RetrievalSamples:
     text_image: np.ndarray
     captions: list[str]
     meta: dict
+    image_item: list[str | None] | None = None  # each image's file (``table.with_items``), where the split names one
 
     @classmethod
     def from_table(cls, table, meta: dict) -> RetrievalSamples:
@@ -56,7 +58,9 @@ class RetrievalSamples:
         i2t, t2i = i2t[np.argsort(query[i2t], kind="stable")], t2i[np.argsort(query[t2i], kind="stable")]
         if not (np.array_equal(query[i2t], np.arange(len(i2t))) and np.array_equal(query[t2i], np.arange(len(t2i)))):
             raise ValueError("queries must number every image and every caption once")
-        return cls(rank[i2t], rank[t2i], image[t2i], [captions[i] for i in t2i], meta)
+        items = item_names(table)
+        return cls(rank[i2t], rank[t2i], image[t2i], [captions[i] for i in t2i], meta,
+                   None if items is None else [items[i] for i in i2t])
 
     def __len__(self) -> int:
         return int(self.i2t_rank.shape[0])
@@ -87,6 +91,10 @@ class RetrievalSamples:
                                                  len(self), n_resamples, seed)
         return PairedResult(metric, "bootstrap", d, low, high, p, len(self))
 
+    def _image(self, i: int) -> str:
+        """Image ``i`` for people: its index, and its file where the split names one."""
+        return f"{i} {plain_text(self.image_item[i])}" if self.image_item and self.image_item[i] else str(i)
+
     def describe(self, record: dict, top: int = 10) -> list[str]:
         """Recall summary, then the images and the captions whose correct item ranked worst."""
         ones = np.ones((1, len(self)))
@@ -97,11 +105,12 @@ class RetrievalSamples:
         worst = np.argsort(-self.i2t_rank, kind="stable")[:top]
         first_caption = {int(img): i for i, img in reversed(list(enumerate(self.text_image.tolist())))}
         rows = [("image", "rank of its best caption", "its first caption")]
-        rows += [(str(i), str(int(self.i2t_rank[i])), self.captions[first_caption[int(i)]]) for i in worst]
+        rows += [(self._image(i), str(int(self.i2t_rank[i])), self.captions[first_caption[int(i)]]) for i in worst]
         lines += text_table(rows)
         lines += ["", "Captions whose image ranked lowest (text -> image):"]
         worst = np.argsort(-self.t2i_rank, kind="stable")[:top]
         rows = [("caption", "image", "rank of its image", "text")]
-        rows += [(str(t), str(int(self.text_image[t])), str(int(self.t2i_rank[t])), self.captions[t]) for t in worst]
+        rows += [(str(t), self._image(int(self.text_image[t])), str(int(self.t2i_rank[t])), self.captions[t])
+                 for t in worst]
         lines += text_table(rows)
         return lines

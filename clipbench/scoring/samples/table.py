@@ -39,3 +39,26 @@ def text_table(rows: list[tuple[str, ...]]) -> list[str]:
     if not body:
         return ["  (none)"]
     return ["  " + line for line in render([dict(zip(header, r, strict=True)) for r in body], "table").splitlines()]
+
+
+#: the column a kind's table numbers split samples by (retrieval: ``image``; the other kinds: ``index``)
+ITEM_KEYS = ("image", "index")
+
+
+def with_items(table, names: list[str] | None):
+    """``table`` with an ``item`` column: the name (file) of the split sample each row is about, so an error
+    can be opened (lm-eval's ``--log_samples`` keeps the document). Unchanged when the split has no names."""
+    import pyarrow as pa
+
+    key = next((k for k in ITEM_KEYS if k in table.column_names), None)
+    if names is None or key is None or "item" in table.column_names or not table.num_rows:
+        return table
+    index = table.column(key).to_numpy(zero_copy_only=False)
+    if index.min() < 0 or index.max() >= len(names):
+        return table
+    return table.append_column("item", pa.array([names[int(i)] for i in index], type=pa.string()))
+
+
+def item_names(table) -> list[str | None] | None:
+    """The ``item`` column of a per-sample table (None in files written before it existed)."""
+    return table.column("item").to_pylist() if "item" in table.column_names else None
