@@ -86,12 +86,14 @@ def model_gflops(specs: Sequence) -> list[float]:
 
 def job_costs(models: Sequence, adapters: Sequence, data_root, options) -> list[float]:
     """Cost of each (model, dataset) job, model-major like the runner's jobs: the evaluation split's images
-    (after ``--limit``) times the model's GFLOPs. Training splits (the probes') are not counted."""
+    (its published count where the adapter declares one, else the split's length; after ``--limit``) times
+    the model's GFLOPs. Training splits (the probes') are not counted."""
+    from clipbench.datasets.counts import expected_count
     from clipbench.datasets.splits import load_split
 
     images = []
     for adapter in adapters:
-        n = len(load_split(adapter, adapter.evaluation_split, data_root))
+        n = expected_count(adapter) or len(load_split(adapter, adapter.evaluation_split, data_root))
         images.append(min(n, options.limit) if options.limit else n)
     return [g * n for g in model_gflops(models) for n in images]
 
