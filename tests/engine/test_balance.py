@@ -125,3 +125,16 @@ def test_a_waiting_scorer_counts_any_new_shard_as_progress_and_names_the_holding
         wait_for_shards(store, key, split, ctx, 4, timeout=3.0, poll=1.0, clock=lambda: now[0], sleep=sleep)
     assert 13 <= now[0] <= 15  # 10 s of progress elsewhere, then the 3 s timeout
     assert "rank 3 (piece 1 of 2) (20 of its samples [20, 40) missing)" in str(info.value)
+
+
+def test_job_costs_are_images_times_gflops_model_major_after_limit():
+    from types import SimpleNamespace
+
+    from clipbench.engine.balance import job_costs
+
+    adapters = [SimpleNamespace(expected_count=100, evaluation_split="test"),
+                SimpleNamespace(expected_count=50, evaluation_split="test")]
+    b16, l14 = model_gflops(["ViT-B/16", "ViT-L/14"])
+    costs = job_costs(["ViT-B/16", "ViT-L/14"], adapters, None, SimpleNamespace(limit=None))
+    assert costs == [b16 * 100, b16 * 50, l14 * 100, l14 * 50]
+    assert job_costs(["ViT-B/16"], adapters, None, SimpleNamespace(limit=60)) == [b16 * 60, b16 * 50]
