@@ -242,7 +242,8 @@ def _stall_message(key, split, ctx: DistContext, batch_size: int, gaps, timeout:
         if missing:
             stalled.append(f"{who} ({missing} of its samples [{start}, {end}) missing)")
     who = ", ".join(stalled) or "a peer"
-    waiter = "the scoring step" if ctx.array == "score" else "rank 0"
+    waiter = ("the scoring step" if ctx.array == "score" else "rank 0" if ctx.holders is None
+              else f"rank {ctx.holders[0]}, which scores the job,")
     return (f"distributed run stalled: {who} produced no feature shard for {timeout:g} s while extracting "
             f"{split.dataset_name}/{split.split} features; that rank is hung, dead or never started "
             f"({waiter} waits on its shards; set {ENV_STALL_TIMEOUT} to wait longer)")

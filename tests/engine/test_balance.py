@@ -125,6 +125,7 @@ def test_a_waiting_scorer_counts_any_new_shard_as_progress_and_names_the_holding
         wait_for_shards(store, key, split, ctx, 4, timeout=3.0, poll=1.0, clock=lambda: now[0], sleep=sleep)
     assert 13 <= now[0] <= 15  # 10 s of progress elsewhere, then the 3 s timeout
     assert "rank 3 (piece 1 of 2) (20 of its samples [20, 40) missing)" in str(info.value)
+    assert "rank 5, which scores the job, waits" in str(info.value)
 
 
 def test_job_costs_are_images_times_gflops_model_major_after_limit():
