@@ -53,8 +53,12 @@ def _dataset_rows() -> list[dict]:
 
     with tempfile.TemporaryDirectory() as empty_root:  # "present?" must not depend on this machine
         rows = describe_datasets(data_root=empty_root)
+    from clipbench.datasets.languages import dataset_languages
+
     for row in rows:
         row["kind"] = getattr(DATASETS.get(row["name"]), "kind", "classification")
+        langs = dataset_languages(DATASETS.get(row["name"]))
+        row["languages"] = ", ".join(langs) if len(langs) <= 8 else f"{len(langs)} ({', '.join(langs[:4])}, ...)"
     return rows
 
 
@@ -81,16 +85,17 @@ def render_datasets() -> str:
            f"({', '.join(f'`{p}:`' for p in getattr(registry, 'SPEC_PREFIXES', ()))}). A dataset's kind decides which tasks can score it. "
            "How each spec and on-disk layout is read, the data root, downloads and bad data: "
            "[data.md](data.md). Counts are the adapter's own: classes and prompt templates (image-text and "
-           "choices sets carry their texts per sample instead). `clipbench list datasets` shows the same "
+           "choices sets carry their texts per sample instead); languages: those `--language` can pick "
+           "([multilingual.md](multilingual.md)). `clipbench list datasets` shows the same "
            "table with a column saying which datasets are present under your data root.\n"]
     for kind, members in kinds.items():
         tasks = [name for name, task in shipped_tasks().items() if kind in task.dataset_kinds]
         out.append(f"## {kind} ({len(members)})\n")
         out.append(f"Scored by: {', '.join(_task_link(t) for t in tasks) or 'no registered task'}.\n")
-        header = ["name", "classes", "templates", "splits", "primary metric", "how to get it", "in suites"]
+        header = ["name", "classes", "templates", "splits", "primary metric", "languages", "how to get it", "in suites"]
         out.append(table(header, [
             (f"`{r['name']}`", r.get("classes") or "-", r.get("templates") or "-", r.get("splits"),
-             r.get("metric"), _how_to_get(r), ", ".join(in_suites[r["name"]])) for r in members]))
+             r.get("metric"), r["languages"], _how_to_get(r), ", ".join(in_suites[r["name"]])) for r in members]))
     out.append("## Built-in suites\n")
     out.append("`clipbench run --suite NAME` (or a path to your own YAML file; see [running.md](running.md)). "
                "Options are the suite's defaults; command-line flags override them.\n")

@@ -26,6 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--cache-dir", default=None, help="model cache directory (default: $CLIPBENCH_CACHE)")
     parser.add_argument("--offline", action="store_true", help="never download; fail if the model is not cached")
+    parser.add_argument("--language", default="en", help="with --dataset: its classnames and templates in this "
+                        "language (default: en; docs/multilingual.md)")
     parser.set_defaults(func=handler)
 
 
@@ -36,7 +38,8 @@ def handler(args: argparse.Namespace) -> int:
     check_device(args.device)
     model = args.model or DEFAULT_MODEL
     results = predict(args.image, labels=args.labels, dataset=args.dataset, model=model, top=args.top,
-                      template=args.template, device=args.device, cache_dir=args.cache_dir, offline=args.offline)
+                      template=args.template, device=args.device, cache_dir=args.cache_dir, offline=args.offline,
+                      language=args.language)
     print(f"Top predictions for {args.image} ({model}):\n")
     print(format_predictions(results))
     return 0

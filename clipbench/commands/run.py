@@ -133,7 +133,8 @@ def summary_rows(records: list[dict]) -> list[dict]:
     rows = []
     for r in records:
         ci, task = r.get("ci95") or {}, task_for_record(r["task"])
-        rows.append({"model": r["model"], "dataset": r["dataset"], "task": r["task"], "variant": record_variant(r),
+        rows.append({"model": r["model"], "dataset": r["dataset"], "task": r["task"], "language": r.get("language"),
+                     "variant": record_variant(r),
                      "metric": r["primary_metric"], "value": r["metrics"].get(r["primary_metric"]),
                      "ci_low": ci.get("low"), "ci_high": ci.get("high"), **r["metrics"],
                      **{f: r.get(f) for f in fields},
@@ -177,6 +178,9 @@ def format_records(records: list[dict]) -> str:
     if any(notes):
         header = (*header, "note")
         rows = [(*row, note) for row, note in zip(rows, notes, strict=True)]
+    if any(r.get("language") not in (None, "en") for r in records):  # a multilingual run: say which row is which
+        header = (*header[:3], "language", *header[3:])
+        rows = [(*row[:3], r.get("language") or "-", *row[3:]) for row, r in zip(rows, records, strict=True)]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
              for row in (header, *rows)]

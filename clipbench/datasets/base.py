@@ -178,6 +178,8 @@ class DatasetAdapter(abc.ABC):
     splits: tuple[str, ...]  # e.g. ("train", "test") or ("train", "val", "test")
     primary_metric: str = "top1"
     description: str = ""
+    #: the language of the texts the tasks encode (class prompts, captions); ``datasets.languages`` switches it
+    language: str = field(default="en", kw_only=True)
 
     @abc.abstractmethod
     def load_split(self, split: str, data_root: Path) -> SplitData:

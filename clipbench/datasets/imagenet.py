@@ -71,6 +71,8 @@ class ImageFolderVariantAdapter(LocalAdapter):
     data_name: str = ""
     #: published size of the split (``datasets.counts``: checked before any model loads)
     expected_count: int = 0
+    #: the packaged prompt files whose classnames (in other languages too) this set shares, e.g. imagenet1k
+    prompts_of: str = ""
 
     def _split_root(self, data_root: Path) -> Path | None:
         base = self.root(data_root)
@@ -146,12 +148,13 @@ def imagenet_adapters() -> list[LocalAdapter]:
             subdirs=("imagenetv2-matched-frequency-format-val",), keys=tuple(str(i) for i in range(1000)),
             expected_count=10_000,
             manual="extract imagenetv2-matched-frequency.tar.gz (github.com/modestyachts/ImageNetV2) into "
-                   "<data-root>/imagenet_v2/ so that imagenetv2-matched-frequency-format-val/0/ ... /999/ exist", **common),
+                   "<data-root>/imagenet_v2/ so that imagenetv2-matched-frequency-format-val/0/ ... /999/ exist",
+            prompts_of="imagenet1k", **common),
         ImageFolderVariantAdapter(
             name="imagenet_sketch", splits=("test",), folder="imagenet_sketch", expected="sketch",
             subdirs=("sketch",), keys=wnids, expected_count=50_889,
             manual="extract ImageNet-Sketch (github.com/HaohanWang/ImageNet-Sketch) into <data-root>/imagenet_sketch/ "
-                   "so that sketch/n01440764/ ... exist", **common),
+                   "so that sketch/n01440764/ ... exist", prompts_of="imagenet1k", **common),
     ]
     for short, sub, repo, n in (("a", "imagenet-a", "hendrycks/natural-adv-examples", 7_500),
                                 ("r", "imagenet-r", "hendrycks/imagenet-r", 30_000)):

@@ -94,18 +94,30 @@ FAST_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.cache
-def _packaged_doc(name: str) -> dict[str, Any]:
-    resource = resources.files("clipbench").joinpath("prompts", f"{name}.yaml")
+def _packaged_doc(name: str, language: str = "en") -> dict[str, Any]:
+    parts = ("prompts", f"{name}.yaml") if language == "en" else ("prompts", language, f"{name}.yaml")
+    resource = resources.files("clipbench").joinpath(*parts)
     try:
         text = resource.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise ClipbenchError(f"no packaged prompt file clipbench/prompts/{name}.yaml; reinstall clipbench") from exc
+        raise ClipbenchError(f"no packaged prompt file clipbench/{'/'.join(parts)}; reinstall clipbench") from exc
     return yaml.load(text, Loader=FAST_SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
-def packaged_prompts(name: str, require_classnames: bool = True) -> PromptSet:
-    """The packaged prompt file ``clipbench/prompts/<name>.yaml``."""
-    return parse_prompt_doc(_packaged_doc(name), f"clipbench/prompts/{name}.yaml", require_classnames)
+def packaged_prompts(name: str, require_classnames: bool = True, language: str = "en") -> PromptSet:
+    """The packaged prompt file ``clipbench/prompts/<name>.yaml`` (English), or ``prompts/<language>/<name>.yaml``."""
+    where = f"clipbench/prompts/{name}.yaml" if language == "en" else f"clipbench/prompts/{language}/{name}.yaml"
+    return parse_prompt_doc(_packaged_doc(name, language), where, require_classnames)
+
+
+@functools.cache
+def packaged_prompt_languages(name: str) -> tuple[str, ...]:
+    """The languages with a packaged prompt file for ``name``: "en" (``prompts/<name>.yaml``) first, then every
+    ``prompts/<language>/<name>.yaml``, sorted."""
+    folder = resources.files("clipbench").joinpath("prompts")
+    others = sorted(entry.name for entry in folder.iterdir()
+                    if entry.is_dir() and not entry.name.startswith(("_", ".")) and entry.joinpath(f"{name}.yaml").is_file())
+    return ("en", *others) if folder.joinpath(f"{name}.yaml").is_file() else tuple(others)
 
 
 def load_prompt_file(path: str | os.PathLike) -> PromptSet:

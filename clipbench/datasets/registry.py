@@ -25,6 +25,7 @@ from clipbench.datasets.hf import HFAdapter
 from clipbench.datasets.imagenet import imagenet_adapters
 from clipbench.datasets.imagenet_variants import IMAGENET_VARIANT_ALIASES, imagenet_variant_adapters
 from clipbench.datasets.karpathy import karpathy_adapters
+from clipbench.datasets.multilingual import multilingual_adapters
 from clipbench.datasets.shapes import shapes_adapter
 from clipbench.datasets.torchvision_adapters import clip_paper_adapters
 from clipbench.datasets.vtab import vtab_adapters, vtab_aliases
@@ -47,6 +48,8 @@ for _adapter in (*clip_paper_adapters(), *imagenet_adapters(), shapes_adapter(),
                  shapes_compositional_adapter(), sugarcrepe_adapter(), winoground_adapter(), *aro_adapters(),
                  *aro_order_adapters()):
     register_dataset(_adapter, _ALIASES.get(_adapter.name, ()))
+for _adapter in multilingual_adapters():
+    register_dataset(_adapter, {"xm3600": ("crossmodal3600",)}.get(_adapter.name, ()))
 # issue 29: the VTAB, DataComp and CLIP-paper sets clipbench lacked, and DataComp's / CLIP_benchmark's spellings
 _BENCHMARK_ALIASES = {**vtab_aliases(), **IMAGENET_VARIANT_ALIASES}
 for _adapter in (*vtab_adapters(), *imagenet_variant_adapters(), *clip_paper_extra_adapters()):

@@ -13,6 +13,7 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
+from clipbench.datasets.languages import language_list, valid_language_option
 from clipbench.foundations.option import (  # noqa: F401  (re-exported: the engine's option vocabulary)
     Option,
     a_bool,
@@ -69,6 +70,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("log_to", None, lambda v: v is None or valid_log_to(v), f"a comma-separated list of {', '.join(TRACKERS)}",
            "also log each record to these experiment trackers, comma-separated: wandb, mlflow, tensorboard "
            "(optional extras; see docs/export.md)", str, convert=parse_log_to),
+    Option("language", "en", valid_language_option, "language codes such as en or en,zh,de, or all",
+           "languages of the class prompts and captions, comma-separated (all: every language each dataset has; "
+           "one record per language; docs/multilingual.md)", str, convert=language_list),
 )
 
 

@@ -94,13 +94,16 @@ def parse_labels(labels: str | Sequence[str]) -> list[str]:
     return cleaned
 
 
-def dataset_prompts(name: str) -> tuple[list[str], list[list[str]]]:
-    """A dataset's classnames and per-class prompts (its own templates, as zero-shot evaluation uses)."""
+def dataset_prompts(name: str, language: str = "en") -> tuple[list[str], list[list[str]]]:
+    """A dataset's classnames and per-class prompts (its own templates, as zero-shot evaluation uses), in
+    ``language`` (``clipbench.datasets.languages``)."""
     from clipbench.datasets import get_dataset
+    from clipbench.datasets.languages import in_language
 
     adapter = get_dataset(name)
     if adapter.kind != "classification":
         raise ClipbenchError(f"{name} is an {adapter.kind} dataset; predict's labels come from a classification dataset")
+    adapter = in_language(adapter, language)
     return list(adapter.classnames), adapter.class_prompts()
 
 
@@ -114,15 +117,19 @@ def predict(
     device: str | torch.device = "cpu",
     cache_dir: str | os.PathLike | None = None,
     offline: bool = False,
+    language: str = "en",
 ) -> list[Prediction]:
     """The ``top`` most likely labels for ``image``, most likely first (probabilities over all labels sum to 1).
 
-    ``labels`` are the prompts as given, unless ``template`` (with ``{c}``) wraps each one.
+    ``labels`` are the prompts as given, unless ``template`` (with ``{c}``) wraps each one; ``language`` picks
+    the ``dataset``'s classnames and templates in that language (docs/multilingual.md).
     """
     if (labels is None) == (dataset is None):
         raise ClipbenchError("give either labels (e.g. labels='cat,dog') or a dataset name for its classes, not both")
     if top < 1:
         raise ClipbenchError(f"top must be at least 1, got {top}")
+    if labels is not None and language != "en":
+        raise ClipbenchError("--language picks a --dataset's classnames and templates; --labels are used as given")
     if template is not None:
         check_template(template)
     pil = read_image(image)  # fail on a bad image before spending time on the model
@@ -130,7 +137,7 @@ def predict(
         names = parse_labels(labels)
         prompts = [[template.format(c=name) if template is not None else name] for name in names]
     else:
-        names, prompts = dataset_prompts(dataset)
+        names, prompts = dataset_prompts(dataset, language)
     if len(names) < 2:  # a softmax over one label is 100% whatever the image shows
         raise ClipbenchError(f"predict needs at least 2 labels to choose between, got {len(names)} ({', '.join(names)}); "
                              f"with one, it is 100% for any image")

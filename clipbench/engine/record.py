@@ -18,7 +18,7 @@ from clipbench.engine.model_facts import model_facts
 from clipbench.features.image_pipeline import image_pipeline
 from clipbench.foundations import torch_env
 from clipbench.models.base import ImageTextModel
-from clipbench.results.schema import RESULT_SCHEMA, core_record
+from clipbench.results.schema import CORE_NAMES, RESULT_SCHEMA, core_record
 from clipbench.tasks.base import TASK_CORE_FIELDS, Task, TaskResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
         versions=versions(), time_extract_s=round(served_s, 4), time_task_s=round(max(0.0, run_s - served_s), 4),
         verify_data=o.verify_data, data_identity=split.fingerprint_inputs,
         tag=o.get("tag"), git=ctx.meter.git(), cost=ctx.meter.record_cost(model.name),
+        language=adapter.language if task.uses_text else None,
     )
     core.update(result.core)
     record = core_record(**core)
@@ -74,6 +75,33 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
         from clipbench.features import merge_provenance
 
         record["extraction"] = merge_provenance(provenance)
+    return record
+
+
+def language_mean_record(records: list[dict]) -> dict:
+    """The mean over languages of one (model, dataset, task)'s per-language records: each metric averaged over
+    the languages (no CI: the languages are not a sample), ``language`` "mean", and the block of the first
+    language plus ``languages`` and ``per_language`` (each language's primary metric)."""
+    import hashlib
+
+    first, primary = records[0], records[0]["primary_metric"]
+    names = [m for m in first["metrics"] if all(isinstance(r["metrics"].get(m), (int, float)) for r in records)]
+    metrics = {m: sum(float(r["metrics"][m]) for r in records) / len(records) for m in names}
+    languages = [r["language"] for r in records]
+    block = dict(first.get(first["task"]) or {})  # the text tasks write their block under their record name
+    block.update(languages=languages, per_language={r["language"]: r["metrics"].get(primary) for r in records})
+    hashes = "|".join(str(r.get("prompt_hash")) for r in records)
+    core = {f: first.get(f) for f in CORE_NAMES}
+    core.update(record_id=uuid.uuid4().hex, timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                metrics=metrics, ci95=None, language="mean", cost=None,
+                prompt_hash=hashlib.sha256(hashes.encode()).hexdigest()[:32],
+                time_extract_s=round(sum(r.get("time_extract_s") or 0 for r in records), 4),
+                time_task_s=round(sum(r.get("time_task_s") or 0 for r in records), 4))
+    record = core_record(**core)
+    for key in ("model_facts", "extraction"):
+        if key in first:
+            record[key] = first[key]
+    record[first["task"]] = block
     return record
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.datasets.counts import check_counts
+from clipbench.datasets.languages import plan_languages
 from clipbench.datasets.splits import limit_indices, limit_split  # noqa: F401  (the engine's --limit; api re-exports)
 from clipbench.engine import distributed
 from clipbench.engine.context import NotScoringRank, RunContext
@@ -32,7 +33,7 @@ from clipbench.engine.plan import (
     present_datasets,
     split_names,
 )
-from clipbench.engine.record import build_record, write_sample_file
+from clipbench.engine.record import build_record, language_mean_record, write_sample_file
 from clipbench.features.image_pipeline import check_decode_device
 from clipbench.foundations import torch_env
 from clipbench.foundations.config import Paths, hf_offline
@@ -174,6 +175,8 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         check_task_fits(task_plan[id(adapter)], [adapter])
     scores = array is None or array.array == "score" or shard_jobs  # an extracting job-array rank logs nothing
     trackers = open_trackers(run_options, paths.results_dir, suite_obj.name) if scores else None  # before any model
+    in_languages = {a.name: plan_languages(a, run_options.language) for a in adapters
+                    if any(t.uses_text for t in task_plan[id(a)])}  # a missing language fails here
     with (distributed.session(run_options.device, array) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
@@ -185,6 +188,18 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         shows = dist.is_main or dist.array == "rank"  # a job-array rank has its own log
         context = RunContext(suite_obj, paths, run_options, progress and shows, dist, write=write)
         records, loaded_index, loaded = [], None, None
+
+        def keep(record: dict) -> None:
+            if write:
+                try:
+                    append_record(paths.results_dir, record)
+                except BaseException:  # no per-sample file without the record that references it
+                    discard_samples(paths.results_dir, record)
+                    raise
+            records.append(record)
+            if trackers is not None:  # after the append: a tracker's failure never costs the record
+                trackers.log(record, paths.results_dir)
+
         try:
             for (index, adapter), extraction in work:
                 context.dist = extraction
@@ -194,18 +209,15 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                     loaded = model_of(models[index], run_options.device, paths, verify_data=run_options.verify_data)
                     context.model_loaded(loaded, time.perf_counter() - load_start)
                 for task in task_plan[id(adapter)]:
-                    record = run_task(context, task, loaded, adapter)
-                    if record is None:
-                        continue
-                    if write:
-                        try:
-                            append_record(paths.results_dir, record)
-                        except BaseException:  # no per-sample file without the record that references it
-                            discard_samples(paths.results_dir, record)
-                            raise
-                    records.append(record)
-                    if trackers is not None:  # after the append: a tracker's failure never costs the record
-                        trackers.log(record, paths.results_dir)
+                    done = []
+                    for lang_adapter in (in_languages[adapter.name] if task.uses_text else [adapter]):
+                        record = run_task(context, task, loaded, lang_adapter)
+                        if record is None:
+                            continue
+                        keep(record)
+                        done.append(record)
+                    if len(done) > 1:  # the mean over the run's languages, a record of its own
+                        keep(language_mean_record(done))
         except BaseException as exc:  # failed or interrupted (Ctrl-C, SIGTERM): keep what completed
             if trackers is not None:
                 trackers.close(None, failed=True)

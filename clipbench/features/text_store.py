@@ -6,7 +6,7 @@ from here. ``text_features(model, texts)`` returns float32 [len(texts), D] embed
 normalised (the tasks normalise, as the image store keeps raw image features).
 
 Storage is the image features' ``FeatureStore`` (under ``Paths.text_dir / "texts"``): an entry's
-key is the model's identity, the SHA-256 of the exact ordered texts (as the "split fingerprint"),
+key is the model's identity, its tokenizer (``ImageTextModel.tokenizer_id``), the SHA-256 of the exact ordered texts (as the "split fingerprint"),
 their count, the precision, batch size and device type; its shards of ``SHARD_TEXTS`` texts are
 written atomically with verified sidecars, so a killed run resumes at its first missing shard and
 a damaged shard is recomputed instead of scored. Within each shard, texts are batched by token
@@ -88,7 +88,8 @@ def encode_texts(model: ImageTextModel, texts: Sequence[str], batch_size: int = 
 
 
 def text_key(model: ImageTextModel, texts: Sequence[str], batch_size: int = 256, precision: str = "fp32") -> FeatureKey:
-    return FeatureKey(model_identity=model.identity, features="text", preprocess_id=f"text-v{TEXT_STORE_SCHEMA}",
+    return FeatureKey(model_identity=model.identity, features="text",
+                      preprocess_id=f"text-v{TEXT_STORE_SCHEMA}|tokenizer={model.tokenizer_id}",
                       dataset="texts", split="texts", split_fingerprint=texts_hash(texts), n_samples=len(texts),
                       precision=precision, batch_size=batch_size, device=model.device_type)
 

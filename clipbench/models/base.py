@@ -36,6 +36,12 @@ class ImageTextModel(abc.ABC):
         return f"{type(self).__name__}:{self.weights_sha256}"
 
     @property
+    def tokenizer_id(self) -> str:
+        """Names the tokenizer and its context length (the text cache keys on it): CLIP's BPE unless a backend
+        brings its own (``clipbench.models.backends.tokenizer_identity``)."""
+        return f"clip-bpe:{self.context_length}"
+
+    @property
     @abc.abstractmethod
     def preprocess_id(self) -> str:
         """A short string that changes whenever preprocessing would produce different pixels."""

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: 1: the fields below; a description of another schema, or written by another clipbench version, is not used
 DESCRIPTION_SCHEMA = 1
 FIELDS = ("identity_kind", "family", "image_resolution", "embed_dim", "context_length", "preprocess_id",
-          "num_params", "logit_scale")
+          "num_params", "logit_scale", "tokenizer_id")
 
 
 def description_path(models_dir: str | os.PathLike, sha256: str) -> Path:
@@ -59,7 +59,7 @@ def describe(model: ImageTextModel) -> dict:
             "identity_kind": kind, "family": model.family, "image_resolution": model.image_resolution,
             "embed_dim": model.embed_dim, "context_length": model.context_length,
             "preprocess_id": model.preprocess_id, "num_params": model.num_params(),
-            "logit_scale": model.learned_logit_scale()}
+            "logit_scale": model.learned_logit_scale(), "tokenizer_id": model.tokenizer_id}
 
 
 def remember(models_dir: str | os.PathLike, model: ImageTextModel) -> None:
@@ -114,6 +114,10 @@ class DescribedModel(ImageTextModel):
     @property
     def preprocess_id(self) -> str:
         return self._description["preprocess_id"]
+
+    @property
+    def tokenizer_id(self) -> str:
+        return self._description["tokenizer_id"]
 
     @property
     def device_type(self) -> str:

@@ -248,10 +248,24 @@ def record_variant(record: dict) -> str:
         parts.append(f"lite={record['lite']}")
     if record.get("precision", "fp32") != "fp32":
         parts.append(str(record["precision"]))
+    if record.get("language") not in (None, "en"):  # English (and records from before languages) add nothing
+        parts.append(f"lang={language_label(record)}")
     task = task_for_record(str(record.get("task", "")))
     if task is not None:
         parts.extend(task.variant_parts(record))
     return ",".join(parts)
+
+
+def language_label(record: dict) -> str:
+    """A record's language; a mean over languages names which (``mean(en+zh)``, or the count and a digest of
+    the list past four), so that compare matches means over the same languages only."""
+    language = str(record.get("language"))
+    block = record.get(str(record.get("task"))) or {}
+    languages = block.get("languages") if isinstance(block, dict) else None
+    if language != "mean" or not isinstance(languages, list):
+        return language
+    joined = "+".join(map(str, languages))
+    return f"mean({joined})" if len(languages) <= 4 else f"mean({len(languages)}:{hashlib.sha256(joined.encode()).hexdigest()[:6]})"
 
 
 def record_key(record: dict) -> tuple[str, str, str, str]:

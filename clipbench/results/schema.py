@@ -77,6 +77,8 @@ CORE_FIELDS: tuple[RecordField, ...] = (
     RecordField("tag", (str,), "--tag"),
     RecordField("git", (dict,), "{commit, dirty} of the working directory, or null"),
     RecordField("cost", (dict,), "images/s, seconds per phase, peak memory, device name"),
+    RecordField("language", (str,), "language of the prompts or captions (en, zh, ...; mean: the mean over the "
+                "run's languages); null for tasks that encode no text and records from before languages", False, True),
 )
 CORE_NAMES = frozenset(f.name for f in CORE_FIELDS)
 #: optional, engine-added fields readers rely on when present

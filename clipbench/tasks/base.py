@@ -160,6 +160,9 @@ class Task(abc.ABC):
     #: schema-1 records: the block's old name (if it had one) and the block fields written at the top level
     legacy_block: ClassVar[str] = ""
     legacy_fields: ClassVar[tuple[str, ...]] = ()
+    #: whether the task encodes texts (prompts, captions): it then runs once per ``--language`` and its records
+    #: name their language; a task of image features alone runs once and its records name none
+    uses_text: ClassVar[bool] = False
 
     def accepts(self, adapter: DatasetAdapter) -> bool:
         return getattr(adapter, "kind", "classification") in self.dataset_kinds

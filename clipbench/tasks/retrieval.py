@@ -48,6 +48,7 @@ class ZeroShotRetrievalTask(Task):
     dataset_kinds = ("image_text",)
     metrics = tuple(metric_names(DEFAULT_KS))
     inputs = "evaluation split; projected image features; caption text features"
+    uses_text = True
     options = (
         Option("caption_prefix", None, _prefix, "a string or null",
                "text prepended to every caption (default: the dataset's, usually none; the CLIP paper is said to "

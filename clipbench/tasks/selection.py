@@ -170,6 +170,7 @@ class ImageCaptionSelectionTask(Task):
     dataset_kinds = ("choices",)
     metrics = ("accuracy", *GROUP_METRICS)
     inputs = "evaluation split; projected image features; candidate caption text features"
+    uses_text = True
 
     legacy_fields = ("chance", "per_subset", "n_captions", "n_ties", "n_groups", "tie_rule")
 

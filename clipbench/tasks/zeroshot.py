@@ -47,6 +47,7 @@ class ZeroShotTask(Task):
     title = "Zero-shot classification"
     metrics = ("top1", "top5", "mean_per_class_recall")
     inputs = "evaluation split; projected image features; class-prompt text features"
+    uses_text = True
     summary_columns = ("top1", "top5")
     classification_view = "zero-shot"
     legacy_fields = ("per_class",)

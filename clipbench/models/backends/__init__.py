@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 from collections.abc import Iterable
 from types import ModuleType
 
@@ -46,3 +47,21 @@ def sha256_tensors(named: Iterable[tuple[str, torch.Tensor]], extra: str = "") -
 
 def count_params(module: torch.nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+
+def tokenizer_identity(tokenizer, context_length: int) -> str:
+    """A name for a backend's own tokenizer that changes whenever its token ids can: a Hugging Face tokenizer (or
+    open_clip's ``HFTokenizer`` around one) by the SHA-256 of its full serialisation (vocabulary, merges or
+    SentencePiece pieces, normaliser, special tokens), anything else by its class (open_clip's CLIP BPE)."""
+    inner = getattr(tokenizer, "tokenizer", tokenizer)  # open_clip's HFTokenizer wraps a transformers tokenizer
+    context_length = getattr(tokenizer, "context_length", None) or context_length  # open_clip's pads to its own
+    backend = getattr(inner, "backend_tokenizer", None)
+    if backend is not None:  # a fast tokenizer: its tokenizer.json says everything
+        payload = backend.to_str()
+    elif hasattr(inner, "get_vocab"):  # a slow (Python) tokenizer: its vocabulary and special tokens
+        payload = json.dumps([sorted(inner.get_vocab().items()), str(getattr(inner, "special_tokens_map", {}))],
+                             ensure_ascii=False)
+    else:
+        return f"{type(tokenizer).__module__}.{type(tokenizer).__name__}:{context_length}"
+    digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return f"hf-{type(inner).__name__}:{digest}:{context_length}"

@@ -33,7 +33,7 @@ from torchvision.transforms import InterpolationMode
 from clipbench.foundations.config import resolve_cache_dir, resolve_offline
 from clipbench.foundations.errors import ClipbenchError, OfflineError
 from clipbench.foundations.images import to_rgb
-from clipbench.models.backends import count_params, require_extra, sha256_tensors
+from clipbench.models.backends import count_params, require_extra, sha256_tensors, tokenizer_identity
 from clipbench.models.base import ImageTextModel
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,10 @@ class HFClipModel(ImageTextModel):
     @property
     def identity(self) -> str:
         return f"hf:{self.weights_sha256}"
+
+    @property
+    def tokenizer_id(self) -> str:
+        return tokenizer_identity(self._tokenizer, self.context_length)
 
     @property
     def preprocess_id(self) -> str:

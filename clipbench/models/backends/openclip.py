@@ -6,7 +6,10 @@ Spec syntax (after the ``openclip:`` prefix):
                  e.g. ``ViT-B-16/laion2b_s34b_b88k``; weights go to ``<cache>/openclip``.
     ARCH@PATH    an open_clip architecture and a local checkpoint file (state dict with
                  open_clip or OpenAI key names, safetensors, or an OpenAI TorchScript archive),
-                 e.g. ``ViT-B-16-quickgelu@/models/finetuned.pt``.
+                 e.g. ``ViT-B-16-quickgelu@/models/finetuned.pt``. ARCH may be the path of an
+                 open_clip model config JSON (``/models/my-arch.json@/models/ckpt.pt``): it is
+                 registered under its file name, so a text tower and tokenizer in a local folder
+                 (``"hf_model_name": "/models/xlmr"``) load offline.
 
 A bare ``ARCH`` is refused: random weights are never what a benchmark wants, and silently
 evaluating them would produce plausible-looking garbage.
@@ -33,7 +36,7 @@ import torch
 from clipbench.foundations.config import resolve_cache_dir, resolve_offline
 from clipbench.foundations.errors import ChecksumError, ClipbenchError, OfflineError
 from clipbench.foundations.fileio import sha256_file
-from clipbench.models.backends import count_params, require_extra
+from clipbench.models.backends import count_params, require_extra, tokenizer_identity
 from clipbench.models.base import ImageTextModel
 from clipbench.models.checkpoint_file import file_sha256, is_torchscript, load_failure_reason
 
@@ -61,6 +64,12 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path | None]:
 
 
 def _check_arch(open_clip, arch: str, spec: str) -> str:
+    if arch.lower().endswith(".json"):  # a model config of one's own (e.g. an HF text tower in a local folder)
+        config = Path(arch).expanduser()
+        if not config.is_file():
+            raise ClipbenchError(f"open_clip model config not found: {config} (from {spec!r})")
+        open_clip.add_model_config(config)  # registered under the file's stem, as open_clip does
+        arch = config.stem
     arch = arch.replace("/", "-")
     if open_clip.get_model_config(arch) is None:
         import difflib
@@ -225,6 +234,10 @@ class OpenClipModel(ImageTextModel):
     def identity(self) -> str:
         act = "quickgelu" if self.quick_gelu else "gelu"
         return f"openclip:{self.arch}:{act}:{self.weights_sha256}"
+
+    @property
+    def tokenizer_id(self) -> str:
+        return tokenizer_identity(self._tokenizer, self.context_length)
 
     @property
     def preprocess_id(self) -> str:

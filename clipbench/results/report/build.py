@@ -29,6 +29,7 @@ from clipbench.results.report.blocks import (
     provenance_block,
     representatives,
 )
+from clipbench.results.report.crosslingual import crosslingual_block
 from clipbench.results.report.details import detail_blocks
 from clipbench.results.report.model_facts import model_facts
 from clipbench.results.report.published import published_rows
@@ -77,6 +78,7 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         details, files = detail_blocks(result_set.records, names, families, out, plots)
         blocks += details
         written += files
+        blocks += [b for b in [crosslingual_block(path, names)] if b is not None]
         block, files = history_block(result_set.records, out, plots, names)
         blocks.append(block)
         written += files

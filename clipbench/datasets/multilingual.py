@@ -1,0 +1,163 @@
+"""Multilingual image-text sets in their published layouts: Crossmodal-3600 (``xm3600``) and XTD10 (``xtd10``).
+
+One split holds the captions of every language the set publishes; the adapter's ``language``
+(``clipbench.datasets.languages.in_language``) picks which ones the tasks see. The split's targets
+digest covers every language's captions, so the fingerprint, and with it the image-feature cache
+entry, is the same in every language: the images are encoded once for all 36 languages.
+
+* ``xm3600`` (Thapliyal et al., EMNLP 2022, google.github.io/crossmodal-3600): 3,600 Open Images
+  photos, captions in 36 languages. Layout (as CLIP_benchmark's builder reads it):
+  ``<data-root>/xm3600/captions.jsonl`` (one JSON object per image: ``"image/key"`` and, per language
+  code, ``{"caption": [...]}``) and ``<data-root>/xm3600/images/<image/key>.jpg``. Each image is scored
+  with its first caption in the language, as CLIP_benchmark 1.6.2 does (``captions[0]``).
+* ``xtd10`` (Aggarwal & Kale 2020, github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10): 1,000
+  MSCOCO images, one caption per image in each language; ``test_image_names.txt`` lists the images and
+  ``test_1kcaptions_<code>.txt`` holds the captions line by line (the repository's ``XTD10/``, ``MIC/`` for
+  de and fr, ``STAIR/`` for Japanese, whose file says ``jp``): under ``<data-root>/xtd10/`` directly or in
+  those sub-folders, with the images in ``<data-root>/xtd10/images/``.
+
+File names from the caption files are untrusted: a name that is not a plain file name (a path separator,
+``..``) is refused, so no caption file can point outside the image folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clipbench.datasets.base import SplitData
+from clipbench.datasets.caption_files import _read_rows as read_rows
+from clipbench.datasets.image_text import (
+    ImageTextAdapter,
+    ImageTextSplit,
+    caption_lines,
+    captions_digest,
+    image_text_fields,
+)
+from clipbench.datasets.local import DataFolder
+from clipbench.foundations.errors import DataError
+
+#: Crossmodal-3600's 36 language codes (its captions.jsonl keys; CLIP_benchmark's SUPPORTED_LANGUAGES)
+XM3600_LANGUAGES = ("ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr", "he", "hi", "hr", "hu",
+                    "id", "it", "ja", "ko", "mi", "nl", "no", "pl", "pt", "quz", "ro", "ru", "sv", "sw", "te", "th",
+                    "tr", "uk", "vi", "zh")
+#: XTD10's languages (English and ten others; the Japanese file is named ``jp``)
+XTD10_LANGUAGES = ("en", "de", "es", "fr", "it", "ja", "ko", "pl", "ru", "tr", "zh")
+_XTD10_FILE_CODE = {"ja": "jp"}
+_XTD10_FOLDERS = (".", "XTD10", "MIC", "STAIR")
+
+
+class MultilingualSplit(ImageTextSplit):
+    """Image files with their captions in every language; ``captions`` are the ``language``'s."""
+
+    def __init__(self, dataset_name: str, split: str, paths, all_captions: dict[str, list[list[str]]],
+                 language: str, root=None) -> None:
+        self.all_captions = all_captions
+        self.language = language
+        super().__init__(dataset_name, split, paths, all_captions[language], root=root)
+
+    def targets_digest(self) -> str:
+        """Every language's captions: one fingerprint (and image cache entry) for all the languages."""
+        return captions_digest([[lang, *caps] for lang in sorted(self.all_captions)
+                                for caps in self.all_captions[lang]])
+
+    def subset(self, indices, spec: str) -> SplitData:
+        idx = [int(i) for i in indices]
+        sub = {lang: [caps[i] for i in idx] for lang, caps in self.all_captions.items()}
+        return self.derived(MultilingualSplit(self.dataset_name, self.split, [self.paths[i] for i in idx], sub,
+                                              self.language, self.root), spec)
+
+
+def _plain_name(name, where: str) -> str:
+    text = str(name).strip()
+    if not text or "/" in text or "\\" in text or text in (".", "..") or "\x00" in text:
+        raise DataError(f"{where}: image name {text!r} is not a plain file name (no folders, no '..')")
+    return text
+
+
+@dataclass
+class MultilingualAdapter(DataFolder, ImageTextAdapter):
+    """A multilingual caption set under ``<data-root>/<folder>/`` (``layout``: ``xm3600`` or ``xtd10``)."""
+
+    languages: tuple[str, ...] = ()
+    layout: str = ""
+
+    def is_present(self, data_root: str | Path) -> bool:
+        base = self.root(data_root)
+        try:
+            index = base / ("captions.jsonl" if self.layout == "xm3600" else "test_image_names.txt")
+            return index.is_file() and (base / "images").is_dir()
+        except OSError:
+            return False
+
+    def load_split(self, split: str, data_root: Path) -> SplitData:
+        self.check_split(split)
+        base = self.root(data_root)
+        if not self.is_present(data_root):
+            raise DataError(f"{self.name}: {base} lacks its caption index or images/; {self.manual_for(data_root)}")
+        names, captions = (self._xm3600 if self.layout == "xm3600" else self._xtd10)(base)
+        images = base / "images"
+        paths = [images / name for name in names]
+        missing = [p.name for p in paths if not p.is_file()]
+        if missing:
+            raise DataError(f"{self.name}: {len(missing)} of {len(paths)} images are missing from {images} "
+                            f"(first: {missing[0]}); {self.manual_for(data_root)}")
+        return MultilingualSplit(self.name, split, [str(p) for p in paths], captions, self.language, root=images)
+
+    def _xm3600(self, base: Path) -> tuple[list[str], dict[str, list[list[str]]]]:
+        path = base / "captions.jsonl"
+        names: list[str] = []
+        captions: dict[str, list[list[str]]] = {lang: [] for lang in self.languages}
+        for number, item in enumerate(read_rows(path), 1):  # the one JSON-lines reader (UTF-8, objects only)
+            where = f"{path}, image {number}"
+            try:
+                names.append(_plain_name(item["image/key"], where) + ".jpg")
+                for lang in self.languages:
+                    caps = [str(c).strip() for c in item[lang]["caption"] if str(c).strip()]
+                    captions[lang].append(caps[:1])  # CLIP_benchmark scores the first caption per language
+            except (KeyError, TypeError) as exc:
+                raise DataError(f"{where} lacks {exc} (expected \"image/key\" and, per language, "
+                                "{\"caption\": [...]})") from exc
+        return names, captions
+
+    def _xtd10(self, base: Path) -> tuple[list[str], dict[str, list[list[str]]]]:
+        index = base / "test_image_names.txt"
+        names = [_plain_name(n, str(index)) for n in _lines(index)]
+        captions = {}
+        for lang in self.languages:
+            file = f"test_1kcaptions_{_XTD10_FILE_CODE.get(lang, lang)}.txt"
+            found = [base / sub / file for sub in _XTD10_FOLDERS if (base / sub / file).is_file()]
+            if not found:
+                raise DataError(f"{self.name}: {file} is in none of {', '.join(str(base / s) for s in _XTD10_FOLDERS)}")
+            lines = _lines(found[0])
+            if len(lines) != len(names):
+                raise DataError(f"{found[0]} has {len(lines)} captions for the {len(names)} images of {index}")
+            captions[lang] = [[line] for line in lines]
+        return names, captions
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return caption_lines(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} is not UTF-8 text") from exc
+
+
+def multilingual_adapters() -> list[MultilingualAdapter]:
+    return [
+        MultilingualAdapter(**image_text_fields(
+            "xm3600", ("test",), "Crossmodal-3600: 3,600 images, a caption in each of 36 languages (--language)",
+            folder="xm3600", layout="xm3600", languages=XM3600_LANGUAGES,
+            origin="Crossmodal-3600 (google.github.io/crossmodal-3600; Thapliyal et al., EMNLP 2022), CC BY 4.0",
+            manual="download google.github.io/crossmodal-3600/web-data/captions.zip (captions.jsonl) into "
+                   "<data-root>/xm3600/ and extract open-images-dataset.s3.amazonaws.com/crossmodal-3600/images.tgz "
+                   "so that <data-root>/xm3600/images/<image key>.jpg exist")),
+        MultilingualAdapter(**image_text_fields(
+            "xtd10", ("test",), "XTD10: 1,000 MSCOCO images, a caption in each of 11 languages (--language)",
+            folder="xtd10", layout="xtd10", languages=XTD10_LANGUAGES,
+            origin="XTD10 (github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10; Aggarwal & Kale 2020)",
+            manual="put test_image_names.txt and the test_1kcaptions_<lang>.txt files of "
+                   "github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10 (folders XTD10/, MIC/, STAIR/, kept or "
+                   "flattened) into <data-root>/xtd10/, and the 1,000 MSCOCO images it names into "
+                   "<data-root>/xtd10/images/")),
+    ]
