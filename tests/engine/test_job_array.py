@@ -222,3 +222,24 @@ def test_gloo_process_groups_of_1_2_3_4_and_8_give_the_same_numbers(job, run):
             path = base / f"forwards-{tag}.rank{r}"
             forwarded = sum(int(n) for n in path.read_text().split()) if path.exists() else 0
             assert forwarded == sum(np.subtract(*rank_range(k.n_samples, world, r, BATCH_SIZE)[::-1]) for k in keys)
+
+
+def test_slurm_array_variables_give_the_ranks_and_launch_mistakes_are_one_line(job, run, monkeypatch):
+    """``--slurm`` in two array tasks (``--array=1-2``: the offset is minded), then the scoring step."""
+    base = job[0]
+    _, ref_records = _reference(job, run)
+    for task in (1, 2):
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "1")
+        monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", "2")
+        monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+        assert run("slurm", "--slurm").startswith(f"job-array rank {task - 1} of 2:")
+    assert "give --rank or --slurm, not both" in (run("slurm", "--slurm", "--rank", "0", expect=2) or run.err)
+    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_COUNT"):
+        monkeypatch.delenv(var)
+    run("slurm", "--world-size", "2")
+    assert stable(read_records(base / "res-slurm")) == ref_records
+    for var, value in zip(TORCHRUN_VARS, ("1", "2", "1", "127.0.0.1", "29599"), strict=True):
+        monkeypatch.setenv(var, value)
+    run("slurm", "--rank", "1", "--world-size", "2", expect=2)  # refused before any process group is joined
+    assert "under torchrun the launcher gives each process its rank" in run.err
