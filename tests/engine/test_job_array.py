@@ -243,3 +243,18 @@ def test_slurm_array_variables_give_the_ranks_and_launch_mistakes_are_one_line(j
         monkeypatch.setenv(var, value)
     run("slurm", "--rank", "1", "--world-size", "2", expect=2)  # refused before any process group is joined
     assert "under torchrun the launcher gives each process its rank" in run.err
+
+
+def test_a_split_a_task_asks_for_late_is_extracted_by_every_rank(job, run, monkeypatch):
+    """--calibration-temperature fits on the validation split after scoring the test split: every rank
+    extracts its share of both before leaving the task, so the scoring step does not wait for ever (zero-shot
+    alone: no probe task extracts the validation split)."""
+    base = job[0]
+    monkeypatch.setenv(ENV_STALL_TIMEOUT, "5")  # what a missing share would cost before the stall error
+    run("calref", "--task", "zeroshot", "--calibration-temperature")
+    for r in range(3):
+        run("cal", "--task", "zeroshot", "--calibration-temperature", "--rank", str(r), "--world-size", "3")
+    run("cal", "--task", "zeroshot", "--calibration-temperature", "--world-size", "3")
+    assert feature_bytes(base / "cache-cal") == feature_bytes(base / "cache-calref")
+    records = stable(read_records(base / "res-cal"))
+    assert records == stable(read_records(base / "res-calref")) and "calibration_temperature_val" in records[0]["zeroshot"]
