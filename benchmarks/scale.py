@@ -23,7 +23,10 @@ Measured in one run, on the same JPEGs:
   as a two-rank job array (both ranks at once, then the scoring step), same options. Speed-ups:
   extraction = t(the one rank) / t(the two ranks at once), ideally 2 on two idle cores; end to end =
   t(plain) / t(two ranks + scoring step), where the scoring step (text classifiers, assembling,
-  metrics, bootstrap) runs once either way. All three runs' records must be equal. On CUDA (``benchmarks/gpu.sh``): one process, ``--workers auto``, cold then warm,
+  metrics, bootstrap) runs once either way; and a two-rank array with ``--shard-jobs`` (the
+  cost-balanced plan: each rank scores its own jobs, no scoring step): t(plain) / t(its ranks).
+  All four runs' records must be equal. A split is sharded in whole batches, so the CPU default
+  batch is 4: at 1/2000 most tasks hold fewer than 32 images. On CUDA (``benchmarks/gpu.sh``): one process, ``--workers auto``, cold then warm,
   against the targets of 15 minutes cold and 1 minute warm for the full job.
 
 **Workers per GPU** = the encoder rate a GPU reaches (``--gpu-img-s``; default ViT-B/16, 35.1
@@ -234,7 +237,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--arch", default="ViT-B/32", choices=("ViT-B/32", "ViT-B/16"),
                         help="the random native CLIP's architecture")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--batch-size", type=int, default=None, help="default: 32 on the CPU, 256 on CUDA")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: 4 on the CPU (a split is sharded in whole batches: at 1/2000 most tasks have "
+                             "under 32 images), 256 on CUDA")
     parser.add_argument("--gpu-img-s", type=float, default=DEFAULT_GPU_IMG_S,
                         help="encoder images/s one GPU reaches, for the workers-per-GPU column")
     parser.add_argument("--gpu-cores", type=int, default=16, help="CPU cores beside one GPU, for the extrapolation")
@@ -249,7 +254,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      "and --gpu-cores positive")
     if args.quick:
         args.scale, args.images_per_shape, args.arch, args.tasks = 1e-6, 2, "tiny", 3
-    args.batch_size = args.batch_size or (256 if args.device == "cuda" else 32)
+    args.batch_size = args.batch_size or (256 if args.device == "cuda" else 4)
     return args
 
 
@@ -288,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
                 ends[f"job array of {world}: total"] = sum(ends[f"job array of {world}: {p}"]
                                                            for p in ("ranks at once", "scoring step"))
                 CPU_S.append(CPU_S[-1] + CPU_S[-2])  # the total's
-            equal = metrics(tmp / "res-plain") == metrics(tmp / "res-array1") == metrics(tmp / "res-array2")
+            ranks = [clipbench_run(args, weights, datasets, "plan2", tmp, "--rank", str(r), "--world-size", "2",
+                                   "--shard-jobs") for r in range(2)]
+            ends["job array of 2, --shard-jobs (no scoring step)"] = timed(ranks, fork)
+            equal = (metrics(tmp / "res-plain") == metrics(tmp / "res-array1") == metrics(tmp / "res-array2")
+                     == metrics(tmp / "res-plan2"))
         else:
             ends["cold"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
             ends["warm"] = timed([clipbench_run(args, weights, datasets, "gpu", tmp)])
@@ -300,12 +309,14 @@ def main(argv: list[str] | None = None) -> int:
     print_table(f"DataComp-shaped job: {args.tasks} tasks, {n} JPEGs (scale {args.scale:g}), {args.arch}, "
                 f"{args.device}, batch {args.batch_size}; cores used = CPU s / s (the neighbours take the rest)",
                 ["run", "images", "seconds", "img/s", "CPU s", "cores used"], rows)
-    speedup = extract_speedup = None
+    speedup = extract_speedup = plan_speedup = None
     if args.device == "cpu":
         speedup = ends["1 process (plain run)"] / ends["job array of 2: total"]
         extract_speedup = ends["job array of 1: ranks at once"] / ends["job array of 2: ranks at once"]
-        print(f"\nspeed-up 1 -> 2 processes: extraction (the ranks) {extract_speedup:.2f}x (ideal 2.00); end to end "
-              f"(plain run / 2-rank array with its scoring step) {speedup:.2f}x; records equal: {equal}")
+        plan_speedup = ends["1 process (plain run)"] / ends["job array of 2, --shard-jobs (no scoring step)"]
+        print(f"\nspeed-up 1 -> 2 processes (ideal 2.00): extraction (the ranks) {extract_speedup:.2f}x; end to end "
+              f"(plain run / 2-rank array with its scoring step) {speedup:.2f}x; end to end with the --shard-jobs "
+              f"plan {plan_speedup:.2f}x; records equal: {equal}")
     workers_gpu = math.ceil(args.gpu_img_s / per_worker)
     full = sum(size for _, size, _ in TASKS)
     gpu_rate = min(args.gpu_img_s, per_worker * args.gpu_cores)
@@ -324,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"benchmark": "scale", "machine": machine_info(("PIL",)), "args": vars(args),
                "tasks": args.tasks, "images": n, "full_size_images": full, "jpegs_written_s": made_s,
                "end_to_end_s": ends, "end_to_end_img_s": {k: n / v for k, v in ends.items()}, "cpu_s": cpu,
-               "speedup_1_to_2": speedup, "extraction_speedup_1_to_2": extract_speedup, "records_equal": equal, "decode_img_s_per_worker": per_worker,
+               "speedup_1_to_2": speedup, "extraction_speedup_1_to_2": extract_speedup,
+               "plan_speedup_1_to_2": plan_speedup, "records_equal": equal, "decode_img_s_per_worker": per_worker,
                "encode_img_s": encoder, "bound": bound, "gpu_img_s": args.gpu_img_s, "workers_per_gpu": workers_gpu,
                "extrapolated_one_gpu_s": full / gpu_rate, "targets_s": {"cold": COLD_TARGET_S, "warm": WARM_TARGET_S}}
     write_summary(args.out, summary)

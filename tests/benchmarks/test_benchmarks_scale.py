@@ -19,6 +19,7 @@ def test_scale_quick_runs_one_and_two_processes_and_writes_summary(tmp_path):
     assert {"1 process (plain run)", "job array of 1: ranks at once", "job array of 2: ranks at once",
             "job array of 2: scoring step"} <= set(summary["end_to_end_s"])
     assert summary["speedup_1_to_2"] > 0 and summary["extraction_speedup_1_to_2"] > 0
+    assert summary["plan_speedup_1_to_2"] > 0 and "job array of 2, --shard-jobs (no scoring step)" in summary["cpu_s"]
     assert summary["bound"] in ("decode-bound", "encode-bound")
     assert summary["workers_per_gpu"] >= 1 and summary["full_size_images"] == 762_040
 
