@@ -62,6 +62,13 @@ def _columns(kind: str) -> tuple[dict, dict, str]:
     if kind == "outcomes":
         return ({"index": np.arange(10), "outcomes": {"correct": rng.random(10) < 0.5}},
                 {"metrics": {"accuracy": "correct"}, "unit": "items"}, "accuracy")
+    if kind == "targets":
+        from clipbench.scoring.samples.targets import targets_meta
+        from clipbench.scoring.targets import ScoredTargets
+
+        targets = ScoredTargets.from_scores(rng.normal(size=(12, 5)), np.arange(12) % 5,
+                                            groups={"region": (np.arange(12) % 3, ["a", "b", "c"])}, group_by="region")
+        return {"targets": targets}, targets_meta(targets, list("abcde")), "worst_group_top1"
     raise AssertionError(f"per-sample kind {kind!r} has no columns in this contract test: add them")
 
 

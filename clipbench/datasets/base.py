@@ -19,11 +19,18 @@ import numpy as np
 from clipbench.foundations.errors import DataError
 
 PRIMARY_METRICS = ("top1", "mean_per_class_recall")
+#: the metrics of multi-label, binary, grouped and choice sets (``clipbench.scoring.targets``; names agreed
+#: with the dataset adapters of issue 29): the zero-shot task scores them; the linear probe and k-NN,
+#: which keep per-sample top-1 outcomes only, score such a set by top-1 (``single_label_metric``)
+TARGET_METRICS = ("mean_average_precision_11pt", "mean_average_precision", "roc_auc", "mean_top1_top5",
+                  "worst_group_top1", "worst_group_top5", "macro_f1", "jaccard")
+PRIMARY_METRICS += TARGET_METRICS
 #: the kind of a split or adapter that carries class labels (the others: ``image_text``, ``choices``)
 CLASSIFICATION = "classification"
 #: every dataset kind, each with its split and adapter (``image_text.py``, ``choices.py``); a task names the
 #: kinds it scores in ``Task.dataset_kinds`` (checked against this by the contract tests)
 DATASET_KINDS = (CLASSIFICATION, "image_text", "choices")
+DATASET_KINDS += ("associations",)  # issue 29: WinoGAViL (``winogavil.py``), scored by the association task
 
 
 class Dataset:
@@ -90,6 +97,32 @@ class SplitData(abc.ABC):
             cache[self.verify_data] = inputs
         return dict(cache[self.verify_data])
 
+    @property
+    def multilabel(self) -> np.ndarray | None:
+        """bool [N, C]: which classes each sample shows, for multi-label sets (VOC2007); None otherwise.
+        ``labels`` then holds each sample's lowest positive class."""
+        return None
+
+    @property
+    def sample_groups(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+        """Named group variables of the samples: ``{variable: (int64 codes [N], group names)}`` (regions,
+        income groups, demographics), for group metrics and group tables; empty for most sets."""
+        return {}
+
+    def extra_targets_digest(self) -> str | None:
+        """SHA-256 of ``multilabel`` and ``sample_groups``, None without them (part of the fingerprint)."""
+        multilabel, groups = self.multilabel, self.sample_groups
+        if multilabel is None and not groups:
+            return None
+        h = hashlib.sha256()
+        if multilabel is not None:
+            h.update(b"multilabel" + str(multilabel.shape).encode() + np.ascontiguousarray(multilabel, bool).tobytes())
+        for variable in sorted(groups):
+            codes, names = groups[variable]
+            h.update(json.dumps([variable, list(names)]).encode())
+            h.update(np.ascontiguousarray(codes, np.int64).tobytes())
+        return h.hexdigest()
+
     def sample_names(self) -> list[str] | None:
         """What a person opens to see sample i: its file, relative to the dataset's folder where it lies
         under it (lm-eval's ``--log_samples`` keeps the document the same way); None when samples have no
@@ -121,6 +154,9 @@ class SplitData(abc.ABC):
                   "data": data}
         if self.kind != CLASSIFICATION:  # classification keys keep the payload they always had
             fields.update(kind=self.kind, targets_sha256=self.targets_digest())
+        extra = self.extra_targets_digest()
+        if extra is not None:  # multi-label indicators and group codes (absent: the payload is unchanged)
+            fields["extra_targets_sha256"] = extra
         cache[self.verify_data] = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
         return cache[self.verify_data]
 
@@ -153,6 +189,15 @@ class SubsetSplit(SplitData):
     @property
     def labels(self) -> np.ndarray:
         return self.parent.labels[self.indices]
+
+    @property
+    def multilabel(self) -> np.ndarray | None:
+        parent = self.parent.multilabel
+        return None if parent is None else parent[self.indices]
+
+    @property
+    def sample_groups(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+        return {k: (codes[self.indices], names) for k, (codes, names) in self.parent.sample_groups.items()}
 
     def torch_dataset(self, transform: Callable) -> Dataset:
         from torch.utils.data import Subset
@@ -210,6 +255,18 @@ class ClassificationAdapter(DatasetAdapter):
     templates: list[str] = field(kw_only=True)  # format strings with "{c}"
     #: Optional per-class prompt lists that replace ``templates`` (e.g. CLIP's hand-written prompts).
     per_class_prompts: dict[str, list[str]] | None = field(default=None, kw_only=True)
+    #: Multi-label sets (each split has ``multilabel``): zero-shot only, scored by average precision.
+    multilabel: bool = field(default=False, kw_only=True)
+    #: The group variable of the worst-group metrics (a key of the splits' ``sample_groups``), and its groups that
+    #: never count as the worst (DataComp's FMoW leaves out the region "Other").
+    group_by: str = field(default="", kw_only=True)
+    group_excluded: tuple[str, ...] = field(default=(), kw_only=True)
+
+    @property
+    def single_label_metric(self) -> str:
+        """The metric a task that scores per-sample top-1 outcomes only reports (the linear probe, k-NN):
+        the primary metric where it is one of those, else top-1."""
+        return "top1" if self.primary_metric in TARGET_METRICS else self.primary_metric
 
     def class_prompts(self) -> list[list[str]]:
         """The prompts for each class, in label order: what the zero-shot classifier encodes."""

@@ -47,6 +47,10 @@ class LocalAdapter(DataFolder, ClassificationAdapter):
     expected: str = ""
     #: where the classnames and templates come from
     origin: str = ""
+    #: the published size of the evaluation split (0: not fixed) and what it is; ``datasets.counts`` checks it
+    #: before any model loads
+    expected_count: int = 0
+    count_note: str = ""
 
     def is_present(self, data_root: str | Path) -> bool:
         try:

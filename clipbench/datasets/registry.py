@@ -58,6 +58,11 @@ for _name, _spellings in OTHER_SPELLINGS.items():
     if _name in DATASETS:  # names another part of the issue registers join when it is merged
         DATASETS.add_aliases(_name, [s for s in _spellings if s not in DATASETS or DATASETS.canonical(s) != _name])
 
+from clipbench.datasets.group_sets import group_adapters  # noqa: E402  (issue 29: multi-label, binary, grouped sets)
+
+for _adapter in group_adapters():
+    register_dataset(_adapter)
+
 
 def _webdataset(pattern: str, name: str) -> DatasetAdapter:
     """``wds:PATTERN`` (webdataset tar shards); the module and its library load only when named."""

@@ -105,6 +105,7 @@ class _Sample:
     classname: str | None = None
     txt: list[str] | None = None  # the .txt lines
     json_captions: list[str] | None = None
+    npy: bytes | None = None  # a small .npy member (DataComp's per-sample metadata), parsed by its reader
 
     @property
     def label(self) -> int | None:
@@ -159,7 +160,15 @@ def _read_txt(sample: _Sample, data: bytes, where: str) -> None:
         raise DataError(f"{where}: .txt caption is not UTF-8 text") from exc
 
 
-_READERS = {"cls": _read_cls, "json": _read_json, "txt": _read_txt}
+#: the largest .npy member kept (per-sample metadata: a few integers); larger ones are not read
+NPY_MAX_BYTES = 4096
+
+
+def _read_npy(sample: _Sample, data: bytes, where: str) -> None:
+    sample.npy = data  # kept as bytes: only a reader that expects metadata parses it (never with pickle)
+
+
+_READERS = {"cls": _read_cls, "json": _read_json, "txt": _read_txt, "npy": _read_npy}
 
 
 def scan_shards(shards: list[Path], what: str) -> list[_Sample]:
@@ -184,7 +193,7 @@ def scan_shards(shards: list[Path], what: str) -> list[_Sample]:
                     if ext in IMAGE_EXTS and (current.image_ext is None
                                               or IMAGE_EXTS.index(ext) < IMAGE_EXTS.index(current.image_ext)):
                         current.image, current.image_ext = (s, member.offset_data, member.size), ext
-                    elif ext in _READERS:
+                    elif ext in _READERS and (ext != "npy" or member.size <= NPY_MAX_BYTES):
                         _READERS[ext](current, tar.extractfile(member).read(), f"{shard}:{member.name}")
         except (tarfile.TarError, OSError) as exc:
             if compressed := _compression(shard):

@@ -117,6 +117,9 @@ def check_task_fits(tasks: Sequence[Task], adapters: Sequence[DatasetAdapter]) -
         for adapter in adapters:
             if not task.accepts(adapter):
                 kind = getattr(adapter, "kind", "classification")
+                if getattr(adapter, "multilabel", False) and kind in task.dataset_kinds:
+                    raise ClipbenchError(f"task {task.name} does not apply to {adapter.name} (a multi-label set; "
+                                         f"{task.name} scores one label per image: use zeroshot)")
                 raise ClipbenchError(f"task {task.name} does not apply to {adapter.name} (a {kind} dataset; "
                                      f"{task.name} takes {', '.join(task.dataset_kinds)})")
 

@@ -4,7 +4,8 @@ Each average is a fixed list of datasets and a rule for each dataset's number (i
 
 - the record's primary metric (``top1``, ``mean_per_class_recall``, the other metrics' own primary, ...),
 - except zero-shot retrieval, where DataComp's main metric is ``mean_recall@1``: the mean of
-  image->text and text->image recall@1 (``i2t_recall@1``, ``t2i_recall@1``).
+  image->text and text->image recall@1 (``i2t_recall@1``, ``t2i_recall@1``), and WinoGAViL's association
+  task, where it is the Jaccard index over the items with 10-12 candidates (``jaccard_10_12``).
 
 DataComp's groups are those of its ``aggregate_scores.py`` (mlfoundations/datacomp): "Average" over the
 38 tasks of ``tasklist.yml`` that have a main metric (FairFace and UTKFace are evaluated but have none),
@@ -81,6 +82,8 @@ def main_value(record: dict) -> float | None:
     if record.get("task") == "zeroshot_retrieval":
         pair = [metrics.get("i2t_recall@1"), metrics.get("t2i_recall@1")]
         value = sum(pair) / 2 if all(isinstance(v, (int, float)) for v in pair) else None
+    elif record.get("task") == "association":  # WinoGAViL: DataComp's main metric is jaccard_score_10-12
+        value = metrics.get("jaccard_10_12")
     else:
         value = metrics.get(record.get("primary_metric") or "top1")
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None

@@ -68,7 +68,12 @@ def resample(statistic: Statistic, n_units: int, n_resamples: int, seed: int = 0
 
 
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """The central ``level`` percentile interval of resampled values."""
+    """The central ``level`` percentile interval of resampled values; resamples where the statistic is
+    undefined (NaN: a ROC AUC drawn without a positive) are left out, and (NaN, NaN) when all are."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(values, [alpha, 1.0 - alpha])
     return float(low), float(high)
@@ -80,7 +85,7 @@ def interval(statistic: Statistic, n_units: int, n_resamples: int = DEFAULT_RESA
     if n_resamples <= 0 or n_units == 0:
         return None
     low, high = percentile_interval(resample(statistic, n_units, n_resamples, seed), level)
-    return {"low": low, "high": high}
+    return None if np.isnan(low) else {"low": low, "high": high}
 
 
 def mean_statistic(values: np.ndarray, scale: float = 100.0) -> Statistic:
@@ -95,6 +100,7 @@ def paired(difference: Statistic, d: float, n_units: int, n_resamples: int, seed
     sides; the percentile interval, and the two-sided p-value by the shift method,
     (1 + #{|d* - d| >= |d|}) / (B + 1) (1 when d is 0)."""
     values = resample(difference, n_units, n_resamples, seed)
+    values = values[np.isfinite(values)]
     low, high = percentile_interval(values, level)
     p = 1.0 if abs(d) < 1e-12 else float((1 + np.sum(np.abs(values - d) >= abs(d) - 1e-12)) / (len(values) + 1))
     return float(d), low, high, min(1.0, p)

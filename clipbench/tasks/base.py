@@ -162,18 +162,34 @@ class Task(abc.ABC):
     #: schema-1 records: the block's old name (if it had one) and the block fields written at the top level
     legacy_block: ClassVar[str] = ""
     legacy_fields: ClassVar[tuple[str, ...]] = ()
+    #: tasks that keep per-sample top-1 outcomes only (the linear probe, k-NN): they refuse multi-label sets and
+    #: score sets whose own metric needs more (ROC AUC, worst group, macro F1) by top-1
+    #: (``ClassificationAdapter.single_label_metric``)
+    single_label_only: ClassVar[bool] = False
     #: whether the task encodes texts (prompts, captions): it then runs once per ``--language`` and its records
     #: name their language; a task of image features alone runs once and its records name none
     uses_text: ClassVar[bool] = False
 
     def accepts(self, adapter: DatasetAdapter) -> bool:
+        if self.single_label_only and getattr(adapter, "multilabel", False):
+            return False
         return getattr(adapter, "kind", "classification") in self.dataset_kinds
 
     def owns_record(self, task_name: str) -> bool:
         """Whether a record's ``task`` field was written by this task (few-shot names carry K)."""
         return task_name == self.name
 
+    def single_label_note(self, adapter: DatasetAdapter) -> list[str]:
+        """The record's note when a single-label task scores a set whose own metric it cannot (see above)."""
+        own = adapter.primary_metric
+        if not self.single_label_only or own == self.primary_metric(adapter):
+            return []
+        return [f"{adapter.name}'s own metric is {own}, which needs the targets the zero-shot task scores; "
+                f"{self.name} reports {self.primary_metric(adapter)}"]
+
     def primary_metric(self, adapter: DatasetAdapter) -> str:
+        if self.single_label_only:
+            return getattr(adapter, "single_label_metric", adapter.primary_metric)
         return adapter.primary_metric
 
     @abc.abstractmethod

@@ -120,6 +120,7 @@ class KnnTask(Task):
     summary_columns = ("top1", "top5")
     classification_view = "k-NN"
     legacy_fields = ("per_class",)
+    single_label_only = True
 
     def variant_parts(self, record: dict) -> list[str]:
         knn = self.block(record)
@@ -155,10 +156,11 @@ class KnnTask(Task):
         num_classes = len(adapter.classnames)
         classnames = adapter.classnames if o.per_class else None
         votes = knn_class_scores(sims, neighbour_labels, num_classes, o.knn_weighting, temperature)
-        main = score_classification(votes, f_test.labels, adapter.primary_metric, o.bootstrap, o.seed, classnames)
+        metric = self.primary_metric(adapter)
+        main = score_classification(votes, f_test.labels, metric, o.bootstrap, o.seed, classnames)
         nearest = score_classification(knn_class_scores(sims[:, :1], neighbour_labels[:, :1], num_classes,
                                                         "uniform"),
-                                       f_test.labels, adapter.primary_metric, o.bootstrap, o.seed)
+                                       f_test.labels, metric, o.bootstrap, o.seed)
         metrics = dict(main.metrics)
         metrics["top1_k1"] = nearest.metrics["top1"]
         metrics["mean_per_class_recall_k1"] = nearest.metrics["mean_per_class_recall"]
@@ -169,6 +171,6 @@ class KnnTask(Task):
             block["per_class"] = main.per_class
         shares = np.asarray(votes, dtype=np.float64)  # per-sample predictions: each class's share of the votes
         shares = shares / np.maximum(shares.sum(axis=1, keepdims=True), 1e-300)
-        return TaskResult(test, metrics, {adapter.primary_metric: main.ci95}, block,
+        return TaskResult(test, metrics, {metric: main.ci95}, block,
                           classification_samples(shares.astype(np.float32), f_test.labels, "probabilities",
-                                                 adapter.classnames))
+                                                 adapter.classnames), notes=self.single_label_note(adapter))

@@ -23,6 +23,7 @@ class LinearProbeTask(Task):
     title = "Linear probe"
     metrics = ("top1", "top5", "mean_per_class_recall")
     inputs = "train, val (dataset's own or carved from train) and test splits; image features"
+    single_label_only = True
     options = (
         Option("fewshot_k", None, lambda v: v is None or positive_int(v), "a positive integer or null",
                "few-shot linear probe with K training images per class", int, owner="linear_probe"),
@@ -77,6 +78,7 @@ class LinearProbeTask(Task):
                         "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
                         "train_data_identity": train.fingerprint_inputs,
                         "val_data_identity": val.fingerprint_inputs, **result.block}
+        result.notes.extend(self.single_label_note(adapter))
         return result
 
     @staticmethod
@@ -84,7 +86,7 @@ class LinearProbeTask(Task):
         """The probe sweeps C on the dataset's primary metric; sklearn runs on the CPU."""
         o = ctx.options
         return {"solver": o.solver, "seed": seed, "device": o.device if o.solver == "torch" else "cpu",
-                "num_classes": len(adapter.classnames), "metric": adapter.primary_metric,
+                "num_classes": len(adapter.classnames), "metric": adapter.single_label_metric,
                 "val_fraction": o.val_fraction, "progress": ctx.progress}
 
     def _full_probe(self, ctx: TaskContext, adapter, test, feats) -> TaskResult:
@@ -103,9 +105,9 @@ class LinearProbeTask(Task):
         ci = None
         predictions = _probe_predictions(result)
         if predictions is not None and o.bootstrap > 0:
-            low, high = bootstrap_ci(predictions, f_test.labels, adapter.primary_metric, len(adapter.classnames),
+            low, high = bootstrap_ci(predictions, f_test.labels, adapter.single_label_metric, len(adapter.classnames),
                                      o.bootstrap, o.seed)
-            ci = {adapter.primary_metric: {"low": low, "high": high}}
+            ci = {adapter.single_label_metric: {"low": low, "high": high}}
         probabilities = getattr(result, "probabilities", None)
         if probabilities is not None:
             from clipbench.scoring.calibration import calibration

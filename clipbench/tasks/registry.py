@@ -70,6 +70,10 @@ def _register_builtins() -> None:
     register_task(ImageRetrievalTask())
     register_task(ImageCaptionSelectionTask())
 
+    from clipbench.tasks.association import AssociationTask  # issue 29: WinoGAViL
+
+    register_task(AssociationTask())
+
 
 def _load_plugins() -> None:
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):

@@ -28,7 +28,15 @@ LABEL_SPACE = {
     "smallnorb_azimuth": 18, "smallnorb_elevation": 9, "dmlab": 6, "diabetic_retinopathy": 5, "svhn": 10,
     "resisc45": 45, "imagenet_o": 200, "objectnet": 113, "birdsnap": 500,
 }
+LABEL_SPACE.update({"voc2007": 20, "hateful_memes": 2, "iwildcam": 182, "camelyon17": 2, "fmow": 62,  # issue 29
+                    "dollar_street": 58, "geode": 40, "fairface": 2, "fairface_race": 7, "fairface_age": 9,
+                    "utkface": 2, "utkface_race": 5, "utkface_age": 9, "ucf101": 101,
+                    "kinetics700": 700})
 MEAN_PER_CLASS = {"fgvc_aircraft", "oxford_pets", "caltech101", "flowers102"}
+#: datasets scored by a metric of ``clipbench.scoring.targets`` (issue 29)
+OWN_METRIC = {"voc2007": "mean_average_precision_11pt", "hateful_memes": "roc_auc", "iwildcam": "macro_f1",
+              "fmow": "worst_group_top1", "dollar_street": "worst_group_top5", "geode": "worst_group_top1",
+              "kinetics700": "mean_top1_top5"}
 
 
 def _classification_names() -> list[str]:
@@ -49,7 +57,7 @@ def test_adapter_contract(name):
     assert len(prompts) == len(adapter.classnames) and all(p and all(isinstance(s, str) for s in p) for p in prompts)
     assert all(adapter.classnames[i] in " ".join(prompts[i]) for i in range(len(prompts)))
     assert adapter.primary_metric in PRIMARY_METRICS
-    assert adapter.primary_metric == ("mean_per_class_recall" if name in MEAN_PER_CLASS else "top1")
+    assert adapter.primary_metric == OWN_METRIC.get(name, "mean_per_class_recall" if name in MEAN_PER_CLASS else "top1")
     assert adapter.splits and set(adapter.splits) <= {"train", "val", "test"}
     assert adapter.evaluation_split in adapter.splits
     assert adapter.origin  # every prompt set says where it comes from

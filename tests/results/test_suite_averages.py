@@ -39,7 +39,7 @@ def test_retrieval_counts_mean_recall_at_1_and_other_protocols_do_not_count():
     assert main_value(flickr) == 70.0
     records = [flickr, _rec("mscoco_captions", 0, task="zeroshot_retrieval", metric="mean_recall",
                             **{"i2t_recall@1": 50.0, "t2i_recall@1": 30.0}),
-               _rec("winogavil", 55.0, task="image_caption_selection", metric="jaccard"),
+               _rec("winogavil", 61.0, task="association", metric="jaccard", jaccard_10_12=55.0),  # DataComp's
                _rec("cifar10", 99.0, task="linear_probe")]
     rows = {r["average"]: r for r in suite_average_rows(records, record_variant)}
     assert rows["retrieval"]["value"] == pytest.approx((70.0 + 40.0 + 55.0) / 3) and rows["retrieval"]["n"] == 3

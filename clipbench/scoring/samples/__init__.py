@@ -9,7 +9,9 @@ their kind in their metadata; ``clipbench.results.samples`` reads and writes the
 * ``retrieval`` (zero-shot retrieval): each image's and caption's rank of its correct item;
   resampled by image;
 * ``outcomes`` (image-caption selection; image retrieval, one row per query): the outcomes
-  the metrics average (correct, AP@R, hit@k).
+  the metrics average (correct, AP@R, hit@k);
+* ``targets`` (zero-shot on multi-label, binary and grouped sets): the columns every metric of
+  ``clipbench.scoring.targets`` follows from (scores and positives, label rank, group codes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ KINDS = {
     "classification": "clipbench.scoring.samples.classification:SampleLog",
     "retrieval": "clipbench.scoring.samples.retrieval:RetrievalSamples",
     "outcomes": "clipbench.scoring.samples.outcomes:OutcomeSamples",
+    "targets": "clipbench.scoring.samples.targets:TargetSamples",
 }
 
 #: the function that builds each kind's table from a task's columns (``TaskResult.samples.data``)
@@ -28,6 +31,7 @@ BUILDERS = {
     "classification": "clipbench.scoring.samples.classification:build_table",
     "retrieval": "clipbench.scoring.samples.retrieval:build_retrieval_table",
     "outcomes": "clipbench.scoring.samples.outcomes:build_outcome_table",
+    "targets": "clipbench.scoring.samples.targets:build_targets_table",
 }
 
 
