@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One short GPU job (see benchmarks/gpu.py): writes ${1:-gpu.json} and prints the table.
 # On a machine without CUDA every GPU part prints "SKIPPED: no CUDA device".
-# Then benchmarks/scale.py's DataComp-shaped job on the GPU at full size (762,040 JPEGs: hard links
+# Then benchmarks/scale.py's DataComp-shaped job on the GPU at full size (752,016 JPEGs: hard links
 # over 8 distinct images per task, so little disk), cold then warm, ViT-B/16 bf16, printing its time
 # against the 15-minute (cold) and 1-minute (warm) targets into scale-gpu.json. It needs about as long
 # as the job itself (estimate: 2-7 minutes cold with 16 cores) plus ~1 minute of setup:

@@ -1,14 +1,16 @@
 """A DataComp-shaped job end to end: images/s, decode- or encode-bound, workers per GPU, 1 -> 2 processes.
 
-The job: DataComp's evaluation tasks, one ``folder:`` dataset each, zero-shot, with a random
-native CLIP (``--arch``: ViT-B/32, the default, or ViT-B/16; ``--quick``: a tiny one) saved as an
-OpenAI-layout checkpoint. Each task gets ``round(size * --scale)`` generated JPEGs (at least 2), ``size`` being the
-``size`` field of DataComp's ``tasklist.yml`` (github.com/mlfoundations/datacomp at commit
-2d7bde7c28a9e5cacb3cdbc84dcdf5ea9a1d65f3: 40 entries, the paper's 38 tasks plus FairFace and
-UTKFace, 762,040 images in all; SUN397's 108,754 and Flickr30k's 31,014 are whole datasets, so the
-job is an upper bound on the "about half a million" test images the scale issue names) and the
-pixel size our estimate of the task's typical image (``TASKS`` below: not measured from the data). ``--images-per-shape`` distinct JPEGs are drawn per task and hard-linked up to its
-count, so the full size (``--scale 1``) costs disk and time only once per shape.
+The job: the ``datacomp`` suite's 40 datasets (DataComp's 38 tasks plus FairFace and UTKFace), one
+``folder:`` dataset each, zero-shot, with a random native CLIP (``--arch``: ViT-B/32, the default,
+or ViT-B/16; ``--quick``: a tiny one) saved as an OpenAI-layout checkpoint. Each task gets
+``round(size * --scale)`` generated JPEGs (at least 2), ``size`` being the published test size the
+suite's dataset declares, else the ``size`` field of DataComp's ``tasklist.yml``
+(github.com/mlfoundations/datacomp at commit 2d7bde7c28a9e5cacb3cdbc84dcdf5ea9a1d65f3): 752,016
+images in all, more than the "about half a million" the scale issue names, since SUN397's 108,754
+and Flickr30k's 31,014 are whole datasets. The pixel size is our estimate of the task's typical
+image (``TASKS`` below: not measured from the data). ``--images-per-shape`` distinct JPEGs are
+drawn per task and hard-linked up to its count, so the full size (``--scale 1``) costs disk and
+time only once per shape.
 
 Measured in one run, on the same JPEGs:
 
@@ -63,24 +65,35 @@ COLD_TARGET_S, WARM_TARGET_S = 15 * 60.0, 60.0
 #: ViT-B/16 image tower (models registry) at 40% of an H100 SXM's dense bf16 peak (989 TFLOP/s)
 DEFAULT_GPU_IMG_S = 0.40 * 989e12 / 35.1e9
 
-#: (DataComp task, test images in DataComp's tasklist.yml, our estimate of a typical image's width x height)
+#: (the datacomp suite's dataset, in its order (tasklist.yml's), test images in DataComp's tasklist.yml, our
+#: estimate of a typical image's width x height)
 TASKS = (
-    ("vtab/caltech101", 6085, (300, 200)), ("cifar10", 10000, (32, 32)), ("vtab/cifar100", 10000, (32, 32)),
-    ("vtab/clevr_count_all", 15000, (480, 320)), ("vtab/clevr_closest_object_distance", 15000, (480, 320)),
-    ("country211", 21100, (500, 375)), ("vtab/dtd", 1880, (500, 400)), ("vtab/eurosat", 5400, (64, 64)),
-    ("fgvc_aircraft", 3333, (1000, 700)), ("food101", 25250, (512, 384)), ("gtsrb", 12630, (50, 50)),
-    ("imagenet1k", 50000, (500, 375)), ("imagenet_sketch", 50889, (500, 400)), ("imagenetv2", 10000, (500, 375)),
-    ("imagenet-a", 7500, (500, 375)), ("imagenet-o", 2000, (500, 375)), ("imagenet-r", 30000, (500, 400)),
-    ("vtab/kitti_closest_vehicle_distance", 711, (1242, 375)), ("mnist", 10000, (28, 28)),
-    ("objectnet", 18574, (640, 480)), ("vtab/flowers", 6149, (500, 600)), ("vtab/pets", 3669, (500, 375)),
-    ("voc2007", 14976, (500, 375)), ("vtab/pcam", 32768, (96, 96)), ("renderedsst2", 1821, (448, 448)),
-    ("vtab/resisc45", 6300, (256, 256)), ("cars", 8041, (700, 480)), ("stl10", 8000, (96, 96)),
-    ("sun397", 108754, (640, 480)), ("vtab/svhn", 26032, (32, 32)), ("retrieval/flickr30k", 31014, (500, 375)),
-    ("retrieval/mscoco_2014_5k_test_image_text_retrieval", 5000, (640, 480)), ("misc/winogavil", 3563, (512, 512)),
-    ("wilds/iwildcam", 42791, (448, 448)), ("wilds/camelyon17", 85054, (96, 96)), ("wilds/fmow", 22108, (224, 224)),
-    ("fairness/dollar_street", 3503, (500, 375)), ("fairness/geode", 12488, (500, 375)),
-    ("fairness/fairface", 10954, (224, 224)), ("fairness/utkface", 23703, (200, 200)),
+    ("caltech101", 6085, (300, 200)), ("cifar10", 10000, (32, 32)), ("cifar100", 10000, (32, 32)),
+    ("clevr_count", 15000, (480, 320)), ("clevr_distance", 15000, (480, 320)), ("country211", 21100, (500, 375)),
+    ("dtd", 1880, (500, 400)), ("eurosat", 5400, (64, 64)), ("fgvc_aircraft", 3333, (1000, 700)),
+    ("food101", 25250, (512, 384)), ("gtsrb", 12630, (50, 50)), ("imagenet1k", 50000, (500, 375)),
+    ("imagenet_sketch", 50889, (500, 400)), ("imagenet_v2", 10000, (500, 375)), ("imagenet_a", 7500, (500, 375)),
+    ("imagenet_o", 2000, (500, 375)), ("imagenet_r", 30000, (500, 400)), ("kitti_distance", 711, (1242, 375)),
+    ("mnist", 10000, (28, 28)), ("objectnet", 18574, (640, 480)), ("flowers102", 6149, (500, 600)),
+    ("oxford_pets", 3669, (500, 375)), ("voc2007", 14976, (500, 375)), ("pcam", 32768, (96, 96)),
+    ("rendered_sst2", 1821, (448, 448)), ("resisc45", 6300, (256, 256)), ("stanford_cars", 8041, (700, 480)),
+    ("stl10", 8000, (96, 96)), ("sun397", 108754, (640, 480)), ("svhn", 26032, (32, 32)),
+    ("flickr30k", 31014, (500, 375)), ("mscoco_captions", 5000, (640, 480)), ("winogavil", 3563, (512, 512)),
+    ("iwildcam", 42791, (448, 448)), ("camelyon17", 85054, (96, 96)), ("fmow", 22108, (224, 224)),
+    ("dollar_street", 3503, (500, 375)), ("geode", 12488, (500, 375)), ("fairface", 10954, (224, 224)),
+    ("utkface", 23703, (200, 200)),
 )
+
+
+def suite_sizes() -> list[int]:
+    """Images per task: the evaluation split's published size the suite's dataset declares (what ``clipbench
+    run --suite datacomp`` scores: e.g. clipbench's VOC2007 is the paper's 4,952 images, not DataComp's 14,976
+    crops), else tasklist.yml's ``size`` (Caltech-101, the retrieval sets, WinoGAViL, UTKFace; EuroSAT and
+    SUN397, which declare the whole set they carve their test split from)."""
+    from clipbench.datasets import get_dataset
+    from clipbench.datasets.counts import expected_count
+
+    return [expected_count(get_dataset(name)) or size for name, size, _ in TASKS]
 
 
 def write_model(path: Path, arch: str) -> Path:
@@ -107,7 +120,8 @@ def write_model(path: Path, arch: str) -> Path:
 
 def task_counts(scale: float, tasks: int = len(TASKS)) -> list[tuple[str, int, tuple[int, int]]]:
     """(folder name, images, size) of the first ``tasks`` tasks at ``scale``; each keeps at least 2 images."""
-    return [(name.replace("/", "_"), max(2, round(size * scale)), shape) for name, size, shape in TASKS[:tasks]]
+    return [(name, max(2, round(size * scale)), shape)
+            for (name, _, shape), size in zip(TASKS[:tasks], suite_sizes(), strict=False)]
 
 
 def write_job(root: Path, scale: float, per_shape: int, tasks: int = len(TASKS), seed: int = 0) -> list[Path]:
@@ -318,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(plain run / 2-rank array with its scoring step) {speedup:.2f}x; end to end with the --shard-jobs "
               f"plan {plan_speedup:.2f}x; records equal: {equal}")
     workers_gpu = math.ceil(args.gpu_img_s / per_worker)
-    full = sum(size for _, size, _ in TASKS)
+    full = sum(suite_sizes())
     gpu_rate = min(args.gpu_img_s, per_worker * args.gpu_cores)
     print_table("Per process, one thread (the pipeline: decode + CLIP preprocess; the encoder: one batch)",
                 ["stage", "img/s"], [["decode + preprocess (1 worker)", per_worker], [f"encode ({args.arch})", encoder]])
