@@ -65,6 +65,8 @@ def run(
     write: bool = True,
     shard_jobs: bool = False,
     tasks: str | Sequence[str] | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
     **options: Any,
 ) -> RunRecords:
     """Evaluate ``model`` (name(s), path(s) or ``ImageTextModel``) on ``suite``; returns the result records.
@@ -77,16 +79,23 @@ def run(
 
     Under torchrun (see ``clipbench.engine.distributed``) every rank extracts a slice of each split and
     rank 0 alone scores and writes (other ranks return ``[]``); with ``shard_jobs`` each rank runs
-    a share of the (model, dataset) jobs end to end and rank 0 returns everyone's records. The loop is
+    its part of a cost-balanced plan of the (model, dataset) jobs (``clipbench.engine.balance``) end
+    to end and rank 0 returns everyone's records. The loop is
     ``clipbench.engine.runner.run``. ``tasks`` runs only those of the suite's tasks, or, with
     ``suite=None``, those tasks alone over ``datasets`` (``clipbench run --task``).
+
+    Job arrays (``clipbench.engine.job_array``): ``rank`` and ``world_size`` make this call one
+    rank of ``world_size`` independent processes: it extracts its share of every split and returns
+    ``[]`` (``.note`` says what it did); ``world_size`` alone is the final step that waits for every
+    rank's shards and scores.
     """
     from clipbench.engine.plan import select_tasks
     from clipbench.engine.runner import run as run_loop
 
     suite = select_tasks(suite, tasks, datasets)
     return run_loop(model, suite, datasets, data_root=data_root, cache_dir=cache_dir, results_dir=results_dir,
-                    device=device, progress=progress, write=write, shard_jobs=shard_jobs, **options)
+                    device=device, progress=progress, write=write, shard_jobs=shard_jobs, rank=rank,
+                    world_size=world_size, **options)
 
 
 def compare(new: str | os.PathLike, baseline: str | os.PathLike, max_drop: float = 0.0,

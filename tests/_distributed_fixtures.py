@@ -43,6 +43,30 @@ def write_png_dataset(root: Path, sizes: dict[str, int] = SPLIT_SIZES, px: int =
     return root
 
 
+#: record fields that differ between equal runs (cost: timings; samples: named by record_id)
+VOLATILE = frozenset({"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"})
+
+
+def stable(records: list[dict]) -> list[dict]:
+    """Records without their ``VOLATILE`` fields, for comparing runs."""
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
+
+
+def feature_bytes(cache: Path) -> dict[str, bytes]:
+    """Every feature entry of a cache as bytes, by entry name; each must be complete (checksums verified)."""
+    import json
+
+    from clipbench.features import FeatureKey, FeatureStore
+
+    store = FeatureStore(cache / "features")
+    out = {}
+    for entry in store.entries():
+        fs = store.load(FeatureKey(**json.loads((entry.path / "key.json").read_text())))
+        assert fs is not None, f"{entry.path} is not complete"
+        out[entry.path.name] = fs.features.tobytes()  # labels are the split's, not the store's
+    return out
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -63,6 +87,35 @@ def torchrun(nproc: int, target: list[str], env: dict[str, str], cwd: Path,
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--nnodes", "1",
            "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "--max_restarts", "0", *target]
     return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def _forked_rank(argv: list[str], env: dict[str, str]) -> None:
+    code = 1
+    try:
+        os.environ.update(env)
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115  (a rank's own output is not checked)
+        from clipbench.cli import main
+
+        code = main(argv)
+    finally:
+        os._exit(code)
+
+
+def fork_ranks(world: int, argv, env_of, timeout: float = 120) -> list[int | None]:
+    """``clipbench.cli.main(argv(r))`` in ``world`` processes forked from this one, each with ``env_of(r)``
+    added to its environment, all at once; their exit codes. A fork inherits the imported modules, so a
+    rank costs little more than its work (torchrun would start a fresh interpreter per rank)."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    procs = [fork.Process(target=_forked_rank, args=(argv(r), env_of(r))) for r in range(world)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout)
+        if p.exitcode is None:
+            p.kill()
+    return [p.exitcode for p in procs]
 
 
 def _worker() -> int:

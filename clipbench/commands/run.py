@@ -31,8 +31,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table",
                    help="how the run's summary is printed (default: table; json and csv for scripts)")
     p.add_argument("--shard-jobs", action="store_true",
-                   help="under torchrun: give each process whole (model, dataset) jobs instead of a slice of "
-                        "every split (for many small jobs)")
+                   help="under torchrun or in a job array: give each process whole (model, dataset) jobs, big ones "
+                        "cut into pieces, by a plan balanced on images x GFLOPs, instead of a slice of every split "
+                        "(for many jobs of different sizes)")
+    p.add_argument("--rank", type=int,
+                   help="job arrays (no torchrun): this process is rank N of --world-size; it extracts its share of "
+                        "every split into the shared cache and exits (docs/scale.md)")
+    p.add_argument("--world-size", type=int,
+                   help="job arrays: the number of ranks; without --rank (and --slurm) this is the final step that "
+                        "waits for every rank's shards and scores")
+    p.add_argument("--slurm", action="store_true",
+                   help="job arrays: take --rank (and --world-size unless given) from SLURM_ARRAY_TASK_ID/"
+                        "SLURM_ARRAY_TASK_COUNT, or SLURM_PROCID/SLURM_NTASKS under srun")
     p.set_defaults(func=handler)
 
 
@@ -41,11 +51,18 @@ def handler(args: argparse.Namespace) -> int:
 
     if args.device is not None:
         check_device(args.device)
+    rank, world_size = args.rank, args.world_size
+    if args.slurm:
+        from clipbench.engine.job_array import slurm_rank
+
+        if rank is not None:
+            raise ClipbenchError("give --rank or --slurm, not both")
+        rank, world_size = slurm_rank(world_size=world_size)
     try:
         records = run(split_list_flag(args.model), suite=args.suite, datasets=split_list_flag(args.dataset),
                       tasks=split_list_flag(args.task), data_root=args.data_root,
                       cache_dir=args.cache_dir, results_dir=args.results_dir, device=args.device,
-                      progress=not args.no_progress, shard_jobs=args.shard_jobs,
+                      progress=not args.no_progress, shard_jobs=args.shard_jobs, rank=rank, world_size=world_size,
                       **overrides_from_args(args, all_options().values()))
     except BaseException as exc:  # failed or interrupted: show what completed, then the CLI prints the error
         _print_completed(getattr(exc, "completed_records", None), args.results_dir)
@@ -53,6 +70,9 @@ def handler(args: argparse.Namespace) -> int:
     from clipbench.api import is_main_process, results_file
 
     if not is_main_process():  # under torchrun only rank 0 reports (and wrote) the results
+        return 0
+    if getattr(records, "note", None):  # a job-array rank that only extracted
+        print(records.note)
         return 0
     if args.format != "table":
         from clipbench.foundations.tables import render

@@ -117,9 +117,18 @@ class RunContext:
         self._limited = self._limited or limited is not split
         return limited
 
-    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True):
+    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True, also: Sequence = ()):
         """The split's features; under torchrun every rank extracts a slice and only rank 0 gets them (the
-        others end the task here, ``NotScoringRank``)."""
+        others end the task here, ``NotScoringRank``). ``also``: splits the task may ask for after this
+        one; when the extraction is sharded every rank extracts its share of them first, since the other
+        ranks leave the task at this call (the scorer gets them, cached, when it asks)."""
+        if self.dist.enabled:
+            o = self.options
+            for other in also:
+                with self._serving(), self.meter.extraction():
+                    distributed.extract_features_sharded(
+                        model, other, self.store, self.dist, projected=projected, precision=o.precision,
+                        batch_size=o.batch_size, workers=o.workers, progress=self.progress, decode=o.decode)
         feats = self._served_features(model, split, projected)
         if feats is None:
             raise NotScoringRank

@@ -17,9 +17,13 @@ joins the process group (NCCL for CUDA devices, gloo for the CPU) and splits wor
   reports a peer that produced none for ``CLIPBENCH_DIST_STALL_TIMEOUT`` seconds (default 300) in
   one line naming the rank, the split and the samples (a hung or dead peer). Rank 0's own long
   work (a probe's C sweep) never trips it, since nobody waits on rank 0.
-* **sharded jobs** (``--shard-jobs``): each rank runs a contiguous share of the (model, dataset)
-  jobs end to end; records are appended with the locked JSONL append and rank 0 regenerates the
-  leaderboards once, after a barrier.
+* **sharded jobs** (``--shard-jobs``): each rank runs its part of the cost-balanced plan
+  (``clipbench.engine.balance``: whole (model, dataset) jobs and pieces of big ones) end to end;
+  records are appended with the locked JSONL append and rank 0 regenerates the leaderboards once,
+  after a gather.
+
+Job arrays (``clipbench.engine.job_array``) use the same ranges and the same waiting with no
+process group at all.
 
 A plain launch and a torchrun launch with one process take the same single-process path.
 """
@@ -31,7 +35,7 @@ import datetime as _dt
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -137,35 +141,41 @@ class DistContext:
     world_size: int = 1
     local_rank: int = 0
     backend: str | None = None
+    #: job-array mode (``clipbench.engine.job_array``, no process group): "rank" extracts its share and never
+    #: scores, "score" (the final step) extracts nothing, waits for every rank's shards and scores
+    array: str | None = None
+    #: a piece of a job of the cost-balanced plan (``engine.balance``): the rank holding each piece, for
+    #: messages; progress on any feature entry counts while its first piece waits (the others may be busy
+    #: with other jobs' pieces first)
+    holders: tuple[int, ...] | None = None
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.array is not None
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        return self.rank == 0 if self.array is None else self.array == "score"
+
+    @property
+    def extracts(self) -> bool:
+        return self.array != "score"
 
     def barrier(self) -> None:
-        if self.enabled:
+        if self.backend is not None:
             import torch.distributed as torch_dist
 
             torch_dist.barrier()
 
     def gather_to_main(self, obj: T) -> list[T] | None:
         """Every rank's ``obj`` (picklable) in rank order on rank 0; None on the other ranks."""
-        if not self.enabled:
-            return [obj]
+        if self.backend is None:  # no process group (one process, or a job-array rank): only its own
+            return [obj] if self.is_main else None
         import torch.distributed as torch_dist
 
         gathered: list[Any] = [None] * self.world_size
         torch_dist.all_gather_object(gathered, obj)  # works on gloo and NCCL alike
         return gathered if self.is_main else None
-
-    def share(self, items: Sequence[T]) -> list[T]:
-        """This rank's contiguous share of ``items`` (consecutive jobs on one rank reuse a loaded model)."""
-        a, b = balanced_ranges(len(items), self.world_size)[self.rank]
-        return list(items[a:b])
 
 
 def _timeout() -> _dt.timedelta:
@@ -203,6 +213,8 @@ def wait_for_shards(store, key, split, ctx: DistContext, batch_size: int, *, tim
         if not gaps:
             return
         covered = key.n_samples - sum(b - a for a, b in gaps)
+        if ctx.holders is not None:
+            covered += _shard_files(store)
         now = clock()
         if covered > covered_before:
             covered_before, last_progress = covered, now
@@ -211,17 +223,30 @@ def wait_for_shards(store, key, split, ctx: DistContext, batch_size: int, *, tim
         sleep(poll)
 
 
+def _shard_files(store) -> int:
+    """Complete shard files in the whole store (cheap: one directory listing per entry)."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(store.root):
+            with contextlib.suppress(OSError):
+                count += sum(name.endswith(".npz") for name in os.listdir(os.path.join(entry.path, "shards")))
+    return count
+
+
 def _stall_message(key, split, ctx: DistContext, batch_size: int, gaps, timeout: float) -> str:
     stalled = []
     for rank in range(ctx.world_size):
         start, end = rank_range(key.n_samples, ctx.world_size, rank, batch_size)
         missing = sum(max(0, min(b, end) - max(a, start)) for a, b in gaps)
+        who = f"rank {rank}" if ctx.holders is None else f"rank {ctx.holders[rank]} (piece {rank} of {ctx.world_size})"
         if missing:
-            stalled.append(f"rank {rank} ({missing} of its samples [{start}, {end}) missing)")
+            stalled.append(f"{who} ({missing} of its samples [{start}, {end}) missing)")
     who = ", ".join(stalled) or "a peer"
+    waiter = ("the scoring step" if ctx.array == "score" else "rank 0" if ctx.holders is None
+              else f"rank {ctx.holders[0]}, which scores the job,")
     return (f"distributed run stalled: {who} produced no feature shard for {timeout:g} s while extracting "
-            f"{split.dataset_name}/{split.split} features; that rank is hung or dead "
-            f"(rank 0 waits on its shards; set {ENV_STALL_TIMEOUT} to wait longer)")
+            f"{split.dataset_name}/{split.split} features; that rank is hung, dead or never started "
+            f"({waiter} waits on its shards; set {ENV_STALL_TIMEOUT} to wait longer)")
 
 
 def _bind_device(device: str, env: LaunchEnv) -> str:
@@ -243,13 +268,20 @@ def _bind_device(device: str, env: LaunchEnv) -> str:
 
 
 @contextlib.contextmanager
-def session(device: str) -> Iterator[DistContext]:
+def session(device: str, array: DistContext | None = None) -> Iterator[DistContext]:
     """Join the process group for the duration of a run (and leave it after); plain runs get rank 0 of 1.
 
     A group that the caller initialised already (clipbench.run inside the user's own distributed
-    program) is used as is and left alone afterwards.
+    program) is used as is and left alone afterwards. ``array`` (``job_array.array_context``) is a
+    job-array rank or scoring step: used as is, no group; refused under a multi-process torchrun.
     """
     env = launch_env()
+    if array is not None:
+        if env is not None and env.world_size > 1:
+            raise ClipbenchError("--rank/--world-size/--slurm are for job arrays (independent processes); under "
+                                 "torchrun the launcher gives each process its rank")
+        yield array
+        return
     if env is None or env.world_size == 1:
         yield DistContext()
         return
@@ -289,15 +321,15 @@ def extract_features_sharded(model, split, store, ctx: DistContext, *, projected
     if len(split) == 0:
         raise ClipbenchError(f"{split.dataset_name}/{split.split} has no samples")
     key = feature_key(model, split, projected, precision, batch_size, decode)
-    start, end = rank_range(key.n_samples, ctx.world_size, ctx.rank, batch_size)
-    if not store.is_complete(key):
+    start, end = rank_range(key.n_samples, ctx.world_size, ctx.rank, batch_size) if ctx.extracts else (0, 0)
+    if start < end and not store.is_complete(key):
         _, gaps = store.plan(key)
         for a, b in gaps:
             a, b = max(a, start), min(b, end)
             if a < b:
                 extract_range(model, split, store, key, a, b, batch_size=batch_size, workers=workers,
                               shard_size=shard_size, progress=progress, decode=decode)
-    if not ctx.is_main:  # done with this split: no collective, nobody waits for rank 0
+    if not ctx.is_main:  # done with this split: no collective, nobody waits for this rank
         return None
     wait_for_shards(store, key, split, ctx, batch_size)
     # Every range now has its shards: this assembles them in order and verifies them (a damaged

@@ -31,6 +31,7 @@ class RunRecords(list):
     def __init__(self, records: Sequence[dict] = (), skipped: Sequence[dict] = ()) -> None:
         super().__init__(records)
         self.skipped = list(skipped)
+        self.note: str | None = None  # a job-array rank that extracted only: what it did and what comes next
 
 
 def split_names(value: str | Sequence[Any] | None) -> list[Any] | None:

@@ -143,11 +143,17 @@ def run_task(ctx: RunContext, task: Task, model: ImageTextModel, adapter: Datase
 
 def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, data_root=None, cache_dir=None,
         results_dir=None, device: str | None = None, progress: bool = True, write: bool = True,
-        shard_jobs: bool = False, **options: Any) -> RunRecords:
+        shard_jobs: bool = False, rank: int | None = None, world_size: int | None = None,
+        **options: Any) -> RunRecords:
     """The loop behind ``clipbench.api.run`` (see its docstring for the arguments)."""
+    from clipbench.engine.balance import job_costs, rank_units
+    from clipbench.engine.job_array import array_context, rank_note
     from clipbench.foundations.threads import torch_threads
     from clipbench.results.samples import discard_samples
 
+    array = array_context(rank, world_size)  # a job-array rank or its scoring step: bad values fail first
+    if array is not None and array.array == "score" and shard_jobs:
+        raise ClipbenchError("--shard-jobs ranks score their own jobs: there is no final step (give --rank)")
     suite_obj = suite if isinstance(suite, Suite) else load_suite(suite)
     run_options = resolve_options(suite_obj, options, device)
     models = [model] if isinstance(model, ImageTextModel) else split_names(model)
@@ -170,17 +176,20 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         check_counts(adapters, paths.data_root)
     for adapter in adapters:  # each dataset's tasks (the suite's, or the dataset's own)
         check_task_fits(task_plan[id(adapter)], [adapter])
-    trackers = open_trackers(run_options, paths.results_dir, suite_obj.name)  # before any model loads
+    scores = array is None or array.array == "score" or shard_jobs  # an extracting job-array rank logs nothing
+    trackers = open_trackers(run_options, paths.results_dir, suite_obj.name) if scores else None  # before any model
     in_languages = {a.name: plan_languages(a, run_options.language) for a in adapters
                     if any(t.uses_text for t in task_plan[id(a)])}  # a missing language fails here
-    with (distributed.session(run_options.device) as dist, torch_threads(run_options.threads),
+    with (distributed.session(run_options.device, array) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):
         jobs = [(i, adapter) for i in range(len(models)) for adapter in adapters]
-        if shard_jobs:  # each rank runs its share of whole jobs alone
-            jobs, extraction = dist.share(jobs), distributed.DistContext()
+        if shard_jobs:  # the cost-balanced plan: this rank's whole jobs and pieces of big ones (engine.balance)
+            costs = job_costs(models, adapters, paths.data_root, run_options)
+            work = [(jobs[unit.job], extraction) for unit, extraction in rank_units(costs, dist)]
         else:  # every rank extracts a slice of every split; rank 0 scores
-            extraction = dist
-        context = RunContext(suite_obj, paths, run_options, progress and dist.is_main, extraction, write=write)
+            work = [(job, dist) for job in jobs]
+        shows = dist.is_main or dist.array == "rank"  # a job-array rank has its own log
+        context = RunContext(suite_obj, paths, run_options, progress and shows, dist, write=write)
         records, loaded_index, loaded = [], None, None
 
         def keep(record: dict) -> None:
@@ -195,7 +204,8 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                 trackers.log(record, paths.results_dir)
 
         try:
-            for index, adapter in jobs:
+            for (index, adapter), extraction in work:
+                context.dist = extraction
                 if index != loaded_index:
                     loaded_index, loaded = index, None  # free the previous model before loading the next
                     load_start = time.perf_counter()
@@ -216,7 +226,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
                 trackers.close(None, failed=True)
             keep_completed(exc, records, paths.results_dir if write else None)
             raise
-        if shard_jobs and dist.enabled:  # collective: every rank has appended its records after this
+        if shard_jobs and dist.backend is not None:  # collective: every rank has appended its records after this
             gathered = dist.gather_to_main(records)
             records = [r for part in gathered for r in part] if gathered is not None else []
     if write and records:
@@ -225,7 +235,11 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         for record in records:  # other ranks' records under --shard-jobs (each record is logged once)
             trackers.log(record, paths.results_dir)
         trackers.close(paths.results_dir if write else None)
-    return RunRecords(records, skipped)
+    out = RunRecords(records, skipped)
+    if dist.array == "rank" and not shard_jobs:
+        out.note = rank_note(dist, paths.features_dir)
+        log.info("%s", out.note)
+    return out
 
 
 def open_trackers(options: RunOptions, results_dir, suite: str):

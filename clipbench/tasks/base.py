@@ -123,9 +123,11 @@ class TaskContext(Protocol):
     def probe_splits(self, adapter: DatasetAdapter) -> tuple[SplitData, SplitData, SplitData]:
         """(train, val, test) for training-based tasks, with ``--limit`` applied to each."""
 
-    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True) -> FeatureSet:
+    def features(self, model: ImageTextModel, split: SplitData, projected: bool = True,
+                 also: Sequence[SplitData] = ()) -> FeatureSet:
         """Cached image features. On a torchrun rank that does not score, this ends the task (the engine
-        catches it), so a task never checks its rank."""
+        catches it), so a task never checks its rank; ``also`` names splits the task asks for later (every
+        rank extracts its share of them here)."""
 
     def probe_features(self, model: ImageTextModel, adapter: DatasetAdapter, projected: bool = True
                        ) -> tuple[tuple[SplitData, ...], tuple[FeatureSet, ...]]:

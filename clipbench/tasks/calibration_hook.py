@@ -22,6 +22,20 @@ CALIBRATION_OPTIONS = (
 )
 
 
+def validation_split(ctx, adapter, split):
+    """(the split a temperature is fitted on, or None; the note when there is none). None without
+    ``--calibration-temperature``."""
+    if not getattr(ctx.options, "calibration_temperature", False):
+        return None, None
+    try:
+        _, val, _ = ctx.probe_splits(adapter)
+    except ClipbenchError as exc:
+        return None, f"no temperature fitted: no validation split ({exc})"
+    if val.fingerprint == split.fingerprint or len(val) == 0:
+        return None, "no temperature fitted: the validation split is the scored split"
+    return val, None
+
+
 def zeroshot_calibration(ctx, model, adapter, split, logits, labels, weights) -> tuple[dict, list[str]]:
     """The record fields ``calibration`` (and, when asked for, ``calibration_temperature_val``) and notes."""
     from clipbench.scoring.calibration import fit_temperature, logit_calibration
@@ -33,12 +47,9 @@ def zeroshot_calibration(ctx, model, adapter, split, logits, labels, weights) ->
     if not getattr(o, "calibration_temperature", False):
         return fields, []
     used = fields["calibration"]["scale"]
-    try:
-        _, val, _ = ctx.probe_splits(adapter)
-    except ClipbenchError as exc:
-        return fields, [f"no temperature fitted: no validation split ({exc})"]
-    if val.fingerprint == split.fingerprint or len(val) == 0:
-        return fields, ["no temperature fitted: the validation split is the scored split"]
+    val, note = validation_split(ctx, adapter, split)
+    if val is None:
+        return fields, [note]
     feats = ctx.features(model, val)
     val_logits = zeroshot_logits(feats.features, weights) * (used / LOGIT_SCALE)
     temperature = fit_temperature(val_logits, feats.labels)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from clipbench.tasks.base import SampleTable, Task, TaskContext, TaskResult, classification_samples
-from clipbench.tasks.calibration_hook import CALIBRATION_OPTIONS, zeroshot_calibration
+from clipbench.tasks.calibration_hook import CALIBRATION_OPTIONS, validation_split, zeroshot_calibration
 
 if TYPE_CHECKING:  # torch and numpy load when a task runs, not when the CLI builds its parser
     import numpy as np
@@ -61,7 +61,8 @@ class ZeroShotTask(Task):
 
         o = ctx.options
         split = ctx.evaluation_split(adapter)
-        feats = ctx.features(model, split)
+        val, _ = validation_split(ctx, adapter, split)  # --calibration-temperature's: every rank extracts it
+        feats = ctx.features(model, split) if val is None else ctx.features(model, split, also=(val,))
         prompts = adapter.class_prompts()
         weights = ctx.text_classifier(model, prompts)
         logits = zeroshot_logits(feats.features, weights)

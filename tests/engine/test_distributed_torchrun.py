@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _distributed_fixtures import BATCH_SIZE, child_env, torchrun, write_png_dataset
+from _distributed_fixtures import BATCH_SIZE, child_env, feature_bytes, stable, torchrun, write_png_dataset
 from _engine_fixtures import write_tiny_clip
 
 from clipbench.engine.distributed import rank_range
@@ -24,7 +24,6 @@ from clipbench.results.records import read_records
 pytestmark = pytest.mark.subprocess
 
 WORKER = str(Path(__file__).resolve().parents[1] / "_distributed_fixtures.py")
-VOLATILE = {"record_id", "timestamp", "time_extract_s", "time_task_s", "cost", "samples"}  # cost: timings; samples: named by record_id
 
 
 @pytest.fixture(scope="module")
@@ -50,30 +49,14 @@ def setup(tmp_path_factory):
     return base, argv
 
 
-def _features(cache: Path) -> dict[str, np.ndarray]:
-    """Every complete feature entry of a cache, by entry name, checksums verified."""
-    store = FeatureStore(cache / "features")
-    out = {}
-    for entry in store.entries():
-        key = FeatureKey(**json.loads((entry.path / "key.json").read_text()))
-        fs = store.load(key)
-        assert fs is not None, f"{entry.path} is not assembled"
-        out[entry.path.name] = fs.features  # labels are the split's, not the store's
-    return out
-
-
-def _stable(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
-
-
 def _assert_same_as_reference(base: Path, tag: str) -> None:
-    ref_feats, feats = _features(base / "cache-ref"), _features(base / f"cache-{tag}")
+    ref_feats, feats = feature_bytes(base / "cache-ref"), feature_bytes(base / f"cache-{tag}")
     assert sorted(feats) == sorted(ref_feats) and len(feats) == 3  # test, probe-train, probe-val
     for name, ref in ref_feats.items():
-        assert feats[name].tobytes() == ref.tobytes(), f"features of {name} differ from the single-process run"
+        assert feats[name] == ref, f"features of {name} differ from the single-process run"
     records = read_records(base / f"res-{tag}")
     assert [r["task"] for r in records] == ["zeroshot", "linear_probe"]  # written once, by rank 0
-    assert _stable(records) == _stable(read_records(base / "res-ref"))
+    assert stable(records) == stable(read_records(base / "res-ref"))
 
 
 def test_two_ranks_give_exactly_the_single_process_numbers(setup):
@@ -154,8 +137,8 @@ def test_shard_jobs_runs_each_job_once_and_rank0_writes_the_leaderboard(setup, t
     records = read_records(base / "res-jobs")
     assert sorted(r["dataset"] for r in records) == sorted(r["dataset"] for r in read_records(base / "res-jobs-ref"))
     assert len(records) == 2
-    by_dataset = {r["dataset"]: r for r in _stable(read_records(base / "res-jobs-ref"))}
-    assert {r["dataset"]: r for r in _stable(records)} == by_dataset
+    by_dataset = {r["dataset"]: r for r in stable(read_records(base / "res-jobs-ref"))}
+    assert {r["dataset"]: r for r in stable(records)} == by_dataset
     forwards = [sum(int(n) for n in (tmp_path / f"fw.rank{r}").read_text().split()) for r in range(2)]
     assert sorted(forwards) == [9, 21]  # one whole job per rank, no split shared
     pivot = (base / "res-jobs" / "leaderboard_pivot.csv").read_text().splitlines()
