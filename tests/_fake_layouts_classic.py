@@ -6,20 +6,18 @@ images in every class of the evaluation split, and returns the number of evaluat
 
 Only what the adapter reads for its evaluation split is written (plus files torchvision's class requires to
 exist). Class folders are named after the real ones where clipbench's classnames are those names, else
-synthetic names in the same sort order (Caltech-101, Country211). STL-10 and Flowers102 are checked by
-torchvision against their published MD5s on every load; ``fake_checksums()`` accepts the fakes instead.
+synthetic names in the same sort order (Caltech-101, Country211).
 Fakes are smaller than the real sets: load them with ``--allow-count-mismatch`` (or ``relaxed_counts``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
 import pickle
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -286,23 +284,6 @@ def write_pcam(root: Path, n_per_class: int) -> int:
     with h5py.File(base / "camelyonpatch_level_2_split_test_y.h5", "w") as fh:
         fh["y"] = labels[:, None, None, None]
     return len(labels)
-
-
-@contextlib.contextmanager
-def fake_checksums() -> Iterator[None]:
-    """torchvision's STL10 and Flowers102 compare their files with the published MD5s on every load; while the
-    block runs they only check that the files exist (the fakes cannot match those sums)."""
-    import os
-
-    import torchvision.datasets.flowers102 as flowers
-    import torchvision.datasets.stl10 as stl10
-
-    saved = (stl10.check_integrity, flowers.check_integrity)
-    stl10.check_integrity = flowers.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)
-    try:
-        yield
-    finally:
-        stl10.check_integrity, flowers.check_integrity = saved
 
 
 # -- ImageNet and its shifts -----------------------------------------------------------------------------------
