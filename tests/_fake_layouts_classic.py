@@ -243,12 +243,15 @@ def write_sun397(root: Path, n_per_class: int) -> int:
     return 397 * n_per_class
 
 
-def write_caltech101(root: Path, n_per_class: int) -> int:
+def write_caltech101(root: Path, n_per_class: int, test_classes: int = 102) -> int:
     """caltech101/101_ObjectCategories/<class>/image_NNNN.jpg, 102 folders (BACKGROUND_Google first); clipbench
-    takes 30 per class for train, so 30 + ``n_per_class`` images each."""
+    takes 30 per class for train, so 30 + ``n_per_class`` images in each of the first ``test_classes`` classes
+    (fewer: fewer files, and only those classes in the test split), one train image in the others."""
     names = ["BACKGROUND_Google", "Faces", "Faces_easy", "Leopards", "Motorbikes"] + _synthetic(97)
-    _folders(root / "caltech101" / "101_ObjectCategories", names, 30 + n_per_class, prefix="image_")
-    return 102 * n_per_class
+    base = root / "caltech101" / "101_ObjectCategories"
+    _folders(base, names[:test_classes], 30 + n_per_class, prefix="image_")
+    _folders(base, names[test_classes:], 1, prefix="image_")
+    return test_classes * n_per_class
 
 
 def _idx(path: Path, magic: int, array: np.ndarray) -> None:

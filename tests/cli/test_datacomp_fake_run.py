@@ -4,6 +4,7 @@ over all 38 scored tasks."""
 
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -15,11 +16,13 @@ from clipbench.results.suite_averages import AVERAGES, DATACOMP_38
 from clipbench.suites import load_suite
 from tests._fake_layouts import WRITERS as NEWER_WRITERS
 from tests._fake_layouts_classic import WRITERS as CLASSIC_WRITERS
+from tests._fake_layouts_classic import write_caltech101
 
-WRITERS = {**NEWER_WRITERS, **GROUP_WRITERS, **CLASSIC_WRITERS}
-#: evaluation samples per class; 1 where a class costs many files (ImageNet's 1000 folders, Caltech-101's 30
-#: train images per class, SUN397's 397 folders)
-PER_CLASS = {"imagenet1k": 1, "imagenet_sketch": 1, "imagenet_v2": 1, "caltech101": 1, "sun397": 1}
+#: Caltech-101 with test images in 10 of its 102 class folders (each such class also needs 30 train images)
+WRITERS = {**NEWER_WRITERS, **GROUP_WRITERS, **CLASSIC_WRITERS,
+           "caltech101": functools.partial(write_caltech101, test_classes=10)}
+#: evaluation samples per class; 1 where a class costs many files (ImageNet's 1000 folders, SUN397's 397)
+PER_CLASS = {"imagenet1k": 1, "imagenet_sketch": 1, "imagenet_v2": 1, "caltech101": 2, "sun397": 1}
 
 
 @pytest.mark.slow
@@ -33,7 +36,7 @@ def test_datacomp_suite_runs_every_task_on_fakes_and_prints_its_averages(tmp_pat
         WRITERS[name](data, PER_CLASS.get(name, 2))
     results = tmp_path / "results"
     argv = ["run", "--suite", "datacomp", "--model", "clipbench-tiny", "--offline", "--data-root", str(data),
-            "--limit", "8", "--allow-count-mismatch", "--bootstrap", "0", "--no-progress", "--workers", "0",
+            "--limit", "20", "--allow-count-mismatch", "--bootstrap", "0", "--no-progress", "--workers", "0",
             "--threads", "1", "--results-dir", str(results), "--cache-dir", str(tmp_path / "cache")]
     with relaxed_counts([n for n in names if n in GROUP_WRITERS]):
         code = main(argv)
@@ -41,8 +44,8 @@ def test_datacomp_suite_runs_every_task_on_fakes_and_prints_its_averages(tmp_pat
     assert code == 0, out
     records = [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
     assert sorted((r["dataset"], r["task"]) for r in records) == sorted(entries)
-    # WinoGAViL's --limit keeps the whole items of 8 drawn images, so it holds more (clipbench/datasets/winogavil.py)
-    assert [(r["dataset"], r["n_samples"]) for r in records if not 0 < r["n_samples"] <= 8 and r["dataset"] != "winogavil"] == []
+    # WinoGAViL's --limit keeps the whole items of 20 drawn images, so it holds more (clipbench/datasets/winogavil.py)
+    assert [(r["dataset"], r["n_samples"]) for r in records if not 0 < r["n_samples"] <= 20 and r["dataset"] != "winogavil"] == []
     title = AVERAGES["datacomp_average"].title
     line = [row for row in out.splitlines() if title in row]
     assert len(line) == 1 and "over 38/38" in line[0] and "missing" not in line[0], out
