@@ -37,9 +37,10 @@ def test_run_prints_the_suite_averages_and_runs_each_datasets_tasks(tmp_path, ca
     assert f"{sum(values) / 3:.2f} over 3/19" in vtab[0]
     pivot = (results / "leaderboard_pivot.csv").read_text().splitlines()[0]
     assert "avg:vtab_average" in pivot and "avg:datacomp_vtab" in pivot
+    from clipbench.results.records import read_records
     from clipbench.results.report.averages import averages_block
 
-    block = averages_block(results / "results.jsonl", {})  # the report's table of them
+    block = averages_block(read_records(results), {})  # the report's table of them
     vtab_rows = [row for row in block.rows if row[1] == "VTAB (CLIP_benchmark's 19)"]
     assert vtab_rows and all(row[3] in ("1/19", "2/19", "3/19") for row in vtab_rows)  # variants apart here
 

@@ -3,9 +3,7 @@ count of datasets behind each and, where open_clip published one (``datacomp_ave
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from clipbench.results.records import read_records, record_variant
+from clipbench.results.records import record_variant
 from clipbench.results.report.blocks import Block
 from clipbench.results.report.model_facts import norm_name
 from clipbench.results.report.published import _openai_weights_name, load_published
@@ -20,9 +18,9 @@ def _published(model: str) -> dict[str, tuple[str, float]]:
     return {row.dataset: (row.source, float(row.value)) for row in hits.itertuples()}
 
 
-def averages_block(path: Path, names: dict[str, str]) -> Block | None:
-    """The table for a ``results.jsonl`` (None when no record counts towards any average)."""
-    rows = suite_average_rows(read_records(path), record_variant)
+def averages_block(records: list[dict], names: dict[str, str]) -> Block | None:
+    """The table for a results file's records (None when no record counts towards any average)."""
+    rows = suite_average_rows(records, record_variant)
     if not rows:
         return None
     table = []

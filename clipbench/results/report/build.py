@@ -78,11 +78,11 @@ def build_report(source: str | os.PathLike = "results", out_dir: str | os.PathLi
         details, files = detail_blocks(result_set.records, names, families, out, plots)
         blocks += details
         written += files
-        blocks += [b for b in [crosslingual_block(path, names)] if b is not None]
+        blocks += [b for b in [crosslingual_block(result_set.records, path.parent, names)] if b is not None]
         block, files = history_block(result_set.records, out, plots, names)
         blocks.append(block)
         written += files
-        if (averages := averages_block(path, names)) is not None:  # the suites' one-number averages
+        if (averages := averages_block(result_set.records, names)) is not None:  # the suites' one-number averages
             blocks.append(averages)
     thumbnails = None
     if data_root is not None:

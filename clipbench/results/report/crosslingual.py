@@ -50,13 +50,13 @@ def _paired(results_dir: Path, en: dict, other: dict, metric: str, cache: dict) 
             f"p = {result.p_value:.3g} ({result.test})", example)
 
 
-def crosslingual_block(path: Path, names: dict[str, str]) -> Block | None:
-    """The cross-lingual table of the latest records in ``path`` (results.jsonl), or None when no
-    (model, dataset, task) was run in English and in another language."""
-    from clipbench.results.records import latest_records, read_records
+def crosslingual_block(records: list[dict], results_dir: Path, names: dict[str, str]) -> Block | None:
+    """The cross-lingual table of the latest of ``records`` (per-sample files under ``results_dir``), or None when
+    no (model, dataset, task) was run in English and in another language."""
+    from clipbench.results.records import latest_records
 
     groups: dict[tuple, dict[str, dict]] = {}
-    for record in latest_records(read_records(path)):
+    for record in latest_records(records):
         language = record.get("language")
         if isinstance(language, str) and language != "mean":
             groups.setdefault(_group_key(record), {})[language] = record
@@ -70,7 +70,7 @@ def crosslingual_block(path: Path, names: dict[str, str]) -> Block | None:
             other = by_language[language]
             if number(other["metrics"].get(metric)) is None or number(en["metrics"].get(metric)) is None:
                 continue
-            difference, note, example = _paired(path.parent, en, other, metric, cache)
+            difference, note, example = _paired(results_dir, en, other, metric, cache)
             rows.append([names.get(model, model), dataset, task + (f" [{variant}]" if variant else ""), language,
                          metric, f"{en['metrics'][metric]:.1f}", f"{other['metrics'][metric]:.1f}", difference, note,
                          example])
