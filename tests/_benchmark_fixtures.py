@@ -12,10 +12,27 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def run_quick(script: str, out: Path, *extra: str) -> tuple[str, dict]:
-    """Run ``benchmarks/<script> --quick --out OUT [extra]``; returns (stdout, the JSON summary)."""
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", *extra, "--out", str(out)],
-                          capture_output=True, text=True, timeout=300)
+def run_quick(script: str, out: Path, *extra: str, in_process: bool = False) -> tuple[str, dict]:
+    """Run ``benchmarks/<script> --quick --out OUT [extra]``; returns (stdout, the JSON summary).
+
+    ``in_process``: as ``__main__`` in this interpreter (torch is already imported: seconds saved per script),
+    for scripts that start no process of their own; sys.path, the benchmark modules and torch's thread count
+    are restored afterwards. Scripts that time cold starts or launch ranks run as a subprocess."""
+    argv = [str(BENCHMARKS / script), "--quick", *extra, "--out", str(out)]
+    if in_process:
+        import contextlib
+        import io
+
+        import pytest
+        import torch
+
+        buffer, threads = io.StringIO(), torch.get_num_threads()
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(buffer):
+            code = exit_code_in_process(script, *argv[1:], monkeypatch=patch)
+        torch.set_num_threads(threads)
+        assert code in (0, None), buffer.getvalue()[-2000:]
+        return buffer.getvalue(), json.loads(out.read_text())
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, json.loads(out.read_text())
 

@@ -11,7 +11,7 @@ SCRIPT = BENCHMARKS / "cache.py"
 @pytest.mark.subprocess
 def test_cache_quick_warm_rerun_encodes_nothing(tmp_path):
     out = tmp_path / "cache.json"
-    stdout, summary = run_quick("cache.py", out)
+    stdout, summary = run_quick("cache.py", out, in_process=True)
     assert "Cold run vs warm rerun" in stdout
     assert summary["benchmark"] == "cache" and summary["machine"]["cpu_count"]
     assert summary["images"] == 5 * (8 + 4)

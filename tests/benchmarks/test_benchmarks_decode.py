@@ -9,7 +9,7 @@ pytestmark = pytest.mark.subprocess
 
 
 def test_decode_quick_measures_the_difference(tmp_path):
-    stdout, summary = run_quick("decode.py", tmp_path / "d.json")
+    stdout, summary = run_quick("decode.py", tmp_path / "d.json", in_process=True)
     assert "--decode gpu vs the reference" in stdout and "libjpeg-turbo" in summary["decoder"]
     pixels, accuracy = summary["pixels"], summary["accuracy"]
     assert pixels["images"] == 12 and 0 < pixels["differing_share"] < 2e-3 and pixels["max_levels"] < 1.01

@@ -11,7 +11,7 @@ SCRIPT = BENCHMARKS / "extract.py"
 @pytest.mark.subprocess
 def test_extract_quick_writes_summary(tmp_path):
     out = tmp_path / "extract.json"
-    stdout, summary = run_quick("extract.py", out)
+    stdout, summary = run_quick("extract.py", out, in_process=True)
     assert "Image encoder throughput" in stdout and "Input pipeline" in stdout
     assert summary["benchmark"] == "extract"
     for field in ("date", "cpu_count", "cpu"):

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.subprocess
 
 
 def test_pipeline_quick_writes_summary(tmp_path):
-    stdout, summary = run_quick("pipeline.py", tmp_path / "p.json")
+    stdout, summary = run_quick("pipeline.py", tmp_path / "p.json", in_process=True)
     assert "One worker" in stdout and "Workers to feed an encoder" in stdout
     assert summary["benchmark"] == "pipeline" and summary["images"] == 12
     assert summary["pixels_identical"] is True and len(summary["identical_per_image"]) == 12

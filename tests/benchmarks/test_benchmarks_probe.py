@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.peer]
 
 def test_probe_benchmark_quick_writes_summary(tmp_path):
     out = tmp_path / "probe.json"
-    stdout, summary = run_quick("probe.py", out, "--threads", "1")
+    stdout, summary = run_quick("probe.py", out, "--threads", "1", in_process=True)
     assert "sklearn / torch time" in stdout and "matrix products" in stdout
     assert summary["benchmark"] == "probe"
     assert summary["problem"]["n_train"] == 600

@@ -10,7 +10,7 @@ from _benchmark_fixtures import exit_code_in_process, run_quick
 @pytest.mark.peer
 def test_text_tower_quick_writes_summary(tmp_path):
     out = tmp_path / "tt.json"
-    stdout, summary = run_quick("text_tower.py", out)
+    stdout, summary = run_quick("text_tower.py", out, in_process=True)
     assert "Text tower" in stdout
     assert summary["benchmark"] == "text_tower" and summary["prompts_timed"] == 48
     assert summary["sorted_equals_file_order"] is True and summary["same_classifier"] is True

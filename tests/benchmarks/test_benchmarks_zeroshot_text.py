@@ -12,7 +12,7 @@ SCRIPT = BENCHMARKS / "zeroshot_text.py"
 @pytest.mark.peer
 def test_zeroshot_text_quick_writes_summary(tmp_path):
     out = tmp_path / "zs.json"
-    stdout, summary = run_quick("zeroshot_text.py", out)
+    stdout, summary = run_quick("zeroshot_text.py", out, in_process=True)
     assert "Zero-shot classifier" in stdout
     assert summary["benchmark"] == "zeroshot_text" and summary["machine"]["versions"]["torch"]
     assert summary["classes_timed"] == 6 and summary["templates"] == 8 and summary["prompts_timed"] == 48
