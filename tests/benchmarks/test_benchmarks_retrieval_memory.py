@@ -21,7 +21,8 @@ def test_peak_memory_is_bounded_by_the_block_budget(tmp_path):
     n_img, n_txt = 1000, 10000
     assert blocked["budget_mb"] == 8 and blocked["block_mb"] <= 8 and blocked["blocks"][1] < n_txt
     assert blocked["peak_extra_mb"] < 3 * 8, blocked  # one block's temporaries + counters + allocator slack
-    # the control: the measurement does see the big allocations (the float32 matrix plus its temporaries)
-    assert whole["blocks"] == [n_img, n_txt] and whole["peak_extra_mb"] > 1.5 * n_img * n_txt * 4 / 2**20, whole
+    # the control: the measurement does see the big allocations (at least the float32 matrix itself; its
+    # temporaries usually add half again, but one loaded CI run measured 52 MB for the 38 MB matrix)
+    assert whole["blocks"] == [n_img, n_txt] and whole["peak_extra_mb"] > n_img * n_txt * 4 / 2**20, whole
     assert whole["peak_extra_mb"] > 2 * blocked["peak_extra_mb"], (whole, blocked)  # blocking is what bounds it
     assert blocked["ranks_equal_whole"] is True and whole["peak_vs_whole"] == 1.0
