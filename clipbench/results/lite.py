@@ -29,7 +29,7 @@ import numpy as np
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.results.records import latest_records, read_records, record_variant
 from clipbench.results.samples import SampleFileError, read_samples
-from clipbench.scoring.resample import percentile_interval, resample
+from clipbench.scoring.resample import draws, percentile_interval, resample
 
 log = logging.getLogger(__name__)
 
@@ -157,33 +157,26 @@ class Agreement:
                                                      self.full_rank_ci, strict=True)]
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    return percentile_interval(values) if len(values) else (float("nan"), float("nan"))
-
-
 def agreement(full: np.ndarray, lite: np.ndarray, models: list[str], full_rank_ci: np.ndarray,
               n_resamples: int = 1000, seed: int = 0, sizes: list[int] | None = None) -> Agreement:
-    """Spearman and Kendall of ``lite`` against ``full`` scores, with intervals from resampling models."""
+    """Spearman and Kendall of ``lite`` against ``full`` scores, with intervals from resampling models (a draw
+    where either is undefined, all scores tied, is left out of the interval by ``percentile_interval``)."""
     rho, tau = _correlations(lite, full)
-    pairs = resample(lambda d: {"rho": np.array([_correlations(lite[i], full[i])[0] for i in d.index]),
-                                "tau": np.array([_correlations(lite[i], full[i])[1] for i in d.index])},
-                     len(models), n_resamples, seed)
-    return Agreement(models, full, lite, rho, tau, _interval(pairs["rho"]), _interval(pairs["tau"]), full_rank_ci,
-                     sizes or [])
+
+    def both(d) -> dict[str, np.ndarray]:
+        pairs = np.array([_correlations(lite[i], full[i]) for i in d.index]).reshape(-1, 2)
+        return {"rho": pairs[:, 0], "tau": pairs[:, 1]}
+
+    drawn = resample(both, len(models), n_resamples, seed)
+    return Agreement(models, full, lite, rho, tau, percentile_interval(drawn["rho"]), percentile_interval(drawn["tau"]),
+                     full_rank_ci, sizes or [])
 
 
 def full_rank_intervals(correct: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """[models, 2]: each model's rank on resampled full sets (samples drawn with replacement)."""
     ranks = np.concatenate([_ranks(correct[:, d.index].mean(axis=2).T)
-                            for d in _draws(correct.shape[1], n_resamples, seed)])
-    return np.quantile(ranks, [0.025, 0.975], axis=0).T
-
-
-def _draws(n: int, n_resamples: int, seed: int):
-    from clipbench.scoring.resample import draws
-
-    return draws(n, n_resamples, seed)
+                            for d in draws(correct.shape[1], n_resamples, seed)])
+    return np.array([percentile_interval(ranks[:, m]) for m in range(ranks.shape[1])])
 
 
 def held_out_scores(correct: np.ndarray, budget: int, seed: int = 0) -> tuple[np.ndarray, list[int]]:
