@@ -4,7 +4,8 @@ ranks those models as the full sets do, with the rank agreement measured rather 
 Why a subset can rank models: a sample every model gets right (or every model gets wrong) adds the same to
 every score and carries no ranking information. The subset keeps only the samples the models disagree on
 and draws at most ``budget`` of them, stratified by difficulty (the fraction of models right, in
-``DIFFICULTY_BINS`` equal bins, proportional allocation, seeded), so hard and easy disagreements keep their
+``DIFFICULTY_BINS`` equal bins, each its proportional share by largest remainder, at least one where the budget
+allows: ``--limit``'s seeded draw, ``datasets.splits.limit_indices``), so hard and easy disagreements keep their
 shares. A model's lite score is its plain accuracy on the subset: its ranking, not its level, is the point.
 
 The agreement is measured leave-one-model-out: for each model, the subset is chosen from the *other* models'
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipbench.datasets.splits import limit_indices
 from clipbench.foundations.errors import ClipbenchError
 from clipbench.results.records import latest_records, read_records, record_variant
 from clipbench.results.samples import SampleFileError, read_samples
@@ -108,15 +110,7 @@ def choose_subset(correct: np.ndarray, budget: int, seed: int = 0) -> np.ndarray
     if len(informative) <= budget:
         return informative
     bins = np.minimum((share[informative] * DIFFICULTY_BINS).astype(int), DIFFICULTY_BINS - 1)
-    counts = np.bincount(bins, minlength=DIFFICULTY_BINS)
-    quota = budget * counts / counts.sum()
-    take = np.floor(quota).astype(int)
-    for b in np.argsort(-(quota - take), kind="stable")[: budget - take.sum()]:  # largest remainders
-        take[b] += 1
-    rng = np.random.default_rng(seed)
-    chosen = [rng.choice(informative[bins == b], size=take[b], replace=False) for b in range(DIFFICULTY_BINS)
-              if take[b]]
-    return np.sort(np.concatenate(chosen))
+    return informative[limit_indices(bins, budget, seed)]  # the one stratified draw (``datasets.splits``)
 
 
 def _ranks(scores: np.ndarray) -> np.ndarray:
