@@ -43,6 +43,23 @@ def _relative(path: str, given: str, prefix: str) -> str:
     return rel.replace(os.sep, "/") if os.sep != "/" else rel
 
 
+def _root_forms(root: str | os.PathLike | None, files: Sequence[str]) -> tuple[str | os.PathLike, str, str]:
+    """``root`` (default: the folder ``files`` share), then it as spelled and as an absolute path, each with a
+    trailing separator: what ``_relative`` strips."""
+    if root is None:
+        root = os.path.commonpath([os.path.abspath(f) for f in files]) if files else "."
+        if files and os.path.isfile(root):
+            root = os.path.dirname(root)
+    return root, os.path.join(os.fspath(root), ""), os.path.join(os.path.abspath(root), "")
+
+
+def relative_paths(root: str | os.PathLike | None, files: Sequence[str]) -> list[str]:
+    """Each of ``files`` as the manifest names it: relative to ``root`` (default: the folder they share) where
+    it lies under it, else absolute. Per-sample files show these names too (``SplitData.sample_names``)."""
+    _, given, prefix = _root_forms(root, files)
+    return [_relative(os.fspath(f), given, prefix) for f in files]
+
+
 def _file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -61,11 +78,7 @@ def files_identity(root: str | os.PathLike | None, files: Sequence[str], verify_
     Returns ``{"kind": "files", "root", "n_files", "manifest_sha256", "content_sha256"}``;
     ``content_sha256`` is None unless ``verify_data``. Files outside ``root`` enter by absolute path.
     """
-    if root is None:
-        root = os.path.commonpath([os.path.abspath(f) for f in files]) if files else "."
-        if files and os.path.isfile(root):
-            root = os.path.dirname(root)
-    given, prefix = os.path.join(os.fspath(root), ""), os.path.join(os.path.abspath(root), "")
+    root, given, prefix = _root_forms(root, files)
     lines, rels = [], []
     for path in files:
         try:

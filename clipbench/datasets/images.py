@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from clipbench.datasets.base import Dataset, SplitData
-from clipbench.datasets.identity import array_identity, files_identity, tree_files
+from clipbench.datasets.identity import array_identity, files_identity, relative_paths, tree_files
 from clipbench.foundations.errors import DataError
 from clipbench.foundations.images import to_rgb
 
@@ -198,18 +198,6 @@ class _FileDataset(Dataset):
                 int(self.labels[index]))
 
 
-def relative_names(paths: Sequence[str], root: str | os.PathLike | None) -> list[str]:
-    """``paths`` relative to ``root`` where they lie under it (as given otherwise): a sample's name for people."""
-    if root is None:
-        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths]) if paths else "."
-    base = os.path.abspath(root)
-    names = []
-    for p in paths:
-        full = os.path.abspath(p)
-        names.append(os.path.relpath(full, base) if full.startswith(base + os.sep) else p)
-    return names
-
-
 class FileSplit(SplitData):
     """Images listed as file paths with their labels (class folders, CSVs, torchvision file lists).
 
@@ -231,7 +219,7 @@ class FileSplit(SplitData):
         return files_identity(self.root, paths, verify_data)
 
     def sample_names(self) -> list[str] | None:
-        return relative_names(self.paths, self.root)
+        return relative_paths(self.root, self.paths)
 
     @property
     def labels(self) -> np.ndarray:
@@ -340,7 +328,7 @@ class WrappedSplit(SplitData):
     def sample_names(self) -> list[str] | None:
         if "_files" not in self.__dict__:
             self._files = self._sample_files()
-        return None if self._files is None else relative_names(self._files, self.root)
+        return None if self._files is None else relative_paths(self.root, self._files)
 
     def _sample_files(self) -> list[str] | None:
         if self.sample_path is None or not len(self._labels):

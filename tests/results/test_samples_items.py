@@ -13,7 +13,7 @@ from PIL import Image
 
 import clipbench
 from clipbench.cli import main
-from clipbench.datasets.images import relative_names
+from clipbench.datasets.identity import relative_paths
 from clipbench.results.samples import read_samples
 from clipbench.scoring.samples.table import with_items
 from clipbench.suites import parse_suite
@@ -76,5 +76,5 @@ def test_with_items_leaves_tables_without_names_or_out_of_range_rows_alone():
     assert with_items(table, None).column_names == ["index"]
     assert with_items(table, ["a", "b"]).column_names == ["index"]  # a row past the names: no guessing
     assert with_items(table, ["a", "b", "c"]).column("item").to_pylist() == ["a", "b", "c"]
-    assert relative_names(["/d/x/a.png", "/elsewhere/b.png"], "/d") == ["x/a.png", "/elsewhere/b.png"]
-    assert relative_names(["/d/x/a.png", "/d/y/b.png"], None) == ["x/a.png", "y/b.png"]
+    assert relative_paths("/d", ["/d/x/a.png", "/elsewhere/b.png"]) == ["x/a.png", "/elsewhere/b.png"]
+    assert relative_paths(None, ["/d/x/a.png", "/d/y/b.png"]) == ["x/a.png", "y/b.png"]
