@@ -73,6 +73,19 @@ class SplitData(abc.ABC):
     #: Extra facts about where the data came from that join the fingerprint (verified archive MD5s,
     #: a Hugging Face revision); set by the adapter.
     source: dict | None = None
+    #: A step the model's own preprocessing runs on this split's pixels after its resize and crop and before its
+    #: normalisation (ImageNet-W's watermark, ``datasets.imagenet_w``): a picklable callable float [3, H, W] in
+    #: [0, 1] -> the same, with a ``name`` that changes whenever its pixels could. Set it with ``overlaid``,
+    #: which also names it in ``source`` (so in the fingerprint); ``features.pixel_overlay`` composes it.
+    pixel_overlay: Callable | None = None
+
+    def overlaid(self, overlay: Callable) -> SplitData:
+        """This split, its pixels passed through ``overlay`` inside the model's preprocessing (see ``pixel_overlay``)."""
+        self.pixel_overlay = overlay
+        self.source = {**(self.source or {}), "pixel_overlay": str(overlay.name)}
+        self.__dict__.pop("_identity_cache", None)
+        self.__dict__.pop("_fingerprints", None)
+        return self
 
     def __len__(self) -> int:
         return int(len(self.labels))
@@ -164,7 +177,7 @@ class SplitData(abc.ABC):
         """``sub``, a subset of this split built by a kind's own ``subset``, named by ``spec`` and hashed
         the way this split is (``verify_data``, ``source``)."""
         sub.subset_spec = f"{self.subset_spec}|{spec}" if self.subset_spec else spec
-        sub.verify_data, sub.source = self.verify_data, self.source
+        sub.verify_data, sub.source, sub.pixel_overlay = self.verify_data, self.source, self.pixel_overlay
         return sub
 
     def subset(self, indices: Sequence[int], spec: str) -> SplitData:
@@ -184,6 +197,7 @@ class SubsetSplit(SplitData):
         self.subset_spec = f"{parent.subset_spec}|{spec}" if parent.subset_spec else spec
         self.verify_data = parent.verify_data
         self.source = parent.source
+        self.pixel_overlay = parent.pixel_overlay
         self.kind = parent.kind
 
     @property

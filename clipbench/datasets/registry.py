@@ -63,6 +63,10 @@ from clipbench.datasets.group_sets import group_adapters  # noqa: E402  (issue 2
 for _adapter in group_adapters():
     register_dataset(_adapter)
 
+from clipbench.datasets.imagenet_w import imagenet_w_adapter  # noqa: E402  (issue 29: ImageNet-W, on imagenet1k's images)
+
+register_dataset(imagenet_w_adapter(DATASETS.get("imagenet1k")))
+
 
 def _webdataset(pattern: str, name: str) -> DatasetAdapter:
     """``wds:PATTERN`` (webdataset tar shards); the module and its library load only when named."""

@@ -225,7 +225,7 @@ def extract_range(
         return []
     device = model.device
     labels_all = np.asarray(split.labels, dtype=np.int64)
-    dataset = split.torch_dataset(pipeline.transform)
+    dataset = split.torch_dataset(pipeline.transform_for(split))
     loader = DataLoader(dataset, batch_sampler=_batches(ranges, batch_size), collate_fn=pipeline.collate_fn,
                         **loader_options(workers, device, sum(b - a for a, b in ranges)))
     total = sum(b - a for a, b in ranges)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    from clipbench.datasets.base import SplitData
     from clipbench.models.base import ImageTextModel
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,11 @@ class PilPipeline:
         """The model's transform, asked for only when images are read (a cached run never builds it)."""
         return self.model.preprocess
 
+    def transform_for(self, split: SplitData) -> Callable:
+        """``transform``, with the split's ``pixel_overlay`` (ImageNet-W's watermark) inside it where it has one."""
+        overlay = split.pixel_overlay
+        return self.transform if overlay is None else overlaid_transform(self.transform, overlay, split.dataset_name)
+
     def to_device(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
         return batch.to(device, non_blocking=True)
 
@@ -97,6 +103,12 @@ class GpuPipeline:
         self.transform = _SampleTransform()
         self.collate_fn = collate_samples
         self._fallbacks = 0
+
+    def transform_for(self, split: SplitData) -> Callable:
+        if split.pixel_overlay is not None:
+            raise ClipbenchError(f"{split.dataset_name}: --decode gpu cannot draw its pixel overlay "
+                                 f"({split.pixel_overlay.name}) inside the preprocessing; use --decode pil")
+        return self.transform
 
     def to_device(self, batch: tuple[Sequence[DecodeSample], Any], device: torch.device) -> torch.Tensor:
         """[B, 3, r, r] float32 CLIP-normalised pixels on ``device``, in the batch's order."""
@@ -187,6 +199,24 @@ def clip_resize_crop(image: torch.Tensor, resolution: int) -> torch.Tensor:
             pixels = F.resize(pixels, list(size), interpolation=InterpolationMode.BICUBIC, antialias=True)
             pixels = pixels.round_().clamp_(0, 255)
     return F.center_crop(pixels, [resolution, resolution])
+
+
+def overlaid_transform(preprocess: Callable, overlay: Callable, where: str = "") -> Callable:
+    """``preprocess`` with ``overlay`` run on its [0, 1] tensor just before its (last) ``Normalize``, or last where it
+    has none: how CLIP_benchmark inserts ImageNet-W's ``AddWatermark``. ``preprocess`` must list its steps as
+    ``transforms`` (torchvision's ``Compose``: open_clip's and Hugging Face's; ``ClipPreprocess`` lists the
+    torchvision steps that give its pixels)."""
+    from torchvision.transforms import Compose, Normalize
+    from torchvision.transforms.v2 import Normalize as NormalizeV2
+
+    steps = getattr(preprocess, "transforms", None)
+    if not isinstance(steps, list) or not steps:
+        raise ClipbenchError(f"{where}: its pixel overlay ({getattr(overlay, 'name', overlay)}) goes inside the "
+                             f"model's preprocessing, which lists no steps ({type(preprocess).__name__})")
+    steps = list(steps)
+    normalize = [i for i, step in enumerate(steps) if isinstance(step, (Normalize, NormalizeV2))]
+    steps.insert(normalize[-1] if normalize else len(steps), overlay)
+    return Compose(steps)
 
 
 def image_pipeline(model: ImageTextModel, decode: str = "pil") -> PilPipeline | GpuPipeline:
