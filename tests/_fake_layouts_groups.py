@@ -198,12 +198,13 @@ def relaxed_counts(names=None) -> Iterator[None]:
     """The registered adapters ``names`` (default: every one of ``WRITERS``) without their expected sample
     counts, for as long as the block runs (fakes are smaller than the real sets)."""
     adapters = [get_dataset(name) for name in (names or WRITERS)]
-    fields = ("expected_count", "classnames", "templates", "per_class_prompts")  # DataComp's copies set the names
+    fields = ("expected_count", "expected_items", "classnames", "templates", "per_class_prompts")  # DataComp's copies set the names
     saved = [{f: getattr(a, f) for f in fields if hasattr(a, f)} for a in adapters]
     try:
         for a in adapters:
-            if hasattr(a, "expected_count"):
-                a.expected_count = 0
+            for count in ("expected_count", "expected_items"):
+                if hasattr(a, count):
+                    setattr(a, count, 0)
         yield
     finally:
         for a, values in zip(adapters, saved, strict=True):

@@ -2,7 +2,9 @@
 
 An adapter that knows how many images its evaluation split has declares ``expected_count`` (an int,
 or 0 when the count is not fixed, e.g. scraped sets whose URLs rot); one that carves its test split out
-of a single published set (SUN397, EuroSAT) declares that set's size as ``expected_total``. ``check_counts`` loads every such
+of a single published set (SUN397, EuroSAT) declares that set's size as ``expected_total``; one whose published
+size counts items rather than images (WinoGAViL's cues, each over several candidate images) declares
+``expected_items``, compared with the split's ``n_items``. ``check_counts`` loads every such
 split once, before the engine loads a model, and turns a mismatch into one ``DataError`` line that
 names the dataset, the folder, both counts and what the published count is (a wrong ObjectNet download
 or a half-extracted SUN397 is a clear line, not a number that quietly differs from everyone else's).
@@ -28,10 +30,11 @@ def expected_count(adapter) -> int:
     return int(getattr(adapter, "expected_count", 0) or 0)
 
 
-def count_error(name: str, split: str, found: int, expected: int, where: Path | str, what: str = "") -> DataError:
-    """The one-line error for a copy whose evaluation split has ``found`` samples instead of ``expected``."""
+def count_error(name: str, split: str, found: int, expected: int, where: Path | str, what: str = "",
+                unit: str = "samples") -> DataError:
+    """The one-line error for a copy whose evaluation split has ``found`` samples (or ``unit``) instead of ``expected``."""
     about = f" ({what})" if what else ""
-    return DataError(f"{name} {split}: {found:,} samples under {where}, expected {expected:,}{about}; this copy is "
+    return DataError(f"{name} {split}: {found:,} {unit} under {where}, expected {expected:,}{about}; this copy is "
                      f"partial or another version, so its numbers would not compare with published ones. Get the "
                      f"full copy (clipbench download {name} says how), or pass {ALLOW_FLAG} to score it anyway")
 
@@ -41,7 +44,8 @@ def check_counts(adapters: Sequence, data_root: Path | str) -> None:
     mismatch. Runs before any model loads."""
     for adapter in adapters:
         expected, total = expected_count(adapter), int(getattr(adapter, "expected_total", 0) or 0)
-        if not expected and not total:
+        items = int(getattr(adapter, "expected_items", 0) or 0)
+        if not expected and not total and not items:
             continue
         split = adapter.evaluation_split
         loaded = adapter.load_split(split, Path(data_root))
@@ -52,4 +56,7 @@ def check_counts(adapters: Sequence, data_root: Path | str) -> None:
         if total and whole != total:
             raise count_error(adapter.name, "(whole set)", whole, total, where, "the published set its test split is "
                               "carved from")
+        if items and loaded.n_items != items:
+            raise count_error(adapter.name, split, loaded.n_items, items, where, getattr(adapter, "count_note", ""),
+                              unit="items")
         log.debug("%s %s: %d samples, as published", adapter.name, split, len(loaded))

@@ -58,6 +58,11 @@ class AssociationSplit(FileSplit):
             [np.asarray(g, bool) for g in gold]
 
     @property
+    def n_items(self) -> int:
+        """How many cues (items) the split holds: what WinoGAViL's published size counts (``datasets.counts``)."""
+        return len(self.cues)
+
+    @property
     def texts(self) -> list[str]:
         """The text encoded for each item's cue."""
         return [cue_prompt(c) for c in self.cues]
@@ -95,6 +100,9 @@ class AssociationAdapter(DataFolder, DatasetAdapter):
     kind: ClassVar[str] = KIND
     origin: str = ""
     expected: str = "winogavil_dataset.csv"
+    #: published number of items (cues) of the test split, checked before any model loads (``datasets.counts``)
+    expected_items: int = 0
+    count_note: str = ""
 
     def is_present(self, data_root) -> bool:
         try:
@@ -135,6 +143,9 @@ def winogavil_adapters() -> list[AssociationAdapter]:
         description="WinoGAViL: pick the images a cue evokes; Jaccard index of the picks (DataComp's main metric "
                     "is jaccard_10_12: items with 10-12 candidates)",
         origin="cue text: DataComp's eval_utils/wino_eval.py get_clip_prompt",
+        # DataComp's tasklist.yml (misc/winogavil size: 3563) and the rows of WinoGAViL-experiments'
+        # assets/winogavil_dataset.csv (3,563 items over 2,044 distinct candidate images, counted at its commit cbed34f)
+        expected_items=3_563, count_note="the items of WinoGAViL-experiments' winogavil_dataset.csv",
         manual="copy winogavil_dataset.csv from github.com/WinoGAViL/WinoGAViL-experiments assets/ and its images "
                "(download-images.py writes assets/images/<word>.png) so that <data-root>/winogavil/"
                "winogavil_dataset.csv and <data-root>/winogavil/images/ exist")]
