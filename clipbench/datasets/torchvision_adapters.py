@@ -273,8 +273,8 @@ def clip_paper_adapters() -> list[LocalAdapter]:
         Caltech101Adapter(
             name="caltech101", splits=_TVS, primary_metric="mean_per_class_recall", folder="caltech101",
             expected="101_ObjectCategories", **prompt_fields("caltech101"),
-            # the 9,145 images of 101_ObjectCategories less 30 train images in each of the 102 classes: DataComp's
-            # tasklist.yml (vtab/caltech101 size: 6085), the CLIP paper's test split
+            # DataComp's tasklist.yml (vtab/caltech101 size: 6085): what is left of 101_ObjectCategories' images
+            # (BACKGROUND_Google included) once 30 a class (102 x 30 = 3,060) are drawn for train
             expected_count=6_085, count_note="101_ObjectCategories less 30 train images per class",
             manual="it is hosted on Google Drive; extract 101_ObjectCategories.tar.gz so that "
                    "<data-root>/caltech101/101_ObjectCategories/<class>/ holds the images (BACKGROUND_Google included)",
