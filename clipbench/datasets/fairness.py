@@ -20,8 +20,9 @@ Layouts:
   1 Black, 2 Asian, 3 Indian, 4 Others); one test split of every file whose name has the four fields;
   ages fall in FairFace's nine bins.
 
-Prompts: ``prompts/fairface_*.yaml`` (clipbench's own wording of the attributes; DataComp's prompt
-files were not available offline).
+Prompts: ``prompts/fairface_*.yaml``: DataComp's gender and race templates (its webdataset copies'
+``zeroshot_classification_templates.txt``), clipbench's own wording of the classes (DataComp's ``classnames.txt``
+was not readable offline) and of the age template (DataComp's needs its age classnames).
 """
 
 from __future__ import annotations
