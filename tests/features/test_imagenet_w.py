@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from importlib.metadata import version
 
 import numpy as np
 import pytest
@@ -78,7 +79,8 @@ def test_features_and_cache_keys_differ_from_imagenets(fake_val, tiny, tmp_path)
                       _three_classes("imagenet_w")], data_root=root, cache_dir=tmp_path, write=False,
                       progress=False, bootstrap=0)
     by_name = {r["dataset"]: r for r in records}
-    assert by_name["imagenet_w"]["data_identity"]["source"] == {"pixel_overlay": "imagenet_w-1.0.0:AddWatermark(crop size)"}
+    overlay = f"imagenet_w-{version('imagenet-w')}:AddWatermark(crop size)"  # the package version is in the key
+    assert by_name["imagenet_w"]["data_identity"]["source"] == {"pixel_overlay": overlay}
     assert "source" not in by_name["imagenet1k"]["data_identity"]
     assert by_name["imagenet_w"]["dataset_fingerprint"] != by_name["imagenet1k"]["dataset_fingerprint"]
     entries = {e.key["dataset"]: e for e in FeatureStore(Paths.resolve(cache_dir=tmp_path).features_dir).entries()}
