@@ -134,3 +134,25 @@ def make_fake_xtd10(data_root: Path, n_images: int = 3) -> Path:
         (base / folder).mkdir(parents=True, exist_ok=True)
         (base / folder / f"test_1kcaptions_{code}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
     return base
+
+
+def make_fake_flores_set(data_root: Path, name: str = "xtd200", n_images: int = 3) -> Path:
+    """NLLB-CLIP's XTD200 / Flickr30k-200 layout: the image list (``test_image_names.txt`` / ``filenames.txt``)
+    and one ``<FLORES code>.txt`` per language (English as ``eng_Latn.txt``), under ``<data-root>/<name>/``."""
+    from clipbench.datasets.flores import FLORES200_CODES
+
+    base = data_root / name
+    names = ([f"COCO_train2014_{i:012d}.jpg" for i in range(n_images)] if name == "xtd200"
+             else [f"{1000092795 + i}.jpg" for i in range(n_images)])
+    for i, file in enumerate(names):
+        _image(base / "images" / file, i)
+    index = "test_image_names.txt" if name == "xtd200" else "filenames.txt"
+    (base / index).write_text("\n".join(names) + "\n", encoding="utf-8")
+    scripts = {"eng_Latn": "en", "zho_Hans": "zh", "jpn_Jpan": "ja", "arb_Arab": "ar", "deu_Latn": "de",
+               "rus_Cyrl": "ru"}
+    for code in FLORES200_CODES:
+        lang = scripts.get(code)
+        caps = [(CAPTIONS[lang][i % 3] if lang else f"{CAPTIONS['en'][i % 3]} ({code})") + f" {i}"
+                for i in range(n_images)]
+        (base / f"{code}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
+    return base

@@ -10,12 +10,14 @@ ImageNet's translated names for its classes (``prompt_classes``). A user's promp
 translation (``_with_user_prompts``).
 
 Codes are ISO 639-1 where there is one (``zh``, ``ja``), as Crossmodal-3600 writes them; CLIP_benchmark's
-``cn`` and ``jp`` and XTD10's ``jp`` are accepted as aliases.
+``cn`` and ``jp`` and XTD10's ``jp`` are accepted as aliases. XTD200 and Flickr30k-200 name their 201 languages
+by FLORES-200 codes (``zho_Hans``, ``arb_Arab``), kept as such, except English (``eng_Latn``), which is ``en``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 from clipbench.datasets.base import CLASSIFICATION, DatasetAdapter
@@ -25,7 +27,8 @@ from clipbench.foundations.errors import ClipbenchError, DataError
 DEFAULT_LANGUAGE = "en"
 #: ``--language all``: every language each dataset has
 ALL = "all"
-ALIASES = {"cn": "zh", "jp": "ja", "zh-cn": "zh", "zh_cn": "zh"}
+ALIASES = {"cn": "zh", "jp": "ja", "zh-cn": "zh", "zh_cn": "zh", "eng_latn": "en"}
+_FLORES = re.compile(r"([a-z]{3})[_-]([a-z]{4})")
 #: English names of the codes the packaged files and the multilingual sets use (for listings and errors)
 NAMES = {
     "ar": "Arabic", "bn": "Bengali", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
@@ -39,11 +42,15 @@ NAMES = {
 
 
 def canonical_language(code: str) -> str:
-    """``"ZH"`` -> ``"zh"``, ``"jp"`` -> ``"ja"``; a code that is not a short lower-case tag is an error."""
+    """``"ZH"`` -> ``"zh"``, ``"jp"`` -> ``"ja"``, FLORES-200's ``"ZHO_hans"`` -> ``"zho_Hans"`` (``eng_Latn`` ->
+    ``"en"``); a code that is not a short tag is an error."""
     if not isinstance(code, str) or not code.strip():
         raise ClipbenchError(f"a language must be a code such as en, zh or de, got {code!r}")
     text = code.strip().lower()
     text = ALIASES.get(text, text)
+    flores = _FLORES.fullmatch(text)
+    if flores:  # FLORES-200's language_Script (XTD200, Flickr30k-200): zho_Hans
+        return f"{flores[1]}_{flores[2].title()}"
     if text != ALL and not (text.replace("-", "").isalpha() and text.isascii() and 2 <= len(text) <= 8):
         raise ClipbenchError(f"{code!r} is not a language code (expected ISO 639 codes such as en, zh, de, or all)")
     return text

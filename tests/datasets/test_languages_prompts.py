@@ -69,3 +69,55 @@ def test_imagenet_subsets_take_imagenets_translated_classnames():
     english = packaged_prompts("imagenet1k").classnames
     a = get_dataset("imagenet_a")
     assert a.classnames == [english[i] for i in a.prompt_classes] and len(a.prompt_classes) == 200
+
+
+@pytest.mark.parametrize("name", ["xtd200", "flickr30k_200"])
+def test_flores_sets_in_nllb_clips_layout(tmp_path, name):
+    from _multilingual_fixtures import CAPTIONS, make_fake_flores_set
+
+    from clipbench.datasets.splits import load_split
+
+    make_fake_flores_set(tmp_path, name, 3)
+    base = get_dataset(name)
+    have = dataset_languages(base)
+    assert len(have) == 201 and have[0] == "en" and "eng_Latn" not in have and "zho_Hans" in have
+    assert [a.language for a in plan_languages(base, ("eng_Latn", "ZHO_hans", "arb-Arab"))] == ["en", "zho_Hans",
+                                                                                                 "arb_Arab"]
+    splits = {lang: load_split(in_language(base, lang), "test", tmp_path) for lang in ("en", "zho_Hans", "arb_Arab")}
+    assert splits["zho_Hans"].captions[1] == [f"{CAPTIONS['zh'][1]} 1"]
+    assert splits["en"].captions[2] == [f"{CAPTIONS['en'][2]} 2"]  # eng_Latn.txt
+    assert len({s.fingerprint for s in splits.values()}) == 1  # the images are encoded once for all 201
+    with pytest.raises(DataError, match=r"has no texts in zh \(Chinese\)"):
+        in_language(base, "zh")  # FLORES codes, not ISO 639-1 (zho_Hans and zho_Hant are both Chinese)
+    (tmp_path / name / "rus_Cyrl.txt").write_text("one line\n", encoding="utf-8")
+    with pytest.raises(DataError, match="has 1 captions for the 3 images"):
+        load_split(base, "test", tmp_path)
+
+
+def test_clip_benchmarks_multilingual_mscoco_is_xtd10():
+    assert get_dataset("multilingual_mscoco_captions") is get_dataset("xtd10")
+
+
+@pytest.mark.peer
+def test_flores_sets_read_what_clip_benchmarks_builders_read(tmp_path, monkeypatch):
+    """CLIP_benchmark 1.6.2's XTD200 and Flickr30k-200 builders on the same files: their downloads of the index
+    and caption files (``_get_lines(url)``) answered from the fake layout, the images present."""
+    import json
+
+    from _multilingual_fixtures import make_fake_flores_set
+    from clip_benchmark.datasets import flickr30k_200, xtd200
+
+    from clipbench.datasets.splits import load_split
+
+    for name, module, folder in (("xtd200", xtd200, "xtd200"), ("flickr30k_200", flickr30k_200, "flickr30k-200")):
+        base = make_fake_flores_set(tmp_path, name, 4)
+        if folder != name:  # CLIP_benchmark's folder for the images
+            (tmp_path / folder).symlink_to(base, target_is_directory=True)
+        monkeypatch.setattr(module, "_get_lines", lambda url, base=base: (base / url.rsplit("/", 1)[1])
+                            .read_text(encoding="utf-8").splitlines())
+        for lang in ("zho_Hans", "arb_Arab", "eng_Latn"):
+            module.create_annotation_file(str(tmp_path), lang)
+            theirs = json.loads((tmp_path / module.OUTPUT_FILENAME_TEMPLATE.format(lang)).read_text(encoding="utf-8"))
+            ours = load_split(in_language(get_dataset(name), lang), "test", tmp_path)
+            assert [p.replace(f"/{folder}/", f"/{name}/") for p in theirs["image_paths"]] == [str(p) for p in ours.paths]
+            assert theirs["annotations"] == [c[0] for c in ours.captions]
