@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from clipbench.datasets.base import CLASSIFICATION, DatasetAdapter
 from clipbench.datasets.prompts import PromptSet, packaged_prompt_languages, packaged_prompts, with_prompts
+from clipbench.foundations.config import resolve_data_root
 from clipbench.foundations.errors import ClipbenchError, DataError
 
 DEFAULT_LANGUAGE = "en"
@@ -78,8 +79,11 @@ def valid_language_option(value) -> bool:
         return False
 
 
-def dataset_languages(adapter: DatasetAdapter) -> tuple[str, ...]:
-    """The languages ``adapter``'s texts come in (English first where it has English)."""
+def dataset_languages(adapter: DatasetAdapter, data_root=None) -> tuple[str, ...]:
+    """The languages ``adapter``'s texts come in (English first where it has English); a set whose texts lie
+    with its data (Babel-ImageNet: ``languages_at``) reads them under ``data_root`` where given."""
+    if hasattr(adapter, "languages_at"):
+        return adapter.languages_at(data_root)
     own = getattr(adapter, "languages", None)
     if own:
         return tuple(own)
@@ -138,12 +142,15 @@ def described(codes: Sequence[str]) -> str:
     return ", ".join(f"{c} ({NAMES[c]})" if c in NAMES else c for c in codes)
 
 
-def in_language(adapter: DatasetAdapter, language: str) -> DatasetAdapter:
-    """``adapter`` with its texts in ``language`` (a ``DataError`` naming the languages it has otherwise)."""
+def in_language(adapter: DatasetAdapter, language: str, data_root=None) -> DatasetAdapter:
+    """``adapter`` with its texts in ``language`` (a ``DataError`` naming the languages it has otherwise);
+    ``data_root`` (default: the configured one) where a set's texts lie with its data (``texts_in``)."""
     language = canonical_language(language)
     own = getattr(adapter, "user_prompts", None)
     if own is not None:  # the user's file wins over the packaged translation
         return _with_user_prompts(adapter, own, language)
+    if hasattr(adapter, "texts_in"):  # Babel-ImageNet: each language's classes and names in its files
+        return adapter.texts_in(language, resolve_data_root(data_root))
     if language == adapter.language:
         return adapter
     have = dataset_languages(adapter)
@@ -156,7 +163,7 @@ def in_language(adapter: DatasetAdapter, language: str) -> DatasetAdapter:
     return dataclasses.replace(translated, language=language)
 
 
-def plan_languages(adapter: DatasetAdapter, requested: Sequence[str]) -> list[DatasetAdapter]:
+def plan_languages(adapter: DatasetAdapter, requested: Sequence[str], data_root=None) -> list[DatasetAdapter]:
     """One adapter per requested language (``("all",)``: each language the dataset has), checked up front.
 
     A user's prompt file holds one language's texts: with it, the run asks for one language (``all``: the one
@@ -168,5 +175,5 @@ def plan_languages(adapter: DatasetAdapter, requested: Sequence[str]) -> list[Da
         elif len(requested) > 1:
             raise DataError(f"{adapter.name}: the prompts file {own.where} holds the texts of one language, but the "
                             f"run asks for {len(requested)} ({', '.join(requested)}): run one --language per file")
-    codes = dataset_languages(adapter) if tuple(requested) == (ALL,) else requested
-    return [in_language(adapter, code) for code in codes]
+    codes = dataset_languages(adapter, data_root) if tuple(requested) == (ALL,) else requested
+    return [in_language(adapter, code, data_root) for code in codes]

@@ -63,6 +63,10 @@ from clipbench.datasets.group_sets import group_adapters  # noqa: E402  (issue 2
 for _adapter in group_adapters():
     register_dataset(_adapter)
 
+from clipbench.datasets.babel_imagenet import babel_imagenet_adapter  # noqa: E402  (issue 30: Babel-ImageNet)
+
+register_dataset(babel_imagenet_adapter())
+
 
 def _webdataset(pattern: str, name: str) -> DatasetAdapter:
     """``wds:PATTERN`` (webdataset tar shards); the module and its library load only when named."""
