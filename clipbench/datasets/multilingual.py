@@ -185,24 +185,23 @@ def multilingual_adapters() -> list[MultilingualAdapter]:
                    "github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10 (folders XTD10/, MIC/, STAIR/, kept or "
                    "flattened) into <data-root>/xtd10/, and the 1,000 MSCOCO images it names into "
                    "<data-root>/xtd10/images/")),
-        MultilingualAdapter(**image_text_fields(
-            "xtd200", ("test",), "XTD200: XTD10's 1,000 MSCOCO images, a caption in each of 201 languages "
-            "(--language, FLORES-200 codes)", folder="xtd200", languages=FLORES200_LANGUAGES,
-            caption_file="{code}.txt", file_codes=(("en", "eng_Latn"),),
-            origin="XTD200 (github.com/visheratin/nllb-clip, data/xtd200; Visheratin 2023, NLLB-CLIP), XTD10's "
-                   "captions translated by NLLB-3.3B",
-            manual="put the <code>.txt files of github.com/visheratin/nllb-clip/tree/main/data/xtd200 and XTD10's "
-                   "XTD10/test_image_names.txt into <data-root>/xtd200/, and XTD10's 1,000 MSCOCO images "
-                   "(nllb-data.com/test/xtd10/images.tar.gz, as CLIP_benchmark fetches them) into "
-                   "<data-root>/xtd200/images/")),
-        MultilingualAdapter(**image_text_fields(
-            "flickr30k_200", ("test",), "Flickr30k-200: 1,000 Flickr30k test images, a caption in each of 201 "
-            "languages (--language, FLORES-200 codes)", folder="flickr30k_200", languages=FLORES200_LANGUAGES,
-            index_file="filenames.txt", caption_file="{code}.txt", file_codes=(("en", "eng_Latn"),),
-            origin="Flickr30k-200 (github.com/visheratin/nllb-clip, data/flickr30k-200; Visheratin 2023, NLLB-CLIP), "
-                   "Flickr30k test captions translated by NLLB-3.3B",
-            manual="put filenames.txt and the <code>.txt files of "
-                   "github.com/visheratin/nllb-clip/tree/main/data/flickr30k-200 into <data-root>/flickr30k_200/, and "
-                   "the 1,000 Flickr30k test images it names (nllb-data.com/test/flickr30k/images.tar.gz, as "
-                   "CLIP_benchmark fetches them) into <data-root>/flickr30k_200/images/")),
+        _flores_set("xtd200", "1,000 MSCOCO images (XTD10's)", "test_image_names.txt", "xtd200", "XTD10's captions",
+                    "xtd10"),
+        _flores_set("flickr30k_200", "1,000 Flickr30k test images", "filenames.txt", "flickr30k-200",
+                    "Flickr30k test captions", "flickr30k"),
     ]
+
+
+def _flores_set(name: str, images: str, index_file: str, repo_folder: str, translated: str,
+                tarball: str) -> MultilingualAdapter:
+    """One of NLLB-CLIP's 201-language sets: ``<code>.txt`` per FLORES-200 language beside the image list."""
+    title = {"xtd200": "XTD200", "flickr30k_200": "Flickr30k-200"}[name]
+    return MultilingualAdapter(**image_text_fields(
+        name, ("test",), f"{title}: {images}, a caption in each of 201 languages (--language, FLORES-200 codes)",
+        folder=name, languages=FLORES200_LANGUAGES, index_file=index_file, caption_file="{code}.txt",
+        file_codes=(("en", "eng_Latn"),),
+        origin=f"{title} (github.com/visheratin/nllb-clip, data/{repo_folder}; Visheratin 2023, NLLB-CLIP), "
+               f"{translated} translated by NLLB-3.3B",
+        manual=f"put {index_file} and the <code>.txt files of github.com/visheratin/nllb-clip/tree/main/data/"
+               f"{repo_folder} into <data-root>/{name}/, and the {images} it names (nllb-data.com/test/{tarball}/"
+               f"images.tar.gz, as CLIP_benchmark fetches them) into <data-root>/{name}/images/"))
