@@ -47,6 +47,8 @@ PUBLISHED_LANGUAGES = (
     "ja", "jv", "ka", "kk", "km", "kn", "ko", "ku", "ky", "la", "lo", "lt", "lv", "mg", "mk", "ml", "mn", "mr", "ms",
     "my", "ne", "nl", "no", "om", "or", "pa", "pl", "ps", "pt", "ro", "ru", "sa", "sd", "si", "sk", "sl", "so", "sq",
     "sr", "su", "sv", "sw", "ta", "te", "th", "tl", "tr", "ug", "uk", "ur", "uz", "vi", "xh", "yi", "zh")
+_PLACE = (f"put Babel-ImageNet's {LABELS_FILE} and {PROMPTS_FILE} (github.com/gregor-ge/Babel-ImageNet, data/; "
+          "CLIP_benchmark ships the same files) into <data-root>/babel_imagenet/")
 _ORIGIN = ("Babel-ImageNet (github.com/gregor-ge/Babel-ImageNet; Geigle et al. 2023): labels from BabelNet v5.2 "
            "(BabelNet Non-Commercial License), templates NLLB-1.3B-distilled translations of OpenAI's 80")
 
@@ -129,7 +131,8 @@ class BabelImageNetAdapter(ImageNet1kAdapter):
         """This adapter in ``language``: its classes, labels and templates from the files under ``data_root``."""
         path = self.labels_root(data_root) / LABELS_FILE
         if not path.is_file():
-            raise DataError(f"{self.name}: {path} not found; {self.manual_for(data_root)}")
+            raise DataError(f"{self.name}: {path} not found; {_PLACE.replace('<data-root>', str(data_root))} (its "
+                            f"labels are BabelNet's, under a non-commercial licence, so clipbench does not bundle them)")
         entry = _read_json(path).get(language.upper())
         if entry is None:
             raise DataError(f"{self.name} has no labels in {language} in {path} (its languages: "
@@ -177,6 +180,4 @@ def babel_imagenet_adapter() -> BabelImageNetAdapter:
         keys=imagenet_wnids(), data_name="imagenet1k", classnames=list(prompts.classnames),
         templates=list(prompts.templates), origin=_ORIGIN,
         description="ImageNet-1k val in Babel-ImageNet's ~100 languages (--language; each its own class subset)",
-        manual=(f"{_IMAGENET_MANUAL}; and put Babel-ImageNet's {LABELS_FILE} and {PROMPTS_FILE} "
-                "(github.com/gregor-ge/Babel-ImageNet, data/; BabelNet Non-Commercial License) into "
-                "<data-root>/babel_imagenet/"))
+        manual=f"{_IMAGENET_MANUAL}; and {_PLACE}")

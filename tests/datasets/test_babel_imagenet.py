@@ -42,7 +42,7 @@ def test_each_language_scores_the_images_of_its_own_classes(tmp_path):
 
 def test_babel_files_missing_or_malformed_are_one_line(tmp_path):
     base = get_dataset("babel_imagenet")
-    with pytest.raises(DataError, match="babel_imagenet.json not found; .*gregor-ge/Babel-ImageNet"):
+    with pytest.raises(DataError, match=r"babel_imagenet.json not found; put Babel-ImageNet.s .*gregor-ge/Babel-ImageNet.*does not bundle"):
         in_language(base, "de", tmp_path)
     make_fake_babel_imagenet(tmp_path)
     with pytest.raises(DataError, match="has no labels in ko .*its languages: en, de, fy, zh"):
