@@ -90,8 +90,8 @@ def render_datasets() -> str:
            "table with a column saying which datasets are present under your data root.\n"]
     for kind, members in kinds.items():
         tasks = [name for name, task in shipped_tasks().items() if kind in task.dataset_kinds]
-        out.append(f"## {kind} ({len(members)})\n")
-        out.append(f"Scored by: {', '.join(_task_link(t) for t in tasks) or 'no registered task'}.\n")
+        out.append(f"## {kind}\n")  # no count in the heading: other pages link to its anchor
+        out.append(f"{len(members)} datasets, scored by: {', '.join(_task_link(t) for t in tasks) or 'no registered task'}.\n")
         header = ["name", "classes", "templates", "splits", "primary metric", "languages", "how to get it", "in suites"]
         out.append(table(header, [
             (f"`{r['name']}`", r.get("classes") or "-", r.get("templates") or "-", r.get("splits"),

@@ -134,3 +134,50 @@ def make_fake_xtd10(data_root: Path, n_images: int = 3) -> Path:
         (base / folder).mkdir(parents=True, exist_ok=True)
         (base / folder / f"test_1kcaptions_{code}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
     return base
+
+
+def make_fake_flores_set(data_root: Path, name: str = "xtd200", n_images: int = 3) -> Path:
+    """NLLB-CLIP's XTD200 / Flickr30k-200 layout: the image list (``test_image_names.txt`` / ``filenames.txt``)
+    and one ``<FLORES code>.txt`` per language (English as ``eng_Latn.txt``), under ``<data-root>/<name>/``."""
+    from clipbench.datasets.flores import FLORES200_CODES
+
+    base = data_root / name
+    names = ([f"COCO_train2014_{i:012d}.jpg" for i in range(n_images)] if name == "xtd200"
+             else [f"{1000092795 + i}.jpg" for i in range(n_images)])
+    for i, file in enumerate(names):
+        _image(base / "images" / file, i)
+    index = "test_image_names.txt" if name == "xtd200" else "filenames.txt"
+    (base / index).write_text("\n".join(names) + "\n", encoding="utf-8")
+    scripts = {"eng_Latn": "en", "zho_Hans": "zh", "jpn_Jpan": "ja", "arb_Arab": "ar", "deu_Latn": "de",
+               "rus_Cyrl": "ru"}
+    for code in FLORES200_CODES:
+        lang = scripts.get(code)
+        caps = [(CAPTIONS[lang][i % 3] if lang else f"{CAPTIONS['en'][i % 3]} ({code})") + f" {i}"
+                for i in range(n_images)]
+        (base / f"{code}.txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
+    return base
+
+
+def make_fake_babel_imagenet(root: Path, labels=None, prompts=None) -> None:
+    """ImageNet val folders for classes 0, 1, 2, 5 and 7 (two images each) and Babel-ImageNet's two files in their
+    published format (``{"DE": [[class indices], [labels]]}``, ``{"DE": [templates with "{}"]}``) under
+    ``<root>/babel_imagenet/``: German names classes 1, 2, 7, Chinese 0, 5, 7, 9 (9 has no images), Frisian has
+    no translated templates."""
+    from _fake_layouts_classic import put
+
+    from clipbench.datasets.imagenet import imagenet_wnids
+
+    wnids = imagenet_wnids()
+    for c in (0, 1, 2, 5, 7):
+        for i in range(2):
+            put(root / "imagenet1k" / "val" / wnids[c] / f"ILSVRC2012_val_{c:05d}{i}.JPEG", c + i)
+    labels = labels or {"EN": [list(range(1000)), [f"class {i}" for i in range(1000)]],
+                        "DE": [[1, 2, 7], ["Goldfisch", "Weißer Hai", "Hahn"]],
+                        "ZH": [[0, 5, 7, 9], ["丁鱥", "电鳐", "公鸡", "鸵鸟"]],
+                        "FY": [[1, 2], ["goudfisk", "wite haai"]]}
+    prompts = prompts or {"EN": ["a photo of a {}.", "a bad photo of the {}."], "DE": ["ein Foto von einem  {} ."],
+                          "ZH": ["一张{}的照片。"]}
+    folder = root / "babel_imagenet"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "babel_imagenet.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
+    (folder / "nllb_dist13b_prompts.json").write_text(json.dumps(prompts, ensure_ascii=False), encoding="utf-8")

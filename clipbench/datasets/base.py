@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -275,6 +275,9 @@ class ClassificationAdapter(DatasetAdapter):
     #: never count as the worst (DataComp's FMoW leaves out the region "Other").
     group_by: str = field(default="", kw_only=True)
     group_excluded: tuple[str, ...] = field(default=(), kw_only=True)
+    #: the user's prompt file (a ``datasets.prompts.PromptSet``) applied by ``with_prompts``, if any: another
+    #: ``--language`` keeps its texts (``datasets.languages``)
+    user_prompts: Any = field(default=None, kw_only=True, repr=False, compare=False)
 
     @property
     def single_label_metric(self) -> str:

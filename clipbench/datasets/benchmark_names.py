@@ -53,4 +53,6 @@ OTHER_SPELLINGS: dict[str, tuple[str, ...]] = {
     "geode": ("fairness/geode",),
     "fairface": ("fairness/fairface",),
     "utkface": ("fairness/utkface",),
+    # issue 30: CLIP_benchmark's multilingual_mscoco_captions reads XTD10's files (datasets.multilingual)
+    "xtd10": ("multilingual_mscoco_captions", "multilingual_mscoco"),
 }

@@ -4,7 +4,8 @@ Label i is the i-th wnid of the 1000 ILSVRC2012 synsets in sorted order (``image
 classnames are CLIP's 1000 curated names, templates CLIP's 80 (``imagenet1k``) or the notebook's
 7-template subset (``imagenet1k_7t``, same images, same split fingerprint, so features are shared).
 ImageNet-A and ImageNet-R cover 200 of the 1000 classes: their labels are 0..199 in the order of
-their sorted wnids, their classnames CLIP's names for those wnids.
+their sorted wnids, their classnames CLIP's names for those wnids (and, in another language, that language's
+ImageNet names for them: ``prompt_classes``, ``datasets.languages``).
 
 Their published sizes (ILSVRC2012 val 50,000; ImageNetV2 matched-frequency 10,000; ImageNet-Sketch 50,889;
 ImageNet-A 7,500; ImageNet-R 30,000, as DataComp's tasklist.yml lists them) are checked before any model
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 @functools.cache
 def imagenet_wnids() -> tuple[str, ...]:
     return tuple(packaged_prompts("imagenet1k").raw["wnids"])
+
+
+def imagenet_classes(wnids) -> tuple[int, ...]:
+    """ImageNet-1k's label of each wnid (a subset's classes among ImageNet's, for its translated classnames)."""
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    return tuple(index[w] for w in wnids)
 
 
 def _subset_wnids(name: str) -> tuple[str, ...]:
@@ -71,8 +78,6 @@ class ImageFolderVariantAdapter(LocalAdapter):
     data_name: str = ""
     #: published size of the split (``datasets.counts``: checked before any model loads)
     expected_count: int = 0
-    #: the packaged prompt files whose classnames (in other languages too) this set shares, e.g. imagenet1k
-    prompts_of: str = ""
 
     def _split_root(self, data_root: Path) -> Path | None:
         base = self.root(data_root)
@@ -163,6 +168,7 @@ def imagenet_adapters() -> list[LocalAdapter]:
         adapters.append(ImageFolderVariantAdapter(
             name=name, splits=("test",), folder=name, expected=sub, subdirs=(sub,), keys=sub_wnids,
             classnames=[names[w] for w in sub_wnids], templates=list(prompts.templates),
+            prompts_of="imagenet1k", prompt_classes=imagenet_classes(sub_wnids),
             origin=packaged_prompts(name, require_classnames=False).origin, expected_count=n,
             manual=f"extract {sub}.tar (github.com/{repo}) into <data-root>/{name}/ so that {sub}/<wnid>/ exist",
         ))

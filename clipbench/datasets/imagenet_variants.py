@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clipbench.datasets.base import SplitData
-from clipbench.datasets.imagenet import imagenet_wnids, read_class_folders
+from clipbench.datasets.imagenet import imagenet_classes, imagenet_wnids, read_class_folders
 from clipbench.datasets.images import FileSplit, images_in
 from clipbench.datasets.mirror import CB_MIRROR, MirrorAdapter
 from clipbench.datasets.prompts import packaged_prompts
@@ -51,6 +51,7 @@ def imagenet_variant_adapters() -> list[MirrorAdapter]:
         MirrorAdapter(
             name="imagenet_o", splits=("test",), folder="imagenet_o", expected="imagenet-o",
             classnames=[names[w] for w in o_prompts.raw["wnids"]], templates=list(imagenet.templates),
+            prompts_of="imagenet1k", prompt_classes=imagenet_classes(o_prompts.raw["wnids"]),
             origin=o_prompts.origin, mirror=CB_MIRROR.format("imagenet-o"), native=_imagenet_o_native,
             expected_count=2_000, count_note="ImageNet-O's 2,000 images",
             manual="extract imagenet-o.tar (github.com/hendrycks/natural-adv-examples) into <data-root>/imagenet_o/ "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipbench.datasets.base import ClassificationAdapter
@@ -51,6 +51,10 @@ class LocalAdapter(DataFolder, ClassificationAdapter):
     #: before any model loads
     expected_count: int = 0
     count_note: str = ""
+    #: the packaged prompt files whose classnames (in other languages too) this set shares, e.g. imagenet1k, and
+    #: which of their classes it has, in its label order (empty: all of them); ``datasets.languages`` reads both
+    prompts_of: str = field(default="", kw_only=True)
+    prompt_classes: tuple[int, ...] = field(default=(), kw_only=True)
 
     def is_present(self, data_root: str | Path) -> bool:
         try:

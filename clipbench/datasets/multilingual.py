@@ -1,4 +1,5 @@
-"""Multilingual image-text sets in their published layouts: Crossmodal-3600 (``xm3600``) and XTD10 (``xtd10``).
+"""Multilingual image-text sets in their published layouts: Crossmodal-3600 (``xm3600``), XTD10 (``xtd10``),
+XTD200 (``xtd200``) and Flickr30k-200 (``flickr30k_200``).
 
 One split holds the captions of every language the set publishes; the adapter's ``language``
 (``clipbench.datasets.languages.in_language``) picks which ones the tasks see. The split's targets
@@ -16,6 +17,19 @@ entry, is the same in every language: the images are encoded once for all 36 lan
   de and fr, ``STAIR/`` for Japanese, whose file says ``jp``): under ``<data-root>/xtd10/`` directly or in
   those sub-folders, with the images in ``<data-root>/xtd10/images/``.
 
+* ``xtd200`` (NLLB-CLIP, Visheratin 2023, github.com/visheratin/nllb-clip ``data/xtd200/``): XTD10's 1,000
+  images and ``test_image_names.txt``, its English captions machine-translated (NLLB-3.3B) into the 201
+  FLORES-200 languages, one file per language named by its code (``zho_Hans.txt``, ``eng_Latn.txt``), in
+  XTD10's line format; under ``<data-root>/xtd200/``, the images in ``<data-root>/xtd200/images/``.
+* ``flickr30k_200`` (the same repository, ``data/flickr30k-200/``): the 1,000 Flickr30k test images (Karpathy
+  split), ``filenames.txt`` lists them and ``<code>.txt`` holds one caption per image in each of the 201
+  languages; under ``<data-root>/flickr30k_200/``, the images in ``images/``.
+
+CLIP_benchmark's ``multilingual_mscoco_captions`` reads XTD10's own files (its index and captions are the XTD10
+repository's ``XTD10/``, ``MIC/``, ``STAIR/`` files, same 11 languages), so it is a second name of ``xtd10``.
+XTD200 and Flickr30k-200 are scored as CLIP_benchmark 1.6.2 scores them: the image list and the language's
+file line by line (clipbench refuses a file whose line count differs from the image list's, and missing images).
+
 File names from the caption files are untrusted: a name that is not a plain file name (a path separator,
 ``..``) is refused, so no caption file can point outside the image folder.
 """
@@ -27,6 +41,7 @@ from pathlib import Path
 
 from clipbench.datasets.base import SplitData
 from clipbench.datasets.caption_files import _read_rows as read_rows
+from clipbench.datasets.flores import FLORES200_CODES
 from clipbench.datasets.image_text import (
     ImageTextAdapter,
     ImageTextSplit,
@@ -43,8 +58,8 @@ XM3600_LANGUAGES = ("ar", "bn", "cs", "da", "de", "el", "en", "es", "fa", "fi", 
                     "tr", "uk", "vi", "zh")
 #: XTD10's languages (English and ten others; the Japanese file is named ``jp``)
 XTD10_LANGUAGES = ("en", "de", "es", "fr", "it", "ja", "ko", "pl", "ru", "tr", "zh")
-_XTD10_FILE_CODE = {"ja": "jp"}
-_XTD10_FOLDERS = (".", "XTD10", "MIC", "STAIR")
+#: XTD200's and Flickr30k-200's: FLORES-200's codes, English (``eng_Latn``) first as ``en``
+FLORES200_LANGUAGES = ("en", *(code for code in FLORES200_CODES if code != "eng_Latn"))
 
 
 class MultilingualSplit(ImageTextSplit):
@@ -77,15 +92,22 @@ def _plain_name(name, where: str) -> str:
 
 @dataclass
 class MultilingualAdapter(DataFolder, ImageTextAdapter):
-    """A multilingual caption set under ``<data-root>/<folder>/`` (``layout``: ``xm3600`` or ``xtd10``)."""
+    """A multilingual caption set under ``<data-root>/<folder>/``: ``layout`` ``xm3600`` (``captions.jsonl``), or
+    ``lines``: an ``index_file`` of image names and, per language, a file of one caption per line named
+    ``caption_file`` with the language's code in it (``file_codes`` where the file spells it otherwise), in the
+    folder or one of its ``sub_folders``."""
 
     languages: tuple[str, ...] = ()
-    layout: str = ""
+    layout: str = "lines"
+    index_file: str = "test_image_names.txt"
+    caption_file: str = "test_1kcaptions_{code}.txt"
+    file_codes: tuple[tuple[str, str], ...] = ()
+    sub_folders: tuple[str, ...] = (".",)
 
     def is_present(self, data_root: str | Path) -> bool:
         base = self.root(data_root)
         try:
-            index = base / ("captions.jsonl" if self.layout == "xm3600" else "test_image_names.txt")
+            index = base / ("captions.jsonl" if self.layout == "xm3600" else self.index_file)
             return index.is_file() and (base / "images").is_dir()
         except OSError:
             return False
@@ -95,7 +117,7 @@ class MultilingualAdapter(DataFolder, ImageTextAdapter):
         base = self.root(data_root)
         if not self.is_present(data_root):
             raise DataError(f"{self.name}: {base} lacks its caption index or images/; {self.manual_for(data_root)}")
-        names, captions = (self._xm3600 if self.layout == "xm3600" else self._xtd10)(base)
+        names, captions = (self._xm3600 if self.layout == "xm3600" else self._line_files)(base)
         images = base / "images"
         paths = [images / name for name in names]
         missing = [p.name for p in paths if not p.is_file()]
@@ -120,15 +142,17 @@ class MultilingualAdapter(DataFolder, ImageTextAdapter):
                                 "{\"caption\": [...]})") from exc
         return names, captions
 
-    def _xtd10(self, base: Path) -> tuple[list[str], dict[str, list[list[str]]]]:
-        index = base / "test_image_names.txt"
+    def _line_files(self, base: Path) -> tuple[list[str], dict[str, list[list[str]]]]:
+        index = base / self.index_file
         names = [_plain_name(n, str(index)) for n in _lines(index)]
         captions = {}
+        codes = dict(self.file_codes)
         for lang in self.languages:
-            file = f"test_1kcaptions_{_XTD10_FILE_CODE.get(lang, lang)}.txt"
-            found = [base / sub / file for sub in _XTD10_FOLDERS if (base / sub / file).is_file()]
+            file = self.caption_file.format(code=codes.get(lang, lang))
+            found = [base / sub / file for sub in self.sub_folders if (base / sub / file).is_file()]
             if not found:
-                raise DataError(f"{self.name}: {file} is in none of {', '.join(str(base / s) for s in _XTD10_FOLDERS)}")
+                raise DataError(f"{self.name}: {file} is in none of "
+                                f"{', '.join(str(base / s) for s in self.sub_folders)}")
             lines = _lines(found[0])
             if len(lines) != len(names):
                 raise DataError(f"{found[0]} has {len(lines)} captions for the {len(names)} images of {index}")
@@ -154,10 +178,30 @@ def multilingual_adapters() -> list[MultilingualAdapter]:
                    "so that <data-root>/xm3600/images/<image key>.jpg exist")),
         MultilingualAdapter(**image_text_fields(
             "xtd10", ("test",), "XTD10: 1,000 MSCOCO images, a caption in each of 11 languages (--language)",
-            folder="xtd10", layout="xtd10", languages=XTD10_LANGUAGES,
+            folder="xtd10", languages=XTD10_LANGUAGES, file_codes=(("ja", "jp"),),
+            sub_folders=(".", "XTD10", "MIC", "STAIR"),
             origin="XTD10 (github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10; Aggarwal & Kale 2020)",
             manual="put test_image_names.txt and the test_1kcaptions_<lang>.txt files of "
                    "github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10 (folders XTD10/, MIC/, STAIR/, kept or "
                    "flattened) into <data-root>/xtd10/, and the 1,000 MSCOCO images it names into "
                    "<data-root>/xtd10/images/")),
+        _flores_set("xtd200", "1,000 MSCOCO images (XTD10's)", "test_image_names.txt", "xtd200", "XTD10's captions",
+                    "xtd10"),
+        _flores_set("flickr30k_200", "1,000 Flickr30k test images", "filenames.txt", "flickr30k-200",
+                    "Flickr30k test captions", "flickr30k"),
     ]
+
+
+def _flores_set(name: str, images: str, index_file: str, repo_folder: str, translated: str,
+                tarball: str) -> MultilingualAdapter:
+    """One of NLLB-CLIP's 201-language sets: ``<code>.txt`` per FLORES-200 language beside the image list."""
+    title = {"xtd200": "XTD200", "flickr30k_200": "Flickr30k-200"}[name]
+    return MultilingualAdapter(**image_text_fields(
+        name, ("test",), f"{title}: {images}, a caption in each of 201 languages (--language, FLORES-200 codes)",
+        folder=name, languages=FLORES200_LANGUAGES, index_file=index_file, caption_file="{code}.txt",
+        file_codes=(("en", "eng_Latn"),),
+        origin=f"{title} (github.com/visheratin/nllb-clip, data/{repo_folder}; Visheratin 2023, NLLB-CLIP), "
+               f"{translated} translated by NLLB-3.3B",
+        manual=f"put {index_file} and the <code>.txt files of github.com/visheratin/nllb-clip/tree/main/data/"
+               f"{repo_folder} into <data-root>/{name}/, and the {images} it names (nllb-data.com/test/{tarball}/"
+               f"images.tar.gz, as CLIP_benchmark fetches them) into <data-root>/{name}/images/"))

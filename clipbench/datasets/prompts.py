@@ -34,6 +34,10 @@ class PromptSet:
     template_sets: dict[str, list[str]] = field(default_factory=dict)
     origin: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the language the file declares (its ``language`` key, as written; ``datasets.languages`` reads it), and
+    #: where the file is, for messages
+    language: str = ""
+    where: str = ""
 
     def per_class_prompts(self, templates: list[str] | None = None) -> dict[str, list[str]] | None:
         """Prompt lists for classes with synonyms (every template x every name); None when there are none."""
@@ -84,7 +88,10 @@ def parse_prompt_doc(doc: Any, where: str, require_classnames: bool = True) -> P
     if not isinstance(sets, dict):
         raise DataError(f"{where}: 'template_sets' must map a name to a list of templates")
     template_sets = {str(k): _check_templates(v, f"{where} template_sets.{k}") for k, v in sets.items()}
-    return PromptSet(classnames, templates, synonyms, template_sets, str(doc.get("origin", "")), doc)
+    language = doc.get("language") or ""
+    if not isinstance(language, str):
+        raise DataError(f"{where}: 'language' must be a language code such as zh, got {language!r}")
+    return PromptSet(classnames, templates, synonyms, template_sets, str(doc.get("origin", "")), doc, language, where)
 
 
 #: libyaml's safe loader where PyYAML was built with it: the 22 packaged prompt files parse in ~0.05 s instead
@@ -137,11 +144,13 @@ def load_prompt_file(path: str | os.PathLike) -> PromptSet:
     return parse_prompt_doc(doc, str(path), require_classnames=False)
 
 
-def with_prompts(adapter: DatasetAdapter, prompts: PromptSet | str | os.PathLike) -> DatasetAdapter:
+def with_prompts(adapter: DatasetAdapter, prompts: PromptSet | str | os.PathLike, user: bool = True) -> DatasetAdapter:
     """A copy of ``adapter`` using custom classnames and/or templates (same data, same label space).
 
     Replacing classnames requires one name per class of the adapter; replacing templates drops
-    any per-class prompt lists unless the file gives synonyms of its own.
+    any per-class prompt lists unless the file gives synonyms of its own. A ``user`` file (not a packaged
+    translation) is kept as the adapter's ``user_prompts``: it wins over the packaged translations when the run
+    asks for another language (``datasets.languages``).
     """
     if adapter.kind != CLASSIFICATION:
         raise DataError(f"{adapter.name} is an {adapter.kind} dataset: custom classnames and templates apply to "
@@ -160,4 +169,6 @@ def with_prompts(adapter: DatasetAdapter, prompts: PromptSet | str | os.PathLike
         changes["templates"] = list(prompts.templates)
     if changes:
         changes["per_class_prompts"] = prompts.per_class_prompts(changes.get("templates", adapter.templates))
+    if user:
+        changes["user_prompts"] = prompts
     return dataclasses.replace(adapter, **changes)

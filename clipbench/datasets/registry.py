@@ -63,6 +63,10 @@ from clipbench.datasets.group_sets import group_adapters  # noqa: E402  (issue 2
 for _adapter in group_adapters():
     register_dataset(_adapter)
 
+from clipbench.datasets.babel_imagenet import babel_imagenet_adapter  # noqa: E402  (issue 30: Babel-ImageNet)
+
+register_dataset(babel_imagenet_adapter())
+
 from clipbench.datasets.imagenet_w import imagenet_w_adapter  # noqa: E402  (issue 29: ImageNet-W, on imagenet1k's images)
 
 register_dataset(imagenet_w_adapter(DATASETS.get("imagenet1k")))

@@ -178,7 +178,7 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         check_task_fits(task_plan[id(adapter)], [adapter])
     scores = array is None or array.array == "score" or shard_jobs  # an extracting job-array rank logs nothing
     trackers = open_trackers(run_options, paths.results_dir, suite_obj.name) if scores else None  # before any model
-    in_languages = {a.name: plan_languages(a, run_options.language) for a in adapters
+    in_languages = {a.name: plan_languages(a, run_options.language, paths.data_root) for a in adapters
                     if any(t.uses_text for t in task_plan[id(a)])}  # a missing language fails here
     with (distributed.session(run_options.device, array) as dist, torch_threads(run_options.threads),
           hf_offline(paths.offline)):

@@ -32,6 +32,7 @@ LABEL_SPACE.update({"voc2007": 20, "hateful_memes": 2, "iwildcam": 182, "camelyo
                     "dollar_street": 58, "geode": 40, "fairface": 2, "fairface_race": 7, "fairface_age": 9,
                     "utkface": 2, "utkface_race": 5, "utkface_age": 9, "ucf101": 101,
                     "kinetics700": 700})
+LABEL_SPACE["babel_imagenet"] = 1000  # issue 30: ImageNet's; each language scores its own subset (test_babel_imagenet)
 LABEL_SPACE["imagenet_w"] = 1000  # issue 29: ImageNet val with imagenet_w's watermark (tests/features/test_imagenet_w.py)
 MEAN_PER_CLASS = {"fgvc_aircraft", "oxford_pets", "caltech101", "flowers102"}
 #: datasets scored by a metric of ``clipbench.scoring.targets`` (issue 29)
