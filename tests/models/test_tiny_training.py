@@ -52,6 +52,21 @@ def test_same_seed_gives_identical_weights_and_bytes(digits_train):
     assert first.epoch_losses == second.epoch_losses
 
 
+def test_the_compact_token_table_trains_to_the_bytes_of_the_full_table(digits_train):
+    """Training updates only the token rows the captions use; the other rows' AdamW update is exactly
+    zero, so the full table (the recipe as written) gives the same weights, bytes and losses."""
+    settings = tiny.settings_with(**{**SMALL.__dict__, "max_steps": 40, "max_shift": 1})
+    compact = tiny.train(*digits_train, settings=settings, progress=False)
+    full = tiny.train(*digits_train, settings=settings, progress=False, full_vocabulary=True)
+    assert compact.steps == full.steps == 40
+    assert compact.epoch_losses == full.epoch_losses
+    assert tiny.checkpoint_bytes(compact.state_dict) == tiny.checkpoint_bytes(full.state_dict)
+    init = tiny.CLIP(tiny.TINY_CONFIG)
+    tiny.init_parameters(init, torch.Generator().manual_seed(SMALL.seed))
+    moved = (compact.state_dict["token_embedding.weight"] != init.token_embedding.weight.half()).any(dim=1)
+    assert 10 < int(moved.sum()) < 500  # only the captions' rows moved; the rest are the initial draws
+
+
 def test_a_different_seed_gives_different_weights(digits_train):
     base = tiny.train(*_small(digits_train), settings=SMALL, progress=False)
     other = tiny.train(*_small(digits_train), settings=tiny.settings_with(**{**SMALL.__dict__, "seed": 1}), progress=False)
