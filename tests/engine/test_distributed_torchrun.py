@@ -169,8 +169,8 @@ def test_long_probe_on_rank_0_never_trips_the_stall_timeout(setup, tmp_path):
     base, argv = setup
     other = write_png_dataset(tmp_path / "more", sizes={"train": 9, "test": 9}, seed=1)
     args = argv("slowprobe", "--dataset", f"folder:{base / 'pets'},folder:{other}")
-    proc = torchrun(2, [WORKER, *args], child_env(CLIPBENCH_TEST_SLOW_PROBE_S="12", CLIPBENCH_DIST_STALL_TIMEOUT="4",
-                                                  CLIPBENCH_DIST_TIMEOUT_S="10"), base)
+    proc = torchrun(2, [WORKER, *args], child_env(CLIPBENCH_TEST_SLOW_PROBE_S="7", CLIPBENCH_DIST_STALL_TIMEOUT="4",
+                                                  CLIPBENCH_DIST_TIMEOUT_S="6"), base)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     records = read_records(base / "res-slowprobe")
     assert sorted((Path(r["dataset"]).name, r["task"]) for r in records) == [
