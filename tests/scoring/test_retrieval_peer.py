@@ -1,7 +1,7 @@
 """Peer agreement: clipbench's zeroshot_retrieval equals CLIP_benchmark's ``zeroshot_retrieval.evaluate``.
 
-Same weights (a random-weight, real-size ViT-B/32 built by OpenAI's reference code and loaded by
-clipbench from its state dict), same images, captions and preprocessing (OpenAI's ``_transform``),
+Same weights (a random-weight small ViT, 64 px, built by OpenAI's reference code and loaded by
+clipbench from its state dict; the real sizes' parity is tests/models/test_models_arch.py), same images, captions and preprocessing (OpenAI's ``_transform``),
 recall@1/5/10 in both directions. CLIP_benchmark calls image->text ``text_retrieval_recall@k`` and
 text->image ``image_retrieval_recall@k`` and reports fractions (clipbench: percent).
 """
@@ -13,7 +13,7 @@ import json
 import pytest
 import torch
 from _datasets_fixtures import collate_images_and_texts, rendered_shapes
-from _models_fixtures import REAL_CONFIGS, clip, make_reference
+from _models_fixtures import SMALL_CONFIGS, clip, make_reference
 from clip_benchmark.metrics import zeroshot_retrieval
 
 from clipbench import api
@@ -45,15 +45,15 @@ def test_recall_at_k_equals_clip_benchmark(tmp_path):
     pairs.write_text("\n".join(json.dumps({"image": p, "captions": c}) for p, c in zip(paths, captions, strict=True)),
                      encoding="utf-8")
 
-    reference = make_reference(REAL_CONFIGS["ViT-B/32"], seed=3)
-    weights = tmp_path / "vit-b-32-random.pt"
+    reference = make_reference(SMALL_CONFIGS["small-vit"], seed=3)
+    weights = tmp_path / "small-vit-random.pt"
     torch.save(reference.state_dict(), weights)
 
     (ours,) = api.run(model=str(weights), suite="smoke-retrieval", datasets=[f"pairs:{pairs}"], bootstrap=0,
                       data_root=tmp_path, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
                       progress=False, batch_size=8)
 
-    loader = torch.utils.data.DataLoader(_Pairs(paths, captions, clip.clip._transform(224)), batch_size=8,
+    loader = torch.utils.data.DataLoader(_Pairs(paths, captions, clip.clip._transform(SMALL_CONFIGS["small-vit"][1])), batch_size=8,
                                          collate_fn=collate_images_and_texts)
     theirs = zeroshot_retrieval.evaluate(reference, loader, lambda texts: clip.tokenize(texts), "cpu", amp=False,
                                          recall_k_list=list(KS))
