@@ -42,8 +42,9 @@ def test_retraining_is_deterministic_on_one_machine(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.release
 def test_retraining_reproduces_the_shipped_retrieval_scores(tmp_path):
-    """The documented `clipbench train-tiny --dataset shapes` recipe (256 steps, ~35 s of CPU) lands within 2 points
+    """The documented `clipbench train-tiny --dataset shapes` recipe (256 steps, ~23 s of CPU) lands within 2 points
     of the shipped model's mean recall on the shapes test split."""
     from clipbench import api
 

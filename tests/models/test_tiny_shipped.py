@@ -78,6 +78,7 @@ def test_zero_shot_on_the_unseen_digits_test_split_is_far_above_chance(tiny_mode
 
 
 @pytest.mark.slow
+@pytest.mark.release
 def test_full_retrain_from_scratch_reproduces_the_shipped_accuracies(tmp_path):
     """The documented `clipbench train-tiny` recipe, run in full, lands within 2 points of the shipped model.
 
