@@ -1,5 +1,5 @@
-"""Published sizes of Caltech-101, FER2013 and WinoGAViL are checked before any model loads; a copy of another
-size (or FER2013's unlabelled test.csv) is one DataError line. Kinetics-700 and UTKFace declare none."""
+"""Published sizes of FER2013 and WinoGAViL are checked before any model loads; a copy of another size (or
+FER2013's unlabelled test.csv) is one DataError line. Kinetics-700, UTKFace and Caltech-101 declare none."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ def _one_line(info) -> str:
     return message
 
 
-def test_caltech101_test_split_is_the_papers_6085(tmp_path):
+def test_caltech101_declares_no_count_while_its_published_sizes_disagree(tmp_path):
+    """9,146 images on the dataset's page (a 6,086 test split), 6,085 in DataComp's tasklist, 6,084 in TFDS:
+    a declared count could refuse a correct copy, so a small copy passes the check."""
     write_caltech101(tmp_path, 1, test_classes=2)
-    with pytest.raises(DataError) as info:
-        check_counts([get_dataset("caltech101")], tmp_path)
-    assert "caltech101 test: 2 samples under" in _one_line(info) and "expected 6,085" in str(info.value)
+    adapter = get_dataset("caltech101")
+    assert adapter.expected_count == 0
+    check_counts([adapter], tmp_path)
 
 
 def test_winogavil_counts_its_items_not_its_images(tmp_path):
