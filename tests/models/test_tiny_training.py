@@ -52,6 +52,7 @@ def test_same_seed_gives_identical_weights_and_bytes(digits_train):
     assert first.epoch_losses == second.epoch_losses
 
 
+@pytest.mark.slow
 def test_the_compact_token_table_trains_to_the_bytes_of_the_full_table(digits_train):
     """Training updates only the token rows the captions use; the other rows' AdamW update is exactly
     zero, so the full table (the recipe as written) gives the same weights, bytes and losses."""
