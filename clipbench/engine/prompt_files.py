@@ -30,12 +30,15 @@ WHAT = "[DATASET=]FILE entries, comma-separated (a FILE alone when the run has o
 
 
 def _entry(text: Any) -> tuple[str, str]:
-    """``"imagenet1k=a.yaml"`` -> ("imagenet1k", "a.yaml"); ``"a.yaml"`` (or a path whose "=" follows a "/") ->
-    ("", "a.yaml")."""
+    """``"imagenet1k=a.yaml"`` -> ("imagenet1k", "a.yaml"), ``"folder:/x=a.yaml"`` -> ("folder:/x", "a.yaml");
+    ``"a.yaml"`` (or a path whose "=" follows a "/") -> ("", "a.yaml")."""
+    from clipbench.datasets.registry import SPECS
+
     if not isinstance(text, str) or not text.strip():
         raise ClipbenchError(f"--prompts takes {WHAT}; got {text!r}")
     name, eq, path = text.strip().partition("=")
-    if not eq or not name.strip() or any(sep in name for sep in "/\\"):
+    spec = name.partition(":")[0].strip().lower() in SPECS and ":" in name
+    if not eq or not name.strip() or (any(sep in name for sep in "/\\") and not spec):
         return "", text.strip()
     if not path.strip():
         raise ClipbenchError(f"--prompts {text.strip()!r} names no file after '='")
@@ -46,8 +49,8 @@ def prompts_list(value: Any) -> tuple[tuple[str, str], ...]:
     """The ``prompts`` option as ((dataset or "", file), ...); a dataset named twice, or an unnamed file among
     several, is an error."""
     if isinstance(value, Mapping):
-        entries = [_entry(f"{k}={v}") if isinstance(k, str) and isinstance(v, str) else _entry(None)
-                   for k, v in value.items()]
+        entries = [(k.strip(), v.strip()) if isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip()
+                   else _entry(None) for k, v in value.items()]
     else:
         entries = [_entry(v) for v in (value.split(",") if isinstance(value, str) else list(value))]
     if not entries:

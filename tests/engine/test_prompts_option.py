@@ -68,8 +68,8 @@ def test_language_zh_with_a_users_file_uses_the_file(tmp_path):
 
 def test_prompts_as_a_suite_key_a_mapping_or_entries():
     suite = parse_suite({"version": 1, "datasets": ["digits", "cifar10"], "tasks": ["zeroshot"],
-                         "options": {"prompts": {"cifar10": "c.yaml"}}}, "s.yaml", "s")
-    assert resolve_options(suite, {}, "cpu").prompts == (("cifar10", "c.yaml"),)
+                         "options": {"prompts": {"cifar10": "c,d=e.yaml"}}}, "s.yaml", "s")
+    assert resolve_options(suite, {}, "cpu").prompts == (("cifar10", "c,d=e.yaml"),)
     given = resolve_options(suite, {"prompts": "digits=d.yaml,cifar10=dir/x=y.yaml"}, "cpu").prompts
     assert given == (("digits", "d.yaml"), ("cifar10", "dir/x=y.yaml"))
     assert resolve_options(suite, {"prompts": "some/dir=odd.yaml"}, "cpu").prompts == (("", "some/dir=odd.yaml"),)
@@ -95,3 +95,18 @@ def test_a_wrong_prompts_value_is_one_line_before_any_model_loads(tmp_path, caps
                  "--results-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_prompts_yaml_beside_folder_data_stays_the_datasets_own(tmp_path):
+    from _datasets_fixtures import class_tree
+
+    from clipbench.engine.prompt_files import prompts_block, prompts_list, with_run_prompts
+
+    class_tree(tmp_path / "photos", {"cat": 1, "dog": 1})
+    (tmp_path / "photos" / "prompts.yaml").write_text("templates: ['a photo of a {c}']\n", encoding="utf-8")
+    (tmp_path / "mine.yaml").write_text("templates: ['my {c}']\n", encoding="utf-8")
+    spec = f"folder:{tmp_path / 'photos'}"
+    folder = get_dataset(spec)
+    assert folder.templates == ["a photo of a {c}"] and prompts_block(folder) is None  # part of the data: no variant
+    ours = with_run_prompts([folder], [spec], prompts_list(f"{spec}={tmp_path / 'mine.yaml'}"))[0]
+    assert ours.templates == ["my {c}"] and prompts_block(ours)["file"] == "mine.yaml"
