@@ -110,3 +110,18 @@ def test_a_prompts_yaml_beside_folder_data_stays_the_datasets_own(tmp_path):
     assert folder.templates == ["a photo of a {c}"] and prompts_block(folder) is None  # part of the data: no variant
     ours = with_run_prompts([folder], [spec], prompts_list(f"{spec}={tmp_path / 'mine.yaml'}"))[0]
     assert ours.templates == ["my {c}"] and prompts_block(ours)["file"] == "mine.yaml"
+
+
+def test_a_file_no_task_reads_or_not_utf8_is_an_error_before_any_model_loads(tmp_path, monkeypatch):
+    import clipbench.engine.runner as runner
+    from clipbench.foundations.errors import ClipbenchError, DataError
+
+    monkeypatch.setattr(runner, "model_of", lambda *a, **k: pytest.fail("the model was loaded"))
+    (tmp_path / "ok.yaml").write_text("templates: ['{c}']\n", encoding="utf-8")
+    (tmp_path / "latin1.yaml").write_bytes("templates: ['{c} caf\xe9']\n".encode("latin-1"))
+    with pytest.raises(ClipbenchError, match=r"none of this run's tasks on digits \(linear_probe\) encodes class"):
+        api.run("clipbench-tiny", None, "digits", tasks="linear_probe", prompts=str(tmp_path / "ok.yaml"),
+                **_common(tmp_path))
+    with pytest.raises(DataError, match="latin1.yaml is not UTF-8 text"):
+        api.run("clipbench-tiny", None, "digits", tasks="zeroshot", prompts=str(tmp_path / "latin1.yaml"),
+                **_common(tmp_path))
