@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ class PromptSet:
     #: where the file is, for messages
     language: str = ""
     where: str = ""
+    #: SHA-256 of a user file's bytes (``load_prompt_file``; "" for packaged files), and whether the file lies
+    #: beside the data (``prompts.yaml`` of a ``folder:`` set: part of the dataset, not a run's choice)
+    sha256: str = ""
+    beside_data: bool = False
 
     def per_class_prompts(self, templates: list[str] | None = None) -> dict[str, list[str]] | None:
         """Prompt lists for classes with synonyms (every template x every name); None when there are none."""
@@ -131,9 +136,12 @@ def load_prompt_file(path: str | os.PathLike) -> PromptSet:
     """A user's prompt file (.yaml/.yml/.json); ``classnames`` and ``templates`` are each optional."""
     path = Path(path).expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except OSError as exc:
         raise DataError(f"cannot read prompt file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"prompt file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         doc = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -141,7 +149,8 @@ def load_prompt_file(path: str | os.PathLike) -> PromptSet:
         raise DataError(f"prompt file {path} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {first}") from exc
     if not isinstance(doc, dict) or not ({"classnames", "templates"} & set(doc)):
         raise DataError(f"prompt file {path}: expected a mapping with 'classnames' and/or 'templates'")
-    return parse_prompt_doc(doc, str(path), require_classnames=False)
+    parsed = parse_prompt_doc(doc, str(path), require_classnames=False)
+    return dataclasses.replace(parsed, sha256=hashlib.sha256(data).hexdigest())
 
 
 def with_prompts(adapter: DatasetAdapter, prompts: PromptSet | str | os.PathLike, user: bool = True) -> DatasetAdapter:
@@ -161,7 +170,8 @@ def with_prompts(adapter: DatasetAdapter, prompts: PromptSet | str | os.PathLike
     if prompts.classnames:
         if len(prompts.classnames) != len(adapter.classnames):
             raise DataError(
-                f"custom prompts give {len(prompts.classnames)} classnames but {adapter.name} has "
+                f"{f'prompt file {prompts.where} gives' if prompts.where else 'custom prompts give'} "
+                f"{len(prompts.classnames)} classnames but {adapter.name} has "
                 f"{len(adapter.classnames)} classes"
             )
         changes["classnames"] = list(prompts.classnames)

@@ -153,7 +153,7 @@ def apply_prompt_file(adapter: DatasetAdapter, folder: Path, keys: Sequence[str]
                 entries = [prompts.synonyms.get(c, [c]) for c in prompts.classnames]
                 order = order_by_name(entries, adapter.classnames if keys is None else keys, path)
                 prompts = dataclasses.replace(prompts, classnames=[prompts.classnames[i] for i in order])
-            return with_prompts(adapter, prompts)
+            return with_prompts(adapter, dataclasses.replace(prompts, beside_data=True))
     return adapter
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from clipbench.datasets.languages import language_list, valid_language_option
+from clipbench.engine.prompt_files import WHAT as PROMPTS_WHAT
+from clipbench.engine.prompt_files import prompts_list, valid_prompts_option
 from clipbench.foundations.option import (  # noqa: F401  (re-exported: the engine's option vocabulary)
     Option,
     a_bool,
@@ -73,6 +75,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("language", "en", valid_language_option, "language codes such as en or en,zh,de, or all",
            "languages of the class prompts and captions, comma-separated (all: every language each dataset has; "
            "one record per language; docs/multilingual.md)", str, convert=language_list),
+    Option("prompts", None, valid_prompts_option, PROMPTS_WHAT,
+           "your own classnames and/or templates file (YAML/JSON) for a dataset of the run, comma-separated "
+           "DATASET=FILE entries (FILE alone for a run of one dataset); its records get their own variant "
+           "(docs/multilingual.md)", str, convert=prompts_list),
 )
 
 

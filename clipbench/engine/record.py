@@ -15,6 +15,7 @@ import uuid
 from clipbench.datasets.base import DatasetAdapter
 from clipbench.engine.context import RunContext
 from clipbench.engine.model_facts import model_facts
+from clipbench.engine.prompt_files import prompts_block
 from clipbench.features.image_pipeline import image_pipeline
 from clipbench.foundations import torch_env
 from clipbench.models.base import ImageTextModel
@@ -66,6 +67,8 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
     if lite:  # scored on a lite suite's subset: its own variant, never a full-set number
         record["lite"] = lite
     record[task.name] = result.block
+    if task.uses_text and prompts_block(adapter) is not None:  # a user's prompt file: its own variant
+        record["prompts"] = prompts_block(adapter)
     record["model_facts"] = model_facts(model)
     if result.notes:
         record["notes"] = list(result.notes)

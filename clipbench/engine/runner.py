@@ -33,6 +33,7 @@ from clipbench.engine.plan import (
     present_datasets,
     split_names,
 )
+from clipbench.engine.prompt_files import check_prompts_used, with_run_prompts
 from clipbench.engine.record import build_record, language_mean_record, write_sample_file
 from clipbench.features.image_pipeline import check_decode_device
 from clipbench.foundations import torch_env
@@ -167,10 +168,13 @@ def run(model, suite: str | os.PathLike | Suite = "smoke", datasets=None, *, dat
         check_results_dir(paths.results_dir)  # fail before hours of work, not after
     with hf_offline(paths.offline):  # hf: datasets load here
         adapters = [adapter_of(d) for d in dataset_items]  # fail fast on unknown names, before loading models
+    adapters = with_run_prompts(adapters, dataset_items, run_options.prompts)  # --prompts: bad files fail here
     task_plan = {id(a): [get_task(t) for t in suite_obj.tasks_for(d)] for a, d in zip(adapters, dataset_items, strict=True)}
     adapters = [a for a in adapters if task_plan[id(a)]]  # --task may leave a dataset with none of its own tasks
     if not adapters:
         raise ClipbenchError(f"none of suite {suite_obj.name!r}'s datasets runs {', '.join(suite_obj.tasks)}")
+    if run_options.prompts:
+        check_prompts_used(adapters, lambda a: task_plan[id(a)])
     adapters, skipped = present_datasets(adapters, paths.data_root, run_options.skip_missing)
     if not run_options.allow_count_mismatch:  # a wrong copy is one line before any model loads
         check_counts(adapters, paths.data_root)

@@ -250,6 +250,8 @@ def record_variant(record: dict) -> str:
         parts.append(str(record["precision"]))
     if record.get("language") not in (None, "en"):  # English (and records from before languages) add nothing
         parts.append(f"lang={language_label(record)}")
+    if isinstance(record.get("prompts"), dict):  # a user's prompt file (engine.prompt_files), never the packaged
+        parts.append(f"prompts={str(record['prompts'].get('sha256'))[:12]}")
     task = task_for_record(str(record.get("task", "")))
     if task is not None:
         parts.extend(task.variant_parts(record))

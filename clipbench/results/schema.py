@@ -83,7 +83,7 @@ CORE_FIELDS: tuple[RecordField, ...] = (
 CORE_NAMES = frozenset(f.name for f in CORE_FIELDS)
 #: optional, engine-added fields readers rely on when present
 READ_CHECKED_EXTRAS: dict[str, tuple[type, ...]] = {"probe": (dict,), "variant": (str,), "model_facts": (dict,),
-                                                     "metric_ci95": (dict,)}
+                                                     "metric_ci95": (dict,), "prompts": (dict,)}
 
 
 def primary_metric(record: dict) -> str:
