@@ -19,6 +19,7 @@ def _digest(folder) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_generation_is_deterministic_and_atomic(tmp_path):
     a = shapes.ensure_generated(tmp_path / "a")
     b = shapes.ensure_generated(tmp_path / "b")

@@ -31,6 +31,7 @@ def test_shipped_file_matches_its_registered_sha256_and_size_limit():
 SHIPPED_MEAN_RECALL = 61.46
 
 
+@pytest.mark.slow
 def test_retraining_is_deterministic_on_one_machine(tmp_path):
     """The same recipe and seed give the same bytes twice on one CPU (a short run of the shapes recipe)."""
     from dataclasses import replace
