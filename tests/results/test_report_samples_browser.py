@@ -17,6 +17,7 @@ from clipbench.results.report.browser import matrix_classes
 from clipbench.results.samples import read_samples, write_sample_table
 from clipbench.scoring.paired import paired_test
 from clipbench.scoring.samples import build_kind_table
+from clipbench.scoring.samples.table import with_items
 
 N, C = 230, 5
 CLASSES = ["cat", "dog", "<b>bird</b>", "fish", "frog"]
@@ -26,6 +27,10 @@ OLD = RNG.normal(size=(N, C)) + 1.2 * np.eye(C)[LABELS]
 NEW = OLD + RNG.normal(scale=0.6, size=(N, C))
 I2T = np.array([1, 2, 1, 4, 1, 6])  # 6 images, 2 captions each
 T2I = np.array([1, 3, 2, 2, 1, 1, 9, 5, 1, 1, 6, 1])
+HOSTILE = "<img src=x onerror=alert(1)> \u202eevil"  # markup and an RTL override in a caption
+MARGIN = np.array([0.3, -0.2, 0.1, -0.5, 0.0, 0.2, -0.1, np.nan])  # selection items (sort column; NaN last)
+SUBSET = ["attr", "obj", "attr", "obj", "attr", "rel", "rel", "obj"]
+INDEX = np.arange(8) * 3  # the items' positions in the split
 
 
 def _record(record_id, timestamp, value):
@@ -55,14 +60,23 @@ def built(tmp_path_factory):
     table = build_kind_table("retrieval", {"i2t_rank": I2T, "t2i_rank": T2I, "text_image": np.arange(12) // 2,
                                            "captions": [f"caption <i>{i}</i>" for i in range(12)]})
     retrieval["samples"] = write_sample_table(results, retrieval, table, "retrieval", {"recall_k": [1, 5]})
-    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*records, retrieval]))
+    selection = _record("sel-run", "2026-11-23T12:00:00+00:00", 50.0) | {"dataset": "sugar_crepe",
+                                                                        "task": "image_caption_selection"}
+    table = with_items(build_kind_table("outcomes", {"index": INDEX, "subset": SUBSET, "outcomes": {
+        "correct": MARGIN > 0, "margin": MARGIN.astype(np.float32), "negatives": np.ones(8, np.int64),
+        "positive": np.array([HOSTILE if i == 3 else f"a <b>cat</b> {i}" for i in range(8)], dtype=object),
+        "best_negative": np.array([f"a dog {i}" for i in range(8)], dtype=object)}}), [f"img{i}.jpg" for i in range(30)])
+    selection["samples"] = write_sample_table(results, selection, table, "outcomes", {
+        "metrics": {"accuracy": "correct"}, "sort_column": "margin", "unit": "items",
+        "show_columns": ["positive", "best_negative"]})
+    (results / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*records, retrieval, selection]))
     report = build_report(results, out_dir=root / "report")
     old, new = (read_samples(results, r) for r in records)
     return report, old, new
 
 
-def _data(report) -> dict:
-    text = (report.out_dir / "browser" / "RN50_cifar10_zeroshot.js").read_text()
+def _data(report, slug="RN50_cifar10_zeroshot") -> dict:
+    text = (report.out_dir / "browser" / f"{slug}.js").read_text()
     return json.loads(text.removeprefix("window.CLIPBENCH_BROWSER = ").rstrip().removesuffix(";"))
 
 
@@ -83,6 +97,36 @@ def test_the_page_data_matches_the_samples_and_compare(built):
     md = report.markdown.read_text()
     assert "## Per-sample browser" in md and f"]({markdown_text('browser/RN50_cifar10_zeroshot.html')})" in md
     assert "href='browser/RN50_cifar10_zeroshot.html'" in report.html.read_text()
+
+
+def test_an_outcomes_page_lists_the_items_worst_first_with_their_texts(built):
+    from clipbench.results.records import read_records
+    from clipbench.results.report.browser import browser_block, outcomes_page_data
+
+    report = built[0]
+    results = report.out_dir.parent / "results"
+    record = [r for r in read_records(results / "results.jsonl") if r["record_id"] == "sel-run"][0]
+    data = outcomes_page_data(record, read_samples(results, record), {"RN50": "ResNet-50"}, {6: "thumbs/x/6.jpg"})
+    assert data["title"] == "ResNet-50 · sugar_crepe · image_caption_selection" and data["sort"] == "margin"
+    assert data["order"] == [3, 1, 6, 4, 2, 5, 0, 7]  # lowest margin first, the NaN last
+    assert [c["name"] for c in data["columns"]] == ["positive", "best_negative", "margin", "correct", "negatives"]
+    assert [c["type"] for c in data["columns"]] == ["text", "text", "number", "bool", "number"]
+    assert data["flags"] == [3] and data["columns"][3]["values"] == (MARGIN > 0).astype(int).tolist()
+    assert data["columns"][2]["values"][3] == -0.5 and data["columns"][2]["values"][7] is None
+    assert data["subsets"] == ["attr", "obj", "rel"] and data["subset"] == [0, 1, 0, 1, 0, 2, 2, 1]
+    assert data["index"] == INDEX.tolist() and data["item"] == [f"img{i}.jpg" for i in INDEX]
+    assert data["summary"] == "8 items: accuracy 37.50" and data["thumbs"] == {"6": "thumbs/x/6.jpg"}
+    assert data["group"] is None and data["columns"][0]["values"][3] == HOSTILE
+
+    page = _data(report, "RN50_sugar_crepe_image_caption_selection")  # written by build_report
+    assert page["columns"][0]["values"][3] == HOSTILE  # kept as data (JSON), set as text by the script
+    assert "onerror" not in (report.out_dir / "browser" / "RN50_sugar_crepe_image_caption_selection.html").read_text()
+    assert "href='browser/RN50_sugar_crepe_image_caption_selection.html'" in report.html.read_text()
+    asked = []
+    block, pages = browser_block([record], results, {}, report.out_dir.parent / "again",
+                                 lambda r, wanted: asked.append(wanted) or {})
+    assert [p.name for p in pages] == ["RN50_sugar_crepe_image_caption_selection.html"] and block.rows[0][3] == "8"
+    assert asked == [INDEX[data["order"]].tolist()]  # thumbnails for the first page, worst first
 
 
 def test_the_heatmap_keeps_the_classes_with_the_most_errors():
@@ -165,10 +209,22 @@ def test_clicks_open_a_cells_samples_the_pages_and_the_disagreements(built, tmp_
         assert driver.find_element(By.ID, "count").text == f"{(T2I > 1).sum()} captions"
         assert "caption <i>6</i>" in driver.find_element(By.ID, "samples").text  # text, not markup
         driver.save_screenshot(str(shots / "browser-retrieval.png"))
+
+        driver.get((report.out_dir / "browser" / "RN50_sugar_crepe_image_caption_selection.html").as_uri())
+        order = np.argsort(MARGIN, kind="stable")
+        assert _shown(driver) == INDEX[order].tolist()  # worst margin first
+        row = driver.find_element(By.CSS_SELECTOR, "#samples tr[data-index='9']")
+        assert HOSTILE in row.get_attribute("textContent") and "img9.jpg" in row.text  # text, not markup
+        assert not driver.find_elements(By.CSS_SELECTOR, "#samples img")
+        Select(driver.find_element(By.ID, "filter-subset")).select_by_visible_text("obj")
+        Select(driver.find_element(By.ID, "filter-outcome")).select_by_visible_text("correct: no")
+        wanted = [i for i in order if SUBSET[i] == "obj" and not MARGIN[i] > 0]
+        assert _shown(driver) == INDEX[wanted].tolist() and driver.find_element(By.ID, "count").text == "3 items"
+        driver.save_screenshot(str(shots / "browser-outcomes.png"))
     finally:
         driver.quit()
     assert all((shots / f"browser-{v}.png").stat().st_size > 5000 for v in ("overview", "cell", "disagreement",
-                                                                           "retrieval"))
+                                                                           "retrieval", "outcomes"))
 
 
 def test_thumbnails_show_the_records_samples_once(tmp_path, monkeypatch, caplog):

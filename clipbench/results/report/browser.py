@@ -13,7 +13,9 @@ For the newest default run of each (model, dataset, task) whose per-sample file 
   counted as ``compare``'s McNemar test counts them (``scoring.paired.discordant``).
 
 A retrieval record's page lists every caption with its image's rank, worst first, filtered by
-"missed at k" (``retrieval_page_data``).
+"missed at k" (``retrieval_page_data``). An ``outcomes`` record's page (image-caption selection, image
+retrieval) lists every item worst first by the file's ``sort_column``, with its shown texts and outcomes,
+filtered by subset and by a right/wrong outcome (``outcomes_page_data``).
 
 The data goes into ``browser/<slug>.js`` (``window.CLIPBENCH_BROWSER = {...}``), which a page opened from
 disk (file://) can load where it could not fetch JSON; every name is set as text by the page's script,
@@ -93,6 +95,51 @@ def retrieval_page_data(record: dict, samples, names: dict[str, str], thumbs: di
             "thumbs": {str(k): v for k, v in (thumbs or {}).items()}}
 
 
+def _outcome_order(samples) -> np.ndarray:
+    """Row positions, worst first: the lowest ``sort_column`` first (NaN last; ties in file order)."""
+    sort = samples.meta.get("sort_column")
+    if sort not in samples.columns:
+        return np.arange(len(samples))
+    return np.argsort(samples.columns[sort].astype(np.float64), kind="stable")
+
+
+def _outcome_column(name: str, values: np.ndarray) -> dict:
+    """One column for the page: booleans as 0/1, numbers rounded (NaN: null), anything else as text."""
+    if values.dtype == np.bool_:
+        return {"name": name, "type": "bool", "values": values.astype(int).tolist()}
+    if np.issubdtype(values.dtype, np.integer):
+        return {"name": name, "type": "number", "values": values.tolist()}
+    if np.issubdtype(values.dtype, np.floating):
+        return {"name": name, "type": "number",
+                "values": [round(float(v), 4) if np.isfinite(v) else None for v in values.tolist()]}
+    return {"name": name, "type": "text", "values": [None if v is None else str(v) for v in values.tolist()]}
+
+
+def outcomes_page_data(record: dict, samples, names: dict[str, str], thumbs: dict[int, str] | None = None) -> dict:
+    """An ``outcomes`` record's page: every item (a selection item, an image-retrieval query) in ``order``,
+    worst first; its ``show_columns`` (e.g. the captions), then the sort column, then the other outcomes;
+    ``flags``: the right/wrong metric columns (by position in ``columns``) the page filters on."""
+    meta = samples.meta
+    shown = [c for c in meta.get("show_columns") or [] if c in samples.columns]
+    sort = meta.get("sort_column")
+    first = [*shown, *([sort] if sort in samples.columns and sort not in shown else [])]
+    ordered = [*first, *(c for c in samples.columns if c not in first)]
+    columns = [_outcome_column(c, samples.columns[c]) for c in ordered]
+    metric_columns = set((meta.get("metrics") or {}).values())
+    subsets = list(dict.fromkeys(samples.subset)) if samples.subset is not None else None
+    return {"kind": "outcomes", "title": f"{names.get(record['model'], record['model'])} · {record['dataset']} · "
+                                         f"{record['task']}",
+            "record_id": record.get("record_id"), "page_size": PAGE_SIZE, "unit": str(meta.get("unit", "items")),
+            "summary": samples.describe(record, 0)[0], "sort": sort if sort in samples.columns else None,
+            "index": samples.index.tolist(), "order": _outcome_order(samples).tolist(),
+            "item": [None if v is None else str(v) for v in samples.item] if samples.item else None,
+            "subsets": subsets, "subset": [subsets.index(s) for s in samples.subset] if subsets is not None else None,
+            "group": [None if g is None else str(g) for g in samples.group] if samples.group is not None else None,
+            "columns": columns,
+            "flags": [j for j, c in enumerate(columns) if c["type"] == "bool" and c["name"] in metric_columns],
+            "thumbs": {str(k): v for k, v in (thumbs or {}).items()}}
+
+
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>clipbench samples</title>
 <link rel="stylesheet" href="browser.css"></head>
@@ -135,6 +182,7 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
     from clipbench.results.report.browser_assets import SCRIPT, STYLE
     from clipbench.results.samples import read_samples
     from clipbench.scoring.samples.classification import SampleLog, confident_errors
+    from clipbench.scoring.samples.outcomes import OutcomeSamples
     from clipbench.scoring.samples.retrieval import RetrievalSamples
 
     rows, links, written = [], [], []
@@ -157,8 +205,12 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
                 wanted += samples.index[samples.correct != other_samples.correct].tolist()
             thumbs = thumbnails(record, wanted) if thumbnails is not None else None
             data = page_data(record, samples, other, other_samples, names, thumbs)
+        elif isinstance(samples, OutcomeSamples):
+            first = samples.index[_outcome_order(samples)[:PAGE_SIZE]].tolist()  # the first page, worst first
+            thumbs = thumbnails(record, first) if thumbnails is not None else None
+            data, other = outcomes_page_data(record, samples, names, thumbs), None
         else:
-            continue  # outcomes (selection, image retrieval): no page yet
+            continue  # targets (multi-label, binary, grouped sets): no page yet
         slug = file_slug(f"{record['model']}_{record['dataset']}_{record['task']}")
         page = write_page(out, slug, data)
         written.append(page)
@@ -173,7 +225,8 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
     block = Block("Per-sample browser", ["model", "dataset", "task", "samples", "earlier run to compare"], rows,
                   "One page per record with a per-sample file. Classification: the most confident errors, the "
                   "confusion matrix (click a cell for its samples), every sample filtered by class and correctness, "
-                  "and the samples two runs disagree on. Retrieval: every caption's rank, worst first. Static pages: "
-                  "open them from disk, no server needed.")
+                  "and the samples two runs disagree on. Retrieval: every caption's rank, worst first. Selection and image "
+                  "retrieval: every item or query worst first (lowest margin or AP), with its captions and outcomes, "
+                  "filtered by subset and right or wrong. Static pages: open them from disk, no server needed.")
     block.links = links
     return block, written

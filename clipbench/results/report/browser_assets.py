@@ -4,7 +4,7 @@ The script reads ``window.CLIPBENCH_BROWSER`` (written by ``clipbench.results.re
 every name through ``textContent``, so a class name from a hostile dataset stays text. Element ids the
 tests drive: ``matrix`` (cells ``cell-<true>-<predicted>``), ``filter-class``, ``filter-correct``,
 ``filter-agree``, ``clear``, ``prev``, ``next``, ``count``, ``page``, ``samples`` (rows ``data-index``),
-``errors``.
+``errors``; the outcomes page: ``filter-subset``, ``filter-outcome``.
 """
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}
@@ -50,6 +50,7 @@ SCRIPT = r"""(function () {
   app.textContent = "";
   app.appendChild(el("h1", {}, D.title));
   if (D.kind === "retrieval") { retrieval(); return; }
+  if (D.kind === "outcomes") { outcomes(); return; }
   const right = D.correct.reduce((a, b) => a + b, 0);
   app.appendChild(el("p", {}, N + " samples, " + right + " right at top-1 (" + (100 * right / Math.max(N, 1)).toFixed(2) + "%)."));
 
@@ -195,6 +196,60 @@ SCRIPT = r"""(function () {
       }
     }
     fm.addEventListener("change", () => { k = Number(fm.value); p = 0; draw(); });
+    prev.addEventListener("click", () => { p -= 1; draw(); });
+    next.addEventListener("click", () => { p += 1; draw(); });
+    draw();
+  }
+
+  function outcomes() {
+    // every item worst first (D.order), filtered by subset and by a right/wrong column (D.flags)
+    app.appendChild(el("p", {}, D.summary + (D.sort ? ". Lowest " + D.sort + " first." : ".")));
+    const ctl = el("div", { class: "controls" });
+    const fs = el("select", { id: "filter-subset" }); fs.appendChild(el("option", { value: "-1" }, "every subset"));
+    (D.subsets || []).forEach((s, j) => fs.appendChild(el("option", { value: String(j) }, s)));
+    if (D.subsets) ctl.append(el("label", {}, "subset "), fs);
+    const fo = el("select", { id: "filter-outcome" }); fo.appendChild(el("option", { value: "" }, "every outcome"));
+    for (const c of D.flags) for (const [v, t] of [[1, "yes"], [0, "no"]])
+      fo.appendChild(el("option", { value: c + ":" + v }, D.columns[c].name + ": " + t));
+    if (D.flags.length) ctl.append(el("label", {}, " outcome "), fo);
+    const prev = el("button", { id: "prev" }, "previous"), next = el("button", { id: "next" }, "next");
+    const count = el("span", { id: "count" }), page = el("span", { id: "page" });
+    ctl.append(prev, page, next, count);
+    const st = el("table", { id: "samples" });
+    app.append(ctl, st);
+    const heads = ["image", "index"].concat(D.item ? ["item"] : [], D.subsets ? ["subset"] : [], D.group ? ["group"] : [],
+                                            D.columns.map(c => c.name));
+    function cell(c, i) {
+      const v = c.values[i];
+      if (v === null || v === undefined) return el("td", {}, "–");
+      if (c.type === "bool") return el("td", { class: v ? "right" : "wrong" }, v ? "yes" : "no");
+      if (c.type === "number") return el("td", { class: "n" }, Number.isInteger(v) ? String(v) : v.toFixed(4));
+      return el("td", {}, v);
+    }
+    let p = 0;
+    function draw() {
+      const sub = Number(fs.value), [fc, fv] = fo.value ? fo.value.split(":").map(Number) : [-1, 0];
+      const rows = D.order.filter(i => (sub < 0 || D.subset[i] === sub) && (fc < 0 || D.columns[fc].values[i] === fv));
+      const pages = Math.max(1, Math.ceil(rows.length / D.page_size));
+      p = Math.min(p, pages - 1);
+      count.textContent = rows.length + " " + D.unit; page.textContent = " page " + (p + 1) + " of " + pages + " ";
+      prev.disabled = p === 0; next.disabled = p >= pages - 1;
+      st.textContent = "";
+      const h = el("tr"); for (const t of heads) h.appendChild(el("th", {}, t));
+      st.appendChild(h);
+      for (const i of rows.slice(p * D.page_size, (p + 1) * D.page_size)) {
+        const tr = el("tr", { "data-index": String(D.index[i]) }), td = el("td"), src = D.thumbs[String(D.index[i])];
+        td.appendChild(src ? el("img", { src: src, class: "thumb", alt: "sample " + D.index[i] }) : el("span", {}, "–"));
+        tr.append(td, el("td", { class: "n" }, String(D.index[i])));
+        if (D.item) tr.appendChild(el("td", {}, D.item[i] === null ? "–" : D.item[i]));
+        if (D.subsets) tr.appendChild(el("td", {}, D.subsets[D.subset[i]]));
+        if (D.group) tr.appendChild(el("td", {}, D.group[i] === null ? "–" : D.group[i]));
+        for (const c of D.columns) tr.appendChild(cell(c, i));
+        st.appendChild(tr);
+      }
+    }
+    fs.addEventListener("change", () => { p = 0; draw(); });
+    fo.addEventListener("change", () => { p = 0; draw(); });
     prev.addEventListener("click", () => { p -= 1; draw(); });
     next.addEventListener("click", () => { p += 1; draw(); });
     draw();
