@@ -118,5 +118,6 @@ def write_sample_file(ctx: RunContext, record: dict, result: TaskResult) -> None
     table = result.samples
     if table is None or not ctx.write or not should_log(ctx.options.get("log_samples", "auto"), int(table.n)):
         return
-    rows = with_items(build_kind_table(table.kind, table.data), result.split.sample_names())
+    names = result.split.sample_names() if (table.meta or {}).get("index_is_sample", True) else None
+    rows = with_items(build_kind_table(table.kind, table.data), names)
     record["samples"] = write_sample_table(ctx.paths.results_dir, record, rows, table.kind, table.meta)

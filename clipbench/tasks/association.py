@@ -60,5 +60,6 @@ class AssociationTask(Task):
         samples = SampleTable("outcomes", len(values), {
             "index": np.arange(len(values)), "outcomes": {"jaccard": values, "cue": np.asarray(split.texts, object)},
             "group": [str(s) for s in sizes]},
-            {"metrics": {"jaccard": "jaccard"}, "unit": "items", "sort_column": "jaccard", "show_columns": ["cue"]})
+            {"metrics": {"jaccard": "jaccard"}, "unit": "items", "sort_column": "jaccard", "show_columns": ["cue"],
+             "index_is_sample": False})  # rows number the cues, not the split's images: no file names, no thumbnails
         return TaskResult(split, metrics, ci, block, samples)

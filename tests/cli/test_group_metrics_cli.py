@@ -79,6 +79,7 @@ def test_association_task_runs_winogavil_and_the_gate_pairs_its_items(tmp_path, 
     assert record["association"]["items_per_bucket"] == {"jaccard_5_6": 3, "jaccard_10_12": 3}
     samples = read_samples(tmp_path / "a", record)
     assert len(samples) == 6 and abs(100 * samples.columns["jaccard"].mean() - record["metrics"]["jaccard"]) < 1e-9
+    assert samples.item is None  # a row is a cue over several images: no one file name
     assert main([*argv, "--results-dir", str(tmp_path / "b")]) == 0
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "b"), "--baseline", str(tmp_path / "a")]) == 0

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -127,6 +128,14 @@ def test_an_outcomes_page_lists_the_items_worst_first_with_their_texts(built):
                                  lambda r, wanted: asked.append(wanted) or {})
     assert [p.name for p in pages] == ["RN50_sugar_crepe_image_caption_selection.html"] and block.rows[0][3] == "8"
     assert asked == [INDEX[data["order"]].tolist()]  # thumbnails for the first page, worst first
+    cues = results.parent / "cues"  # rows that number a task's items, not the split's images: no thumbnails
+    table = build_kind_table("outcomes", {"index": np.arange(3), "outcomes": {"jaccard": np.array([0.5, 0.0, 1.0])}})
+    cue = record | {"record_id": "cue-run", "task": "association"}
+    cue["samples"] = write_sample_table(cues, cue, table, "outcomes", {"metrics": {"jaccard": "jaccard"},
+                                                                       "sort_column": "jaccard", "index_is_sample": False})
+    block, pages = browser_block([cue], cues, {}, cues / "report", lambda r, wanted: asked.append(wanted) or {})
+    assert len(pages) == 1 and len(asked) == 1 and _data(SimpleNamespace(out_dir=cues / "report"),
+                                                          "RN50_sugar_crepe_association")["order"] == [1, 0, 2]
 
 
 def test_the_heatmap_keeps_the_classes_with_the_most_errors():

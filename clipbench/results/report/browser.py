@@ -207,7 +207,8 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
             data = page_data(record, samples, other, other_samples, names, thumbs)
         elif isinstance(samples, OutcomeSamples):
             first = samples.index[_outcome_order(samples)[:PAGE_SIZE]].tolist()  # the first page, worst first
-            thumbs = thumbnails(record, first) if thumbnails is not None else None
+            per_sample = samples.meta.get("index_is_sample", True)  # else rows are items over several images
+            thumbs = thumbnails(record, first) if thumbnails is not None and per_sample else None
             data, other = outcomes_page_data(record, samples, names, thumbs), None
         else:
             continue  # targets (multi-label, binary, grouped sets): no page yet

@@ -6,6 +6,8 @@ as ``correct`` or ``hit@5``, or numbers such as ``ap_at_r``). The file's metadat
 metric to its column (``metrics``: e.g. ``{"accuracy": "correct"}``, metric = 100 x the column's
 mean) and names the column to sort errors by (``sort_column``, lowest first: the selection margin
 or the query's AP) and the columns to show beside them (``show_columns``, e.g. the captions).
+``index_is_sample: false`` says a row's ``index`` numbers the task's items (WinoGAViL's cues), not the
+split's samples: such rows get no file name and no thumbnail.
 
 The paired test is McNemar for right/wrong columns and a paired bootstrap otherwise
 (``clipbench.scoring.paired.paired_outcomes``).
