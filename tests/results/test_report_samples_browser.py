@@ -136,6 +136,10 @@ def test_an_outcomes_page_lists_the_items_worst_first_with_their_texts(built):
     block, pages = browser_block([cue], cues, {}, cues / "report", lambda r, wanted: asked.append(wanted) or {})
     assert len(pages) == 1 and len(asked) == 1 and _data(SimpleNamespace(out_dir=cues / "report"),
                                                           "RN50_sugar_crepe_association")["order"] == [1, 0, 2]
+    table = build_kind_table("outcomes", {"index": np.arange(2), "outcomes": {"text": np.array(["a", "b"], object)}})
+    bad = cue | {"record_id": "bad-run", "task": "bad"}  # a hostile file: its metric and sort column hold text
+    bad["samples"] = write_sample_table(cues, bad, table, "outcomes", {"metrics": {"m": "text"}, "sort_column": "text"})
+    assert browser_block([bad], cues, {}, cues / "report2", None) == (None, [])
 
 
 def test_the_heatmap_keeps_the_classes_with_the_most_errors():

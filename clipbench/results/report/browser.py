@@ -1,4 +1,4 @@
-"""The per-sample browser: one static page per classification record with a per-sample file (no server).
+"""The per-sample browser: one static page per record with a per-sample file (no server).
 
 For the newest default run of each (model, dataset, task) whose per-sample file is of the
 ``classification`` kind, ``browser/<slug>.html`` shows:
@@ -206,10 +206,14 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
             thumbs = thumbnails(record, wanted) if thumbnails is not None else None
             data = page_data(record, samples, other, other_samples, names, thumbs)
         elif isinstance(samples, OutcomeSamples):
-            first = samples.index[_outcome_order(samples)[:PAGE_SIZE]].tolist()  # the first page, worst first
-            per_sample = samples.meta.get("index_is_sample", True)  # else rows are items over several images
-            thumbs = thumbnails(record, first) if thumbnails is not None and per_sample else None
-            data, other = outcomes_page_data(record, samples, names, thumbs), None
+            try:  # a hostile file's text in a metric or sort column: no page, not a failed report
+                first = samples.index[_outcome_order(samples)[:PAGE_SIZE]].tolist()  # the first page, worst first
+                per_sample = samples.meta.get("index_is_sample", True)  # else rows are items over several images
+                thumbs = thumbnails(record, first) if thumbnails is not None and per_sample else None
+                data, other = outcomes_page_data(record, samples, names, thumbs), None
+            except (TypeError, ValueError) as exc:
+                log.warning("no per-sample page for %s: %s", record.get("record_id"), exc)
+                continue
         else:
             continue  # targets (multi-label, binary, grouped sets): no page yet
         slug = file_slug(f"{record['model']}_{record['dataset']}_{record['task']}")
