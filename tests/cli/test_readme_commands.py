@@ -70,6 +70,7 @@ def _readme_table() -> list[list[str]]:
     return rows
 
 
+@pytest.mark.slow  # runs the quick start, report and CI gate as written (about 5 s)
 def test_the_runnable_readme_commands_run_as_written(tmp_path, monkeypatch, capsys):
     """Quick start, then the CI gate (with `my_ci.yaml` a copy of the `ci` suite, as docs/ci-gate.md says)."""
     monkeypatch.chdir(tmp_path)
