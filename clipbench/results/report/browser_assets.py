@@ -262,8 +262,8 @@ SCRIPT = r"""(function () {
       ctl.append(el("label", {}, g.name + (g.worst ? " (worst-group variable) " : " ")), s);
       return s;
     });
-    const fr = correctSelect();
-    if (D.correct) ctl.append(el("label", {}, " correct "), fr);
+    const fr = D.correct ? correctSelect() : null;
+    if (fr) ctl.append(el("label", {}, " correct "), fr);
     const names = (cs, scores) => cs.map((c, j) => name(c) + (scores ? " " + (scores[j] === null ? "–" : scores[j].toFixed(3)) : "")).join(", ");
     const heads = ["image", "index"].concat(D.item ? ["item"] : [], D.groups.map(g => g.name),
       D.multilabel ? ["true classes", "top classes (score)", "lowest true-class score"]
@@ -272,7 +272,7 @@ SCRIPT = r"""(function () {
     const draw = listView(ctl, heads, "samples", () => {
       const want = fg.map(s => Number(s.value));
       return D.order.filter(i => want.every((w, j) => w < 0 || D.groups[j].codes[i] === w) &&
-        (!D.correct || fr.value === "all" || (fr.value === "right") === (D.correct[i] === 1)));
+        (!fr || fr.value === "all" || (fr.value === "right") === (D.correct[i] === 1)));
     }, i => {
       const cells = D.item ? [[D.item[i] === null ? "–" : D.item[i]]] : [];
       D.groups.forEach(g => cells.push([g.names[g.codes[i]] !== undefined ? g.names[g.codes[i]] : String(g.codes[i])]));
@@ -285,7 +285,7 @@ SCRIPT = r"""(function () {
       }
       return row(i, [[String(D.index[i]), "n"]].concat(cells));
     });
-    for (const s of fg.concat([fr])) s.addEventListener("change", draw);
+    for (const s of fg.concat(fr ? [fr] : [])) s.addEventListener("change", draw);
     draw();
   }
 })();
