@@ -15,7 +15,9 @@ For the newest default run of each (model, dataset, task) whose per-sample file 
 A retrieval record's page lists every caption with its image's rank, worst first, filtered by
 "missed at k" (``retrieval_page_data``). An ``outcomes`` record's page (image-caption selection, image
 retrieval) lists every item worst first by the file's ``sort_column``, with its shown texts and outcomes,
-filtered by subset and by a right/wrong outcome (``outcomes_page_data``).
+filtered by subset and by a right/wrong outcome (``outcomes_page_data``). A ``targets`` record's page
+(multi-label, binary and grouped sets) lists every sample worst first (``_targets_order``) with its true
+and top classes, filtered by group and right/wrong (``targets_page_data``).
 
 The data goes into ``browser/<slug>.js`` (``window.CLIPBENCH_BROWSER = {...}``), which a page opened from
 disk (file://) can load where it could not fetch JSON; every name is set as text by the page's script,
@@ -68,7 +70,7 @@ def page_data(record: dict, samples, other: dict | None, other_samples, names: d
     matrix = np.zeros((len(shown), len(shown)), dtype=np.int64)
     keep = np.array([t in where and p in where for t, p in zip(label.tolist(), pred.tolist(), strict=True)], bool)
     np.add.at(matrix, ([where[t] for t in label[keep].tolist()], [where[p] for p in pred[keep].tolist()]), 1)
-    data = {"title": f"{names.get(record['model'], record['model'])} · {record['dataset']} · {record['task']}",
+    data = {"title": _title(record, names),
             "record_id": record.get("record_id"), "page_size": PAGE_SIZE, "classnames": classnames,
             "index": samples.index.tolist(), "label": label.tolist(), "pred": pred.tolist(),
             "confidence": [round(float(c), 4) for c in samples.confidence],
@@ -87,12 +89,29 @@ def retrieval_page_data(record: dict, samples, names: dict[str, str], thumbs: di
     """A retrieval record's page: every caption with the rank of its image (text -> image, 1 = first) and
     its image's own best caption rank (image -> text). The file keeps ranks, not the retrieved lists, so the
     page cannot show what was retrieved instead."""
-    return {"kind": "retrieval", "title": f"{names.get(record['model'], record['model'])} · {record['dataset']} · "
-                                          f"{record['task']}",
-            "record_id": record.get("record_id"), "page_size": PAGE_SIZE, "captions": list(samples.captions),
-            "image": samples.text_image.tolist(), "rank": samples.t2i_rank.tolist(),
-            "image_rank": samples.i2t_rank.tolist(), "ks": samples.ks,
-            "thumbs": {str(k): v for k, v in (thumbs or {}).items()}}
+    return _head("retrieval", record, names, thumbs) | {
+        "captions": list(samples.captions), "image": samples.text_image.tolist(), "rank": samples.t2i_rank.tolist(),
+        "image_rank": samples.i2t_rank.tolist(), "ks": samples.ks}
+
+
+def _title(record: dict, names: dict[str, str]) -> str:
+    return f"{names.get(record['model'], record['model'])} · {record['dataset']} · {record['task']}"
+
+
+def _head(kind: str, record: dict, names: dict[str, str], thumbs: dict[int, str] | None) -> dict:
+    """What every worst-first page (retrieval, outcomes, targets) starts with."""
+    return {"kind": kind, "title": _title(record, names), "record_id": record.get("record_id"),
+            "page_size": PAGE_SIZE, "thumbs": {str(k): v for k, v in (thumbs or {}).items()}}
+
+
+def _rounded(values) -> list:
+    """Numbers for a page: 4 decimals, NaN and infinities as null."""
+    return [round(v, 4) if np.isfinite(v) else None for v in np.asarray(values, np.float64).tolist()]
+
+
+def _items(samples) -> list[str | None] | None:
+    """Each row's file name (``with_items``) as text, or None where the file names none."""
+    return [None if v is None else str(v) for v in samples.item] if samples.item else None
 
 
 def _outcome_order(samples) -> np.ndarray:
@@ -110,8 +129,7 @@ def _outcome_column(name: str, values: np.ndarray) -> dict:
     if np.issubdtype(values.dtype, np.integer):
         return {"name": name, "type": "number", "values": values.tolist()}
     if np.issubdtype(values.dtype, np.floating):
-        return {"name": name, "type": "number",
-                "values": [round(float(v), 4) if np.isfinite(v) else None for v in values.tolist()]}
+        return {"name": name, "type": "number", "values": _rounded(values)}
     return {"name": name, "type": "text", "values": [None if v is None else str(v) for v in values.tolist()]}
 
 
@@ -127,17 +145,62 @@ def outcomes_page_data(record: dict, samples, names: dict[str, str], thumbs: dic
     columns = [_outcome_column(c, samples.columns[c]) for c in ordered]
     metric_columns = set((meta.get("metrics") or {}).values())
     subsets = list(dict.fromkeys(samples.subset)) if samples.subset is not None else None
-    return {"kind": "outcomes", "title": f"{names.get(record['model'], record['model'])} · {record['dataset']} · "
-                                         f"{record['task']}",
-            "record_id": record.get("record_id"), "page_size": PAGE_SIZE, "unit": str(meta.get("unit", "items")),
+    return _head("outcomes", record, names, thumbs) | {
+            "unit": str(meta.get("unit", "items")),
             "summary": samples.describe(record, 0)[0], "sort": sort if sort in samples.columns else None,
             "index": samples.index.tolist(), "order": _outcome_order(samples).tolist(),
-            "item": [None if v is None else str(v) for v in samples.item] if samples.item else None,
-            "subsets": subsets, "subset": [subsets.index(s) for s in samples.subset] if subsets is not None else None,
+            "item": _items(samples), "subsets": subsets,
+            "subset": [subsets.index(s) for s in samples.subset] if subsets is not None else None,
             "group": [None if g is None else str(g) for g in samples.group] if samples.group is not None else None,
             "columns": columns,
-            "flags": [j for j, c in enumerate(columns) if c["type"] == "bool" and c["name"] in metric_columns],
-            "thumbs": {str(k): v for k, v in (thumbs or {}).items()}}
+            "flags": [j for j, c in enumerate(columns) if c["type"] == "bool" and c["name"] in metric_columns]}
+
+
+TOP_CLASSES = 3
+
+
+def _targets_order(samples) -> np.ndarray:
+    """Row positions of a ``targets`` file, worst first (ties and NaN: in file order, NaN last):
+
+    * multi-label (VOC2007): the lowest score among the sample's true classes, lowest first (the positive
+      the model most nearly missed; samples without a true class last);
+    * binary (Hateful Memes, ROC AUC): the margin towards the true class (score of the true class minus the
+      other's), lowest first;
+    * single-label (the grouped sets): the true class's rank, highest first.
+    """
+    t = samples.targets
+    if t.multilabel:
+        return np.argsort(np.where(t.positives, t.scores, np.inf).min(axis=1, initial=np.inf), kind="stable")
+    if t.margin is not None:
+        return np.argsort(np.where(t.labels == 1, t.margin, -t.margin), kind="stable")
+    return np.argsort(-t.label_rank, kind="stable")
+
+
+def targets_page_data(record: dict, samples, names: dict[str, str], thumbs: dict[int, str] | None = None) -> dict:
+    """A ``targets`` record's page (``_targets_order`` says which rows come first): per sample its true
+    class(es) (``labels``), its top classes (``top``: the predicted class; multi-label sets: the
+    ``TOP_CLASSES`` best scored, with ``top_scores``), ``rank`` of the true class (1 = first) and
+    ``correct`` (single-label only), ``margin`` (binary: class 1's score - class 0's), ``lowest`` (multi-label:
+    the lowest true-class score), and ``groups``: each group variable's names and codes (the worst-group
+    variable first)."""
+    t = samples.targets
+    data = _head("targets", record, names, thumbs) | {
+        "summary": samples.describe(record, 0)[0], "multilabel": t.multilabel,
+        "classnames": [str(c) for c in samples.classnames()], "index": samples.index.tolist(),
+        "order": _targets_order(samples).tolist(),
+        "item": _items(samples), "groups": [
+            {"name": str(k), "names": [str(n) for n in group_names], "codes": codes.tolist(), "worst": k == t.group_by}
+            for k, (codes, group_names) in sorted(t.groups.items(), key=lambda g: g[0] != t.group_by)],
+        "rank": None, "correct": None, "margin": None, "top_scores": None, "lowest": None}
+    if t.multilabel:
+        top = np.argsort(-t.scores, axis=1, kind="stable")[:, :TOP_CLASSES]
+        lowest = np.where(t.positives, t.scores, np.inf).min(axis=1, initial=np.inf)
+        return data | {"labels": [np.flatnonzero(p).tolist() for p in t.positives], "top": top.tolist(),
+                       "top_scores": [_rounded(s) for s in np.take_along_axis(t.scores, top, axis=1)],
+                       "lowest": _rounded(lowest)}
+    return data | {"labels": t.labels[:, None].tolist(), "top": t.predicted[:, None].tolist(),
+                   "rank": (t.label_rank + 1).tolist(), "correct": (t.label_rank == 0).astype(int).tolist(),
+                   "margin": _rounded(t.margin) if t.margin is not None else None}
 
 
 _PAGE = """<!DOCTYPE html>
@@ -184,6 +247,7 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
     from clipbench.scoring.samples.classification import SampleLog, confident_errors
     from clipbench.scoring.samples.outcomes import OutcomeSamples
     from clipbench.scoring.samples.retrieval import RetrievalSamples
+    from clipbench.scoring.samples.targets import TargetSamples
 
     rows, links, written = [], [], []
     for record, other in _runs(records):
@@ -205,22 +269,23 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
                 wanted += samples.index[samples.correct != other_samples.correct].tolist()
             thumbs = thumbnails(record, wanted) if thumbnails is not None else None
             data = page_data(record, samples, other, other_samples, names, thumbs)
-        elif isinstance(samples, OutcomeSamples):
+        elif isinstance(samples, (OutcomeSamples, TargetSamples)):
+            order, page_data_of = ((_targets_order, targets_page_data) if isinstance(samples, TargetSamples)
+                                   else (_outcome_order, outcomes_page_data))
             try:  # a hostile file's text in a metric or sort column: no page, not a failed report
-                first = samples.index[_outcome_order(samples)[:PAGE_SIZE]].tolist()  # the first page, worst first
+                first = samples.index[order(samples)[:PAGE_SIZE]].tolist()  # the first page, worst first
                 per_sample = samples.meta.get("index_is_sample", True)  # else rows are items over several images
                 thumbs = thumbnails(record, first) if thumbnails is not None and per_sample else None
-                data, other = outcomes_page_data(record, samples, names, thumbs), None
+                data, other = page_data_of(record, samples, names, thumbs), None
             except (TypeError, ValueError) as exc:
                 log.warning("no per-sample page for %s: %s", record.get("record_id"), exc)
                 continue
         else:
-            continue  # targets (multi-label, binary, grouped sets): no page yet
+            continue
         slug = file_slug(f"{record['model']}_{record['dataset']}_{record['task']}")
         page = write_page(out, slug, data)
         written.append(page)
-        label = f"{names.get(record['model'], record['model'])} · {record['dataset']} · {record['task']}"
-        links.append((label, f"{BROWSER_DIR}/{page.name}"))
+        links.append((_title(record, names), f"{BROWSER_DIR}/{page.name}"))
         rows.append([names.get(record["model"], record["model"]), str(record["dataset"]), str(record["task"]),
                      str(len(samples)), "yes" if other is not None else "–"])
     if not rows:
@@ -232,6 +297,8 @@ def browser_block(records: list[dict], results_dir: Path, names: dict[str, str],
                   "confusion matrix (click a cell for its samples), every sample filtered by class and correctness, "
                   "and the samples two runs disagree on. Retrieval: every caption's rank, worst first. Selection and image "
                   "retrieval: every item or query worst first (lowest margin or AP), with its captions and outcomes, "
-                  "filtered by subset and right or wrong. Static pages: open them from disk, no server needed.")
+                  "filtered by subset and right or wrong. Multi-label, binary and grouped sets: every sample worst "
+                  "first (lowest true-class score or margin, else worst true-class rank), with its true and top "
+                  "classes, filtered by group and right or wrong. Static pages: open them from disk, no server needed.")
     block.links = links
     return block, written

@@ -4,7 +4,8 @@ The script reads ``window.CLIPBENCH_BROWSER`` (written by ``clipbench.results.re
 every name through ``textContent``, so a class name from a hostile dataset stays text. Element ids the
 tests drive: ``matrix`` (cells ``cell-<true>-<predicted>``), ``filter-class``, ``filter-correct``,
 ``filter-agree``, ``clear``, ``prev``, ``next``, ``count``, ``page``, ``samples`` (rows ``data-index``),
-``errors``; the outcomes page: ``filter-subset``, ``filter-outcome``.
+``errors``; the outcomes page: ``filter-subset``, ``filter-outcome``; the targets page: ``filter-group-<j>``
+(one per group variable), ``filter-correct``.
 """
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}
@@ -40,6 +41,34 @@ SCRIPT = r"""(function () {
     for (const [text, cls] of cells) tr.appendChild(el("td", cls ? { class: cls } : {}, text));
     return tr;
   }
+  function correctSelect() {
+    const s = el("select", { id: "filter-correct" });
+    for (const [v, t] of [["all", "right and wrong"], ["right", "right only"], ["wrong", "wrong only"]]) s.appendChild(el("option", { value: v }, t));
+    return s;
+  }
+  function listView(ctl, heads, unit, rowsOf, rowOf) {
+    // a paged table (#samples) of rowsOf()'s rows, D.page_size a page, after ctl; returns "draw from page 1"
+    const prev = el("button", { id: "prev" }, "previous"), next = el("button", { id: "next" }, "next");
+    const count = el("span", { id: "count" }), page = el("span", { id: "page" });
+    ctl.append(prev, page, next, count);
+    const st = el("table", { id: "samples" });
+    app.append(ctl, st);
+    let p = 0;
+    function draw() {
+      const rows = rowsOf();
+      const pages = Math.max(1, Math.ceil(rows.length / D.page_size));
+      p = Math.min(p, pages - 1);
+      count.textContent = rows.length + " " + unit; page.textContent = " page " + (p + 1) + " of " + pages + " ";
+      prev.disabled = p === 0; next.disabled = p >= pages - 1;
+      st.textContent = "";
+      const h = el("tr"); for (const t of heads) h.appendChild(el("th", {}, t));
+      st.appendChild(h);
+      for (const i of rows.slice(p * D.page_size, (p + 1) * D.page_size)) st.appendChild(rowOf(i));
+    }
+    prev.addEventListener("click", () => { p -= 1; draw(); });
+    next.addEventListener("click", () => { p += 1; draw(); });
+    return () => { p = 0; draw(); };
+  }
   function sampleCells(i) {
     const cells = [[String(D.index[i]), "n"], [name(D.label[i])], [name(D.pred[i])],
                    [D.confidence[i].toFixed(3), "n"], [D.correct[i] ? "right" : "wrong", D.correct[i] ? "right" : "wrong"]];
@@ -51,6 +80,7 @@ SCRIPT = r"""(function () {
   app.appendChild(el("h1", {}, D.title));
   if (D.kind === "retrieval") { retrieval(); return; }
   if (D.kind === "outcomes") { outcomes(); return; }
+  if (D.kind === "targets") { targets(); return; }
   const right = D.correct.reduce((a, b) => a + b, 0);
   app.appendChild(el("p", {}, N + " samples, " + right + " right at top-1 (" + (100 * right / Math.max(N, 1)).toFixed(2) + "%)."));
 
@@ -96,8 +126,7 @@ SCRIPT = r"""(function () {
   const ctl = el("div", { class: "controls" });
   const fc = el("select", { id: "filter-class" }); fc.appendChild(el("option", { value: "-1" }, "every class"));
   D.classnames.forEach((n, c) => fc.appendChild(el("option", { value: String(c) }, n)));
-  const fr = el("select", { id: "filter-correct" });
-  for (const [v, t] of [["all", "right and wrong"], ["right", "right only"], ["wrong", "wrong only"]]) fr.appendChild(el("option", { value: v }, t));
+  const fr = correctSelect();
   const predNote = el("span", { id: "filter-pred" });
   const clear = el("button", { id: "clear" }, "clear filters");
   ctl.append(el("label", {}, "true class "), fc, el("label", {}, " correct "), fr, predNote);
@@ -172,32 +201,17 @@ SCRIPT = r"""(function () {
     const ctl = el("div", { class: "controls" });
     const fm = el("select", { id: "filter-miss" }); fm.appendChild(el("option", { value: "0" }, "every caption"));
     for (const k of D.ks) fm.appendChild(el("option", { value: String(k) }, "image not in the top " + k));
-    const prev = el("button", { id: "prev" }, "previous"), next = el("button", { id: "next" }, "next");
-    const count = el("span", { id: "count" }), page = el("span", { id: "page" });
-    ctl.append(el("label", {}, "show "), fm, prev, page, next, count);
-    const st = el("table", { id: "samples" });
-    app.append(ctl, st);
-    let k = 0, p = 0;
-    function draw() {
-      const rows = order.filter(i => D.rank[i] > k);
-      const pages = Math.max(1, Math.ceil(rows.length / D.page_size));
-      p = Math.min(p, pages - 1);
-      count.textContent = rows.length + " captions"; page.textContent = " page " + (p + 1) + " of " + pages + " ";
-      prev.disabled = p === 0; next.disabled = p >= pages - 1;
-      st.textContent = "";
-      const h = el("tr"); for (const t of ["image", "caption", "rank of its image", "image's best caption rank"]) h.appendChild(el("th", {}, t));
-      st.appendChild(h);
-      for (const i of rows.slice(p * D.page_size, (p + 1) * D.page_size)) {
-        const tr = el("tr", { "data-index": String(i) }), td = el("td"), src = D.thumbs[String(D.image[i])];
-        td.appendChild(src ? el("img", { src: src, class: "thumb", alt: "image " + D.image[i] }) : el("span", {}, "image " + D.image[i]));
-        tr.append(td, el("td", {}, D.captions[i]), el("td", { class: "n" }, String(D.rank[i])),
-                  el("td", { class: "n" }, String(D.image_rank[D.image[i]])));
-        st.appendChild(tr);
-      }
-    }
-    fm.addEventListener("change", () => { k = Number(fm.value); p = 0; draw(); });
-    prev.addEventListener("click", () => { p -= 1; draw(); });
-    next.addEventListener("click", () => { p += 1; draw(); });
+    ctl.append(el("label", {}, "show "), fm);
+    let k = 0;
+    const draw = listView(ctl, ["image", "caption", "rank of its image", "image's best caption rank"], "captions",
+                          () => order.filter(i => D.rank[i] > k), i => {
+      const tr = el("tr", { "data-index": String(i) }), td = el("td"), src = D.thumbs[String(D.image[i])];
+      td.appendChild(src ? el("img", { src: src, class: "thumb", alt: "image " + D.image[i] }) : el("span", {}, "image " + D.image[i]));
+      tr.append(td, el("td", {}, D.captions[i]), el("td", { class: "n" }, String(D.rank[i])),
+                el("td", { class: "n" }, String(D.image_rank[D.image[i]])));
+      return tr;
+    });
+    fm.addEventListener("change", () => { k = Number(fm.value); draw(); });
     draw();
   }
 
@@ -212,11 +226,6 @@ SCRIPT = r"""(function () {
     for (const c of D.flags) for (const [v, t] of [[1, "yes"], [0, "no"]])
       fo.appendChild(el("option", { value: c + ":" + v }, D.columns[c].name + ": " + t));
     if (D.flags.length) ctl.append(el("label", {}, " outcome "), fo);
-    const prev = el("button", { id: "prev" }, "previous"), next = el("button", { id: "next" }, "next");
-    const count = el("span", { id: "count" }), page = el("span", { id: "page" });
-    ctl.append(prev, page, next, count);
-    const st = el("table", { id: "samples" });
-    app.append(ctl, st);
     const heads = ["image", "index"].concat(D.item ? ["item"] : [], D.subsets ? ["subset"] : [], D.group ? ["group"] : [],
                                             D.columns.map(c => c.name));
     function cell(c, i) {
@@ -226,32 +235,57 @@ SCRIPT = r"""(function () {
       if (c.type === "number") return el("td", { class: "n" }, Number.isInteger(v) ? String(v) : v.toFixed(4));
       return el("td", {}, v);
     }
-    let p = 0;
-    function draw() {
+    const draw = listView(ctl, heads, D.unit, () => {
       const sub = Number(fs.value), [fc, fv] = fo.value ? fo.value.split(":").map(Number) : [-1, 0];
-      const rows = D.order.filter(i => (sub < 0 || D.subset[i] === sub) && (fc < 0 || D.columns[fc].values[i] === fv));
-      const pages = Math.max(1, Math.ceil(rows.length / D.page_size));
-      p = Math.min(p, pages - 1);
-      count.textContent = rows.length + " " + D.unit; page.textContent = " page " + (p + 1) + " of " + pages + " ";
-      prev.disabled = p === 0; next.disabled = p >= pages - 1;
-      st.textContent = "";
-      const h = el("tr"); for (const t of heads) h.appendChild(el("th", {}, t));
-      st.appendChild(h);
-      for (const i of rows.slice(p * D.page_size, (p + 1) * D.page_size)) {
-        const tr = el("tr", { "data-index": String(D.index[i]) }), td = el("td"), src = D.thumbs[String(D.index[i])];
-        td.appendChild(src ? el("img", { src: src, class: "thumb", alt: "sample " + D.index[i] }) : el("span", {}, "–"));
-        tr.append(td, el("td", { class: "n" }, String(D.index[i])));
-        if (D.item) tr.appendChild(el("td", {}, D.item[i] === null ? "–" : D.item[i]));
-        if (D.subsets) tr.appendChild(el("td", {}, D.subsets[D.subset[i]]));
-        if (D.group) tr.appendChild(el("td", {}, D.group[i] === null ? "–" : D.group[i]));
-        for (const c of D.columns) tr.appendChild(cell(c, i));
-        st.appendChild(tr);
+      return D.order.filter(i => (sub < 0 || D.subset[i] === sub) && (fc < 0 || D.columns[fc].values[i] === fv));
+    }, i => {
+      const tr = row(i, [[String(D.index[i]), "n"]]);
+      if (D.item) tr.appendChild(el("td", {}, D.item[i] === null ? "–" : D.item[i]));
+      if (D.subsets) tr.appendChild(el("td", {}, D.subsets[D.subset[i]]));
+      if (D.group) tr.appendChild(el("td", {}, D.group[i] === null ? "–" : D.group[i]));
+      for (const c of D.columns) tr.appendChild(cell(c, i));
+      return tr;
+    });
+    fs.addEventListener("change", draw);
+    fo.addEventListener("change", draw);
+    draw();
+  }
+
+  function targets() {
+    // every sample worst first (D.order), filtered by each group variable and by right/wrong (single-label)
+    app.appendChild(el("p", {}, D.summary + ". " + (D.multilabel ? "Lowest score among a sample's true classes first."
+      : D.margin ? "Lowest margin towards the true class first." : "Worst rank of the true class first.")));
+    const ctl = el("div", { class: "controls" });
+    const fg = D.groups.map((g, j) => {
+      const s = el("select", { id: "filter-group-" + j }); s.appendChild(el("option", { value: "-1" }, "every " + g.name));
+      g.names.forEach((n, c) => s.appendChild(el("option", { value: String(c) }, n)));
+      ctl.append(el("label", {}, g.name + (g.worst ? " (worst-group variable) " : " ")), s);
+      return s;
+    });
+    const fr = D.correct ? correctSelect() : null;
+    if (fr) ctl.append(el("label", {}, " correct "), fr);
+    const names = (cs, scores) => cs.map((c, j) => name(c) + (scores ? " " + (scores[j] === null ? "–" : scores[j].toFixed(3)) : "")).join(", ");
+    const heads = ["image", "index"].concat(D.item ? ["item"] : [], D.groups.map(g => g.name),
+      D.multilabel ? ["true classes", "top classes (score)", "lowest true-class score"]
+                   : ["label", "predicted", "rank of the label"].concat(D.margin ? ["margin (class 1 − class 0)"] : [], ["correct"]));
+    const num = v => [v === null ? "–" : v.toFixed(3), "n"];
+    const draw = listView(ctl, heads, "samples", () => {
+      const want = fg.map(s => Number(s.value));
+      return D.order.filter(i => want.every((w, j) => w < 0 || D.groups[j].codes[i] === w) &&
+        (!fr || fr.value === "all" || (fr.value === "right") === (D.correct[i] === 1)));
+    }, i => {
+      const cells = D.item ? [[D.item[i] === null ? "–" : D.item[i]]] : [];
+      D.groups.forEach(g => cells.push([g.names[g.codes[i]] !== undefined ? g.names[g.codes[i]] : String(g.codes[i])]));
+      cells.push([names(D.labels[i])], [names(D.top[i], D.top_scores && D.top_scores[i])]);
+      if (D.multilabel) cells.push(num(D.lowest[i]));
+      else {
+        cells.push([String(D.rank[i]), "n"]);
+        if (D.margin) cells.push(num(D.margin[i]));
+        cells.push(D.correct[i] ? ["right", "right"] : ["wrong", "wrong"]);
       }
-    }
-    fs.addEventListener("change", () => { p = 0; draw(); });
-    fo.addEventListener("change", () => { p = 0; draw(); });
-    prev.addEventListener("click", () => { p -= 1; draw(); });
-    next.addEventListener("click", () => { p += 1; draw(); });
+      return row(i, [[String(D.index[i]), "n"]].concat(cells));
+    });
+    for (const s of fg.concat(fr ? [fr] : [])) s.addEventListener("change", draw);
     draw();
   }
 })();

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clipbench.scoring.samples.table import arrow_column, column_array, fixed_width, text_table
+from clipbench.scoring.samples.table import arrow_column, column_array, fixed_width, item_names, text_table
 
 GROUP_PREFIX = "group:"
 
@@ -59,6 +59,7 @@ class TargetSamples:
     index: np.ndarray
     targets: object  # clipbench.scoring.targets.ScoredTargets
     meta: dict
+    item: list[str | None] | None = None  # each sample's file (``table.with_items``), where the split names one
 
     @classmethod
     def from_table(cls, table, meta: dict) -> TargetSamples:
@@ -82,7 +83,7 @@ class TargetSamples:
             targets = ScoredTargets(labels, column_array(table.column("label_rank"), np.int64),
                                     column_array(table.column("predicted"), np.int64), n_classes, margin=margin,
                                     **common)
-        return cls(column_array(table.column("index"), np.int64), targets, meta)
+        return cls(column_array(table.column("index"), np.int64), targets, meta, item_names(table))
 
     def __len__(self) -> int:
         return int(self.index.shape[0])
@@ -123,7 +124,7 @@ class TargetSamples:
             lines += ["", "Average precision per class:"]
             rows = [("class", "positives", "AP", "11-point AP")]
             rows += [(r["class"], str(r["positives"]), _pct(r["mean_average_precision"]),
-                      _pct(r["mean_average_precision_11pt"])) for r in t.per_class_ap(self._classnames())]
+                      _pct(r["mean_average_precision_11pt"])) for r in t.per_class_ap(self.classnames())]
             return lines + text_table(rows)
         for variable, table in t.group_tables().items():
             lines += ["", f"Accuracy per {variable}" + (" (the worst-group variable):" if variable == t.group_by
@@ -134,7 +135,8 @@ class TargetSamples:
             lines += text_table(rows)
         return lines
 
-    def _classnames(self) -> list[str]:
+    def classnames(self) -> list[str]:
+        """One name per class (the file's, else the class number)."""
         names = self.meta.get("classnames") or []
         return [names[i] if i < len(names) else str(i) for i in range(self.targets.n_classes)]
 
