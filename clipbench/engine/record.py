@@ -67,8 +67,9 @@ def build_record(ctx: RunContext, model: ImageTextModel, adapter: DatasetAdapter
     if lite:  # scored on a lite suite's subset: its own variant, never a full-set number
         record["lite"] = lite
     record[task.name] = result.block
-    if task.uses_text and prompts_block(adapter) is not None:  # a user's prompt file: its own variant
-        record["prompts"] = prompts_block(adapter)
+    prompts = prompts_block(adapter) if task.uses_text else None
+    if prompts is not None:  # a user's prompt file: its own variant
+        record["prompts"] = prompts
     record["model_facts"] = model_facts(model)
     if result.notes:
         record["notes"] = list(result.notes)

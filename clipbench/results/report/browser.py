@@ -170,10 +170,15 @@ def _targets_order(samples) -> np.ndarray:
     """
     t = samples.targets
     if t.multilabel:
-        return np.argsort(np.where(t.positives, t.scores, np.inf).min(axis=1, initial=np.inf), kind="stable")
+        return np.argsort(_lowest_positive(t), kind="stable")
     if t.margin is not None:
         return np.argsort(np.where(t.labels == 1, t.margin, -t.margin), kind="stable")
     return np.argsort(-t.label_rank, kind="stable")
+
+
+def _lowest_positive(t) -> np.ndarray:
+    """[N] each multi-label sample's lowest score among its true classes (inf where it has none)."""
+    return np.where(t.positives, t.scores, np.inf).min(axis=1, initial=np.inf)
 
 
 def targets_page_data(record: dict, samples, names: dict[str, str], thumbs: dict[int, str] | None = None) -> dict:
@@ -194,10 +199,9 @@ def targets_page_data(record: dict, samples, names: dict[str, str], thumbs: dict
         "rank": None, "correct": None, "margin": None, "top_scores": None, "lowest": None}
     if t.multilabel:
         top = np.argsort(-t.scores, axis=1, kind="stable")[:, :TOP_CLASSES]
-        lowest = np.where(t.positives, t.scores, np.inf).min(axis=1, initial=np.inf)
         return data | {"labels": [np.flatnonzero(p).tolist() for p in t.positives], "top": top.tolist(),
                        "top_scores": [_rounded(s) for s in np.take_along_axis(t.scores, top, axis=1)],
-                       "lowest": _rounded(lowest)}
+                       "lowest": _rounded(_lowest_positive(t))}
     return data | {"labels": t.labels[:, None].tolist(), "top": t.predicted[:, None].tolist(),
                    "rank": (t.label_rank + 1).tolist(), "correct": (t.label_rank == 0).astype(int).tolist(),
                    "margin": _rounded(t.margin) if t.margin is not None else None}
